@@ -1,0 +1,1 @@
+//! media-blob (placeholder, being written)
