@@ -3,4 +3,12 @@
 
 pub mod codec;
 pub mod frame;
+pub mod framer;
+pub mod jitter;
+pub mod packet;
+pub mod playout;
+pub mod resample;
+pub mod send;
+pub mod sim;
 pub mod time;
+pub mod vad;
