@@ -1,1 +1,56 @@
-fn main() {}
+//! `media-processor`: the standalone binary of the open app-hosted media engine.
+//!
+//! Subcommands:
+//! - `blob` builds a media session configuration (the `mediaConfig.blob` of an
+//!   app-hosted call) and prints it, plain or embedded.
+//! - `request` prints the create-call body of one of the ten Graph scenarios and the
+//!   permissions it needs.
+//! - `inspect` reads a JSON document (blob, create-call request, call, notifications),
+//!   says what it is, validates it and summarises it.
+//! - `demo` runs the main job end to end on embedded defaults.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd_blob;
+mod cmd_demo;
+mod cmd_inspect;
+mod cmd_request;
+
+/// Open, Linux-native application-hosted real-time media engine for calling bots.
+#[derive(Debug, Parser)]
+#[command(name = "media-processor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a media session configuration (the app-hosted media blob) and print it.
+    Blob(cmd_blob::BlobArgs),
+    /// Print the create-call request body of a Graph scenario and its permissions.
+    Request(cmd_request::RequestArgs),
+    /// Identify, validate and summarise a JSON document (file or `-` for stdin).
+    Inspect(cmd_inspect::InspectArgs),
+    /// Run the end-to-end demo on embedded defaults.
+    Demo(cmd_demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Blob(args) => cmd_blob::run(args),
+        Command::Request(args) => cmd_request::run(args),
+        Command::Inspect(args) => cmd_inspect::run(args),
+        Command::Demo(args) => cmd_demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,995 @@
+//! [`MediaSessionConfig`]: the typed media session configuration, its builder,
+//! serialization, parsing and validation.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::{BlobError, BlobErrorKind};
+use crate::format::AudioFormat;
+use crate::mp_uri::MpUri;
+
+/// A list of media context GUIDs, with null and empty kept apart.
+///
+/// `None` is JSON `null` (e.g. `"dataRenderContexts":null`), `Some(vec![])` is `[]`.
+/// Entries are `Option` because the older blob form writes `"audioSourceContexts":[null]`;
+/// a `None` entry is a JSON `null` and round-trips as such.
+pub type ContextList = Option<Vec<Option<Uuid>>>;
+
+/// Default `skypeMediaBotsVersion`, as in the Graph sample blob.
+pub const DEFAULT_SKYPE_MEDIA_BOTS_VERSION: &str = "1.11.1.0086";
+/// Default `mediaStackVersion`, as in the Graph sample blob.
+pub const DEFAULT_MEDIA_STACK_VERSION: &str = "2018.53.1.1";
+/// Default `mpVersion`, as in the Graph sample blob.
+pub const DEFAULT_MP_VERSION: &str = "7.2.0.3881";
+
+const MP_URI: &str = "mpUri";
+const AUDIO_RENDER_CONTEXTS: &str = "audioRenderContexts";
+const VIDEO_RENDER_CONTEXTS: &str = "videoRenderContexts";
+const AUDIO_SOURCE_CONTEXTS: &str = "audioSourceContexts";
+const VIDEO_SOURCE_CONTEXTS: &str = "videoSourceContexts";
+const DATA_RENDER_CONTEXTS: &str = "dataRenderContexts";
+const DATA_SOURCE_CONTEXTS: &str = "dataSourceContexts";
+const SUPPORTED_AUDIO_FORMAT: &str = "supportedAudioFormat";
+const VIDEO_SINK_ENCODING_FORMATS: &str = "videoSinkEncodingFormats";
+const MP_MEDIA_SESSION_ID: &str = "mpMediaSessionId";
+const REGION_AFFINITY: &str = "regionAffinity";
+const SKYPE_MEDIA_BOTS_VERSION: &str = "skypeMediaBotsVersion";
+const MEDIA_STACK_VERSION: &str = "mediaStackVersion";
+const MP_VERSION: &str = "mpVersion";
+const CALL_ID: &str = "callId";
+
+/// The blob's known field names, in the order the Graph sample (and [`MediaSessionConfig::to_json`]) writes them.
+pub const KNOWN_FIELDS: [&str; 15] = [
+    MP_URI,
+    AUDIO_RENDER_CONTEXTS,
+    VIDEO_RENDER_CONTEXTS,
+    AUDIO_SOURCE_CONTEXTS,
+    VIDEO_SOURCE_CONTEXTS,
+    DATA_RENDER_CONTEXTS,
+    DATA_SOURCE_CONTEXTS,
+    SUPPORTED_AUDIO_FORMAT,
+    VIDEO_SINK_ENCODING_FORMATS,
+    MP_MEDIA_SESSION_ID,
+    REGION_AFFINITY,
+    SKYPE_MEDIA_BOTS_VERSION,
+    MEDIA_STACK_VERSION,
+    MP_VERSION,
+    CALL_ID,
+];
+
+/// The media session configuration ("blob") a bot puts into
+/// `mediaConfig.blob` (`#microsoft.graph.appHostedMediaConfig`).
+///
+/// Fields are public and named after the blob's camelCase keys. Make one with
+/// [`MediaSessionConfig::builder`] or by parsing ([`MediaSessionConfig::parse`],
+/// [`MediaSessionConfig::from_value`], [`MediaSessionConfig::from_embedded`]).
+/// After changing fields by hand, call [`MediaSessionConfig::validate`].
+///
+/// Parsing accepts the current form and the older one (no `callId`, `[null]`
+/// context entries, the blob as a JSON object instead of a string). Absent
+/// optional fields read as `null`. Unknown fields are kept in [`extra`](Self::extra)
+/// and written back after the known ones, in their original order.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaSessionConfig {
+    /// `mpUri`: where the remote media side connects to reach the media processor.
+    pub mp_uri: MpUri,
+    /// `audioRenderContexts`: audio contexts the processor renders (receives from the call).
+    pub audio_render_contexts: ContextList,
+    /// `videoRenderContexts`: video render contexts (`[]` for audio-only).
+    pub video_render_contexts: ContextList,
+    /// `audioSourceContexts`: audio contexts the processor sources (sends into the call).
+    pub audio_source_contexts: ContextList,
+    /// `videoSourceContexts`: video source contexts (`[]` for audio-only).
+    pub video_source_contexts: ContextList,
+    /// `dataRenderContexts`: data render contexts (`null` in the sample).
+    pub data_render_contexts: ContextList,
+    /// `dataSourceContexts`: data source contexts (`null` in the sample).
+    pub data_source_contexts: ContextList,
+    /// `supportedAudioFormat`: the PCM format audio is exchanged in.
+    pub supported_audio_format: AudioFormat,
+    /// `videoSinkEncodingFormats`: kept as raw JSON values (`[]` in the sample).
+    pub video_sink_encoding_formats: Option<Vec<Value>>,
+    /// `mpMediaSessionId`: the media session's id.
+    pub mp_media_session_id: Uuid,
+    /// `regionAffinity`: preferred region, `null` in the sample.
+    pub region_affinity: Option<String>,
+    /// `skypeMediaBotsVersion`, e.g. `1.11.1.0086`.
+    pub skype_media_bots_version: String,
+    /// `mediaStackVersion`, e.g. `2018.53.1.1`.
+    pub media_stack_version: String,
+    /// `mpVersion`, e.g. `7.2.0.3881`.
+    pub mp_version: String,
+    /// `callId`: the Graph call id. Absent in the older form; the builder always sets it,
+    /// and [`validate`](Self::validate) requires it.
+    pub call_id: Option<Uuid>,
+    /// Unknown fields, in their original order; written after the known fields.
+    pub extra: Map<String, Value>,
+}
+
+impl MediaSessionConfig {
+    /// Starts a configuration for the processor at `mp_uri` serving Graph call `call_id`.
+    ///
+    /// Defaults: a fresh v4 session id, one fresh audio render and one fresh audio
+    /// source context, empty video context arrays, `null` data contexts, `Pcm16K`,
+    /// `regionAffinity: null`, no `videoSinkEncodingFormats` (`[]`), and the sample's
+    /// versions ([`DEFAULT_SKYPE_MEDIA_BOTS_VERSION`], [`DEFAULT_MEDIA_STACK_VERSION`],
+    /// [`DEFAULT_MP_VERSION`]).
+    pub fn builder(mp_uri: MpUri, call_id: Uuid) -> MediaSessionConfigBuilder {
+        MediaSessionConfigBuilder::new(mp_uri, call_id)
+    }
+
+    /// The processor address (`mpUri`).
+    pub fn mp_uri(&self) -> &MpUri {
+        &self.mp_uri
+    }
+
+    /// The Graph call id (`callId`), absent in the older form.
+    pub fn call_id(&self) -> Option<Uuid> {
+        self.call_id
+    }
+
+    /// The media session id (`mpMediaSessionId`).
+    pub fn session_id(&self) -> Uuid {
+        self.mp_media_session_id
+    }
+
+    /// The audio format (`supportedAudioFormat`).
+    pub fn audio_format(&self) -> AudioFormat {
+        self.supported_audio_format
+    }
+
+    /// The configuration as a JSON object: known fields in the sample's order,
+    /// then unknown fields in their original order. `callId` is left out when unset.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(MP_URI.into(), Value::String(self.mp_uri.to_string()));
+        m.insert(
+            AUDIO_RENDER_CONTEXTS.into(),
+            contexts_to_value(&self.audio_render_contexts),
+        );
+        m.insert(
+            VIDEO_RENDER_CONTEXTS.into(),
+            contexts_to_value(&self.video_render_contexts),
+        );
+        m.insert(
+            AUDIO_SOURCE_CONTEXTS.into(),
+            contexts_to_value(&self.audio_source_contexts),
+        );
+        m.insert(
+            VIDEO_SOURCE_CONTEXTS.into(),
+            contexts_to_value(&self.video_source_contexts),
+        );
+        m.insert(
+            DATA_RENDER_CONTEXTS.into(),
+            contexts_to_value(&self.data_render_contexts),
+        );
+        m.insert(
+            DATA_SOURCE_CONTEXTS.into(),
+            contexts_to_value(&self.data_source_contexts),
+        );
+        m.insert(
+            SUPPORTED_AUDIO_FORMAT.into(),
+            Value::String(self.supported_audio_format.as_str().into()),
+        );
+        m.insert(
+            VIDEO_SINK_ENCODING_FORMATS.into(),
+            self.video_sink_encoding_formats
+                .clone()
+                .map_or(Value::Null, Value::Array),
+        );
+        m.insert(
+            MP_MEDIA_SESSION_ID.into(),
+            uuid_to_value(self.mp_media_session_id),
+        );
+        m.insert(
+            REGION_AFFINITY.into(),
+            self.region_affinity
+                .clone()
+                .map_or(Value::Null, Value::String),
+        );
+        m.insert(
+            SKYPE_MEDIA_BOTS_VERSION.into(),
+            Value::String(self.skype_media_bots_version.clone()),
+        );
+        m.insert(
+            MEDIA_STACK_VERSION.into(),
+            Value::String(self.media_stack_version.clone()),
+        );
+        m.insert(MP_VERSION.into(), Value::String(self.mp_version.clone()));
+        if let Some(call_id) = self.call_id {
+            m.insert(CALL_ID.into(), uuid_to_value(call_id));
+        }
+        for (k, v) in &self.extra {
+            // A known name in `extra` would overwrite a typed field; validate() reports it.
+            if !KNOWN_FIELDS.contains(&k.as_str()) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// Compact JSON text of the blob, fields in the Graph sample's order.
+    pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    /// The blob as it appears inside the JSON string literal of
+    /// `appHostedMediaConfig.blob`, without the surrounding quotes:
+    /// `{\"mpUri\":\"net.tcp://...\",...}`.
+    pub fn to_embedded(&self) -> String {
+        let quoted = Value::String(self.to_json()).to_string();
+        quoted
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .map_or_else(|| quoted.clone(), str::to_owned)
+    }
+
+    /// Parses the blob's JSON text (an object) and checks every field.
+    ///
+    /// Accepts the older form (no `callId`, `null` context entries); use
+    /// [`validate`](Self::validate) to require the current form.
+    pub fn parse(json: &str) -> Result<Self, BlobError> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| BlobError::from_json("invalid JSON", &e, 0))?;
+        match &value {
+            Value::Object(map) => Self::from_map(map),
+            other => Err(BlobError::wrong_type("blob", "a JSON object", other)),
+        }
+    }
+
+    /// Reads the value of `appHostedMediaConfig.blob`: a JSON string holding the
+    /// blob's text (current form), or the blob as a JSON object (older form).
+    pub fn from_value(v: &Value) -> Result<Self, BlobError> {
+        match v {
+            Value::String(s) => Self::parse(s),
+            Value::Object(map) => Self::from_map(map),
+            other => Err(BlobError::wrong_type(
+                "blob",
+                "a JSON string or object",
+                other,
+            )),
+        }
+    }
+
+    /// Parses the escaped form (the contents of a JSON string literal, without the
+    /// quotes), as produced by [`to_embedded`](Self::to_embedded) and shown in the
+    /// Graph docs: `{\"mpUri\":...}`.
+    pub fn from_embedded(escaped: &str) -> Result<Self, BlobError> {
+        Self::parse(&unescape(escaped)?)
+    }
+
+    /// Checks the configuration is complete and well-formed in the current form:
+    /// `callId` present, version strings non-empty without whitespace or control
+    /// characters, and no unknown field named like a known one.
+    ///
+    /// Values produced by [`MediaSessionConfigBuilder::build`] with sensible
+    /// version strings always pass.
+    pub fn validate(&self) -> Result<(), BlobError> {
+        self.check_fields()?;
+        if self.call_id.is_none() {
+            return Err(BlobError::missing(CALL_ID));
+        }
+        Ok(())
+    }
+
+    /// The checks that hold for both the current and the older form.
+    fn check_fields(&self) -> Result<(), BlobError> {
+        check_version(SKYPE_MEDIA_BOTS_VERSION, &self.skype_media_bots_version)?;
+        check_version(MEDIA_STACK_VERSION, &self.media_stack_version)?;
+        check_version(MP_VERSION, &self.mp_version)?;
+        if let Some(k) = self
+            .extra
+            .keys()
+            .find(|k| KNOWN_FIELDS.contains(&k.as_str()))
+        {
+            return Err(BlobError::invalid(
+                k.as_str(),
+                "known field stored among the unknown fields (set the typed field instead)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds a configuration from a blob object, checking every field.
+    fn from_map(map: &Map<String, Value>) -> Result<Self, BlobError> {
+        let mp_uri = match map.get(MP_URI) {
+            None => return Err(BlobError::missing(MP_URI)),
+            Some(Value::String(s)) => s.parse::<MpUri>()?,
+            Some(other) => return Err(BlobError::wrong_type(MP_URI, "a string", other)),
+        };
+        let audio_render_contexts = contexts_from(map, AUDIO_RENDER_CONTEXTS)?;
+        let video_render_contexts = contexts_from(map, VIDEO_RENDER_CONTEXTS)?;
+        let audio_source_contexts = contexts_from(map, AUDIO_SOURCE_CONTEXTS)?;
+        let video_source_contexts = contexts_from(map, VIDEO_SOURCE_CONTEXTS)?;
+        let data_render_contexts = contexts_from(map, DATA_RENDER_CONTEXTS)?;
+        let data_source_contexts = contexts_from(map, DATA_SOURCE_CONTEXTS)?;
+        let supported_audio_format = match map.get(SUPPORTED_AUDIO_FORMAT) {
+            None => return Err(BlobError::missing(SUPPORTED_AUDIO_FORMAT)),
+            Some(Value::String(s)) => s.parse::<AudioFormat>()?,
+            Some(other) => {
+                return Err(BlobError::wrong_type(
+                    SUPPORTED_AUDIO_FORMAT,
+                    "a string",
+                    other,
+                ));
+            }
+        };
+        let video_sink_encoding_formats = match map.get(VIDEO_SINK_ENCODING_FORMATS) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(a.clone()),
+            Some(other) => {
+                return Err(BlobError::wrong_type(
+                    VIDEO_SINK_ENCODING_FORMATS,
+                    "an array or null",
+                    other,
+                ));
+            }
+        };
+        let mp_media_session_id = match map.get(MP_MEDIA_SESSION_ID) {
+            None => return Err(BlobError::missing(MP_MEDIA_SESSION_ID)),
+            Some(v) => guid_from(MP_MEDIA_SESSION_ID, v)?,
+        };
+        let region_affinity = match map.get(REGION_AFFINITY) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                return Err(BlobError::wrong_type(
+                    REGION_AFFINITY,
+                    "a string or null",
+                    other,
+                ));
+            }
+        };
+        let skype_media_bots_version = string_from(map, SKYPE_MEDIA_BOTS_VERSION)?;
+        let media_stack_version = string_from(map, MEDIA_STACK_VERSION)?;
+        let mp_version = string_from(map, MP_VERSION)?;
+        let call_id = match map.get(CALL_ID) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(guid_from(CALL_ID, v)?),
+        };
+        let extra = map
+            .iter()
+            .filter(|(k, _)| !KNOWN_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = MediaSessionConfig {
+            mp_uri,
+            audio_render_contexts,
+            video_render_contexts,
+            audio_source_contexts,
+            video_source_contexts,
+            data_render_contexts,
+            data_source_contexts,
+            supported_audio_format,
+            video_sink_encoding_formats,
+            mp_media_session_id,
+            region_affinity,
+            skype_media_bots_version,
+            media_stack_version,
+            mp_version,
+            call_id,
+            extra,
+        };
+        config.check_fields()?;
+        Ok(config)
+    }
+}
+
+impl serde::Serialize for MediaSessionConfig {
+    /// Serializes as the JSON object [`MediaSessionConfig::to_json`] writes.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MediaSessionConfig {
+    /// Accepts what [`MediaSessionConfig::from_value`] accepts: the blob as an
+    /// object, or a string holding its JSON text.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(deserializer)?;
+        MediaSessionConfig::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Builder for [`MediaSessionConfig`]; start with [`MediaSessionConfig::builder`].
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct MediaSessionConfigBuilder {
+    mp_uri: MpUri,
+    call_id: Uuid,
+    session_id: Option<Uuid>,
+    audio_render_contexts: Option<Vec<Uuid>>,
+    audio_source_contexts: Option<Vec<Uuid>>,
+    video_render_contexts: Vec<Uuid>,
+    video_source_contexts: Vec<Uuid>,
+    data_render_contexts: Option<Vec<Uuid>>,
+    data_source_contexts: Option<Vec<Uuid>>,
+    audio_format: AudioFormat,
+    region_affinity: Option<String>,
+    skype_media_bots_version: String,
+    media_stack_version: String,
+    mp_version: String,
+}
+
+impl MediaSessionConfigBuilder {
+    fn new(mp_uri: MpUri, call_id: Uuid) -> Self {
+        MediaSessionConfigBuilder {
+            mp_uri,
+            call_id,
+            session_id: None,
+            audio_render_contexts: None,
+            audio_source_contexts: None,
+            video_render_contexts: Vec::new(),
+            video_source_contexts: Vec::new(),
+            data_render_contexts: None,
+            data_source_contexts: None,
+            audio_format: AudioFormat::Pcm16K,
+            region_affinity: None,
+            skype_media_bots_version: DEFAULT_SKYPE_MEDIA_BOTS_VERSION.into(),
+            media_stack_version: DEFAULT_MEDIA_STACK_VERSION.into(),
+            mp_version: DEFAULT_MP_VERSION.into(),
+        }
+    }
+
+    /// Sets `mpMediaSessionId` (default: a fresh v4 UUID).
+    pub fn session_id(mut self, id: Uuid) -> Self {
+        self.session_id = Some(id);
+        self
+    }
+
+    /// Sets `audioRenderContexts` (default: one fresh v4 UUID).
+    pub fn audio_render_contexts(mut self, ids: Vec<Uuid>) -> Self {
+        self.audio_render_contexts = Some(ids);
+        self
+    }
+
+    /// Sets `audioSourceContexts` (default: one fresh v4 UUID).
+    pub fn audio_source_contexts(mut self, ids: Vec<Uuid>) -> Self {
+        self.audio_source_contexts = Some(ids);
+        self
+    }
+
+    /// Sets `videoRenderContexts` (default: `[]`).
+    pub fn video_render_contexts(mut self, ids: Vec<Uuid>) -> Self {
+        self.video_render_contexts = ids;
+        self
+    }
+
+    /// Sets `videoSourceContexts` (default: `[]`).
+    pub fn video_source_contexts(mut self, ids: Vec<Uuid>) -> Self {
+        self.video_source_contexts = ids;
+        self
+    }
+
+    /// Sets `dataRenderContexts`; `None` is `null` (the default).
+    pub fn data_render_contexts(mut self, ids: Option<Vec<Uuid>>) -> Self {
+        self.data_render_contexts = ids;
+        self
+    }
+
+    /// Sets `dataSourceContexts`; `None` is `null` (the default).
+    pub fn data_source_contexts(mut self, ids: Option<Vec<Uuid>>) -> Self {
+        self.data_source_contexts = ids;
+        self
+    }
+
+    /// Sets `supportedAudioFormat` (default: `Pcm16K`).
+    pub fn audio_format(mut self, format: AudioFormat) -> Self {
+        self.audio_format = format;
+        self
+    }
+
+    /// Sets `skypeMediaBotsVersion`, `mediaStackVersion` and `mpVersion`
+    /// (defaults: the Graph sample's `1.11.1.0086`, `2018.53.1.1`, `7.2.0.3881`).
+    pub fn versions(mut self, skype_media_bots: &str, media_stack: &str, mp: &str) -> Self {
+        self.skype_media_bots_version = skype_media_bots.into();
+        self.media_stack_version = media_stack.into();
+        self.mp_version = mp.into();
+        self
+    }
+
+    /// Sets `regionAffinity`; `None` is `null` (the default).
+    pub fn region_affinity(mut self, region: Option<String>) -> Self {
+        self.region_affinity = region;
+        self
+    }
+
+    /// Finishes the configuration, drawing fresh v4 UUIDs for ids not given.
+    pub fn build(self) -> MediaSessionConfig {
+        let some_all = |ids: Vec<Uuid>| Some(ids.into_iter().map(Some).collect::<Vec<_>>());
+        MediaSessionConfig {
+            mp_uri: self.mp_uri,
+            audio_render_contexts: some_all(
+                self.audio_render_contexts
+                    .unwrap_or_else(|| vec![Uuid::new_v4()]),
+            ),
+            video_render_contexts: some_all(self.video_render_contexts),
+            audio_source_contexts: some_all(
+                self.audio_source_contexts
+                    .unwrap_or_else(|| vec![Uuid::new_v4()]),
+            ),
+            video_source_contexts: some_all(self.video_source_contexts),
+            data_render_contexts: self.data_render_contexts.and_then(some_all),
+            data_source_contexts: self.data_source_contexts.and_then(some_all),
+            supported_audio_format: self.audio_format,
+            video_sink_encoding_formats: Some(Vec::new()),
+            mp_media_session_id: self.session_id.unwrap_or_else(Uuid::new_v4),
+            region_affinity: self.region_affinity,
+            skype_media_bots_version: self.skype_media_bots_version,
+            media_stack_version: self.media_stack_version,
+            mp_version: self.mp_version,
+            call_id: Some(self.call_id),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// Serde adapter for a field that holds the blob as a JSON *string* (the current
+/// `appHostedMediaConfig.blob` form): serializes [`MediaSessionConfig::to_json`] as a
+/// string, deserializes a string or (older form) an object.
+///
+/// ```
+/// # use media_blob::{MediaSessionConfig, MpUri};
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct AppHostedMediaConfig {
+///     #[serde(with = "media_blob::as_json_string")]
+///     blob: MediaSessionConfig,
+/// }
+/// let blob = MediaSessionConfig::builder(MpUri::quic("localhost", 4433)?, uuid::Uuid::new_v4()).build();
+/// let text = serde_json::to_string(&AppHostedMediaConfig { blob: blob.clone() }).expect("serialize");
+/// assert!(text.starts_with(r#"{"blob":"{\"mpUri\":\"quic://localhost:4433/MediaProcessor\""#));
+/// let back: AppHostedMediaConfig = serde_json::from_str(&text).expect("deserialize");
+/// assert_eq!(back.blob, blob);
+/// # Ok::<(), media_blob::BlobError>(())
+/// ```
+pub mod as_json_string {
+    use super::MediaSessionConfig;
+    use serde::Deserialize;
+
+    /// Serializes the configuration as a JSON string holding its compact JSON text.
+    pub fn serialize<S: serde::Serializer>(
+        config: &MediaSessionConfig,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&config.to_json())
+    }
+
+    /// Deserializes from a JSON string holding the blob, or from the blob object.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<MediaSessionConfig, D::Error> {
+        let v = serde_json::Value::deserialize(deserializer)?;
+        MediaSessionConfig::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+fn uuid_to_value(id: Uuid) -> Value {
+    Value::String(id.hyphenated().to_string())
+}
+
+fn contexts_to_value(list: &ContextList) -> Value {
+    match list {
+        None => Value::Null,
+        Some(ids) => Value::Array(
+            ids.iter()
+                .map(|id| id.map_or(Value::Null, uuid_to_value))
+                .collect(),
+        ),
+    }
+}
+
+/// Parses a GUID in its 8-4-4-4-12 hex form (either case).
+fn parse_guid(path: &str, s: &str) -> Result<Uuid, BlobError> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    let not_guid = || BlobError::invalid(path, "not a GUID (expected 8-4-4-4-12 hex digits)");
+    if !shaped {
+        return Err(not_guid());
+    }
+    Uuid::parse_str(s).map_err(|_| not_guid())
+}
+
+fn guid_from(path: &str, v: &Value) -> Result<Uuid, BlobError> {
+    match v {
+        Value::String(s) => parse_guid(path, s),
+        other => Err(BlobError::wrong_type(path, "a GUID string", other)),
+    }
+}
+
+fn contexts_from(map: &Map<String, Value>, field: &str) -> Result<ContextList, BlobError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Null => Ok(None),
+                Value::String(s) => parse_guid(&format!("{field}[{i}]"), s).map(Some),
+                other => Err(BlobError::wrong_type(
+                    format!("{field}[{i}]"),
+                    "a GUID string or null",
+                    other,
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(BlobError::wrong_type(field, "an array or null", other)),
+    }
+}
+
+fn string_from(map: &Map<String, Value>, field: &str) -> Result<String, BlobError> {
+    match map.get(field) {
+        None => Err(BlobError::missing(field)),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(BlobError::wrong_type(field, "a string", other)),
+    }
+}
+
+fn check_version(field: &str, v: &str) -> Result<(), BlobError> {
+    if v.is_empty() {
+        return Err(BlobError::new(BlobErrorKind::Invalid, field, "empty"));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(BlobError::invalid(
+            field,
+            "contains whitespace or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Unescapes the contents of a JSON string literal (no surrounding quotes).
+fn unescape(escaped: &str) -> Result<String, BlobError> {
+    let mut backslash = false;
+    for (i, c) in escaped.chars().enumerate() {
+        match c {
+            _ if backslash => backslash = false,
+            '\\' => backslash = true,
+            '"' => {
+                return Err(BlobError::new(
+                    BlobErrorKind::Syntax,
+                    "blob",
+                    format!(
+                        "unescaped quote at column {} (expected the escaped form, e.g. {{\\\"mpUri\\\":...}})",
+                        i + 1
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    serde_json::from_str::<String>(&format!("\"{escaped}\""))
+        .map_err(|e| BlobError::from_json("invalid escaped string", &e, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{"mpUri":"net.tcp://bot.contoso.com:18732/MediaProcessor","audioRenderContexts":["14778cc4-f54c-43c7-989f-9092e34ef784"],"videoRenderContexts":[],"audioSourceContexts":["a5dcfc9b-5a54-48ef-86f5-1fdd8508741a"],"videoSourceContexts":[],"dataRenderContexts":null,"dataSourceContexts":null,"supportedAudioFormat":"Pcm16K","videoSinkEncodingFormats":[],"mpMediaSessionId":"2379cf46-acf3-4fef-a914-be9627075320","regionAffinity":null,"skypeMediaBotsVersion":"1.11.1.0086","mediaStackVersion":"2018.53.1.1","mpVersion":"7.2.0.3881","callId":"1b69b141-7f1a-4033-9c34-202737190a20"}"#;
+
+    fn id(s: &str) -> Uuid {
+        Uuid::parse_str(s).expect("test uuid")
+    }
+
+    fn sample_built() -> MediaSessionConfig {
+        MediaSessionConfig::builder(
+            MpUri::net_tcp("bot.contoso.com", 18732).expect("uri"),
+            id("1b69b141-7f1a-4033-9c34-202737190a20"),
+        )
+        .session_id(id("2379cf46-acf3-4fef-a914-be9627075320"))
+        .audio_render_contexts(vec![id("14778cc4-f54c-43c7-989f-9092e34ef784")])
+        .audio_source_contexts(vec![id("a5dcfc9b-5a54-48ef-86f5-1fdd8508741a")])
+        .build()
+    }
+
+    fn err(json: &str) -> String {
+        MediaSessionConfig::parse(json).expect_err(json).to_string()
+    }
+
+    /// The seed blob with one field's raw JSON value replaced.
+    fn with(field: &str, raw: &str) -> String {
+        let mut v: Value = serde_json::from_str(SEED).expect("seed");
+        let new: Value = serde_json::from_str(raw).expect("raw");
+        v[field] = new;
+        v.to_string()
+    }
+
+    fn without(field: &str) -> String {
+        let mut v: Value = serde_json::from_str(SEED).expect("seed");
+        v.as_object_mut().expect("object").shift_remove(field);
+        v.to_string()
+    }
+
+    #[test]
+    fn builder_reproduces_the_seed_byte_for_byte() {
+        assert_eq!(sample_built().to_json(), SEED);
+    }
+
+    #[test]
+    fn parse_then_serialize_is_identity_on_the_seed() {
+        let c = MediaSessionConfig::parse(SEED).expect("seed parses");
+        assert_eq!(c, sample_built());
+        assert_eq!(c.to_json(), SEED);
+        c.validate().expect("seed is current form");
+        assert_eq!(c.mp_uri().port(), 18732);
+        assert_eq!(
+            c.call_id(),
+            Some(id("1b69b141-7f1a-4033-9c34-202737190a20"))
+        );
+        assert_eq!(c.session_id(), id("2379cf46-acf3-4fef-a914-be9627075320"));
+        assert_eq!(c.audio_format(), AudioFormat::Pcm16K);
+    }
+
+    #[test]
+    fn builder_defaults() {
+        let call = Uuid::new_v4();
+        let c =
+            MediaSessionConfig::builder(MpUri::quic("localhost", 4433).expect("uri"), call).build();
+        assert_eq!(c.call_id(), Some(call));
+        assert_eq!(c.audio_render_contexts.as_ref().map(Vec::len), Some(1));
+        assert_eq!(c.audio_source_contexts.as_ref().map(Vec::len), Some(1));
+        assert_ne!(c.audio_render_contexts, c.audio_source_contexts);
+        assert_eq!(c.video_render_contexts, Some(vec![]));
+        assert_eq!(c.video_source_contexts, Some(vec![]));
+        assert_eq!(c.data_render_contexts, None);
+        assert_eq!(c.data_source_contexts, None);
+        assert_eq!(c.video_sink_encoding_formats, Some(vec![]));
+        assert_eq!(c.region_affinity, None);
+        assert_eq!(c.audio_format(), AudioFormat::Pcm16K);
+        assert_eq!(c.skype_media_bots_version, DEFAULT_SKYPE_MEDIA_BOTS_VERSION);
+        assert_eq!(c.media_stack_version, DEFAULT_MEDIA_STACK_VERSION);
+        assert_eq!(c.mp_version, DEFAULT_MP_VERSION);
+        assert_eq!(c.session_id().get_version_num(), 4);
+        c.validate().expect("built configs validate");
+        let other = MediaSessionConfig::builder(c.mp_uri().clone(), call).build();
+        assert_ne!(other.session_id(), c.session_id(), "fresh ids per build");
+    }
+
+    #[test]
+    fn builder_options() {
+        let (a, b, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let c = MediaSessionConfig::builder(MpUri::quic("h", 1).expect("uri"), Uuid::new_v4())
+            .audio_render_contexts(vec![])
+            .audio_source_contexts(vec![a, b])
+            .video_render_contexts(vec![d])
+            .video_source_contexts(vec![a])
+            .data_render_contexts(Some(vec![]))
+            .data_source_contexts(Some(vec![b]))
+            .audio_format(AudioFormat::Pcm44KStereo)
+            .versions("1", "2", "3")
+            .region_affinity(Some("westeurope".into()))
+            .build();
+        let json = c.to_json();
+        assert!(json.contains(r#""audioRenderContexts":[]"#), "{json}");
+        assert!(json.contains(r#""dataRenderContexts":[]"#), "{json}");
+        assert!(
+            json.contains(r#""supportedAudioFormat":"Pcm44KStereo""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""regionAffinity":"westeurope""#), "{json}");
+        assert!(
+            json.contains(r#""skypeMediaBotsVersion":"1","mediaStackVersion":"2","mpVersion":"3""#)
+        );
+        assert_eq!(MediaSessionConfig::parse(&json).expect("round trip"), c);
+    }
+
+    #[test]
+    fn embedded_form() {
+        let c = sample_built();
+        let e = c.to_embedded();
+        assert!(
+            e.starts_with(r#"{\"mpUri\":\"net.tcp://bot.contoso.com:18732/MediaProcessor\","#),
+            "{e}"
+        );
+        assert_eq!(e, SEED.replace('"', "\\\""));
+        assert_eq!(MediaSessionConfig::from_embedded(&e).expect("unembed"), c);
+    }
+
+    #[test]
+    fn from_embedded_rejects_raw_json() {
+        let e = MediaSessionConfig::from_embedded(SEED).expect_err("not escaped");
+        assert_eq!(e.path(), "blob");
+        assert!(
+            e.problem().starts_with("unescaped quote at column 2"),
+            "{e}"
+        );
+        let e = MediaSessionConfig::from_embedded(r#"{\"mpUri\":\x}"#).expect_err("bad escape");
+        assert!(
+            e.to_string()
+                .starts_with("blob: invalid escaped string at line 1 column "),
+            "{e}"
+        );
+        let e = MediaSessionConfig::from_embedded("\\").expect_err("dangling backslash");
+        assert_eq!(e.kind(), BlobErrorKind::Syntax);
+    }
+
+    #[test]
+    fn from_value_accepts_string_and_object() {
+        let c = sample_built();
+        let s = Value::String(SEED.into());
+        assert_eq!(MediaSessionConfig::from_value(&s).expect("string form"), c);
+        let o: Value = serde_json::from_str(SEED).expect("object");
+        assert_eq!(MediaSessionConfig::from_value(&o).expect("object form"), c);
+        assert_eq!(
+            MediaSessionConfig::from_value(&Value::from(3))
+                .expect_err("number")
+                .to_string(),
+            "blob: expected a JSON string or object, found a number"
+        );
+    }
+
+    #[test]
+    fn older_form_null_entries_and_no_call_id() {
+        let old = without(CALL_ID);
+        let old = old.replace(
+            r#""audioSourceContexts":["a5dcfc9b-5a54-48ef-86f5-1fdd8508741a"]"#,
+            r#""audioSourceContexts":[null]"#,
+        );
+        let c = MediaSessionConfig::parse(&old).expect("older form parses");
+        assert_eq!(c.call_id(), None);
+        assert_eq!(c.audio_source_contexts, Some(vec![None]));
+        assert_eq!(c.to_json(), old, "older form round-trips byte for byte");
+        assert_eq!(
+            c.validate().expect_err("no callId").to_string(),
+            "callId: missing"
+        );
+        let nulled = with(CALL_ID, "null");
+        assert_eq!(
+            MediaSessionConfig::parse(&nulled)
+                .expect("null callId")
+                .call_id(),
+            None
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_in_order_after_known_ones() {
+        let mut v: Value = serde_json::from_str(SEED).expect("seed");
+        let m = v.as_object_mut().expect("object");
+        m.shift_insert(0, "zeta".into(), Value::from(1));
+        m.insert(
+            "alpha".into(),
+            serde_json::json!({"b": [1, null], "a": "x"}),
+        );
+        let c = MediaSessionConfig::parse(&v.to_string()).expect("tolerated");
+        assert_eq!(c.extra.keys().collect::<Vec<_>>(), ["zeta", "alpha"]);
+        let out = c.to_json();
+        let expected = format!(
+            r#"{},"zeta":1,"alpha":{{"b":[1,null],"a":"x"}}}}"#,
+            SEED.strip_suffix('}').expect("object")
+        );
+        assert_eq!(out, expected);
+        assert_eq!(MediaSessionConfig::parse(&out).expect("again"), c);
+    }
+
+    #[test]
+    fn known_field_in_extra_is_reported_and_not_written() {
+        let mut c = sample_built();
+        c.extra.insert("mpVersion".into(), Value::from("9"));
+        assert_eq!(c.to_json(), SEED);
+        assert!(
+            c.validate()
+                .expect_err("shadow")
+                .to_string()
+                .starts_with("mpVersion: known field")
+        );
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        assert_eq!(
+            err(&with(AUDIO_SOURCE_CONTEXTS, r#"["not-a-guid"]"#)),
+            "audioSourceContexts[0]: not a GUID (expected 8-4-4-4-12 hex digits)"
+        );
+        assert_eq!(
+            err(&with(AUDIO_RENDER_CONTEXTS, r#"[null, 5]"#)),
+            "audioRenderContexts[1]: expected a GUID string or null, found a number"
+        );
+        assert_eq!(
+            err(&with(VIDEO_RENDER_CONTEXTS, r#"{}"#)),
+            "videoRenderContexts: expected an array or null, found an object"
+        );
+        assert_eq!(
+            err(&with(
+                MP_URI,
+                r#""net.tcp://bot.contoso.com/MediaProcessor""#
+            )),
+            "mpUri: missing port"
+        );
+        assert_eq!(
+            err(&with(MP_URI, "1")),
+            "mpUri: expected a string, found a number"
+        );
+        assert_eq!(err(&without(MP_URI)), "mpUri: missing");
+        assert_eq!(
+            err(&with(SUPPORTED_AUDIO_FORMAT, r#""Pcm8K""#)),
+            r#"supportedAudioFormat: unknown format "Pcm8K" (expected Pcm16K or Pcm44KStereo)"#
+        );
+        assert_eq!(
+            err(&without(SUPPORTED_AUDIO_FORMAT)),
+            "supportedAudioFormat: missing"
+        );
+        assert_eq!(
+            err(&with(VIDEO_SINK_ENCODING_FORMATS, "true")),
+            "videoSinkEncodingFormats: expected an array or null, found a boolean"
+        );
+        assert_eq!(
+            err(&without(MP_MEDIA_SESSION_ID)),
+            "mpMediaSessionId: missing"
+        );
+        assert_eq!(
+            err(&with(
+                MP_MEDIA_SESSION_ID,
+                r#""{2379cf46-acf3-4fef-a914-be9627075320}""#
+            )),
+            "mpMediaSessionId: not a GUID (expected 8-4-4-4-12 hex digits)"
+        );
+        assert_eq!(
+            err(&with(REGION_AFFINITY, "[]")),
+            "regionAffinity: expected a string or null, found an array"
+        );
+        assert_eq!(err(&without(MP_VERSION)), "mpVersion: missing");
+        assert_eq!(
+            err(&with(MEDIA_STACK_VERSION, r#""""#)),
+            "mediaStackVersion: empty"
+        );
+        assert_eq!(
+            err(&with(SKYPE_MEDIA_BOTS_VERSION, r#""1 2""#)),
+            "skypeMediaBotsVersion: contains whitespace or control characters"
+        );
+        assert_eq!(
+            err(&with(CALL_ID, r#""1b69b141""#)),
+            "callId: not a GUID (expected 8-4-4-4-12 hex digits)"
+        );
+    }
+
+    #[test]
+    fn uppercase_guids_are_accepted() {
+        let upper = SEED.replace(
+            "14778cc4-f54c-43c7-989f-9092e34ef784",
+            "14778CC4-F54C-43C7-989F-9092E34EF784",
+        );
+        assert_eq!(
+            MediaSessionConfig::parse(&upper).expect("upper"),
+            sample_built()
+        );
+    }
+
+    #[test]
+    fn malformed_json_names_the_position() {
+        let e = MediaSessionConfig::parse(r#"{"mpUri":"x",  ,}"#).expect_err("bad");
+        assert_eq!(e.kind(), BlobErrorKind::Syntax);
+        assert!(
+            e.to_string()
+                .starts_with("blob: invalid JSON at line 1 column 16: "),
+            "{e}"
+        );
+        assert_eq!(
+            MediaSessionConfig::parse("[]")
+                .expect_err("array")
+                .to_string(),
+            "blob: expected a JSON object, found an array"
+        );
+        assert!(MediaSessionConfig::parse("").is_err());
+    }
+
+    #[test]
+    fn serde_impls_match_to_json() {
+        let c = sample_built();
+        assert_eq!(serde_json::to_string(&c).expect("ser"), SEED);
+        let back: MediaSessionConfig = serde_json::from_str(SEED).expect("de object");
+        assert_eq!(back, c);
+        let back: MediaSessionConfig =
+            serde_json::from_value(Value::String(SEED.into())).expect("de string");
+        assert_eq!(back, c);
+        let bad =
+            serde_json::from_str::<MediaSessionConfig>(&without(MP_URI)).expect_err("missing");
+        assert!(bad.to_string().contains("mpUri: missing"), "{bad}");
+    }
+}

@@ -1,0 +1,381 @@
+//! Checks a create-call request before it is sent.
+//!
+//! Each [`RequestError`] names the property at fault (its JSON path) and says what to do.
+//! The rules come from the seed page and the Graph calling documentation:
+//!
+//! | Rule | Path |
+//! |---|---|
+//! | `callbackUri` present, `https` (`http` only for 127.0.0.0/8, `::1`, `localhost`) | `callbackUri` |
+//! | `requestedModalities` not empty | `requestedModalities` |
+//! | `mediaConfig` present and of a known type | `mediaConfig` |
+//! | app-hosted media carries a blob that media-blob parses and validates (not the page's placeholder) | `mediaConfig.blob` |
+//! | targets required unless the call joins a meeting | `targets` |
+//! | at most 5 targets (group calls) | `targets` |
+//! | a phone target needs an `applicationInstance` source | `source.identity.applicationInstance` |
+//! | phone numbers are E.164 (`+`, 1-15 digits, first not 0) | `targets[i].identity.phone.id` |
+//! | an `organizerMeetingInfo` join needs `chatInfo` with `threadId` and `messageId` | `chatInfo...` |
+//! | a guest join has the guest (with a display name) as its only source identity | `source.identity...` |
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::Value;
+
+use crate::field::Field;
+use crate::model::{Call, MediaConfig, MeetingInfo, PLACEHOLDER_BLOB, odata};
+
+/// Most targets a group call may have (VoIP users).
+pub const MAX_GROUP_TARGETS: usize = 5;
+
+/// A create-call request the service would refuse, or that would not work. Display
+/// reads `"path: problem; what to do"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// `callbackUri` is absent or empty.
+    #[error("callbackUri: missing; set the https URL where the service should post notifications")]
+    MissingCallbackUri,
+    /// `callbackUri` is not a usable absolute URL.
+    #[error("callbackUri: `{uri}` is not a valid absolute URL ({reason})")]
+    InvalidCallbackUri {
+        /// The value.
+        uri: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// `callbackUri` is not https (and not http to a loopback host).
+    #[error(
+        "callbackUri: `{uri}` must be https; plain http is accepted only for loopback hosts \
+         (127.0.0.0/8, ::1, localhost) when testing locally"
+    )]
+    InsecureCallbackUri {
+        /// The value.
+        uri: String,
+    },
+    /// `requestedModalities` is absent, `null` or empty.
+    #[error("requestedModalities: must list at least one modality, e.g. [\"audio\"]")]
+    NoModalities,
+    /// `mediaConfig` is absent or `null`.
+    #[error(
+        "mediaConfig: missing; use serviceHostedMediaConfig, or appHostedMediaConfig with a blob"
+    )]
+    MissingMediaConfig,
+    /// `mediaConfig` has an `@odata.type` this crate does not know.
+    #[error(
+        "mediaConfig: unknown type `{odata_type}`; expected #microsoft.graph.serviceHostedMediaConfig \
+         or #microsoft.graph.appHostedMediaConfig"
+    )]
+    UnknownMediaConfig {
+        /// The `@odata.type` found (or `"(none)"`).
+        odata_type: String,
+    },
+    /// App-hosted media without a blob.
+    #[error(
+        "mediaConfig.blob: missing; app-hosted media needs the serialized media session configuration"
+    )]
+    MissingBlob,
+    /// The blob is the documentation's placeholder.
+    #[error(
+        "mediaConfig.blob: \"<Media Session Configuration>\" is the documentation's placeholder, \
+         not a media session configuration; build a real one (media-blob)"
+    )]
+    PlaceholderBlob,
+    /// The blob does not parse as a media session configuration.
+    #[error("mediaConfig.blob: not a valid media session configuration: {message}")]
+    InvalidBlob {
+        /// The media-blob error ("path: problem").
+        message: String,
+    },
+    /// No targets for a call that is not a meeting join.
+    #[error(
+        "targets: required (at least one) unless the call joins a meeting (meetingInfo + chatInfo)"
+    )]
+    MissingTargets,
+    /// More targets than a group call allows.
+    #[error("targets: {count} targets; a group call allows at most {max} VoIP users")]
+    TooManyTargets {
+        /// Targets given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A phone target without an application-instance source.
+    #[error(
+        "source.identity.applicationInstance: required because {target_path} is a phone number; \
+         PSTN calls come from an application instance with an assigned phone number"
+    )]
+    PstnNeedsApplicationInstance {
+        /// The path of the phone target, e.g. `targets[0].identity.phone`.
+        target_path: String,
+    },
+    /// A phone number not in E.164 form.
+    #[error("{path}: `{number}` is not an E.164 number ('+' then 1-15 digits, the first not 0)")]
+    InvalidPhoneNumber {
+        /// Where the number is, e.g. `targets[0].identity.phone.id`.
+        path: String,
+        /// The value (empty when missing).
+        number: String,
+    },
+    /// A meeting join by organizer without `chatInfo`.
+    #[error(
+        "chatInfo: required to join a meeting identified by organizerMeetingInfo; \
+         get threadId and messageId from the online meeting"
+    )]
+    MissingChatInfo,
+    /// `chatInfo` without `threadId` or `messageId`.
+    #[error("chatInfo.{field}: required to join a meeting identified by organizerMeetingInfo")]
+    IncompleteChatInfo {
+        /// `threadId` or `messageId`.
+        field: &'static str,
+    },
+    /// A guest source outside a meeting join.
+    #[error(
+        "source.identity.guest: guest identities can only join meetings; add meetingInfo and chatInfo"
+    )]
+    GuestOutsideMeeting,
+    /// A guest source that also carries another identity.
+    #[error(
+        "source.identity: a guest join needs the guest as the only source identity; remove `{other}`"
+    )]
+    GuestWithOtherIdentity {
+        /// The other identity kind found (`user`, `application`, ...).
+        other: &'static str,
+    },
+    /// A guest without a display name or id.
+    #[error("source.identity.guest.{field}: required; the meeting shows the guest by this")]
+    IncompleteGuest {
+        /// `displayName` or `id`.
+        field: &'static str,
+    },
+}
+
+impl RequestError {
+    /// The JSON path of the property at fault, e.g. `mediaConfig.blob`.
+    pub fn path(&self) -> String {
+        match self {
+            RequestError::MissingCallbackUri
+            | RequestError::InvalidCallbackUri { .. }
+            | RequestError::InsecureCallbackUri { .. } => "callbackUri".into(),
+            RequestError::NoModalities => "requestedModalities".into(),
+            RequestError::MissingMediaConfig | RequestError::UnknownMediaConfig { .. } => {
+                "mediaConfig".into()
+            }
+            RequestError::MissingBlob
+            | RequestError::PlaceholderBlob
+            | RequestError::InvalidBlob { .. } => "mediaConfig.blob".into(),
+            RequestError::MissingTargets | RequestError::TooManyTargets { .. } => "targets".into(),
+            RequestError::PstnNeedsApplicationInstance { .. } => {
+                "source.identity.applicationInstance".into()
+            }
+            RequestError::InvalidPhoneNumber { path, .. } => path.clone(),
+            RequestError::MissingChatInfo => "chatInfo".into(),
+            RequestError::IncompleteChatInfo { field } => format!("chatInfo.{field}"),
+            RequestError::GuestOutsideMeeting => "source.identity.guest".into(),
+            RequestError::GuestWithOtherIdentity { other } => format!("source.identity.{other}"),
+            RequestError::IncompleteGuest { field } => format!("source.identity.guest.{field}"),
+        }
+    }
+}
+
+/// Check a create-call request; the first problem found is returned.
+pub fn validate_create_call(call: &Call) -> Result<(), RequestError> {
+    match create_call_problems(call).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+impl Call {
+    /// Check this call as a create-call request (see [`validate_create_call`]).
+    pub fn validate(&self) -> Result<(), RequestError> {
+        validate_create_call(self)
+    }
+}
+
+/// Every problem of a create-call request, in path order (empty when valid).
+pub fn create_call_problems(call: &Call) -> Vec<RequestError> {
+    let mut problems = Vec::new();
+
+    match call.callback_uri.value().map(|s| s.trim()) {
+        None | Some("") => problems.push(RequestError::MissingCallbackUri),
+        Some(uri) => {
+            if let Err(e) = check_callback_uri(uri) {
+                problems.push(e);
+            }
+        }
+    }
+
+    if call.requested_modalities.value().is_none_or(Vec::is_empty) {
+        problems.push(RequestError::NoModalities);
+    }
+
+    check_media(call, &mut problems);
+
+    let meeting_join = call.meeting_info.is_value();
+    let targets = call.targets();
+    if targets.is_empty() && !meeting_join {
+        problems.push(RequestError::MissingTargets);
+    }
+    if targets.len() > MAX_GROUP_TARGETS {
+        problems.push(RequestError::TooManyTargets {
+            count: targets.len(),
+            max: MAX_GROUP_TARGETS,
+        });
+    }
+
+    let source = call.source_identity();
+    let mut pstn_source_reported = false;
+    for (i, target) in targets.iter().enumerate() {
+        let Some(phone) = target.identity.value().and_then(|s| s.phone.value()) else {
+            continue;
+        };
+        let number = phone.id.value().map(String::as_str).unwrap_or("");
+        if !is_e164(number) {
+            problems.push(RequestError::InvalidPhoneNumber {
+                path: format!("targets[{i}].identity.phone.id"),
+                number: number.to_owned(),
+            });
+        }
+        let has_instance = source.is_some_and(|s| s.application_instance.is_value());
+        if !has_instance && !pstn_source_reported {
+            pstn_source_reported = true;
+            problems.push(RequestError::PstnNeedsApplicationInstance {
+                target_path: format!("targets[{i}].identity.phone"),
+            });
+        }
+    }
+
+    if let Field::Value(MeetingInfo::Organizer(_)) = &call.meeting_info {
+        match call.chat_info.value() {
+            None => problems.push(RequestError::MissingChatInfo),
+            Some(chat) => {
+                if chat.thread_id.value().is_none_or(|s| s.trim().is_empty()) {
+                    problems.push(RequestError::IncompleteChatInfo { field: "threadId" });
+                }
+                if chat.message_id.value().is_none_or(|s| s.trim().is_empty()) {
+                    problems.push(RequestError::IncompleteChatInfo { field: "messageId" });
+                }
+            }
+        }
+    }
+
+    if let Some(ids) = source
+        && let Some(guest) = ids.guest.value()
+    {
+        if !meeting_join {
+            problems.push(RequestError::GuestOutsideMeeting);
+        }
+        let others = [
+            ("user", ids.user.is_value()),
+            ("application", ids.application.is_value()),
+            ("applicationInstance", ids.application_instance.is_value()),
+            ("phone", ids.phone.is_value()),
+        ];
+        if let Some((other, _)) = others.into_iter().find(|(_, present)| *present) {
+            problems.push(RequestError::GuestWithOtherIdentity { other });
+        }
+        if guest
+            .display_name
+            .value()
+            .is_none_or(|s| s.trim().is_empty())
+        {
+            problems.push(RequestError::IncompleteGuest {
+                field: "displayName",
+            });
+        }
+        if guest.id.value().is_none_or(|s| s.trim().is_empty()) {
+            problems.push(RequestError::IncompleteGuest { field: "id" });
+        }
+    }
+
+    problems
+}
+
+fn check_media(call: &Call, problems: &mut Vec<RequestError>) {
+    match call.media_config.value() {
+        None => problems.push(RequestError::MissingMediaConfig),
+        Some(MediaConfig::ServiceHosted(_)) => {}
+        Some(MediaConfig::Other(v)) => problems.push(RequestError::UnknownMediaConfig {
+            odata_type: odata::type_of(v).unwrap_or("(none)").to_owned(),
+        }),
+        Some(MediaConfig::AppHosted(app)) => match app.blob.value() {
+            None => problems.push(RequestError::MissingBlob),
+            Some(Value::String(blob)) if blob.trim() == PLACEHOLDER_BLOB => {
+                problems.push(RequestError::PlaceholderBlob)
+            }
+            Some(Value::String(blob)) if blob.trim().is_empty() => {
+                problems.push(RequestError::MissingBlob)
+            }
+            Some(blob) => {
+                if let Err(message) = parse_blob(blob) {
+                    problems.push(RequestError::InvalidBlob { message });
+                }
+            }
+        },
+    }
+}
+
+/// Parse a blob (a JSON string holding the blob, or the older object form) with
+/// media-blob and check it is complete in the current form (we are strict in what we
+/// send); the error text is media-blob's ("path: problem").
+fn parse_blob(blob: &Value) -> Result<(), String> {
+    media_blob::MediaSessionConfig::from_value(blob)
+        .and_then(|config| config.validate())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `number` is E.164: `+`, then 1 to 15 digits, the first not `0`.
+pub fn is_e164(number: &str) -> bool {
+    let Some(digits) = number.strip_prefix('+') else {
+        return false;
+    };
+    (1..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// Whether `host` (as in a URL, IPv6 without brackets) is a loopback host:
+/// `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        || host
+            .parse::<Ipv6Addr>()
+            .is_ok_and(|a| a == Ipv6Addr::LOCALHOST)
+}
+
+/// Check a callback URI: absolute, https, or http to a loopback host.
+pub fn check_callback_uri(uri: &str) -> Result<(), RequestError> {
+    let invalid = |reason| RequestError::InvalidCallbackUri {
+        uri: uri.to_owned(),
+        reason,
+    };
+    if uri.chars().any(char::is_whitespace) {
+        return Err(invalid("contains whitespace"));
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(invalid("no scheme; expected https://host/path"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((h, _)) => h,
+            None => return Err(invalid("unclosed '[' in the host")),
+        }
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(invalid("no host"));
+    }
+    if scheme.eq_ignore_ascii_case("https")
+        || (scheme.eq_ignore_ascii_case("http") && is_loopback_host(host))
+    {
+        Ok(())
+    } else {
+        Err(RequestError::InsecureCallbackUri {
+            uri: uri.to_owned(),
+        })
+    }
+}
