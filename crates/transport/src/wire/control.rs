@@ -1,0 +1,710 @@
+//! Control messages: JSON bodies framed by a 4-byte big-endian length prefix, carried
+//! on one bidirectional QUIC stream per connection.
+//!
+//! ```text
+//! +--------+--------+--------+--------+----------------------------+
+//! |      body length N (u32 BE)       |  N bytes of UTF-8 JSON ...  |
+//! +--------+--------+--------+--------+----------------------------+
+//! ```
+//!
+//! The body is one object with a `"type"` tag (`"join"`, `"accept"`, `"reject"`,
+//! `"leave"`, `"dtmf"`, `"dominantSpeaker"`, `"activeSpeakers"`, `"sendStatus"`,
+//! `"stats"`) and camelCase fields. Unknown fields are ignored (forward compatible);
+//! unknown types are an error. `N` is at most [`MAX_CONTROL_LEN`].
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Codec, WireError};
+
+/// Control protocol version carried in `Join` and `Accept`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest control message body, in bytes (64 KiB).
+pub const MAX_CONTROL_LEN: usize = 64 * 1024;
+
+/// TLS ALPN protocol identifier of this protocol.
+pub const AUDIO_ALPN: &[u8] = b"mp-audio/1";
+
+/// `DominantSpeaker::msi` value meaning "nobody" (Microsoft's `None = 0xFFFFFFFF`).
+pub const NO_DOMINANT_SPEAKER: u32 = 0xFFFF_FFFF;
+
+/// Length of the frame length prefix.
+const PREFIX_LEN: usize = 4;
+
+/// One message on the control stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ControlMessage {
+    /// Peer → processor, first message: which media session to join.
+    Join(Join),
+    /// Processor → peer: the join is admitted; media may flow.
+    Accept(Accept),
+    /// Processor → peer: the join is refused; the connection closes.
+    Reject(Reject),
+    /// Either side: orderly end of the call's media.
+    Leave(Leave),
+    /// Either side: a DTMF tone was received.
+    Dtmf(Dtmf),
+    /// Either side: the dominant speaker changed.
+    DominantSpeaker(DominantSpeaker),
+    /// Either side: the set of active speakers changed.
+    ActiveSpeakers(ActiveSpeakers),
+    /// Either side: whether the receiver should send audio now.
+    SendStatus(SendStatus),
+    /// Either side: periodic quality report.
+    Stats(StatsReport),
+}
+
+impl ControlMessage {
+    /// The `type` tag of this message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ControlMessage::Join(_) => "join",
+            ControlMessage::Accept(_) => "accept",
+            ControlMessage::Reject(_) => "reject",
+            ControlMessage::Leave(_) => "leave",
+            ControlMessage::Dtmf(_) => "dtmf",
+            ControlMessage::DominantSpeaker(_) => "dominantSpeaker",
+            ControlMessage::ActiveSpeakers(_) => "activeSpeakers",
+            ControlMessage::SendStatus(_) => "sendStatus",
+            ControlMessage::Stats(_) => "stats",
+        }
+    }
+
+    /// True for `Join`, `Accept` and `Reject`, which only appear during admission.
+    pub fn is_handshake(&self) -> bool {
+        matches!(
+            self,
+            ControlMessage::Join(_) | ControlMessage::Accept(_) | ControlMessage::Reject(_)
+        )
+    }
+}
+
+/// Request to join a media session, built from the app-hosted media blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Join {
+    /// Control protocol version the peer speaks ([`PROTOCOL_VERSION`]).
+    pub version: u16,
+    /// The blob's `mpMediaSessionId`.
+    pub mp_media_session_id: Uuid,
+    /// The blob's `callId`.
+    pub call_id: Uuid,
+    /// The blob's `audioSourceContexts`.
+    #[serde(default)]
+    pub audio_source_contexts: Vec<Uuid>,
+    /// The blob's `audioRenderContexts`.
+    #[serde(default)]
+    pub audio_render_contexts: Vec<Uuid>,
+    /// Codecs the peer can send and receive, most preferred first.
+    pub codecs: Vec<Codec>,
+}
+
+impl Join {
+    /// A version-1 join offering PCM then Opus.
+    pub fn new(
+        mp_media_session_id: Uuid,
+        call_id: Uuid,
+        audio_source_contexts: Vec<Uuid>,
+        audio_render_contexts: Vec<Uuid>,
+    ) -> Self {
+        Join {
+            version: PROTOCOL_VERSION,
+            mp_media_session_id,
+            call_id,
+            audio_source_contexts,
+            audio_render_contexts,
+            codecs: vec![Codec::Pcm16k, Codec::Opus16k],
+        }
+    }
+
+    /// Total number of contexts (source + render).
+    pub fn context_count(&self) -> usize {
+        self.audio_source_contexts.len() + self.audio_render_contexts.len()
+    }
+}
+
+/// Which list of the blob a stream comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamDirection {
+    /// From `audioSourceContexts`: audio the bot sends into the call.
+    Source,
+    /// From `audioRenderContexts`: audio the bot receives from the call.
+    Render,
+}
+
+/// Mapping of one blob context GUID to the small stream id used in datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamAssignment {
+    /// Context GUID from the blob.
+    pub context: Uuid,
+    /// Stream id used in the datagram header.
+    pub stream_id: u32,
+    /// Which blob list the context came from.
+    pub direction: StreamDirection,
+}
+
+/// Join admitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accept {
+    /// Control protocol version the processor speaks.
+    pub version: u16,
+    /// Codec both sides use for the call.
+    pub codec: Codec,
+    /// One stream id per context of the join, sources first, in join order.
+    pub streams: Vec<StreamAssignment>,
+    /// Largest datagram payload the processor accepts.
+    pub max_payload: u32,
+}
+
+impl Accept {
+    /// The stream id assigned to `context`, if any.
+    pub fn stream_id(&self, context: &Uuid) -> Option<u32> {
+        self.streams
+            .iter()
+            .find(|s| s.context == *context)
+            .map(|s| s.stream_id)
+    }
+}
+
+/// Why a join was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// No media session with this `mpMediaSessionId` is expected: the bot has not
+    /// created it (or it ended). Check the blob the bot sent.
+    UnknownSession,
+    /// Another connection already joined this session.
+    AlreadyJoined,
+    /// The join's protocol version is not supported.
+    UnsupportedVersion,
+    /// None of the offered codecs is supported.
+    NoCommonCodec,
+    /// The join is malformed (no contexts, too many contexts, no codecs).
+    InvalidJoin,
+    /// The processor is at capacity; retry later or elsewhere.
+    Overloaded,
+    /// Any code this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// Join refused, with a code for programs and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reject {
+    /// Machine-readable reason.
+    pub code: RejectCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl Reject {
+    /// A reject with the given code and message.
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        Reject {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// Orderly end of the call's media.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leave {
+    /// Human-readable reason (e.g. "call terminated").
+    pub reason: String,
+}
+
+/// A DTMF tone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)] // The variant names are the tones.
+pub enum DtmfTone {
+    #[serde(rename = "0")]
+    Tone0,
+    #[serde(rename = "1")]
+    Tone1,
+    #[serde(rename = "2")]
+    Tone2,
+    #[serde(rename = "3")]
+    Tone3,
+    #[serde(rename = "4")]
+    Tone4,
+    #[serde(rename = "5")]
+    Tone5,
+    #[serde(rename = "6")]
+    Tone6,
+    #[serde(rename = "7")]
+    Tone7,
+    #[serde(rename = "8")]
+    Tone8,
+    #[serde(rename = "9")]
+    Tone9,
+    #[serde(rename = "*")]
+    Star,
+    #[serde(rename = "#")]
+    Pound,
+    #[serde(rename = "A")]
+    A,
+    #[serde(rename = "B")]
+    B,
+    #[serde(rename = "C")]
+    C,
+    #[serde(rename = "D")]
+    D,
+    #[serde(rename = "flash")]
+    Flash,
+}
+
+impl DtmfTone {
+    /// All tones, in wire order.
+    pub const ALL: [DtmfTone; 17] = [
+        DtmfTone::Tone0,
+        DtmfTone::Tone1,
+        DtmfTone::Tone2,
+        DtmfTone::Tone3,
+        DtmfTone::Tone4,
+        DtmfTone::Tone5,
+        DtmfTone::Tone6,
+        DtmfTone::Tone7,
+        DtmfTone::Tone8,
+        DtmfTone::Tone9,
+        DtmfTone::Star,
+        DtmfTone::Pound,
+        DtmfTone::A,
+        DtmfTone::B,
+        DtmfTone::C,
+        DtmfTone::D,
+        DtmfTone::Flash,
+    ];
+}
+
+/// A DTMF tone event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dtmf {
+    /// The tone.
+    pub tone: DtmfTone,
+    /// Stream the tone was detected on (0 if not stream specific).
+    #[serde(default)]
+    pub stream_id: u32,
+    /// Tone duration in milliseconds (0 if unknown).
+    #[serde(default)]
+    pub duration_ms: u32,
+}
+
+/// The dominant speaker changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DominantSpeaker {
+    /// Media source id of the speaker, or [`NO_DOMINANT_SPEAKER`].
+    pub msi: u32,
+}
+
+/// The set of active speakers changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeakers {
+    /// Media source ids, loudest first.
+    pub msis: Vec<u32>,
+}
+
+/// Send status values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SendStatusKind {
+    /// The receiver of this message should send 50 frames/s.
+    Active,
+    /// The receiver of this message should stop sending.
+    Inactive,
+}
+
+/// Whether the receiver of this message should send audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendStatus {
+    /// Active or inactive.
+    pub status: SendStatusKind,
+}
+
+/// Quality report (QoE). Floating-point fields must be finite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsReport {
+    /// Mean inbound jitter, milliseconds.
+    pub jitter_ms: f32,
+    /// Maximum inbound jitter, milliseconds.
+    #[serde(default)]
+    pub max_jitter_ms: f32,
+    /// Inbound loss, percent (0-100).
+    pub loss_pct: f32,
+    /// Round-trip time, milliseconds.
+    pub rtt_ms: f32,
+    /// Datagrams sent.
+    #[serde(default)]
+    pub packets_sent: u64,
+    /// Datagrams received.
+    #[serde(default)]
+    pub packets_received: u64,
+    /// Datagrams inferred lost.
+    #[serde(default)]
+    pub packets_lost: u64,
+}
+
+impl StatsReport {
+    fn is_finite(&self) -> bool {
+        [
+            self.jitter_ms,
+            self.max_jitter_ms,
+            self.loss_pct,
+            self.rtt_ms,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+    }
+}
+
+/// Appends one framed control message (prefix + JSON) to `out`.
+///
+/// Fails with [`WireError::ControlTooLarge`] if the body exceeds [`MAX_CONTROL_LEN`]
+/// (nothing is appended) or [`WireError::InvalidControl`] for a non-finite number.
+pub fn encode_control_into(msg: &ControlMessage, out: &mut Vec<u8>) -> Result<usize, WireError> {
+    if let ControlMessage::Stats(s) = msg
+        && !s.is_finite()
+    {
+        return Err(WireError::InvalidControl {
+            kind: JsonErrorKind::Data,
+            line: 0,
+            column: 0,
+        });
+    }
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_LEN]);
+    if let Err(e) = serde_json::to_writer(&mut *out, msg) {
+        out.truncate(start);
+        return Err(json_error(&e));
+    }
+    let body = out.len() - start - PREFIX_LEN;
+    if body > MAX_CONTROL_LEN {
+        out.truncate(start);
+        return Err(WireError::ControlTooLarge {
+            len: body,
+            max: MAX_CONTROL_LEN,
+        });
+    }
+    let prefix = u32::try_from(body).map_err(|_| WireError::ControlTooLarge {
+        len: body,
+        max: MAX_CONTROL_LEN,
+    })?;
+    out[start..start + PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+    Ok(out.len() - start)
+}
+
+/// Encodes one framed control message into a new buffer.
+pub fn encode_control(msg: &ControlMessage) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(128);
+    encode_control_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Broad class of a JSON decoding failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JsonErrorKind {
+    /// Not valid JSON (or not UTF-8).
+    Syntax,
+    /// Valid JSON, but not a known control message (unknown type, missing or
+    /// mistyped field).
+    Data,
+    /// The body ended in the middle of a JSON value.
+    Eof,
+    /// An I/O error inside the serializer (should not happen).
+    Io,
+}
+
+fn json_error(e: &serde_json::Error) -> WireError {
+    let kind = match e.classify() {
+        serde_json::error::Category::Syntax => JsonErrorKind::Syntax,
+        serde_json::error::Category::Data => JsonErrorKind::Data,
+        serde_json::error::Category::Eof => JsonErrorKind::Eof,
+        serde_json::error::Category::Io => JsonErrorKind::Io,
+    };
+    WireError::InvalidControl {
+        kind,
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+/// Incremental, sans-IO decoder for the control stream.
+///
+/// Feed received bytes with [`push`](Self::push) in chunks of any size, then call
+/// [`poll`](Self::poll) until it returns `None`. Messages come out in order no
+/// matter where the input was split.
+///
+/// Errors:
+/// - a length prefix above [`MAX_CONTROL_LEN`] yields [`WireError::ControlTooLarge`]
+///   once; the decoder is then *failed*: later input is discarded and `poll`
+///   returns `None` (framing is lost, so the connection should be closed);
+/// - a body that is not a valid message yields [`WireError::InvalidControl`]; the
+///   frame is consumed and decoding continues with the next frame.
+///
+/// Buffering is bounded by what the caller pushes between polls; a frame is
+/// buffered until complete, at most `4 + MAX_CONTROL_LEN` bytes.
+#[derive(Debug, Default)]
+pub struct ControlDecoder {
+    buf: Vec<u8>,
+    /// Start of unconsumed bytes in `buf`.
+    pos: usize,
+    failed: bool,
+}
+
+impl ControlDecoder {
+    /// A decoder with an empty buffer.
+    pub fn new() -> Self {
+        ControlDecoder {
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+            failed: false,
+        }
+    }
+
+    /// Appends received bytes. Ignored once the decoder has failed.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos >= 4096 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next message or error, or `None` if more input is needed (or the
+    /// decoder has failed).
+    pub fn poll(&mut self) -> Option<Result<ControlMessage, WireError>> {
+        if self.failed {
+            return None;
+        }
+        let avail = &self.buf[self.pos..];
+        let prefix: [u8; PREFIX_LEN] = avail.get(..PREFIX_LEN)?.try_into().ok()?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > MAX_CONTROL_LEN {
+            self.failed = true;
+            self.buf = Vec::new();
+            self.pos = 0;
+            return Some(Err(WireError::ControlTooLarge {
+                len,
+                max: MAX_CONTROL_LEN,
+            }));
+        }
+        let body = avail.get(PREFIX_LEN..PREFIX_LEN + len)?;
+        let result = serde_json::from_slice::<ControlMessage>(body).map_err(|e| json_error(&e));
+        self.pos += PREFIX_LEN + len;
+        Some(result)
+    }
+
+    /// Bytes pushed but not yet consumed by `poll`.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// True once an oversized length prefix was seen.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shapes() {
+        let m = ControlMessage::Dtmf(Dtmf {
+            tone: DtmfTone::Pound,
+            stream_id: 1,
+            duration_ms: 0,
+        });
+        let bytes = encode_control(&m).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes[4..]).unwrap(),
+            r##"{"type":"dtmf","tone":"#","streamId":1,"durationMs":0}"##
+        );
+        assert_eq!(&bytes[..4], &(bytes.len() as u32 - 4).to_be_bytes());
+        let m = ControlMessage::DominantSpeaker(DominantSpeaker {
+            msi: NO_DOMINANT_SPEAKER,
+        });
+        let bytes = encode_control(&m).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes[4..]).unwrap(),
+            r#"{"type":"dominantSpeaker","msi":4294967295}"#
+        );
+    }
+
+    /// The examples in docs/wire-format.md.
+    #[test]
+    fn documented_examples() {
+        let u = |s: &str| Uuid::parse_str(s).unwrap();
+        let (src, ren) = (
+            u("c6d3e4f5-0000-4000-8000-000000000003"),
+            u("d7e4f5a6-0000-4000-8000-000000000004"),
+        );
+        let join = ControlMessage::Join(Join::new(
+            u("a4b1c2d3-0000-4000-8000-000000000001"),
+            u("b5c2d3e4-0000-4000-8000-000000000002"),
+            vec![src],
+            vec![ren],
+        ));
+        let bytes = encode_control(&join).unwrap();
+        assert_eq!(&bytes[..4], &[0, 0, 1, 0x21]);
+        assert_eq!(
+            std::str::from_utf8(&bytes[4..]).unwrap(),
+            concat!(
+                r#"{"type":"join","version":1,"mpMediaSessionId":"a4b1c2d3-0000-4000-8000-000000000001","#,
+                r#""callId":"b5c2d3e4-0000-4000-8000-000000000002","#,
+                r#""audioSourceContexts":["c6d3e4f5-0000-4000-8000-000000000003"],"#,
+                r#""audioRenderContexts":["d7e4f5a6-0000-4000-8000-000000000004"],"#,
+                r#""codecs":["pcm16k","opus16k"]}"#
+            )
+        );
+        let dtmf = ControlMessage::Dtmf(Dtmf {
+            tone: DtmfTone::Pound,
+            stream_id: 1,
+            duration_ms: 80,
+        });
+        let bytes = encode_control(&dtmf).unwrap();
+        assert_eq!(&bytes[..4], &[0, 0, 0, 0x37]);
+        let accept = ControlMessage::Accept(Accept {
+            version: 1,
+            codec: Codec::Pcm16k,
+            streams: vec![
+                StreamAssignment {
+                    context: src,
+                    stream_id: 1,
+                    direction: StreamDirection::Source,
+                },
+                StreamAssignment {
+                    context: ren,
+                    stream_id: 2,
+                    direction: StreamDirection::Render,
+                },
+            ],
+            max_payload: 1148,
+        });
+        let json = serde_json::to_string(&accept).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"type":"accept","version":1,"codec":"pcm16k","#,
+                r#""streams":[{"context":"c6d3e4f5-0000-4000-8000-000000000003","streamId":1,"direction":"source"},"#,
+                r#"{"context":"d7e4f5a6-0000-4000-8000-000000000004","streamId":2,"direction":"render"}],"#,
+                r#""maxPayload":1148}"#
+            )
+        );
+        let reject: ControlMessage = serde_json::from_str(
+            r#"{"type":"reject","code":"fromTheFuture","message":"m","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            reject,
+            ControlMessage::Reject(Reject::new(RejectCode::Other, "m"))
+        );
+    }
+
+    #[test]
+    fn decoder_basics() {
+        let a = ControlMessage::Leave(Leave {
+            reason: "bye".into(),
+        });
+        let b = ControlMessage::SendStatus(SendStatus {
+            status: SendStatusKind::Active,
+        });
+        let mut bytes = encode_control(&a).unwrap();
+        bytes.extend(encode_control(&b).unwrap());
+        let mut d = ControlDecoder::new();
+        for byte in &bytes {
+            d.push(std::slice::from_ref(byte));
+        }
+        assert_eq!(d.poll(), Some(Ok(a)));
+        assert_eq!(d.poll(), Some(Ok(b)));
+        assert_eq!(d.poll(), None);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn decoder_errors() {
+        let mut d = ControlDecoder::new();
+        d.push(&[0, 0, 0, 2, b'{', b'x']);
+        d.push(&[0, 0, 0, 2, b'{', b'}']);
+        d.push(&[0, 0, 0, 19]);
+        d.push(br#"{"type":"teleport"}"#);
+        assert!(matches!(
+            d.poll(),
+            Some(Err(WireError::InvalidControl {
+                kind: JsonErrorKind::Syntax,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            d.poll(),
+            Some(Err(WireError::InvalidControl {
+                kind: JsonErrorKind::Data,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            d.poll(),
+            Some(Err(WireError::InvalidControl {
+                kind: JsonErrorKind::Data,
+                ..
+            }))
+        ));
+        assert_eq!(d.poll(), None);
+        d.push(&[0, 1, 0, 1]);
+        assert_eq!(
+            d.poll(),
+            Some(Err(WireError::ControlTooLarge {
+                len: 65537,
+                max: MAX_CONTROL_LEN
+            }))
+        );
+        assert!(d.is_failed());
+        d.push(&[0, 0, 0, 2, b'{', b'}']);
+        assert_eq!(d.poll(), None);
+    }
+
+    #[test]
+    fn encode_rejects_nan_and_huge() {
+        let m = ControlMessage::Stats(StatsReport {
+            jitter_ms: f32::NAN,
+            ..Default::default()
+        });
+        assert!(encode_control(&m).is_err());
+        let m = ControlMessage::Leave(Leave {
+            reason: "x".repeat(MAX_CONTROL_LEN),
+        });
+        let mut out = vec![9];
+        assert!(matches!(
+            encode_control_into(&m, &mut out),
+            Err(WireError::ControlTooLarge { .. })
+        ));
+        assert_eq!(out, vec![9]);
+    }
+}

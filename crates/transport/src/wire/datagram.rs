@@ -1,0 +1,405 @@
+//! Media datagrams: a 14-byte versioned header followed by one 20 ms audio frame.
+//!
+//! ```text
+//!  0        1        2        3        4                                   8
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//! |version | flags  | codec  |reserved|            stream id (u32 BE)     |
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//! |  sequence (u16 BE)|          timestamp (u32 BE, 16 kHz)   | payload ...
+//! +--------+--------+--------+--------+--------+--------+--------+--------+
+//!  8                10                                  14
+//! ```
+//!
+//! Decoding borrows the payload from the input and never allocates; encoding writes
+//! into a caller-owned buffer. See `docs/wire-format.md` for the full contract.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::WireError;
+
+/// The only datagram header version this crate speaks.
+pub const DATAGRAM_VERSION: u8 = 1;
+
+/// Length of the datagram header in bytes.
+pub const HEADER_LEN: usize = 14;
+
+/// Largest datagram (header + payload) this protocol sends or accepts, in bytes.
+///
+/// This is quinn's `max_datagram_size()` on a fresh connection with the default
+/// initial MTU of 1200 bytes (1200 minus QUIC short header, packet number, AEAD
+/// tag and DATAGRAM frame overhead), so every conforming datagram fits without
+/// waiting for path MTU discovery.
+pub const MAX_DATAGRAM_LEN: usize = 1162;
+
+/// Largest payload: `MAX_DATAGRAM_LEN - HEADER_LEN` = 1148 bytes.
+pub const MAX_PAYLOAD_LEN: usize = MAX_DATAGRAM_LEN - HEADER_LEN;
+
+/// Samples in one 20 ms frame at 16 kHz; the timestamp advances by this per frame.
+pub const SAMPLES_PER_FRAME: u32 = 320;
+
+/// Size of one 20 ms PCM frame: 320 samples of 16-bit little-endian mono audio.
+pub const PCM16K_FRAME_LEN: usize = 640;
+
+/// Audio codec carried by a datagram (wire byte 2) and negotiated in `Join`/`Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Codec {
+    /// 16 kHz mono PCM, signed 16-bit little-endian, exactly 640 bytes per 20 ms.
+    Pcm16k,
+    /// Opus, 16 kHz mono, one 20 ms frame per datagram.
+    Opus16k,
+}
+
+impl Codec {
+    /// The wire byte for this codec.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Codec::Pcm16k => 0,
+            Codec::Opus16k => 1,
+        }
+    }
+
+    /// Parses a wire byte.
+    pub const fn from_byte(byte: u8) -> Result<Self, WireError> {
+        match byte {
+            0 => Ok(Codec::Pcm16k),
+            1 => Ok(Codec::Opus16k),
+            other => Err(WireError::UnknownCodec(other)),
+        }
+    }
+
+    /// Checks that `len` is a legal payload length for this codec.
+    ///
+    /// PCM frames are exactly [`PCM16K_FRAME_LEN`] bytes, Opus frames 1 to
+    /// [`MAX_PAYLOAD_LEN`] bytes; a datagram flagged [`Flags::SILENCE`] may also
+    /// carry an empty payload (the receiver plays silence).
+    pub const fn check_payload_len(self, len: usize, flags: Flags) -> Result<(), WireError> {
+        if len > MAX_PAYLOAD_LEN {
+            return Err(WireError::PayloadTooLarge {
+                len,
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        if len == 0 && flags.contains(Flags::SILENCE) {
+            return Ok(());
+        }
+        match self {
+            Codec::Pcm16k if len != PCM16K_FRAME_LEN => Err(WireError::PayloadSizeMismatch {
+                codec: self,
+                expected: PCM16K_FRAME_LEN,
+                got: len,
+            }),
+            Codec::Opus16k if len == 0 => Err(WireError::PayloadSizeMismatch {
+                codec: self,
+                expected: 1,
+                got: 0,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Per-datagram flags (wire byte 1). Unknown bits are ignored on receipt and sent as 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// No flag set.
+    pub const NONE: Flags = Flags(0);
+    /// The frame is silence (may carry an empty payload).
+    pub const SILENCE: Flags = Flags(0x01);
+    /// First frame of a talkspurt (after silence or a discontinuity).
+    pub const MARKER: Flags = Flags(0x02);
+    /// The Opus payload carries in-band FEC for the previous frame.
+    pub const FEC: Flags = Flags(0x04);
+    /// All bits defined by version 1.
+    pub const KNOWN: Flags = Flags(0x07);
+
+    /// Flags from a raw byte; unknown bits are dropped.
+    pub const fn from_bits_truncate(bits: u8) -> Flags {
+        Flags(bits & Self::KNOWN.0)
+    }
+
+    /// The raw byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// True if every bit of `other` is set in `self`.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of both flag sets.
+    #[must_use]
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        self.union(rhs)
+    }
+}
+
+/// The fixed-size part of a media datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DatagramHeader {
+    /// Silence / marker / FEC flags.
+    pub flags: Flags,
+    /// Codec of the payload.
+    pub codec: Codec,
+    /// Stream of the call this frame belongs to, as assigned in `Accept`.
+    pub stream_id: u32,
+    /// Per-stream sequence number, +1 per datagram, wrapping.
+    pub sequence: u16,
+    /// Media time of the first sample, in 16 kHz samples, wrapping
+    /// (+[`SAMPLES_PER_FRAME`] per 20 ms frame).
+    pub timestamp: u32,
+}
+
+impl DatagramHeader {
+    /// Writes the 14 header bytes into `out[..HEADER_LEN]`.
+    fn write(&self, out: &mut [u8; HEADER_LEN]) {
+        out[0] = DATAGRAM_VERSION;
+        out[1] = self.flags.bits();
+        out[2] = self.codec.to_byte();
+        out[3] = 0;
+        out[4..8].copy_from_slice(&self.stream_id.to_be_bytes());
+        out[8..10].copy_from_slice(&self.sequence.to_be_bytes());
+        out[10..14].copy_from_slice(&self.timestamp.to_be_bytes());
+    }
+}
+
+/// A media datagram whose payload borrows from a caller-owned buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatagramRef<'a> {
+    /// Header fields.
+    pub header: DatagramHeader,
+    /// The encoded audio frame.
+    pub payload: &'a [u8],
+}
+
+impl<'a> DatagramRef<'a> {
+    /// Pairs a header with a payload (validated on encode).
+    pub const fn new(header: DatagramHeader, payload: &'a [u8]) -> Self {
+        DatagramRef { header, payload }
+    }
+
+    /// Total encoded length: `HEADER_LEN + payload.len()`.
+    pub const fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Encodes into `out` and returns the number of bytes written.
+    ///
+    /// Fails without writing anything if the payload is illegal for the codec
+    /// ([`WireError::PayloadTooLarge`], [`WireError::PayloadSizeMismatch`]) or `out`
+    /// is too short ([`WireError::BufferTooSmall`]). Never allocates.
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, WireError> {
+        self.header
+            .codec
+            .check_payload_len(self.payload.len(), self.header.flags)?;
+        let len = self.encoded_len();
+        let got = out.len();
+        let Some(dst) = out.get_mut(..len) else {
+            return Err(WireError::BufferTooSmall { need: len, got });
+        };
+        let (head, body) = dst.split_at_mut(HEADER_LEN);
+        let head: &mut [u8; HEADER_LEN] = head
+            .try_into()
+            .map_err(|_| WireError::BufferTooSmall { need: len, got })?;
+        self.header.write(head);
+        body.copy_from_slice(self.payload);
+        Ok(len)
+    }
+
+    /// Decodes a datagram, borrowing the payload from `buf`. Never allocates, never panics.
+    ///
+    /// Checks, in order: total length ≤ [`MAX_DATAGRAM_LEN`], header present,
+    /// version, codec, payload length for the codec.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, WireError> {
+        if buf.len() > MAX_DATAGRAM_LEN {
+            return Err(WireError::PayloadTooLarge {
+                len: buf.len().saturating_sub(HEADER_LEN),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        let Some((head, payload)) = buf.split_first_chunk::<HEADER_LEN>() else {
+            // A wrong version is the more useful diagnosis even for short input.
+            if let Some(&v) = buf.first()
+                && v != DATAGRAM_VERSION
+            {
+                return Err(WireError::UnsupportedVersion(v));
+            }
+            return Err(WireError::Truncated {
+                need: HEADER_LEN,
+                got: buf.len(),
+            });
+        };
+        if head[0] != DATAGRAM_VERSION {
+            return Err(WireError::UnsupportedVersion(head[0]));
+        }
+        let flags = Flags::from_bits_truncate(head[1]);
+        let codec = Codec::from_byte(head[2])?;
+        codec.check_payload_len(payload.len(), flags)?;
+        let header = DatagramHeader {
+            flags,
+            codec,
+            stream_id: u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+            sequence: u16::from_be_bytes([head[8], head[9]]),
+            timestamp: u32::from_be_bytes([head[10], head[11], head[12], head[13]]),
+        };
+        Ok(DatagramRef { header, payload })
+    }
+}
+
+/// Decodes a media datagram; shorthand for [`DatagramRef::decode`].
+pub fn decode(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
+    DatagramRef::decode(buf)
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::Pcm16k => "pcm16k",
+            Codec::Opus16k => "opus16k",
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn header() -> DatagramHeader {
+        DatagramHeader {
+            flags: Flags::MARKER,
+            codec: Codec::Opus16k,
+            stream_id: 7,
+            sequence: 0xfffe,
+            timestamp: 0x0102_0304,
+        }
+    }
+
+    #[test]
+    fn known_bytes() {
+        let payload = [0xaa, 0xbb, 0xcc];
+        let mut out = [0u8; 32];
+        let n = DatagramRef::new(header(), &payload)
+            .encode_into(&mut out)
+            .unwrap();
+        assert_eq!(n, 17);
+        assert_eq!(
+            &out[..n],
+            &[
+                1, 2, 1, 0, 0, 0, 0, 7, 0xff, 0xfe, 1, 2, 3, 4, 0xaa, 0xbb, 0xcc
+            ]
+        );
+        let d = decode(&out[..n]).unwrap();
+        assert_eq!(d.header, header());
+        assert_eq!(d.payload, &payload);
+    }
+
+    /// The examples in docs/wire-format.md.
+    #[test]
+    fn documented_examples() {
+        let h = DatagramHeader {
+            flags: Flags::MARKER,
+            codec: Codec::Opus16k,
+            stream_id: 1,
+            sequence: 7,
+            timestamp: 7 * SAMPLES_PER_FRAME,
+        };
+        let mut out = [0u8; 64];
+        let n = DatagramRef::new(h, &[0xfc, 0xff, 0xfe])
+            .encode_into(&mut out)
+            .unwrap();
+        assert_eq!(
+            &out[..n],
+            &[
+                1, 2, 1, 0, 0, 0, 0, 1, 0, 7, 0, 0, 0x08, 0xc0, 0xfc, 0xff, 0xfe
+            ]
+        );
+        let h = DatagramHeader {
+            flags: Flags::NONE,
+            codec: Codec::Pcm16k,
+            stream_id: 2,
+            sequence: 0xfffe,
+            timestamp: 0x0102_0304,
+        };
+        let mut out = [0u8; 700];
+        let n = DatagramRef::new(h, &[0u8; 640])
+            .encode_into(&mut out)
+            .unwrap();
+        assert_eq!(n, 654);
+        assert_eq!(
+            &out[..14],
+            &[1, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xfe, 1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let mut out = [0u8; 8];
+        let p = [1u8; 3];
+        assert_eq!(
+            DatagramRef::new(header(), &p).encode_into(&mut out),
+            Err(WireError::BufferTooSmall { need: 17, got: 8 })
+        );
+        assert_eq!(
+            decode(&[1, 0, 0]),
+            Err(WireError::Truncated { need: 14, got: 3 })
+        );
+        assert_eq!(decode(&[]), Err(WireError::Truncated { need: 14, got: 0 }));
+        assert_eq!(decode(&[2, 0, 0]), Err(WireError::UnsupportedVersion(2)));
+        let mut d = [0u8; 20];
+        d[0] = 1;
+        d[2] = 9;
+        assert_eq!(decode(&d), Err(WireError::UnknownCodec(9)));
+        d[2] = 0;
+        assert_eq!(
+            decode(&d),
+            Err(WireError::PayloadSizeMismatch {
+                codec: Codec::Pcm16k,
+                expected: 640,
+                got: 6
+            })
+        );
+        let big = [1u8; MAX_DATAGRAM_LEN + 1];
+        assert!(matches!(
+            decode(&big),
+            Err(WireError::PayloadTooLarge { .. })
+        ));
+        // Silence may be empty.
+        let mut s = [0u8; HEADER_LEN];
+        s[0] = 1;
+        s[1] = Flags::SILENCE.bits();
+        assert!(decode(&s).is_ok());
+        s[1] = 0;
+        s[2] = 1;
+        assert!(decode(&s).is_err());
+    }
+
+    #[test]
+    fn max_payload_fits() {
+        let p = [0u8; MAX_PAYLOAD_LEN];
+        let mut out = [0u8; MAX_DATAGRAM_LEN];
+        let n = DatagramRef::new(header(), &p)
+            .encode_into(&mut out)
+            .unwrap();
+        assert_eq!(n, MAX_DATAGRAM_LEN);
+        let p = [0u8; MAX_PAYLOAD_LEN + 1];
+        let mut out = [0u8; MAX_DATAGRAM_LEN + 1];
+        assert!(
+            DatagramRef::new(header(), &p)
+                .encode_into(&mut out)
+                .is_err()
+        );
+    }
+}

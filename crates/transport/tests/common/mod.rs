@@ -1,0 +1,133 @@
+//! Helpers shared by the integration tests (real QUIC over 127.0.0.1).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use transport::wire::{
+    Codec, ControlDecoder, ControlMessage, DatagramHeader, DatagramRef, Flags, Join,
+    SAMPLES_PER_FRAME, encode_control,
+};
+use transport::{
+    CertFingerprint, ClientConfig, MediaServer, ServerConfig, ServerIdentity, ServerTrust,
+    SessionRegistry, TransportSettings,
+};
+use uuid::Uuid;
+
+pub const LOOPBACK: &str = "127.0.0.1:0";
+
+pub fn settings() -> TransportSettings {
+    TransportSettings::default().with_idle_timeout(Duration::from_secs(3))
+}
+
+pub fn start_server(
+    registry: Arc<dyn SessionRegistry>,
+    settings: TransportSettings,
+) -> (MediaServer, CertFingerprint) {
+    let identity = ServerIdentity::self_signed(&["localhost", "127.0.0.1"]).unwrap();
+    let fp = identity.fingerprint();
+    let mut cfg = ServerConfig::new(LOOPBACK.parse().unwrap(), identity);
+    cfg.settings = settings;
+    (MediaServer::bind(cfg, registry).unwrap(), fp)
+}
+
+pub fn client_config(server: SocketAddr, fp: CertFingerprint) -> ClientConfig {
+    let mut cfg = ClientConfig::new(server, ServerTrust::pinned(fp));
+    cfg.settings = settings();
+    cfg.bind = Some(LOOPBACK.parse().unwrap());
+    cfg
+}
+
+/// A join with one source and one render context.
+pub fn join_for(session: Uuid) -> Join {
+    Join::new(
+        session,
+        Uuid::new_v4(),
+        vec![Uuid::new_v4()],
+        vec![Uuid::new_v4()],
+    )
+}
+
+pub fn header(stream_id: u32, seq: u16) -> DatagramHeader {
+    DatagramHeader {
+        flags: if seq == 0 { Flags::MARKER } else { Flags::NONE },
+        codec: Codec::Pcm16k,
+        stream_id,
+        sequence: seq,
+        timestamp: u32::from(seq) * SAMPLES_PER_FRAME,
+    }
+}
+
+/// A recognisable 640-byte PCM frame for (stream, seq).
+pub fn pcm_frame(stream_id: u32, seq: u16) -> Vec<u8> {
+    (0..640u32)
+        .map(|i| (i as u8) ^ (seq as u8) ^ (stream_id as u8).wrapping_mul(31))
+        .collect()
+}
+
+pub fn encode(stream_id: u32, seq: u16) -> bytes::Bytes {
+    let payload = pcm_frame(stream_id, seq);
+    let mut out = vec![0u8; 700];
+    let n = DatagramRef::new(header(stream_id, seq), &payload)
+        .encode_into(&mut out)
+        .unwrap();
+    out.truncate(n);
+    out.into()
+}
+
+/// A raw QUIC peer (no MediaClient), for misbehaving on purpose.
+pub async fn raw_connect(
+    server: SocketAddr,
+    fp: CertFingerprint,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let mut ep = quinn::Endpoint::client(LOOPBACK.parse().unwrap()).unwrap();
+    ep.set_default_client_config(
+        transport::quinn_client_config(&ServerTrust::pinned(fp), &settings()).unwrap(),
+    );
+    let conn = ep.connect(server, "localhost").unwrap().await.unwrap();
+    (ep, conn)
+}
+
+/// Sends a Join on a new control stream and returns the server's reply.
+pub async fn raw_join(
+    conn: &quinn::Connection,
+    join: &Join,
+) -> (
+    quinn::SendStream,
+    quinn::RecvStream,
+    ControlDecoder,
+    ControlMessage,
+) {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&encode_control(&ControlMessage::Join(join.clone())).unwrap())
+        .await
+        .unwrap();
+    let mut dec = ControlDecoder::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(m) = dec.poll() {
+            return (send, recv, dec, m.unwrap());
+        }
+        let n = recv
+            .read(&mut buf)
+            .await
+            .unwrap()
+            .expect("stream ended before reply");
+        dec.push(&buf[..n]);
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
