@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test command: every test of the workspace, in one target dir.
+# Audio-device tests need a sound server: start PulseAudio with a null sink first
+# (idempotent; the device tests also start it themselves if it is not running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+eval "$(scripts/start-pulse.sh)"
 cargo test --workspace --locked 2>&1

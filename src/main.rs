@@ -7,6 +7,8 @@
 //!   permissions it needs.
 //! - `inspect` reads a JSON document (blob, create-call request, call, notifications),
 //!   says what it is, validates it and summarises it.
+//! - `devices` lists audio devices; `loopback` measures a device round trip.
+//! - `emulator` runs the local Graph calling API emulator.
 //! - `demo` runs the main job end to end on embedded defaults.
 
 use std::process::ExitCode;
@@ -15,6 +17,8 @@ use clap::{Parser, Subcommand};
 
 mod cmd_blob;
 mod cmd_demo;
+mod cmd_devices;
+mod cmd_emulator;
 mod cmd_inspect;
 mod cmd_request;
 
@@ -34,6 +38,13 @@ enum Command {
     Request(cmd_request::RequestArgs),
     /// Identify, validate and summarise a JSON document (file or `-` for stdin).
     Inspect(cmd_inspect::InspectArgs),
+    /// List the audio devices (PulseAudio and ALSA hosts).
+    Devices(cmd_devices::DevicesArgs),
+    /// Play a known signal to an output device, capture it from an input device, and
+    /// report the round-trip latency and how well the capture matches.
+    Loopback(cmd_devices::LoopbackArgs),
+    /// Run the local Graph calling API emulator until Ctrl-C.
+    Emulator(cmd_emulator::EmulatorArgs),
     /// Run the end-to-end demo on embedded defaults.
     Demo(cmd_demo::DemoArgs),
 }
@@ -44,6 +55,9 @@ fn main() -> ExitCode {
         Command::Blob(args) => cmd_blob::run(args),
         Command::Request(args) => cmd_request::run(args),
         Command::Inspect(args) => cmd_inspect::run(args),
+        Command::Devices(args) => cmd_devices::run_devices(args),
+        Command::Loopback(args) => cmd_devices::run_loopback(args),
+        Command::Emulator(args) => cmd_emulator::run(args),
         Command::Demo(args) => cmd_demo::run(args),
     };
     match result {

@@ -94,6 +94,7 @@ mod field;
 pub mod model;
 mod permissions;
 mod scenario;
+pub mod state;
 mod validate;
 
 pub use builders::CreateCallBuilder;
@@ -108,6 +109,7 @@ pub use permissions::{
     CallKind, Permission, RequiredPermissions, Requirement, UnknownPermission, required_permissions,
 };
 pub use scenario::{Scenario, UnknownScenario};
+pub use state::{CallEvent, CallStateMachine, RosterEntry, StreamInfo};
 pub use validate::{
     MAX_GROUP_TARGETS, RequestError, check_callback_uri, create_call_problems, is_e164,
     is_loopback_host, validate_create_call,

@@ -1,0 +1,315 @@
+//! Per-call tasks: the driver (scripted flow, keepAlive timer, commands, media) and
+//! the sender (delivers the call's notifications in order, with bounded retries).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use signaling::CallState;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::call::{self, CallContext, Step};
+use crate::media::{BoxFuture, MediaLeg, MediaStatus};
+use crate::state::{Command, NotificationRecord, Shared, Termination, bump, lock};
+use crate::time::unix_now;
+
+/// Resolves when shutdown begins (or the emulator is gone).
+pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Await an optional future; never resolves when `None`.
+async fn opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One notification queued for delivery.
+pub(crate) struct Outgoing {
+    body: Value,
+    /// Told once the notification was delivered or given up on.
+    done: Option<oneshot::Sender<bool>>,
+}
+
+/// Claims of the JWT on every callback (Bot Framework style).
+#[derive(Serialize)]
+struct CallbackClaims<'a> {
+    iss: &'static str,
+    aud: &'a str,
+    tid: &'a str,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+}
+
+/// The issuer of callback JWTs.
+pub const CALLBACK_ISSUER: &str = "https://api.botframework.com";
+
+/// Start a call's driver and sender.
+pub(crate) fn spawn_call(
+    shared: &Arc<Shared>,
+    ctx: CallContext,
+    commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let ctx = Arc::new(ctx);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    shared
+        .tasks
+        .spawn(run_sender(shared.clone(), ctx.clone(), out_rx));
+    shared
+        .tasks
+        .spawn(run_driver(shared.clone(), ctx, commands, out_tx));
+}
+
+fn record_of(body: &Value) -> NotificationRecord {
+    let n = &body["value"][0];
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    NotificationRecord {
+        change_type: s(&n["changeType"]),
+        resource_url: s(&n["resourceUrl"]),
+        state: n["resourceData"]["state"].as_str().map(str::to_owned),
+        delivered: false,
+        attempts: 0,
+    }
+}
+
+async fn run_sender(
+    shared: Arc<Shared>,
+    ctx: Arc<CallContext>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let out = tokio::select! {
+            biased;
+            _ = wait_shutdown(&mut shutdown) => return,
+            out = rx.recv() => match out {
+                Some(out) => out,
+                None => return,
+            },
+        };
+        let (delivered, attempts) = tokio::select! {
+            biased;
+            _ = wait_shutdown(&mut shutdown) => return,
+            r = deliver(&shared, &ctx, &out.body) => r,
+        };
+        let mut record = record_of(&out.body);
+        record.delivered = delivered;
+        record.attempts = attempts;
+        if let Some(r) = lock(&shared.calls).get_mut(&ctx.id) {
+            r.summary.notifications.push(record);
+        }
+        bump(if delivered {
+            &shared.counters.notifications_delivered
+        } else {
+            &shared.counters.notifications_failed
+        });
+        if let Some(done) = out.done {
+            let _ = done.send(delivered);
+        }
+    }
+}
+
+/// POST one notification, retrying 5xx, 429 and network errors; gives (delivered, attempts).
+async fn deliver(shared: &Shared, ctx: &CallContext, body: &Value) -> (bool, u32) {
+    let policy = shared.config.delivery;
+    let mut delay = policy.retry_delay;
+    for attempt in 1..=policy.max_attempts {
+        bump(&shared.counters.notification_attempts);
+        let now = unix_now();
+        let claims = CallbackClaims {
+            iss: CALLBACK_ISSUER,
+            aud: &ctx.app_id,
+            tid: &ctx.tenant_id,
+            iat: now,
+            nbf: now,
+            exp: now + shared.config.callback_token_lifetime.as_secs().max(1),
+        };
+        let token = match shared.key.sign(&claims) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(call = %ctx.id, "cannot sign callback token: {e}");
+                return (false, attempt);
+            }
+        };
+        let result = shared
+            .http
+            .post(&ctx.callback_uri)
+            .bearer_auth(token)
+            .timeout(policy.request_timeout)
+            .json(body)
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().is_success() => return (true, attempt),
+            Ok(resp) => {
+                let status = resp.status();
+                let retry = status.is_server_error() || status.as_u16() == 429;
+                tracing::debug!(call = %ctx.id, %status, attempt, "callback refused");
+                if !retry {
+                    return (false, attempt);
+                }
+            }
+            Err(e) => tracing::debug!(call = %ctx.id, attempt, "callback failed: {e}"),
+        }
+        if attempt < policy.max_attempts {
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+        }
+    }
+    (false, policy.max_attempts)
+}
+
+fn set_media(shared: &Shared, id: &str, status: MediaStatus) {
+    if let Some(r) = lock(&shared.calls).get_mut(id) {
+        r.summary.media = status;
+    }
+}
+
+type Connecting =
+    BoxFuture<'static, Result<Result<Box<dyn MediaLeg>, String>, tokio::time::error::Elapsed>>;
+
+async fn run_driver(
+    shared: Arc<Shared>,
+    ctx: Arc<CallContext>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    out: mpsc::UnboundedSender<Outgoing>,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let timing = shared.config.timing;
+    let keepalive_timeout = shared.config.keepalive_timeout;
+    let mut steps = call::script(ctx.kind, ctx.content_sharing, &timing);
+    let mut next_at = steps.front().map(|(d, _)| Instant::now() + *d);
+    let mut keepalive_deadline = Instant::now() + keepalive_timeout;
+    let mut established: Option<oneshot::Receiver<bool>> = None;
+    let mut connecting: Option<Connecting> = None;
+    let mut leg: Option<Arc<dyn MediaLeg>> = None;
+    let mut leg_closed: Option<BoxFuture<'static, String>> = None;
+    let send = |body: Value, done: Option<oneshot::Sender<bool>>| {
+        let _ = out.send(Outgoing { body, done });
+    };
+
+    let end: Option<Termination> = loop {
+        tokio::select! {
+            biased;
+            _ = wait_shutdown(&mut shutdown) => break None,
+            cmd = commands.recv() => match cmd {
+                Some(Command::KeepAlive) => keepalive_deadline = Instant::now() + keepalive_timeout,
+                Some(Command::End(t)) => break Some(t),
+                None => break None,
+            },
+            _ = tokio::time::sleep_until(keepalive_deadline) => {
+                break Some(Termination::keepalive_lapsed(keepalive_timeout.as_secs_f64()));
+            }
+            _ = sleep_until_opt(next_at) => {
+                let Some((_, step)) = steps.pop_front() else {
+                    next_at = None;
+                    continue;
+                };
+                next_at = steps.front().map(|(d, _)| Instant::now() + *d);
+                match step {
+                    Step::Establishing => send(call::state_notification(&ctx, "establishing"), None),
+                    Step::Established => {
+                        if let Some(r) = lock(&shared.calls).get_mut(&ctx.id)
+                            && r.is_live()
+                        {
+                            r.set_state(CallState::Established);
+                            let modalities = r.resource["requestedModalities"].clone();
+                            r.resource["activeModalities"] = modalities;
+                        }
+                        let done = if ctx.media.is_some() {
+                            let (tx, rx) = oneshot::channel();
+                            established = Some(rx);
+                            Some(tx)
+                        } else {
+                            None
+                        };
+                        send(call::state_notification(&ctx, "established"), done);
+                    }
+                    Step::Roster { lobby } => send(call::roster_notification(&ctx, lobby), None),
+                    Step::ContentSharing(change) => {
+                        send(call::content_sharing_notification(&ctx, change), None);
+                    }
+                }
+            }
+            _ = opt(&mut established) => {
+                established = None;
+                if let Some(config) = &ctx.media {
+                    set_media(&shared, &ctx.id, MediaStatus::Connecting);
+                    let fut = shared.config.media.connect(&ctx.id, config);
+                    connecting = Some(Box::pin(tokio::time::timeout(
+                        timing.media_connect_timeout,
+                        fut,
+                    )));
+                }
+            }
+            result = opt(&mut connecting) => {
+                connecting = None;
+                let detail = match result {
+                    Ok(Ok(l)) => {
+                        let l: Arc<dyn MediaLeg> = Arc::from(l);
+                        leg_closed = Some(l.closed());
+                        leg = Some(l.clone());
+                        bump(&shared.counters.media_connected);
+                        if let Some(r) = lock(&shared.calls).get_mut(&ctx.id) {
+                            r.summary.media = MediaStatus::Connected;
+                            r.leg = Some(l);
+                        }
+                        continue;
+                    }
+                    Ok(Err(e)) => e,
+                    Err(_) => format!(
+                        "the media peer did not connect to the media processor within {:?}",
+                        timing.media_connect_timeout
+                    ),
+                };
+                bump(&shared.counters.media_failed);
+                set_media(&shared, &ctx.id, MediaStatus::Failed(detail.clone()));
+                break Some(Termination::client_media_error(&detail));
+            }
+            reason = opt(&mut leg_closed) => {
+                bump(&shared.counters.media_failed);
+                set_media(&shared, &ctx.id, MediaStatus::Failed(reason.clone()));
+                break Some(Termination::client_media_error(&reason));
+            }
+        }
+    };
+
+    if let Some(l) = leg {
+        // A leg that does not stop in time is abandoned, not waited on forever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), l.stop()).await;
+        if let Some(r) = lock(&shared.calls).get_mut(&ctx.id)
+            && r.summary.media == MediaStatus::Connected
+        {
+            r.summary.media = MediaStatus::Stopped;
+        }
+    }
+    {
+        let mut calls = lock(&shared.calls);
+        if let Some(r) = calls.get_mut(&ctx.id) {
+            r.commands = None;
+            if let Some(t) = &end {
+                r.set_state(CallState::Terminated);
+                r.summary.termination = Some(t.clone());
+            }
+        }
+    }
+    if let Some(t) = end {
+        bump(&shared.counters.calls_terminated);
+        tracing::info!(call = %ctx.id, reason = %t.reason, "call terminated");
+        send(call::terminated_notification(&ctx, &t), None);
+    }
+    // Dropping `out` lets the sender finish the queue (terminated last) and end.
+}

@@ -1,0 +1,233 @@
+//! The callback server: an axum [`Router`] that receives `commsNotifications` at the
+//! callbackUri path.
+//!
+//! Per request, in order:
+//! 1. authentication (on by default): the Bearer JWT is checked by a [`JwtValidator`];
+//!    a missing or bad token is answered `401` with a log line, and nothing is processed;
+//! 2. the body is read up to [`CallbackConfig::max_body_bytes`] (`413` beyond);
+//! 3. it is parsed as `commsNotifications` (`400` with the reason if it is not: bad JSON,
+//!    wrong types, a known `@odata.type` with a wrong shape, another top-level type);
+//! 4. each notification is handed, in order and without waiting, to the
+//!    [`NotificationSink`] (the runtime's per-call queues); items of unknown types are
+//!    not refused here: the call's state machine ignores them with a log line;
+//! 5. `202 Accepted`, before any notification has been processed.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header::AUTHORIZATION};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use signaling::{CommsNotification, CommsNotifications, odata};
+
+use crate::auth::{AuthConfig, JwtValidator};
+
+/// Default largest accepted body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How callbacks are authenticated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum InboundAuth {
+    /// Check the Bearer JWT (the default in production).
+    Jwt(AuthConfig),
+    /// Accept unauthenticated callbacks. For local tests only: anyone who can reach the
+    /// callback can then drive the bot's calls.
+    Disabled,
+}
+
+/// Configuration of the callback server.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallbackConfig {
+    /// The path of the callbackUri, e.g. `/callback` (default `/callback`).
+    pub path: String,
+    /// Largest accepted body (default [`DEFAULT_MAX_BODY_BYTES`]); larger is `413`.
+    pub max_body_bytes: usize,
+    /// Authentication.
+    pub auth: InboundAuth,
+}
+
+impl CallbackConfig {
+    /// Callbacks at `/callback`, authenticated with `auth`, 1 MiB limit.
+    pub fn new(auth: AuthConfig) -> Self {
+        CallbackConfig {
+            path: "/callback".to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            auth: InboundAuth::Jwt(auth),
+        }
+    }
+
+    /// Callbacks without authentication (local tests only).
+    pub fn unauthenticated() -> Self {
+        CallbackConfig {
+            path: "/callback".to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            auth: InboundAuth::Disabled,
+        }
+    }
+
+    /// Set the path (must start with `/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Set the body size limit.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+}
+
+/// What became of a notification handed to a [`NotificationSink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Queued for its call.
+    Queued,
+    /// Not a call the sink knows: dropped (the sink logs it).
+    UnknownCall,
+}
+
+/// Where the callback server hands notifications: called from the request handler, in
+/// arrival order, and must not block (queue and return).
+pub trait NotificationSink: Send + Sync + 'static {
+    /// Take one notification for the call `call_id` (from its `resourceUrl`).
+    fn deliver(&self, call_id: &str, notification: CommsNotification) -> Delivery;
+}
+
+struct ServerState {
+    sink: Arc<dyn NotificationSink>,
+    validator: Option<JwtValidator>,
+}
+
+/// The callback router for `config`, handing notifications to `sink`. Serve it with
+/// `axum::serve` (it may be merged into a larger router).
+pub fn router(config: CallbackConfig, sink: Arc<dyn NotificationSink>) -> Router {
+    let validator = match config.auth {
+        InboundAuth::Jwt(auth) => Some(JwtValidator::new(auth)),
+        InboundAuth::Disabled => {
+            tracing::warn!("callback authentication is DISABLED: for local tests only");
+            None
+        }
+    };
+    let state = Arc::new(ServerState { sink, validator });
+    Router::new()
+        .route(&config.path, post(receive))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // Layers added last run first: authentication precedes reading the body.
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn authenticate(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(validator) = &state.validator {
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        if let Err(e) = validator.validate(header).await {
+            tracing::warn!(uri = %request.uri(), "callback refused (401): {e}");
+            return (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}\n")).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn receive(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    let notifications = match parse(&body) {
+        Ok(n) => n,
+        Err(reason) => {
+            tracing::warn!(bytes = body.len(), "callback refused (400): {reason}");
+            return (StatusCode::BAD_REQUEST, format!("bad request: {reason}\n")).into_response();
+        }
+    };
+    let count = notifications.value.len();
+    for n in notifications.value {
+        match n.call_id().map(str::to_owned) {
+            Some(call_id) => {
+                state.sink.deliver(&call_id, n);
+            }
+            None => tracing::warn!(
+                resource_url = n
+                    .resource_url
+                    .value()
+                    .map(String::as_str)
+                    .unwrap_or("(none)"),
+                "notification without a call id in resourceUrl: ignored"
+            ),
+        }
+    }
+    tracing::debug!(count, "callback accepted");
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn parse(body: &[u8]) -> Result<CommsNotifications, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
+    let parsed = CommsNotifications::from_json(text)
+        .map_err(|e| format!("not a commsNotifications document: {e}"))?;
+    if let Some(t) = parsed.odata_type.value()
+        && !odata::is(t, odata::COMMS_NOTIFICATIONS)
+    {
+        return Err(format!(
+            "@odata.type `{t}` is not {}",
+            odata::COMMS_NOTIFICATIONS
+        ));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use signaling::state::CallStateMachine;
+
+    const VALID: &str = r##"{"@odata.type":"#microsoft.graph.commsNotifications","value":[
+        {"changeType":"updated","resourceUrl":"/communications/calls/c1/participants",
+         "resourceData":[{"@odata.type":"#microsoft.graph.participant","id":"p1","isMuted":true,
+            "mediaStreams":[{"mediaType":"audio","sourceId":"10"}]}]},
+        {"changeType":"deleted","resourceUrl":"/communications/calls/c1",
+         "resourceData":{"@odata.type":"#microsoft.graph.call","state":"terminated",
+            "resultInfo":{"code":"410","subcode":301005}}}]}"##;
+
+    #[test]
+    fn valid_body_parses() {
+        let parsed = parse(VALID.as_bytes()).expect("valid");
+        assert_eq!(parsed.value.len(), 2);
+        assert_eq!(parsed.value[0].call_id(), Some("c1"));
+    }
+
+    proptest! {
+        /// Any bytes: parse answers Ok or Err, never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse(&body);
+        }
+
+        /// A valid body with one byte replaced or the body cut: no panic anywhere from
+        /// parsing through the state machine.
+        #[test]
+        fn mutated_bodies_never_panic(at in 0usize..VALID.len(), byte in any::<u8>(), cut in any::<bool>()) {
+            let mut body = VALID.as_bytes().to_vec();
+            if cut { body.truncate(at) } else { body[at] = byte }
+            if let Ok(parsed) = parse(&body) {
+                for n in &parsed.value {
+                    if let Some(id) = n.call_id() {
+                        let mut machine = CallStateMachine::new(id);
+                        machine.handle_notification(n);
+                        while machine.poll_event().is_some() {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! [`CallRuntime`]: the call lifecycle, tying the Graph client, the callback server, the
+//! call state machines and the media side together.
+//!
+//! Per live call the runtime holds one queue (a tokio mpsc) drained by one task that owns
+//! the call's [`CallStateMachine`], and one keepAlive task. Lifecycle:
+//!
+//! - create ([`CallRuntime::create_call`]): an app-hosted call first gets its media
+//!   session from [`MediaSessions::create_session`]; its configuration becomes the
+//!   request's `mediaConfig.blob`; then `POST /communications/calls`. On `201` the call
+//!   is registered: queue task and keepAlive task start. Notifications that arrive for
+//!   an unknown call while a create is in flight are held (briefly) and replayed first,
+//!   since the service may post `establishing` before the `201` reaches the bot.
+//! - `established` starts media ([`MediaSessions::start`]).
+//! - `terminated` (or a deleted call resource), a `404` on keepAlive, a hang-up by the
+//!   bot ([`CallRuntime::hang_up`]) or a media stream failure reported through
+//!   [`MediaReporter`] (which also hangs the call up with `DELETE`) tear the call down:
+//!   media stopped ([`MediaSessions::stop`]), keepAlive task cancelled, queue task ended,
+//!   state dropped, [`RuntimeEventKind::Removed`] sent.
+//!
+//! Notifications for calls the runtime does not know are logged and dropped, unless
+//! [`RuntimeConfig::accept_unknown_calls`] is set (then they get a queue and a state
+//! machine of their own, without media or keepAlive).
+//!
+//! [`CallRuntime::live_calls`] and [`CallRuntime::live_tasks`] count what is alive, so a
+//! test can prove that nothing leaks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use media_blob::MediaSessionConfig;
+use serde_json::Value;
+use signaling::state::{CallEvent, CallStateMachine};
+use signaling::{Call, CommsNotification, Field, MediaConfig, ResultInfo};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::callback::{self, CallbackConfig, Delivery, NotificationSink};
+use crate::client::GraphClient;
+use crate::error::GraphError;
+
+/// The media side of the bot: one media session per app-hosted call.
+///
+/// Calls come from the runtime's tasks; they must not block for long.
+pub trait MediaSessions: Send + Sync + 'static {
+    /// Create the media session `session_id` for a call about to be placed, and return
+    /// its configuration (it becomes the request's `mediaConfig.blob`).
+    fn create_session(&self, session_id: Uuid) -> Result<MediaSessionConfig, MediaError>;
+    /// The call `call_id` (Graph's id) is established: start the session's media.
+    fn start(&self, session_id: Uuid, call_id: &str);
+    /// Tear the session down and free its resources (the call ended, failed to be
+    /// created, or the runtime shuts down). Called once per created session.
+    fn stop(&self, session_id: Uuid);
+}
+
+/// Why the media side could not create a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The media platform is overloaded: try later or on another instance.
+    #[error("media platform overloaded; try again later or on another instance")]
+    Overloaded,
+    /// Another failure.
+    #[error("media session: {0}")]
+    Failed(String),
+}
+
+/// An error of the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// Graph refused or failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The media side could not create a session.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The service created a call but its answer had no `id` (the call cannot be
+    /// followed; the service's fault).
+    #[error("Graph created a call without an id in its answer")]
+    NoCallId,
+}
+
+/// Configuration of a [`CallRuntime`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// How often to send keepAlive per call (default 15 min; the service ends calls
+    /// without one for 45 min).
+    pub keep_alive_interval: Duration,
+    /// Process notifications of calls the runtime did not create (default false: they
+    /// are logged and dropped).
+    pub accept_unknown_calls: bool,
+    /// Capacity of the event broadcast (default 1024; slow subscribers lag).
+    pub event_capacity: usize,
+    /// How long notifications for a not-yet-registered call are held while a create is
+    /// in flight (default 10 s).
+    pub early_notification_ttl: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            keep_alive_interval: Duration::from_secs(15 * 60),
+            accept_unknown_calls: false,
+            event_capacity: 1024,
+            early_notification_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Set the keepAlive interval.
+    pub fn keep_alive_interval(mut self, every: Duration) -> Self {
+        self.keep_alive_interval = every;
+        self
+    }
+
+    /// Process notifications of unknown calls.
+    pub fn accept_unknown_calls(mut self, accept: bool) -> Self {
+        self.accept_unknown_calls = accept;
+        self
+    }
+}
+
+/// Why a call was torn down.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TeardownReason {
+    /// The service said the call ended.
+    Terminated {
+        /// Its `resultInfo`, if any.
+        result: Option<ResultInfo>,
+    },
+    /// keepAlive answered `404`: the call is gone.
+    Gone,
+    /// The bot hung up.
+    HungUp,
+    /// The media side reported a stream failure; the call was hung up.
+    MediaFailure(String),
+    /// The runtime shut down.
+    Shutdown,
+}
+
+/// An event for the bot application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeEvent {
+    /// Graph's call id.
+    pub call_id: String,
+    /// What happened.
+    pub kind: RuntimeEventKind,
+}
+
+/// What happened to a call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RuntimeEventKind {
+    /// The call was created (`201`) and is followed.
+    Created,
+    /// The state machine reported this (ignored inputs are only logged).
+    Call(CallEvent),
+    /// Media started ([`MediaSessions::start`] was called).
+    MediaStarted,
+    /// The call was torn down and forgotten; nothing of it is left.
+    Removed(TeardownReason),
+}
+
+/// A call the runtime created.
+#[derive(Debug, Clone)]
+pub struct ActiveCall {
+    /// Graph's call id.
+    pub call_id: String,
+    /// The media session, for app-hosted calls.
+    pub session_id: Option<Uuid>,
+    /// The call as the service created it.
+    pub call: Call,
+}
+
+/// Inputs of a call's queue.
+enum Input {
+    Notification(Box<CommsNotification>),
+    Gone,
+    HungUp,
+    MediaFailed(String),
+    Shutdown,
+}
+
+struct Entry {
+    generation: u64,
+    tx: mpsc::UnboundedSender<Input>,
+    session_id: Option<Uuid>,
+}
+
+#[derive(Default)]
+struct Registry {
+    calls: HashMap<String, Entry>,
+    by_session: HashMap<Uuid, String>,
+    early: HashMap<String, (Instant, Vec<CommsNotification>)>,
+    pending_creates: usize,
+}
+
+struct Shared {
+    client: GraphClient,
+    media: Arc<dyn MediaSessions>,
+    config: RuntimeConfig,
+    registry: Mutex<Registry>,
+    events: broadcast::Sender<RuntimeEvent>,
+    tasks: Arc<AtomicUsize>,
+    generation: AtomicU64,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the maps inconsistent beyond one
+        // entry; keep serving.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, call_id: &str, kind: RuntimeEventKind) {
+        let _ = self.events.send(RuntimeEvent {
+            call_id: call_id.to_owned(),
+            kind,
+        });
+    }
+}
+
+/// Counts a live task; dropped (also on abort) when the task ends.
+struct TaskGuard(Arc<AtomicUsize>);
+
+impl TaskGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        TaskGuard(counter.clone())
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a create in flight; the last one out drops held early notifications.
+struct PendingCreate(Arc<Shared>);
+
+impl PendingCreate {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.registry().pending_creates += 1;
+        PendingCreate(shared.clone())
+    }
+}
+
+impl Drop for PendingCreate {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let mut reg = shared.registry();
+        reg.pending_creates -= 1;
+        if reg.pending_creates > 0 {
+            return;
+        }
+        // No create in flight: the held notifications belong to no call of ours.
+        let held: Vec<_> = reg.early.drain().collect();
+        for (call_id, (_, notifications)) in held {
+            // (A create future dropped outside tokio cannot spawn: drop them then.)
+            if shared.config.accept_unknown_calls && tokio::runtime::Handle::try_current().is_ok() {
+                shared.emit(&call_id, RuntimeEventKind::Created);
+                let machine = CallStateMachine::new(&call_id);
+                let tx = spawn_call(shared, &mut reg, &call_id, machine, None, false);
+                for n in notifications {
+                    let _ = tx.send(Input::Notification(Box::new(n)));
+                }
+            } else {
+                tracing::info!(%call_id, count = notifications.len(),
+                    "notifications for a call this runtime does not know: ignored");
+            }
+        }
+    }
+}
+
+/// Most calls whose notifications are held while creates are in flight.
+const MAX_HELD_CALLS: usize = 1024;
+
+fn key(call_id: &str) -> String {
+    call_id.to_ascii_lowercase()
+}
+
+/// The call lifecycle runtime (see the [module documentation](self)). Cheap to clone.
+#[derive(Clone)]
+pub struct CallRuntime {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CallRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRuntime")
+            .field("live_calls", &self.live_calls())
+            .field("live_tasks", &self.live_tasks())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallRuntime {
+    /// A runtime placing calls with `client` and hosting media with `media`.
+    pub fn new(client: GraphClient, media: Arc<dyn MediaSessions>, config: RuntimeConfig) -> Self {
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        CallRuntime {
+            shared: Arc::new(Shared {
+                client,
+                media,
+                config,
+                registry: Mutex::new(Registry::default()),
+                events,
+                tasks: Arc::new(AtomicUsize::new(0)),
+                generation: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The Graph client.
+    pub fn client(&self) -> &GraphClient {
+        &self.shared.client
+    }
+
+    /// Subscribe to call events.
+    pub fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Calls the runtime follows.
+    pub fn live_calls(&self) -> usize {
+        self.shared.registry().calls.len()
+    }
+
+    /// Live tasks (queue tasks and keepAlive tasks).
+    pub fn live_tasks(&self) -> usize {
+        self.shared.tasks.load(Ordering::SeqCst)
+    }
+
+    /// Calls with notifications held while a create is in flight.
+    pub fn held_early_calls(&self) -> usize {
+        self.shared.registry().early.len()
+    }
+
+    /// The handle by which the media side reports media stream failures.
+    pub fn media_reporter(&self) -> MediaReporter {
+        MediaReporter {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
+    /// The callback server for this runtime (see [`callback::router`]).
+    pub fn callback_router(&self, config: CallbackConfig) -> axum::Router {
+        callback::router(config, Arc::new(self.clone()))
+    }
+
+    /// Place a call. For app-hosted media (`request.mediaConfig` is an
+    /// `appHostedMediaConfig`, whatever its blob) a media session is created first and
+    /// its configuration replaces the blob. On success the call is followed: its
+    /// notifications are processed, keepAlive is sent, media starts when established.
+    pub async fn create_call(&self, mut request: Call) -> Result<ActiveCall, RuntimeError> {
+        let shared = &self.shared;
+        let _pending = PendingCreate::new(shared);
+        let session_id = match request.media_config.value_mut() {
+            Some(MediaConfig::AppHosted(app)) => {
+                let session_id = Uuid::new_v4();
+                let config = shared.media.create_session(session_id)?;
+                app.blob = Field::Value(Value::String(config.to_json()));
+                Some(session_id)
+            }
+            _ => None,
+        };
+        let created = match shared.client.create_call(&request).await {
+            Ok(call) => call,
+            Err(e) => {
+                if let Some(s) = session_id {
+                    shared.media.stop(s);
+                }
+                return Err(e.into());
+            }
+        };
+        let Some(call_id) = created.id.value().filter(|id| !id.is_empty()).cloned() else {
+            if let Some(s) = session_id {
+                shared.media.stop(s);
+            }
+            return Err(RuntimeError::NoCallId);
+        };
+        let mut machine = CallStateMachine::new(&call_id);
+        machine.handle_call_update(&created);
+        shared.emit(&call_id, RuntimeEventKind::Created);
+        spawn_call(
+            shared,
+            &mut shared.registry(),
+            &call_id,
+            machine,
+            session_id,
+            true,
+        );
+        Ok(ActiveCall {
+            call_id,
+            session_id,
+            call: created,
+        })
+    }
+
+    /// Hang up (`DELETE`) and tear the call down. A `404` (already gone) tears it down
+    /// too and is not an error.
+    pub async fn hang_up(&self, call_id: &str) -> Result<(), GraphError> {
+        let result = match self.shared.client.hang_up(call_id).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        };
+        if result.is_ok() {
+            self.send(call_id, Input::HungUp);
+        }
+        result
+    }
+
+    /// Tear every call down (media stopped, tasks ended) without hanging up.
+    pub fn shutdown(&self) {
+        let reg = self.shared.registry();
+        for entry in reg.calls.values() {
+            let _ = entry.tx.send(Input::Shutdown);
+        }
+    }
+
+    fn send(&self, call_id: &str, input: Input) -> bool {
+        let reg = self.shared.registry();
+        reg.calls
+            .get(&key(call_id))
+            .is_some_and(|e| e.tx.send(input).is_ok())
+    }
+}
+
+impl NotificationSink for CallRuntime {
+    fn deliver(&self, call_id: &str, notification: CommsNotification) -> Delivery {
+        let shared = &self.shared;
+        let k = key(call_id);
+        let mut reg = shared.registry();
+        if let Some(entry) = reg.calls.get(&k) {
+            if entry
+                .tx
+                .send(Input::Notification(Box::new(notification)))
+                .is_ok()
+            {
+                return Delivery::Queued;
+            }
+            // The call's task has ended; its entry is about to go.
+            tracing::info!(%call_id, "notification for a call being torn down: ignored");
+            return Delivery::UnknownCall;
+        }
+        if reg.pending_creates > 0 {
+            let ttl = shared.config.early_notification_ttl;
+            reg.early.retain(|_, (at, _)| at.elapsed() < ttl);
+            if reg.early.len() >= MAX_HELD_CALLS && !reg.early.contains_key(&k) {
+                tracing::warn!(%call_id, "too many unknown calls held: notification ignored");
+                return Delivery::UnknownCall;
+            }
+            reg.early
+                .entry(k)
+                .or_insert_with(|| (Instant::now(), Vec::new()))
+                .1
+                .push(notification);
+            tracing::debug!(%call_id, "notification before the call's 201: held");
+            return Delivery::Queued;
+        }
+        if shared.config.accept_unknown_calls {
+            let machine = CallStateMachine::new(call_id);
+            shared.emit(call_id, RuntimeEventKind::Created);
+            let tx = spawn_call(shared, &mut reg, call_id, machine, None, false);
+            let _ = tx.send(Input::Notification(Box::new(notification)));
+            return Delivery::Queued;
+        }
+        tracing::info!(%call_id, "notification for a call this runtime does not know: ignored");
+        Delivery::UnknownCall
+    }
+}
+
+/// Register a call and start its queue task (and keepAlive task), with the registry
+/// locked (so no notification can slip in between). Returns the call's queue.
+fn spawn_call(
+    shared: &Arc<Shared>,
+    reg: &mut Registry,
+    call_id: &str,
+    machine: CallStateMachine,
+    session_id: Option<Uuid>,
+    keep_alive: bool,
+) -> mpsc::UnboundedSender<Input> {
+    let k = key(call_id);
+    let generation = shared.generation.fetch_add(1, Ordering::SeqCst);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let keep_alive_task = keep_alive.then(|| spawn_keep_alive(shared, call_id, tx.clone()));
+    {
+        // Notifications that came before the 201 go first, in arrival order.
+        if let Some((_, held)) = reg.early.remove(&k) {
+            for n in held {
+                let _ = tx.send(Input::Notification(Box::new(n)));
+            }
+        }
+        if let Some(s) = session_id {
+            reg.by_session.insert(s, k.clone());
+        }
+        if let Some(old) = reg.calls.insert(
+            k,
+            Entry {
+                generation,
+                tx: tx.clone(),
+                session_id,
+            },
+        ) {
+            tracing::warn!(%call_id, "call registered twice; the older follower is shut down");
+            let _ = old.tx.send(Input::Shutdown);
+        }
+    }
+    let guard = TaskGuard::new(&shared.tasks);
+    let task = CallTask {
+        shared: shared.clone(),
+        call_id: call_id.to_owned(),
+        generation,
+        session_id,
+        machine,
+        keep_alive: keep_alive_task,
+        media_started: false,
+    };
+    tokio::spawn(async move {
+        let _guard = guard;
+        task.run(rx).await;
+    });
+    tx
+}
+
+fn spawn_keep_alive(
+    shared: &Arc<Shared>,
+    call_id: &str,
+    tx: mpsc::UnboundedSender<Input>,
+) -> JoinHandle<()> {
+    let guard = TaskGuard::new(&shared.tasks);
+    let client = shared.client.clone();
+    let every = shared.config.keep_alive_interval;
+    let call_id = call_id.to_owned();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match client.keep_alive(&call_id).await {
+                Ok(()) => tracing::debug!(%call_id, "keepAlive sent"),
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(%call_id, "keepAlive: the call is gone (404)");
+                    let _ = tx.send(Input::Gone);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%call_id, "keepAlive failed (will retry next interval): {e}")
+                }
+            }
+        }
+    })
+}
+
+/// The task that owns one call's state machine.
+struct CallTask {
+    shared: Arc<Shared>,
+    call_id: String,
+    generation: u64,
+    session_id: Option<Uuid>,
+    machine: CallStateMachine,
+    keep_alive: Option<JoinHandle<()>>,
+    media_started: bool,
+}
+
+impl CallTask {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        // Events of the initial call update (the 201 body).
+        let mut reason = self.drain();
+        while reason.is_none() {
+            let Some(input) = rx.recv().await else {
+                reason = Some(TeardownReason::Shutdown);
+                break;
+            };
+            reason = match input {
+                Input::Notification(n) => {
+                    self.machine.handle_notification(&n);
+                    self.drain()
+                }
+                Input::Gone => Some(TeardownReason::Gone),
+                Input::HungUp => Some(TeardownReason::HungUp),
+                Input::Shutdown => Some(TeardownReason::Shutdown),
+                Input::MediaFailed(why) => {
+                    tracing::warn!(call_id = %self.call_id, "media stream failure, hanging up: {why}");
+                    match self.shared.client.hang_up(&self.call_id).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => tracing::warn!(call_id = %self.call_id, "hang-up failed: {e}"),
+                    }
+                    Some(TeardownReason::MediaFailure(why))
+                }
+            };
+        }
+        rx.close();
+        self.teardown(reason.unwrap_or(TeardownReason::Shutdown));
+    }
+
+    /// Drain the machine's events; `Some` when the call has ended.
+    fn drain(&mut self) -> Option<TeardownReason> {
+        let mut ended = None;
+        while let Some(event) = self.machine.poll_event() {
+            match &event {
+                CallEvent::Ignored { reason } => {
+                    tracing::info!(call_id = %self.call_id, "notification ignored: {reason}");
+                    continue;
+                }
+                CallEvent::Terminated { result } => {
+                    ended = Some(TeardownReason::Terminated {
+                        result: result.clone(),
+                    });
+                }
+                _ => {}
+            }
+            let established = event == CallEvent::Established;
+            self.shared
+                .emit(&self.call_id, RuntimeEventKind::Call(event));
+            if established
+                && !self.media_started
+                && let Some(s) = self.session_id
+            {
+                self.media_started = true;
+                self.shared.media.start(s, &self.call_id);
+                self.shared
+                    .emit(&self.call_id, RuntimeEventKind::MediaStarted);
+            }
+        }
+        ended
+    }
+
+    fn teardown(mut self, reason: TeardownReason) {
+        if let Some(task) = self.keep_alive.take() {
+            task.abort();
+        }
+        if let Some(s) = self.session_id {
+            self.shared.media.stop(s);
+        }
+        {
+            let mut reg = self.shared.registry();
+            let k = key(&self.call_id);
+            if reg
+                .calls
+                .get(&k)
+                .is_some_and(|e| e.generation == self.generation)
+            {
+                reg.calls.remove(&k);
+            }
+            if let Some(s) = self.session_id {
+                reg.by_session.remove(&s);
+            }
+        }
+        tracing::info!(call_id = %self.call_id, ?reason, "call torn down");
+        self.shared
+            .emit(&self.call_id, RuntimeEventKind::Removed(reason));
+    }
+}
+
+/// Reports media stream failures from the media side to the runtime. Cheap to clone;
+/// holds no strong reference to the runtime.
+#[derive(Clone)]
+pub struct MediaReporter {
+    shared: Weak<Shared>,
+}
+
+impl std::fmt::Debug for MediaReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaReporter").finish_non_exhaustive()
+    }
+}
+
+impl MediaReporter {
+    /// The media stream of `session_id` failed: the call is hung up and torn down.
+    /// False if no live call has this session.
+    pub fn stream_failed(&self, session_id: Uuid, reason: impl Into<String>) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let reg = shared.registry();
+        let Some(entry) = reg
+            .by_session
+            .get(&session_id)
+            .and_then(|k| reg.calls.get(k))
+        else {
+            return false;
+        };
+        debug_assert_eq!(entry.session_id, Some(session_id));
+        entry.tx.send(Input::MediaFailed(reason.into())).is_ok()
+    }
+}
