@@ -1,1 +1,113 @@
-fn main() {}
+//! Per-20 ms-frame cost of the receive path: the jitter buffer alone (one packet in, one
+//! playout decision out) and the whole receive pipeline (jitter buffer, decode,
+//! time-stretch, frame out) with PCM and with Opus.
+//!
+//! `cargo bench --bench jitter -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use media_core::codec::{AudioEncoder, CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
+use media_core::jitter::{JitterBuffer, JitterConfig, Playout};
+use media_core::packet::{AudioPacket, MAX_PAYLOAD};
+use media_core::playout::{ReceiveConfig, ReceivePipeline};
+
+const TICK: Duration = Duration::from_millis(20);
+
+/// 10 s of the evaluation's speech-like signal, encoded: (payload, silence flag).
+fn encoded(kind: CodecKind) -> Vec<(Vec<u8>, bool)> {
+    let speech = media_core::eval::speech_like(500 * FRAME_SAMPLES, 3);
+    let mut enc: Box<dyn AudioEncoder> =
+        new_encoder(kind, &OpusConfig::default()).expect("encoder");
+    let mut buf = [0u8; MAX_PAYLOAD];
+    speech
+        .chunks_exact(FRAME_SAMPLES)
+        .map(|f| {
+            let frame: [i16; FRAME_SAMPLES] = f.try_into().expect("320 samples");
+            let n = enc.encode(&frame, &mut buf).expect("encodes");
+            let silent = Pcm16kFrame::new(frame).rms_dbfs() < -50.0;
+            (buf[..n].to_vec(), silent)
+        })
+        .collect()
+}
+
+fn jitter_buffer(c: &mut Criterion) {
+    let payload = [0u8; 640];
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut k: u32 = 0;
+    let mut pkt = AudioPacket::new(0, 0, CodecKind::Pcm16k, &payload).expect("fits");
+    // Fill to a steady state: a few packets ahead of playout.
+    for _ in 0..10 {
+        pkt.seq = k as u16;
+        pkt.timestamp = k.wrapping_mul(320);
+        let _ = jb.handle_packet(now, &pkt);
+        k += 1;
+        now += TICK;
+    }
+    c.bench_function("jitter_buffer/push+pop per 20 ms frame", |b| {
+        b.iter(|| {
+            pkt.seq = k as u16;
+            pkt.timestamp = k.wrapping_mul(320);
+            let accepted = jb.handle_packet(now, black_box(&pkt));
+            let ts = match jb.poll_playout(now, 0) {
+                Playout::Decode { timestamp, .. } => timestamp,
+                Playout::Fec { timestamp, .. } | Playout::Conceal { timestamp } => timestamp,
+                Playout::Idle => 0,
+            };
+            k = k.wrapping_add(1);
+            now += TICK;
+            black_box((accepted, ts))
+        })
+    });
+}
+
+fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str) {
+    let packets = encoded(kind);
+    let mut rx = ReceivePipeline::new(
+        ReceiveConfig::default(),
+        new_decoder(kind).expect("decoder"),
+    );
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut k: u32 = 0;
+    let mut frame = Pcm16kFrame::silent();
+    let mut pkt = AudioPacket::empty(kind);
+    let feed = |rx: &mut ReceivePipeline, k: u32, now: Instant, pkt: &mut AudioPacket| {
+        let (payload, silent) = &packets[k as usize % packets.len()];
+        pkt.seq = k as u16;
+        pkt.timestamp = k.wrapping_mul(320);
+        pkt.silence = *silent;
+        pkt.set_payload(payload).expect("fits");
+        let _ = rx.handle_packet(now, pkt);
+    };
+    for _ in 0..100 {
+        feed(&mut rx, k, now, &mut pkt);
+        let _ = rx.poll_frame(now, &mut frame);
+        k += 1;
+        now += TICK;
+    }
+    c.bench_function(&format!("receive_pipeline/{name} per 20 ms frame"), |b| {
+        b.iter(|| {
+            feed(&mut rx, k, now, &mut pkt);
+            let info = rx.poll_frame(now, &mut frame);
+            k = k.wrapping_add(1);
+            now += TICK;
+            black_box((info, frame.samples()[0]))
+        })
+    });
+}
+
+fn receive_pcm(c: &mut Criterion) {
+    pipeline(c, CodecKind::Pcm16k, "pcm");
+}
+
+fn receive_opus(c: &mut Criterion) {
+    pipeline(c, CodecKind::Opus, "opus");
+}
+
+criterion_group!(benches, jitter_buffer, receive_pcm, receive_opus);
+criterion_main!(benches);

@@ -4,7 +4,7 @@
 #   pkg-config, libasound2-dev - cpal's ALSA backend
 #   pulseaudio, libasound2-plugins - the null-sink audio device used by the tests and demo
 set -euo pipefail
-packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins)
+packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,7 +24,9 @@ pub fn run_devices(args: &DevicesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if devices.is_empty() {
-        println!("no audio devices (is an audio server running? try: eval \"$(scripts/start-pulse.sh)\")");
+        println!(
+            "no audio devices (is an audio server running? try: eval \"$(scripts/start-pulse.sh)\")"
+        );
         return Ok(());
     }
     println!(
@@ -119,7 +121,10 @@ fn print_report(r: &LoopbackReport) {
         r.latency_ms, r.playback_queue_ms, r.prefill_ms
     );
     println!("correlation   {:.4}", r.correlation);
-    println!("snr           {:.1} dB (gain {:.2} dB)", r.snr_db, r.gain_db);
+    println!(
+        "snr           {:.1} dB (gain {:.2} dB)",
+        r.snr_db, r.gain_db
+    );
     println!("slips         {}", r.timeline_slips);
     println!(
         "playback      {} callbacks, {} underruns ({} frames), {} errors",

@@ -7,6 +7,9 @@
 //!   permissions it needs.
 //! - `inspect` reads a JSON document (blob, create-call request, call, notifications),
 //!   says what it is, validates it and summarises it.
+//! - `jb-eval` evaluates the adaptive jitter buffer over impaired-network profiles.
+//! - `serve` runs the media processor; `peer` is the reference far end; `loadtest`
+//!   measures calls per core.
 //! - `devices` lists audio devices; `loopback` measures a device round trip.
 //! - `emulator` runs the local Graph calling API emulator.
 //! - `demo` runs the main job end to end on embedded defaults.
@@ -20,7 +23,11 @@ mod cmd_demo;
 mod cmd_devices;
 mod cmd_emulator;
 mod cmd_inspect;
+mod cmd_jb_eval;
+mod cmd_loadtest;
+mod cmd_peer;
 mod cmd_request;
+mod cmd_serve;
 
 /// Open, Linux-native application-hosted real-time media engine for calling bots.
 #[derive(Debug, Parser)]
@@ -38,6 +45,14 @@ enum Command {
     Request(cmd_request::RequestArgs),
     /// Identify, validate and summarise a JSON document (file or `-` for stdin).
     Inspect(cmd_inspect::InspectArgs),
+    /// Evaluate the adaptive jitter buffer over impaired-network profiles.
+    JbEval(cmd_jb_eval::JbEvalArgs),
+    /// Run the media processor (QUIC media server; `--echo` for an echo bot).
+    Serve(cmd_serve::ServeArgs),
+    /// Run the reference far end: connect to a processor, send audio, record what comes back.
+    Peer(cmd_peer::PeerArgs),
+    /// Run N full-duplex calls over loopback QUIC and report the cost per call.
+    Loadtest(cmd_loadtest::LoadtestArgs),
     /// List the audio devices (PulseAudio and ALSA hosts).
     Devices(cmd_devices::DevicesArgs),
     /// Play a known signal to an output device, capture it from an input device, and
@@ -55,6 +70,10 @@ fn main() -> ExitCode {
         Command::Blob(args) => cmd_blob::run(args),
         Command::Request(args) => cmd_request::run(args),
         Command::Inspect(args) => cmd_inspect::run(args),
+        Command::JbEval(args) => cmd_jb_eval::run(args),
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Peer(args) => cmd_peer::run(args),
+        Command::Loadtest(args) => cmd_loadtest::run(args),
         Command::Devices(args) => cmd_devices::run_devices(args),
         Command::Loopback(args) => cmd_devices::run_loopback(args),
         Command::Emulator(args) => cmd_emulator::run(args),

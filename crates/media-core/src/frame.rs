@@ -231,13 +231,21 @@ mod tests {
         let back = Pcm16kFrame::from_le_bytes(&f.to_le_bytes()).expect("640 bytes");
         assert_eq!(f, back);
         let err = Pcm16kFrame::from_le_bytes(&[0; 639]).expect_err("short");
-        assert_eq!(err, FrameSizeError { expected: 640, got: 639 });
+        assert_eq!(
+            err,
+            FrameSizeError {
+                expected: 640,
+                got: 639
+            }
+        );
     }
 
     #[test]
     fn silence_is_minus_infinity_and_full_scale_is_zero() {
         assert_eq!(Pcm16kFrame::silent().rms_dbfs(), f32::NEG_INFINITY);
-        let sq: Vec<i16> = (0..320).map(|i| if i % 2 == 0 { i16::MAX } else { i16::MIN }).collect();
+        let sq: Vec<i16> = (0..320)
+            .map(|i| if i % 2 == 0 { i16::MAX } else { i16::MIN })
+            .collect();
         assert!(rms_dbfs(&sq).abs() < 0.01);
     }
 }

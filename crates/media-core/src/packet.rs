@@ -7,10 +7,11 @@
 
 use crate::codec::CodecKind;
 
-/// Largest payload a packet carries. One `Pcm16K` frame is 640 bytes; an Opus frame at
-/// any sane bitrate is far smaller. It also fits a QUIC datagram on every path with
-/// the 1200-byte minimum MTU, together with the transport header.
-pub const MAX_PAYLOAD: usize = 1024;
+/// Largest payload a packet carries: the transport's largest datagram payload
+/// (1162-byte datagrams minus the 14-byte header, docs/wire-format.md), so every
+/// payload the wire allows fits a packet. One `Pcm16K` frame is 640 bytes; an Opus
+/// frame at any sane bitrate is far smaller.
+pub const MAX_PAYLOAD: usize = 1148;
 
 /// Samples of 16 kHz media time per 20 ms packet (the timestamp step).
 pub const TIMESTAMP_STEP: u32 = 320;
@@ -24,7 +25,11 @@ pub struct PayloadTooLarge {
 
 impl std::fmt::Display for PayloadTooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "payload of {} bytes exceeds the {MAX_PAYLOAD}-byte maximum", self.len)
+        write!(
+            f,
+            "payload of {} bytes exceeds the {MAX_PAYLOAD}-byte maximum",
+            self.len
+        )
     }
 }
 
@@ -125,7 +130,9 @@ mod tests {
         assert_eq!(p.payload().len(), 640);
         assert_eq!(
             AudioPacket::new(1, 320, CodecKind::Opus, &[0; MAX_PAYLOAD + 1]).expect_err("too big"),
-            PayloadTooLarge { len: MAX_PAYLOAD + 1 }
+            PayloadTooLarge {
+                len: MAX_PAYLOAD + 1
+            }
         );
     }
 }

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn one_frame_is_200k_ticks() {
-        assert_eq!(MediaTime::new(320, 16_000).to_ticks(), Ticks100ns(Ticks100ns::PER_FRAME));
+        assert_eq!(
+            MediaTime::new(320, 16_000).to_ticks(),
+            Ticks100ns(Ticks100ns::PER_FRAME)
+        );
         assert_eq!(MediaTime::new(960, 48_000).rebase(16_000).samples(), 320);
         assert_eq!(
             MediaTime::new(16_000, 16_000).as_duration(),

@@ -4,8 +4,9 @@
 //! JSON body of `POST /communications/calls`, refuses requests the service would refuse
 //! (naming the property at fault), says which application permissions the request
 //! needs, and reads what the service sends back: the `201 Created` call and the
-//! `commsNotifications` posted to the bot's callback. It is pure data: no HTTP, no
-//! clock, no state machine (those come later, beside it).
+//! `commsNotifications` posted to the bot's callback, and follows each call through
+//! its states in a sans-IO [`CallStateMachine`]. It does no I/O and reads no clock:
+//! the HTTP client, the callback server and the runtime are in the `graph` crate.
 //!
 //! The reference is the Graph "Create call" page (the project's seed): its ten
 //! examples are [`Scenario`]s, and its every JSON document is a test fixture that

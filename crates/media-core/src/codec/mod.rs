@@ -5,6 +5,11 @@
 //! the in-band forward error correction of the *next* packet
 //! ([`AudioDecoder::decode_fec`]).
 //!
+//! Implementations: [`PcmEncoder`]/[`PcmDecoder`] (raw; concealment repeats the last
+//! frame with a 60 ms fade-out; no FEC) and [`OpusEncoder`]/[`OpusDecoder`] (libopus
+//! PLC and in-band FEC). [`new_encoder`] and [`new_decoder`] pick one by
+//! [`CodecKind`].
+//!
 //! # Realtime safety
 //! Codec state is created by the constructors, outside the per-frame path. `encode`,
 //! `decode`, `conceal` and `decode_fec` write into caller-owned buffers and do not
@@ -58,7 +63,10 @@ impl fmt::Display for CodecError {
         match self {
             Self::InvalidPayload => write!(f, "payload is not a valid packet for this codec"),
             Self::WrongFrameLength { got } => {
-                write!(f, "payload decodes to {got} samples, expected {FRAME_SAMPLES}")
+                write!(
+                    f,
+                    "payload decodes to {got} samples, expected {FRAME_SAMPLES}"
+                )
             }
             Self::BufferTooSmall => write!(f, "output buffer too small for the encoded packet"),
             Self::Internal(code) => write!(f, "codec library error {code}"),
@@ -73,7 +81,8 @@ pub trait AudioEncoder: Send {
     /// The codec this encoder produces.
     fn kind(&self) -> CodecKind;
     /// Encodes one frame into `out`, returning the payload length.
-    fn encode(&mut self, frame: &[i16; FRAME_SAMPLES], out: &mut [u8]) -> Result<usize, CodecError>;
+    fn encode(&mut self, frame: &[i16; FRAME_SAMPLES], out: &mut [u8])
+    -> Result<usize, CodecError>;
 }
 
 /// Decodes payloads into 20 ms `Pcm16K` frames and conceals lost ones.
@@ -91,4 +100,54 @@ pub trait AudioDecoder: Send {
         next_payload: &[u8],
         out: &mut [i16; FRAME_SAMPLES],
     ) -> Result<bool, CodecError>;
+}
+
+pub mod opus;
+pub mod pcm;
+
+pub use self::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+pub use self::pcm::{PcmDecoder, PcmEncoder};
+
+/// Creates an encoder of `kind` (`opus` applies to Opus only). Codec state is
+/// allocated here, outside the per-frame path.
+pub fn new_encoder(
+    kind: CodecKind,
+    opus: &OpusConfig,
+) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    Ok(match kind {
+        CodecKind::Pcm16k => Box::new(PcmEncoder::new()),
+        CodecKind::Opus => Box::new(OpusEncoder::new(opus)?),
+    })
+}
+
+/// Creates a decoder of `kind`. Codec state is allocated here, outside the
+/// per-frame path.
+pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    Ok(match kind {
+        CodecKind::Pcm16k => Box::new(PcmDecoder::new()),
+        CodecKind::Opus => Box::new(OpusDecoder::new()?),
+    })
+}
+
+#[cfg(test)]
+mod factory_tests {
+    use super::*;
+
+    #[test]
+    fn factory_builds_each_kind() {
+        for kind in [CodecKind::Pcm16k, CodecKind::Opus] {
+            let mut enc = new_encoder(kind, &OpusConfig::default()).expect("encoder");
+            let mut dec = new_decoder(kind).expect("decoder");
+            assert_eq!((enc.kind(), dec.kind()), (kind, kind));
+            let mut buf = [0u8; 1024];
+            let n = enc.encode(&[0; FRAME_SAMPLES], &mut buf).expect("encode");
+            let mut out = [1i16; FRAME_SAMPLES];
+            dec.decode(&buf[..n], &mut out).expect("decode");
+            assert!(
+                out.iter().all(|&s| s.abs() < 4),
+                "silence decodes to silence"
+            );
+            assert_eq!(CodecKind::from_u8(kind as u8), Some(kind));
+        }
+    }
 }

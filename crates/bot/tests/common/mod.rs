@@ -1,0 +1,75 @@
+//! Helpers shared by the bot's integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bot::{EchoBot, Local, LocalConfig};
+use emulator::{SigningKey, Timing};
+use graph::{RuntimeEvent, RuntimeEventKind};
+use media_core::sim::Profile;
+use tokio::sync::broadcast;
+
+/// One RSA key per test binary (generating one takes a while).
+pub fn signing_key() -> SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate().unwrap()).clone()
+}
+
+/// An echo bot, the emulator (fast timing) and a clean-network PCM far end.
+pub fn config() -> LocalConfig {
+    let mut cfg = LocalConfig::new(Arc::new(EchoBot));
+    cfg.emulator.signing_key = Some(signing_key());
+    cfg.emulator.timing = Timing {
+        step_delay: Duration::from_millis(20),
+        lobby_delay: Duration::from_millis(100),
+        media_connect_timeout: Duration::from_secs(5),
+    };
+    cfg.far_end.profile = Profile::named("clean").unwrap();
+    cfg.far_end.codec = bot::Codec::Pcm16k;
+    cfg.far_end.record = false;
+    cfg
+}
+
+pub async fn start(cfg: LocalConfig) -> Local {
+    Local::start(cfg).await.unwrap()
+}
+
+/// Events of `call_id` until `done` says so (or the timeout); returns them all.
+pub async fn events_until(
+    rx: &mut broadcast::Receiver<RuntimeEvent>,
+    call_id: &str,
+    seen: &mut Vec<RuntimeEventKind>,
+    timeout: Duration,
+    done: impl Fn(&[RuntimeEventKind]) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done(seen) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(ev)) => {
+                if ev.call_id == call_id {
+                    seen.push(ev.kind);
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            _ => return done(seen),
+        }
+    }
+    true
+}
+
+pub fn removed(seen: &[RuntimeEventKind]) -> bool {
+    seen.iter()
+        .any(|k| matches!(k, RuntimeEventKind::Removed(_)))
+}
+
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}

@@ -1,0 +1,98 @@
+//! The receive path does not allocate in steady state: a counting global allocator
+//! watches `handle_packet` + `poll_frame` (PCM and Opus, with losses, reordering and
+//! time-stretching) after construction.
+//!
+//! (libopus is C and invisible to a Rust allocator; it does not allocate per call.)
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use media_core::codec::{AudioEncoder, CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
+use media_core::packet::{AudioPacket, MAX_PAYLOAD};
+use media_core::playout::{ReceiveConfig, ReceivePipeline};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static WATCH: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter and
+// the thread-local flag (const-initialised, no allocation) have no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCH.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCH.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn steady_state_allocations(kind: CodecKind) -> usize {
+    // Everything that may allocate happens here, before watching.
+    let speech = media_core::eval::speech_like(600 * FRAME_SAMPLES, 5);
+    let mut enc: Box<dyn AudioEncoder> = new_encoder(kind, &OpusConfig::default()).expect("enc");
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let packets: Vec<AudioPacket> = speech
+        .chunks_exact(FRAME_SAMPLES)
+        .enumerate()
+        .map(|(k, f)| {
+            let frame: [i16; FRAME_SAMPLES] = f.try_into().expect("320");
+            let n = enc.encode(&frame, &mut buf).expect("encodes");
+            AudioPacket::new(k as u16, (k * FRAME_SAMPLES) as u32, kind, &buf[..n]).expect("fits")
+        })
+        .collect();
+    let mut rx = ReceivePipeline::new(ReceiveConfig::default(), new_decoder(kind).expect("dec"));
+    let t0 = Instant::now();
+    let mut frame = Pcm16kFrame::silent();
+    let mut run = |from: usize, to: usize, rx: &mut ReceivePipeline| {
+        for k in from..to {
+            let now = t0 + Duration::from_millis(20 * k as u64);
+            // Impairments: every 17th packet lost, every 11th swapped with the next,
+            // every 23rd late by 70 ms (arrives with the packets 3 ticks later).
+            if k % 17 != 0 && k % 11 != 0 && k % 23 != 0 {
+                let _ = rx.handle_packet(now, &packets[k]);
+            }
+            if k % 11 == 1 {
+                let _ = rx.handle_packet(now, &packets[k - 1]);
+            }
+            if k % 23 == 3 && k >= 3 {
+                let _ = rx.handle_packet(now, &packets[k - 3]);
+            }
+            let _ = rx.poll_frame(now, &mut frame);
+        }
+    };
+    run(0, 100, &mut rx);
+    WATCH.with(|w| w.set(true));
+    run(100, 600, &mut rx);
+    WATCH.with(|w| w.set(false));
+    let s = rx.stats();
+    assert!(s.concealed_samples > 0 && s.reordered > 0, "{s:?}");
+    ALLOCS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn receive_path_does_not_allocate_in_steady_state() {
+    assert_eq!(steady_state_allocations(CodecKind::Pcm16k), 0);
+    assert_eq!(steady_state_allocations(CodecKind::Opus), 0);
+}

@@ -1,0 +1,206 @@
+//! Blocking entry points for command-line front ends (they need no tokio of their
+//! own): run a processor with an echo (or listen-only) bot, run a reference peer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use media_blob::MediaSessionConfig;
+use transport::{CertFingerprint, ServerTrust};
+
+use crate::peer::{Peer, PeerConfig, PeerSource};
+use crate::settings::MediaPlatformSettings;
+use crate::signal::{self, SignalGenerator};
+use crate::socket::{AudioEvent, FrameDelivery, Incoming};
+use crate::{Codec, MediaPlatform};
+
+/// What [`serve`] runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Platform settings.
+    pub settings: MediaPlatformSettings,
+    /// Echo every received frame back (else: listen only, send nothing).
+    pub echo: bool,
+    /// Graph call id of the first session (default: a fresh one).
+    pub call_id: Option<uuid::Uuid>,
+    /// Also write each session's blob to this file.
+    pub blob_out: Option<PathBuf>,
+    /// Stop after this long (default: until Ctrl-C).
+    pub run_for: Option<Duration>,
+    /// Stop after this many calls ended (default: never).
+    pub max_calls: Option<usize>,
+}
+
+/// A serve failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The platform failed.
+    #[error(transparent)]
+    Platform(#[from] crate::PlatformError),
+    /// The peer failed.
+    #[error(transparent)]
+    Peer(#[from] crate::PeerError),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// A WAV file was unusable.
+    #[error(transparent)]
+    Wav(#[from] signal::WavError),
+}
+
+fn rt() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Io(format!("cannot start the runtime: {e}")))
+}
+
+/// Runs a media processor with one bot session at a time: prints the blob and the
+/// certificate fingerprint, serves the call (echo or listen-only), prints its events
+/// and QoE, then offers a new session. Blocks until Ctrl-C, `run_for` or `max_calls`.
+pub fn serve(opts: ServeOptions) -> Result<(), AppError> {
+    rt()?.block_on(async move {
+        let platform = MediaPlatform::start(opts.settings.clone())?;
+        println!("media processor listening on {} ({})", platform.local_addr(), platform.mp_uri());
+        println!("certificate fingerprint: {}", platform.certificate_fingerprint());
+        let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
+        let mut call_id = opts.call_id.unwrap_or_else(uuid::Uuid::new_v4);
+        let mut ended = 0usize;
+        loop {
+            let delivery = if opts.echo {
+                FrameDelivery::Callback(Box::new(|f, tx| {
+                    let _ = tx.enqueue(&f.samples);
+                }))
+            } else {
+                FrameDelivery::Channel(50)
+            };
+            let (blob, mut socket) = platform.create_media_configuration_with(call_id, delivery)?;
+            let json = blob.to_json();
+            println!("blob: {json}");
+            if let Some(path) = &opts.blob_out {
+                std::fs::write(path, &json)
+                    .map_err(|e| AppError::Io(format!("{}: {e}", path.display())))?;
+                println!("blob written to {}", path.display());
+            }
+            let mut stats = tokio::time::interval(Duration::from_secs(5));
+            stats.tick().await;
+            let stop = loop {
+                let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break true,
+                    _ = tokio::time::sleep_until(sleep_until) => break true,
+                    _ = stats.tick() => {
+                        if socket.state() == crate::CallState::Connected {
+                            let q = socket.qoe();
+                            println!(
+                                "qoe: rx {} tx {} loss {:.2} % jitter {:.2} ms rtt {:.2} ms jb target {:.0} ms",
+                                q.packets_received, q.packets_sent, q.loss_pct, q.inbound_jitter_ms,
+                                q.rtt_ms, q.jitter_buffer.target_delay_ms
+                            );
+                        }
+                    }
+                    incoming = socket.recv() => match incoming {
+                        Some(Incoming::Event(e)) => {
+                            println!("event: {e:?}");
+                            if matches!(e, AudioEvent::Ended { .. } | AudioEvent::MediaStreamFailure { .. }) {
+                                let q = socket.qoe();
+                                println!("call ended: {q:?}");
+                                break false;
+                            }
+                        }
+                        Some(Incoming::Frame(_)) => {}
+                        None => break false,
+                    },
+                }
+            };
+            if stop {
+                break;
+            }
+            ended += 1;
+            if opts.max_calls.is_some_and(|m| ended >= m) {
+                break;
+            }
+            call_id = uuid::Uuid::new_v4();
+        }
+        platform.shutdown().await;
+        Ok(())
+    })
+}
+
+/// What [`run_peer`] does.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// The blob to join.
+    pub blob: MediaSessionConfig,
+    /// The processor certificate's fingerprint.
+    pub fingerprint: CertFingerprint,
+    /// Send this WAV file (16 kHz 16-bit) instead of the speech-like test signal.
+    pub wav_in: Option<PathBuf>,
+    /// Record what comes back into this WAV file.
+    pub record: Option<PathBuf>,
+    /// How long to send.
+    pub seconds: f64,
+    /// Codec to offer.
+    pub codec: Codec,
+}
+
+/// What a peer run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerSummary {
+    /// The codec used.
+    pub codec: String,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received.
+    pub packets_received: u64,
+    /// Echo delay, if the processor echoes.
+    pub echo_latency_ms: Option<f64>,
+    /// Correlation of the echo with what was sent (PCM) after alignment.
+    pub echo_correlation: Option<f64>,
+    /// Correlation of the per-20 ms envelopes (any codec).
+    pub echo_envelope_correlation: Option<f64>,
+    /// Concealed samples in the peer's jitter buffer.
+    pub concealed_samples: u64,
+    /// The peer's jitter-buffer target delay at the end, ms.
+    pub jitter_buffer_target_ms: f64,
+    /// RTT, ms.
+    pub rtt_ms: f64,
+    /// Why the connection ended, if the processor ended it.
+    pub close: Option<String>,
+}
+
+/// Connects a reference peer to the blob's processor, sends for `seconds`, records,
+/// and measures the echo. Blocks.
+pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
+    let source = match &opts.wav_in {
+        Some(p) => PeerSource::Samples(Arc::from(signal::read_wav(p)?)),
+        None => PeerSource::Signal(SignalGenerator::speech(1)),
+    };
+    let mut cfg = PeerConfig::new(ServerTrust::pinned(opts.fingerprint));
+    cfg.codecs = vec![opts.codec];
+    cfg.source = source;
+    cfg.send_for = Duration::from_secs_f64(opts.seconds);
+    cfg.run_for = Duration::from_secs_f64(opts.seconds + 1.0);
+    let report = rt()?.block_on(async {
+        let peer = Peer::connect(&opts.blob, cfg).await?;
+        Ok::<_, AppError>(peer.finish().await)
+    })?;
+    if let Some(path) = &opts.record {
+        signal::write_wav(path, &report.received)?;
+    }
+    let span = Duration::from_secs_f64(opts.seconds);
+    let delay = report.echo_delay(Duration::from_secs(1));
+    Ok(PeerSummary {
+        codec: opts.codec.to_string(),
+        packets_sent: report.stats.packets_sent,
+        packets_received: report.stats.packets_received,
+        echo_latency_ms: delay.map(|d| d.as_secs_f64() * 1000.0),
+        echo_correlation: delay.map(|d| report.echo_correlation(d, span)),
+        echo_envelope_correlation: delay.map(|d| report.echo_envelope_correlation(d, span)),
+        concealed_samples: report.stats.jitter.concealed_samples,
+        jitter_buffer_target_ms: report.stats.jitter.target_delay_ms,
+        rtt_ms: report.stats.link.rtt.as_secs_f64() * 1000.0,
+        close: report.close.map(|c| c.to_string()),
+    })
+}

@@ -1,0 +1,499 @@
+//! The load tool: N full-duplex calls between one processor (echo bot) and N peers
+//! over loopback QUIC in one process, and what they cost.
+//!
+//! The processor (platform + echo bots, echo by callback on each call's task) runs
+//! on its own tokio runtime with [`LoadtestConfig::processor_threads`] worker threads
+//! (default 1, so "per call" figures are per core); the peers run on a second runtime.
+//! Each step connects N calls, warms up for a second, then measures for `duration`:
+//!
+//! - **CPU per call**: user+system CPU (as `getrusage` reports it; read from
+//!   `/proc/self/task/*/stat` for the processor runtime's threads, `/proc/self/stat`
+//!   for the whole process) / wall time / N, in percent of one core. The processor
+//!   figure is the processor's cost; the process figure includes the peers.
+//! - **Capacity by CPU**: 100 % / processor CPU per call = calls one core could
+//!   carry if nothing else limited it.
+//! - **Late ticks**: processor call ticks that started > 5 ms after their scheduled
+//!   instant, in percent.
+//! - **Datagram loss**: 1 − packets received / packets expected (50 per second per
+//!   call and direction), both directions.
+//! - **Memory per call**: RSS growth (`/proc/self/status` VmRSS) from before the
+//!   calls to after warm-up, / N.
+//!
+//! A *ramp* multiplies N by `ramp_factor` after every step whose late ticks stay
+//! below 0.1 %, until a step fails, `max_calls` is reached or the time budget is
+//! spent; the largest passing N is the **N per core** (with one processor thread).
+//!
+//! **Opus bound.** The processor's unavoidable Opus work per call is one encode and
+//! one decode per 20 ms. The tool times both with libopus on the same signal and
+//! settings, in the same run (thread CPU time, 2000 frames), and defines the libopus-only bound as
+//! `bound = 20 ms / (t_encode + t_decode)` calls per core. The Opus path's
+//! efficiency is capacity-by-CPU / bound (target ≥ 90 %).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use media_core::codec::{CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::frame::FRAME_SAMPLES;
+use serde::Serialize;
+use transport::ServerTrust;
+
+use crate::health::LoadMeter;
+use crate::peer::{Peer, PeerConfig, PeerSource};
+use crate::procstat;
+use crate::settings::MediaPlatformSettings;
+use crate::signal::SignalGenerator;
+use crate::socket::{AudioFrame, FrameDelivery};
+use crate::{Codec, MediaPlatform};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadtestConfig {
+    /// Calls of the first (or only) step.
+    pub calls: usize,
+    /// Measured time per step (after a 1 s warm-up).
+    pub duration: Duration,
+    /// Codec of every call.
+    pub codec: Codec,
+    /// Step N up until late ticks exceed 0.1 % (else run one step).
+    pub ramp: bool,
+    /// N grows by this factor per ramp step.
+    pub ramp_factor: f64,
+    /// Upper bound of N.
+    pub max_calls: usize,
+    /// Stop ramping when this much time has been spent.
+    pub time_budget: Duration,
+    /// Worker threads of the processor runtime.
+    pub processor_threads: usize,
+    /// Worker threads of the peers' runtime.
+    pub peer_threads: usize,
+    /// Opus settings (processor and peers).
+    pub opus: OpusConfig,
+}
+
+impl Default for LoadtestConfig {
+    fn default() -> Self {
+        Self {
+            calls: 100,
+            duration: Duration::from_secs(5),
+            codec: Codec::Pcm16k,
+            ramp: false,
+            ramp_factor: 1.5,
+            max_calls: 4000,
+            time_budget: Duration::from_secs(120),
+            processor_threads: 1,
+            peer_threads: 1,
+            opus: OpusConfig::default(),
+        }
+    }
+}
+
+/// Figures of one step.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StepResult {
+    /// Calls requested.
+    pub calls: usize,
+    /// Calls that connected.
+    pub connected: usize,
+    /// Measured wall time, s.
+    pub wall_s: f64,
+    /// Processor runtime CPU per call, percent of one core.
+    pub processor_cpu_per_call_pct: f64,
+    /// Whole-process CPU (processor + peers) per call, percent of one core.
+    pub process_cpu_per_call_pct: f64,
+    /// Time inside call ticks per call, percent of one core.
+    pub tick_busy_per_call_pct: f64,
+    /// Calls one core could carry at this processor CPU per call.
+    pub capacity_by_cpu: f64,
+    /// Processor ticks that started more than 5 ms late, percent.
+    pub late_ticks_pct: f64,
+    /// Peer ticks that started more than 5 ms late, percent.
+    pub peer_late_ticks_pct: f64,
+    /// Peer → processor datagram loss, percent.
+    pub loss_up_pct: f64,
+    /// Processor → peer datagram loss, percent.
+    pub loss_down_pct: f64,
+    /// RSS growth per call, bytes.
+    pub rss_per_call_bytes: f64,
+    /// Late ticks stayed under 0.1 % and every call connected.
+    pub passed: bool,
+}
+
+/// libopus cost per 20 ms frame and the bound it sets.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OpusBound {
+    /// Encode, µs per frame.
+    pub encode_us: f64,
+    /// Decode, µs per frame.
+    pub decode_us: f64,
+    /// 20 ms / (encode + decode): full-duplex calls per core if libopus were the
+    /// only cost.
+    pub calls_per_core: f64,
+}
+
+/// The result of a load test.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadtestReport {
+    /// `pcm16k` or `opus16k`.
+    pub codec: String,
+    /// Processor worker threads.
+    pub processor_threads: usize,
+    /// Logical CPUs of the machine.
+    pub cpus: usize,
+    /// 1-minute load average before the run (other work on the machine).
+    pub load_average_before: Option<f64>,
+    /// Every step, in order.
+    pub steps: Vec<StepResult>,
+    /// Largest N that passed (late ticks < 0.1 %), per processor thread.
+    pub max_calls_per_core: Option<usize>,
+    /// Best capacity-by-CPU seen (calls per core).
+    pub capacity_by_cpu: f64,
+    /// The libopus-only bound (Opus runs only).
+    pub opus_bound: Option<OpusBound>,
+    /// capacity-by-CPU / libopus bound (Opus runs only).
+    pub opus_efficiency: Option<f64>,
+}
+
+/// A load test could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("load test: {0}")]
+pub struct LoadtestError(String);
+
+fn err(e: impl std::fmt::Display) -> LoadtestError {
+    LoadtestError(e.to_string())
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU time of the calling thread (falls back to wall time where `/proc` is missing).
+struct ThreadClock {
+    tid: Option<u32>,
+    cpu0: Option<Duration>,
+    wall0: Instant,
+}
+
+impl ThreadClock {
+    fn start() -> Self {
+        let tid = procstat::current_tid();
+        Self {
+            tid,
+            cpu0: tid.and_then(procstat::thread_cpu),
+            wall0: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match (self.tid.and_then(procstat::thread_cpu), self.cpu0) {
+            (Some(now), Some(then)) if now > then => now - then,
+            // Below the 10 ms resolution (or no /proc): wall time.
+            _ => self.wall0.elapsed(),
+        }
+    }
+}
+
+/// Times libopus encode and decode per frame on the speech-like signal, in thread
+/// CPU time (so other load on the machine does not inflate it; `/proc` resolution is
+/// 10 ms, so use at least 1000 frames).
+pub fn measure_opus(opus: &OpusConfig, frames: usize) -> Result<OpusBound, LoadtestError> {
+    let mut enc = new_encoder(CodecKind::Opus, opus).map_err(err)?;
+    let mut dec = new_decoder(CodecKind::Opus).map_err(err)?;
+    let signal = SignalGenerator::speech(3).take_seconds(frames as f64 / 50.0);
+    let mut packets = Vec::with_capacity(frames);
+    let mut buf = [0u8; 1500];
+    let t = ThreadClock::start();
+    for f in signal.chunks_exact(FRAME_SAMPLES) {
+        let frame: &[i16; FRAME_SAMPLES] = f.try_into().map_err(err)?;
+        let n = enc.encode(frame, &mut buf).map_err(err)?;
+        packets.push(buf[..n].to_vec());
+    }
+    let encode = t.elapsed();
+    let mut out = [0i16; FRAME_SAMPLES];
+    let t = ThreadClock::start();
+    for _ in 0..4 {
+        for p in &packets {
+            dec.decode(p, &mut out).map_err(err)?;
+        }
+    }
+    let decode = t.elapsed();
+    let n = packets.len().max(1) as f64;
+    let encode_us = encode.as_secs_f64() * 1e6 / n;
+    let decode_us = decode.as_secs_f64() * 1e6 / (4.0 * n);
+    Ok(OpusBound {
+        encode_us,
+        decode_us,
+        calls_per_core: 20_000.0 / (encode_us + decode_us),
+    })
+}
+
+fn runtime(
+    name: &str,
+    threads: usize,
+    tids: Option<Arc<Mutex<Vec<u32>>>>,
+) -> Result<tokio::runtime::Runtime, LoadtestError> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all();
+    if let Some(tids) = tids {
+        b.on_thread_start(move || {
+            if let (Some(tid), Ok(mut v)) = (procstat::current_tid(), tids.lock()) {
+                v.push(tid);
+            }
+        });
+    }
+    b.build().map_err(err)
+}
+
+fn threads_cpu(tids: &Mutex<Vec<u32>>) -> Duration {
+    tids.lock()
+        .map(|v| v.iter().filter_map(|&t| procstat::thread_cpu(t)).sum())
+        .unwrap_or_default()
+}
+
+/// Runs one step with `calls` calls.
+pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, LoadtestError> {
+    let tids = Arc::new(Mutex::new(Vec::new()));
+    let prt = runtime("mp-processor", config.processor_threads, Some(tids.clone()))?;
+    let peer_rt = runtime("mp-peers", config.peer_threads, None)?;
+    let rss0 = procstat::rss_bytes().unwrap_or(0);
+
+    // Processor: platform and echo bots (callback delivery: the echo runs on each
+    // call's own task, no extra task per call).
+    let mut settings = MediaPlatformSettings::dev_loopback();
+    settings.codecs = vec![config.codec];
+    settings.opus = config.opus;
+    settings.limits.max_sessions = calls + 16;
+    settings.accept_queue = calls + 16;
+    settings.pacer.prebuffer_frames = 2;
+    let platform = {
+        let _g = prt.enter();
+        MediaPlatform::start(settings).map_err(err)?
+    };
+    let mut sockets = Vec::with_capacity(calls);
+    let mut blobs = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let echo = |f: &AudioFrame, tx: &crate::AudioSender| {
+            let _ = tx.enqueue(&f.samples);
+        };
+        let (blob, socket) = platform
+            .create_media_configuration_with(
+                uuid::Uuid::new_v4(),
+                FrameDelivery::Callback(Box::new(echo)),
+            )
+            .map_err(err)?;
+        sockets.push(socket);
+        blobs.push(blob);
+    }
+
+    // Peers.
+    let trust = ServerTrust::pinned(platform.certificate_fingerprint());
+    let source: Arc<[i16]> = SignalGenerator::speech(11).take_seconds(2.0).into();
+    let peer_meter = Arc::new(LoadMeter::default());
+    let total = config.duration + Duration::from_secs(3);
+    let peers: Vec<Peer> = peer_rt.block_on(async {
+        let mut handles = Vec::with_capacity(calls);
+        for (i, blob) in blobs.iter().enumerate() {
+            let mut cfg = PeerConfig::new(trust.clone());
+            cfg.codecs = vec![config.codec];
+            cfg.opus = config.opus;
+            cfg.source = PeerSource::Loop(source.clone());
+            cfg.send_for = total;
+            cfg.run_for = total;
+            cfg.record = false;
+            cfg.meter = Some(peer_meter.clone());
+            let blob = blob.clone();
+            handles.push(tokio::spawn(async move {
+                // Spread the calls' tick phases over the 20 ms period.
+                tokio::time::sleep(Duration::from_micros((i as u64 * 997) % 20_000)).await;
+                Peer::connect(&blob, cfg).await
+            }));
+            if i % 64 == 63 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let mut peers = Vec::with_capacity(calls);
+        for h in handles {
+            if let Ok(Ok(p)) = h.await {
+                peers.push(p);
+            }
+        }
+        peers
+    });
+    let connected = peers.len();
+
+    // Warm up, then measure.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss1 = procstat::rss_bytes().unwrap_or(0);
+    let snap = |peers: &[Peer], sockets: &[crate::AudioSocket]| {
+        let down: u64 = peers.iter().map(|p| p.stats().packets_received).sum();
+        let up: u64 = sockets.iter().map(|s| s.qoe().packets_received).sum();
+        (down, up)
+    };
+    let t0 = Instant::now();
+    let ticks0 = platform.tick_totals();
+    let peer_ticks0 = peer_meter.totals();
+    let pcpu0 = threads_cpu(&tids);
+    let cpu0 = procstat::process_cpu().unwrap_or_default();
+    let (down0, up0) = snap(&peers, &sockets);
+    std::thread::sleep(config.duration);
+    let (down1, up1) = snap(&peers, &sockets);
+    let wall = t0.elapsed();
+    let pcpu = threads_cpu(&tids).saturating_sub(pcpu0);
+    let cpu = procstat::process_cpu()
+        .unwrap_or_default()
+        .saturating_sub(cpu0);
+    let ticks = platform.tick_totals().since(&ticks0);
+    let peer_ticks = peer_meter.totals().since(&peer_ticks0);
+
+    // Tear down.
+    for p in &peers {
+        p.stop();
+    }
+    drop(peers);
+    drop(sockets);
+    prt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+    drop(platform);
+    peer_rt.shutdown_timeout(Duration::from_secs(2));
+    prt.shutdown_timeout(Duration::from_secs(2));
+
+    let n = connected.max(1) as f64;
+    let w = wall.as_secs_f64();
+    let expected = n * w * 50.0;
+    let loss = |got: u64| (100.0 * (1.0 - got as f64 / expected)).max(0.0);
+    let processor_cpu_per_call_pct = 100.0 * pcpu.as_secs_f64() / w / n;
+    let late_ticks_pct = ticks.late_pct();
+    Ok(StepResult {
+        calls,
+        connected,
+        wall_s: w,
+        processor_cpu_per_call_pct,
+        process_cpu_per_call_pct: 100.0 * cpu.as_secs_f64() / w / n,
+        tick_busy_per_call_pct: 100.0 * ticks.busy_ns as f64 / 1e9 / w / n,
+        capacity_by_cpu: if processor_cpu_per_call_pct > 0.0 {
+            100.0 / processor_cpu_per_call_pct
+        } else {
+            0.0
+        },
+        late_ticks_pct,
+        peer_late_ticks_pct: peer_ticks.late_pct(),
+        loss_up_pct: loss(up1.saturating_sub(up0)),
+        loss_down_pct: loss(down1.saturating_sub(down0)),
+        rss_per_call_bytes: rss1.saturating_sub(rss0) as f64 / n,
+        passed: late_ticks_pct < 0.1 && connected == calls,
+    })
+}
+
+/// Runs the load test (one step, or a ramp). Call outside any tokio runtime.
+pub fn run(
+    config: &LoadtestConfig,
+    mut progress: impl FnMut(&StepResult),
+) -> Result<LoadtestReport, LoadtestError> {
+    let started = Instant::now();
+    let load_average_before = load_average();
+    let opus_bound = if config.codec == Codec::Opus16k {
+        Some(measure_opus(&config.opus, 2000)?)
+    } else {
+        None
+    };
+    let mut steps = Vec::new();
+    let mut n = config.calls.max(1);
+    loop {
+        let step = run_step(config, n)?;
+        progress(&step);
+        steps.push(step);
+        let next = ((n as f64) * config.ramp_factor).ceil() as usize;
+        if !config.ramp
+            || !step.passed
+            || next > config.max_calls
+            || started.elapsed() + config.duration * 2 > config.time_budget
+        {
+            break;
+        }
+        n = next.max(n + 1);
+    }
+    let threads = config.processor_threads.max(1);
+    let max_calls_per_core = steps
+        .iter()
+        .filter(|s| s.passed)
+        .map(|s| s.calls / threads)
+        .max();
+    let capacity_by_cpu = steps.iter().map(|s| s.capacity_by_cpu).fold(0.0, f64::max);
+    let opus_efficiency = opus_bound.map(|b| capacity_by_cpu / b.calls_per_core);
+    Ok(LoadtestReport {
+        codec: config.codec.to_string(),
+        processor_threads: threads,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average_before,
+        steps,
+        max_calls_per_core,
+        capacity_by_cpu,
+        opus_bound,
+        opus_efficiency,
+    })
+}
+
+impl LoadtestReport {
+    /// A human-readable table.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "codec {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
+             {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {}\n",
+            self.codec,
+            self.processor_threads,
+            self.cpus,
+            self.load_average_before,
+            "calls",
+            "conn",
+            "procCPU%",
+            "allCPU%",
+            "tickCPU%",
+            "cap/core",
+            "late%",
+            "peerLt%",
+            "lossUp%",
+            "lossDn%",
+            "KiB/call",
+            "pass"
+        );
+        for st in &self.steps {
+            s.push_str(&format!(
+                "{:>6} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.0} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>8.1} {}\n",
+                st.calls,
+                st.connected,
+                st.processor_cpu_per_call_pct,
+                st.process_cpu_per_call_pct,
+                st.tick_busy_per_call_pct,
+                st.capacity_by_cpu,
+                st.late_ticks_pct,
+                st.peer_late_ticks_pct,
+                st.loss_up_pct,
+                st.loss_down_pct,
+                st.rss_per_call_bytes / 1024.0,
+                if st.passed { "yes" } else { "no" }
+            ));
+        }
+        s.push_str(&format!(
+            "largest N with late ticks < 0.1 %: {} per core; capacity by CPU: {:.0} calls per core\n",
+            self.max_calls_per_core
+                .map_or("none".to_string(), |n| n.to_string()),
+            self.capacity_by_cpu
+        ));
+        if let (Some(b), Some(e)) = (self.opus_bound, self.opus_efficiency) {
+            s.push_str(&format!(
+                "libopus: encode {:.1} us + decode {:.1} us per frame -> bound {:.0} calls per core; \
+                 Opus path at {:.0} % of the bound\n",
+                b.encode_us,
+                b.decode_us,
+                b.calls_per_core,
+                100.0 * e
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,454 @@
+//! Test signals, WAV files and the measures the tests and the load tool use
+//! (delay search, correlation, per-frame level envelopes).
+//!
+//! The speech-like signal is deterministic (seeded): a glottal pulse train with a
+//! wandering pitch (100-220 Hz) through two moving formant resonators, in syllables of
+//! 120-280 ms separated by short gaps and an occasional pause, at about -20 dBFS.
+//! Its pitch never repeats exactly, so a cross-correlation finds one clear delay.
+
+use std::path::Path;
+
+use media_core::frame::{FRAME_SAMPLES, PCM16K_RATE};
+
+/// A deterministic generator of test audio, one 20 ms frame at a time.
+#[derive(Debug, Clone)]
+pub struct SignalGenerator {
+    kind: SignalKind,
+    n: u64,
+    rng: u64,
+    phase: f64,
+    pitch_phase: f64,
+    syllable_left: u32,
+    gap_left: u32,
+    syllable_len: u32,
+    f1: f64,
+    f2: f64,
+    r1: [f64; 2],
+    r2: [f64; 2],
+}
+
+/// Which signal a [`SignalGenerator`] makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SignalKind {
+    /// Speech-like syllables (see the module docs).
+    Speech,
+    /// A sine tone: frequency in Hz, amplitude 0..1.
+    Tone(f64, f64),
+    /// Digital silence.
+    Silence,
+}
+
+impl SignalGenerator {
+    /// A generator; `seed` varies the speech signal.
+    pub fn new(kind: SignalKind, seed: u64) -> Self {
+        Self {
+            kind,
+            n: 0,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            phase: 0.0,
+            pitch_phase: (seed % 1000) as f64 * 0.7,
+            syllable_left: 0,
+            gap_left: 1600,
+            syllable_len: 1,
+            f1: 500.0,
+            f2: 1500.0,
+            r1: [0.0; 2],
+            r2: [0.0; 2],
+        }
+    }
+
+    /// Speech-like signal with `seed`.
+    pub fn speech(seed: u64) -> Self {
+        Self::new(SignalKind::Speech, seed)
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+
+    fn uniform(&mut self) -> f64 {
+        f64::from(self.next_u32()) / f64::from(u32::MAX)
+    }
+
+    fn speech_sample(&mut self) -> f64 {
+        let t = self.n as f64 / f64::from(PCM16K_RATE);
+        if self.syllable_left == 0 {
+            if self.gap_left > 0 {
+                self.gap_left -= 1;
+                self.r1 = [0.0; 2];
+                self.r2 = [0.0; 2];
+                return (self.uniform() - 0.5) * 0.002;
+            }
+            self.syllable_len = 1920 + self.next_u32() % 2560; // 120..280 ms
+            self.syllable_left = self.syllable_len;
+            self.f1 = 300.0 + 500.0 * self.uniform();
+            self.f2 = 900.0 + 1400.0 * self.uniform();
+            self.gap_left = if self.next_u32().is_multiple_of(6) {
+                4800 // 300 ms pause
+            } else {
+                480 + self.next_u32() % 960 // 30..90 ms
+            };
+        }
+        let pos = f64::from(self.syllable_len - self.syllable_left) / f64::from(self.syllable_len);
+        self.syllable_left -= 1;
+        let env = (std::f64::consts::PI * pos).sin().powf(0.6);
+        let f0 = 150.0
+            + 45.0 * (2.0 * std::f64::consts::PI * 0.9 * t + self.pitch_phase).sin()
+            + 25.0 * (2.0 * std::f64::consts::PI * 2.3 * t + 1.0 + 1.3 * self.pitch_phase).sin();
+        self.phase += f0 / f64::from(PCM16K_RATE);
+        let mut excitation = 0.0;
+        if self.phase >= 1.0 {
+            self.phase -= 1.0;
+            excitation = 1.0;
+        }
+        excitation += (self.uniform() - 0.5) * 0.08;
+        let x = resonate(&mut self.r1, excitation, self.f1, 0.97);
+        let y = resonate(&mut self.r2, excitation, self.f2, 0.95);
+        (x * 0.08 + y * 0.05) * env
+    }
+
+    /// Fills the next 20 ms.
+    pub fn fill(&mut self, out: &mut [i16; FRAME_SAMPLES]) {
+        for s in out.iter_mut() {
+            let v = match self.kind {
+                SignalKind::Speech => self.speech_sample(),
+                SignalKind::Tone(hz, amp) => {
+                    amp * (2.0 * std::f64::consts::PI * hz * self.n as f64 / f64::from(PCM16K_RATE))
+                        .sin()
+                }
+                SignalKind::Silence => 0.0,
+            };
+            self.n += 1;
+            *s = (v * 32767.0).clamp(-32768.0, 32767.0) as i16;
+        }
+    }
+
+    /// `seconds` of the signal as one buffer.
+    pub fn take_seconds(&mut self, seconds: f64) -> Vec<i16> {
+        let frames = (seconds * 50.0).ceil() as usize;
+        let mut v = Vec::with_capacity(frames * FRAME_SAMPLES);
+        let mut f = [0i16; FRAME_SAMPLES];
+        for _ in 0..frames {
+            self.fill(&mut f);
+            v.extend_from_slice(&f);
+        }
+        v
+    }
+}
+
+/// A two-pole resonator at `hz` with pole radius `r`.
+fn resonate(state: &mut [f64; 2], x: f64, hz: f64, r: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(PCM16K_RATE);
+    let y = x + 2.0 * r * w.cos() * state[0] - r * r * state[1];
+    state[1] = state[0];
+    state[0] = y;
+    y
+}
+
+/// Pearson correlation of two equally long sequences (0 when either is constant).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let (ma, mb) = (
+        a[..n].iter().sum::<f64>() / n as f64,
+        b[..n].iter().sum::<f64>() / n as f64,
+    );
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let (x, y) = (a[i] - ma, b[i] - mb);
+        sab += x * y;
+        saa += x * x;
+        sbb += y * y;
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+/// Correlation of `reference` with `received` delayed by `lag` samples, over their
+/// overlap.
+pub fn correlation_at(reference: &[i16], received: &[i16], lag: usize) -> f64 {
+    if lag >= received.len() {
+        return 0.0;
+    }
+    let n = reference.len().min(received.len() - lag);
+    let a: Vec<f64> = reference[..n].iter().map(|&s| f64::from(s)).collect();
+    let b: Vec<f64> = received[lag..lag + n]
+        .iter()
+        .map(|&s| f64::from(s))
+        .collect();
+    pearson(&a, &b)
+}
+
+fn dot_at(a: &[f64], b: &[f64], lag: usize, len: usize) -> f64 {
+    if lag + len > b.len() || len > a.len() {
+        return f64::MIN;
+    }
+    let (mut ab, mut bb) = (0.0, 0.0);
+    for i in 0..len {
+        ab += a[i] * b[lag + i];
+        bb += b[lag + i] * b[lag + i];
+    }
+    if bb == 0.0 { 0.0 } else { ab / bb.sqrt() }
+}
+
+const DECIMATION: usize = 4;
+
+/// 4× decimation by averaging (a crude low-pass; enough for delay searches).
+fn decimate(x: &[i16]) -> Vec<f64> {
+    decimate_by(x, DECIMATION)
+}
+
+fn decimate_by(x: &[i16], d: usize) -> Vec<f64> {
+    x.chunks_exact(d)
+        .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / d as f64)
+        .collect()
+}
+
+/// Decimation of [`segment_correlations`] (16 kHz → 1 kHz).
+const SEGMENT_DECIMATION: usize = 16;
+
+/// Splits `reference` into segments of `seg` samples, aligns each one on its own
+/// and returns each segment's correlation on 16× decimated signals (1 kHz: the pitch
+/// and the syllable envelope). The search follows the timeline: it starts at
+/// `lag ± search` samples and, after each segment that matches clearly (≥ 0.9), is
+/// re-centred on that segment's best lag, so the accumulated shifts a jitter buffer
+/// makes when it conceals or time-stretches do not push later segments out of reach.
+pub fn segment_correlations(
+    reference: &[i16],
+    received: &[i16],
+    seg: usize,
+    lag: usize,
+    search: usize,
+) -> Vec<f64> {
+    const D: usize = SEGMENT_DECIMATION;
+    let (a, b) = (decimate_by(reference, D), decimate_by(received, D));
+    let seg = (seg / D).max(1);
+    let (mut lag, search) = (lag / D, search / D);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start + seg <= a.len() {
+        let sa = &a[start..start + seg];
+        let mut best: Option<(f64, usize)> = None;
+        for l in lag.saturating_sub(search)..=lag + search {
+            let from = start + l;
+            if from + seg > b.len() {
+                break;
+            }
+            let c = pearson(sa, &b[from..from + seg]);
+            if best.is_none_or(|(bc, _)| c > bc) {
+                best = Some((c, l));
+            }
+        }
+        match best {
+            Some((c, l)) => {
+                if c >= 0.9 {
+                    lag = l;
+                }
+                out.push(c);
+            }
+            None => out.push(0.0),
+        }
+        start += seg;
+    }
+    out
+}
+
+/// Finds how many samples `received` lags `reference` (0..=`max_lag`), by normalised
+/// cross-correlation: coarse on a 4× decimated signal, then refined at full rate.
+/// `None` when the signals are too short or silent.
+pub fn find_delay(reference: &[i16], received: &[i16], max_lag: usize) -> Option<usize> {
+    // Stage 1: 1 kHz (16x decimated), every lag; a window of up to 1.5 s.
+    const C: usize = 16;
+    let (a, b) = (decimate_by(reference, C), decimate_by(received, C));
+    let max_c = (max_lag / C).min(b.len().saturating_sub(1));
+    let len = a.len().min(b.len().saturating_sub(max_c)).min(24_000 / C);
+    if len < 100 {
+        return None;
+    }
+    let best = best_lag(&a, &b, 0..=max_c, len)?;
+    // Stage 2: 4 kHz around it.
+    let (a4, b4) = (decimate(reference), decimate(received));
+    let center = best * (C / DECIMATION);
+    let len4 = len * (C / DECIMATION);
+    let lo = center.saturating_sub(2 * C / DECIMATION);
+    let hi = (center + 2 * C / DECIMATION).min(max_lag / DECIMATION);
+    let best = best_lag(&a4, &b4, lo..=hi, len4)?;
+    // Stage 3: full rate.
+    let (a1, b1): (Vec<f64>, Vec<f64>) = (
+        reference.iter().map(|&s| f64::from(s)).collect(),
+        received.iter().map(|&s| f64::from(s)).collect(),
+    );
+    let center = best * DECIMATION;
+    let lo = center.saturating_sub(2 * DECIMATION);
+    let hi = (center + 2 * DECIMATION).min(max_lag);
+    best_lag(&a1, &b1, lo..=hi, len4 * DECIMATION)
+}
+
+/// The lag in `lags` with the largest normalised dot product over `len` samples.
+fn best_lag(
+    a: &[f64],
+    b: &[f64],
+    lags: std::ops::RangeInclusive<usize>,
+    len: usize,
+) -> Option<usize> {
+    let mut best = (0usize, f64::MIN);
+    for lag in lags {
+        let n = len.min(b.len().saturating_sub(lag)).min(a.len());
+        if n == 0 {
+            break;
+        }
+        let c = dot_at(a, b, lag, n);
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    (best.1 > 0.0).then_some(best.0)
+}
+
+/// Per-20 ms RMS levels (linear, full scale = 1).
+pub fn frame_rms_envelope(samples: &[i16]) -> Vec<f64> {
+    samples
+        .chunks_exact(FRAME_SAMPLES)
+        .map(|c| {
+            let ms = c.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / c.len() as f64;
+            ms.sqrt() / 32768.0
+        })
+        .collect()
+}
+
+/// Correlation of the per-20 ms RMS envelopes of `reference` and `received` delayed by
+/// `lag` samples.
+pub fn envelope_correlation(reference: &[i16], received: &[i16], lag: usize) -> f64 {
+    if lag >= received.len() {
+        return 0.0;
+    }
+    let a = frame_rms_envelope(reference);
+    let b = frame_rms_envelope(&received[lag..]);
+    pearson(&a, &b)
+}
+
+/// Error reading or writing a WAV file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WavError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: hound::Error,
+    },
+    /// The file is not 16 kHz 16-bit PCM (mono or stereo).
+    #[error(
+        "{path}: need 16 kHz 16-bit PCM, got {rate} Hz {bits}-bit {channels} channel(s) (convert with e.g. `sox in.wav -r 16000 -b 16 -c 1 out.wav`)"
+    )]
+    Format {
+        /// The file.
+        path: String,
+        /// Its sample rate.
+        rate: u32,
+        /// Its bits per sample.
+        bits: u16,
+        /// Its channel count.
+        channels: u16,
+    },
+}
+
+/// Reads a 16 kHz 16-bit WAV file (stereo is mixed down to mono).
+pub fn read_wav(path: &Path) -> Result<Vec<i16>, WavError> {
+    let p = path.display().to_string();
+    let io = |source| WavError::Io {
+        path: p.clone(),
+        source,
+    };
+    let mut r = hound::WavReader::open(path).map_err(io)?;
+    let spec = r.spec();
+    if spec.sample_rate != PCM16K_RATE
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+        || !(1..=2).contains(&spec.channels)
+    {
+        return Err(WavError::Format {
+            path: p,
+            rate: spec.sample_rate,
+            bits: spec.bits_per_sample,
+            channels: spec.channels,
+        });
+    }
+    let samples: Vec<i16> = r.samples::<i16>().collect::<Result<_, _>>().map_err(io)?;
+    if spec.channels == 2 {
+        Ok(samples
+            .chunks_exact(2)
+            .map(|c| ((i32::from(c[0]) + i32::from(c[1])) / 2) as i16)
+            .collect())
+    } else {
+        Ok(samples)
+    }
+}
+
+/// Writes 16 kHz mono 16-bit PCM to a WAV file.
+pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), WavError> {
+    let p = path.display().to_string();
+    let io = |source| WavError::Io {
+        path: p.clone(),
+        source,
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: PCM16K_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(io)?;
+    for &s in samples {
+        w.write_sample(s).map_err(io)?;
+    }
+    w.finalize().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speech_has_level_and_pauses() {
+        let x = SignalGenerator::speech(1).take_seconds(4.0);
+        let env = frame_rms_envelope(&x);
+        let loud = env.iter().filter(|&&e| e > 0.02).count();
+        let quiet = env.iter().filter(|&&e| e < 0.003).count();
+        assert!(loud > 50, "loud frames {loud}");
+        assert!(quiet > 10, "quiet frames {quiet}");
+    }
+
+    #[test]
+    fn finds_a_known_delay() {
+        let x = SignalGenerator::speech(7).take_seconds(3.0);
+        for delay in [0usize, 1, 37, 1234, 3201] {
+            let mut y = vec![0i16; delay];
+            y.extend_from_slice(&x);
+            assert_eq!(find_delay(&x, &y, 4000), Some(delay));
+            assert!(correlation_at(&x, &y, delay) > 0.999);
+            assert!(envelope_correlation(&x, &y, delay) > 0.999);
+        }
+    }
+
+    #[test]
+    fn wav_round_trip() {
+        let x = SignalGenerator::new(SignalKind::Tone(440.0, 0.5), 0).take_seconds(0.1);
+        let path = std::env::temp_dir().join(format!("platform-wav-{}.wav", std::process::id()));
+        write_wav(&path, &x).expect("write");
+        assert_eq!(read_wav(&path).expect("read"), x);
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,153 @@
+//! Zero allocation on the platform's per-frame path: a counting global allocator
+//! watches 5,000 ticks after warm-up of the work one call tick does outside the
+//! transport — pacer queue (enqueue by the bot, dequeue by the tick), `LowOnFrames`,
+//! `SendPipeline` push/poll, datagram → `AudioPacket`, `ReceivePipeline`
+//! handle/poll, building the `AudioFrame` with its active speakers and handing it to
+//! the bot through the bounded frame channel.
+//!
+//! Not covered (and not allocation-free): the transport allocates one `Bytes` per
+//! sent datagram (quinn takes ownership) — see `transport`'s docs.
+#![allow(unsafe_code, clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use media_core::codec::{CodecKind, OpusConfig, new_decoder};
+use media_core::frame::Pcm16kFrame;
+use media_core::packet::AudioPacket;
+use media_core::playout::{ReceiveConfig, ReceivePipeline};
+use media_core::send::{SendConfig, SendPipeline};
+use platform::call::{fill_packet, wire_codec};
+use platform::pacer::LowOnFrames;
+use platform::{ActiveSpeakers, AudioFrame};
+use transport::wire::{DatagramHeader, Flags};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is
+// an atomic and the thread-local flag a const-initialised `Cell` without destructor,
+// so neither allocates nor re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counting() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
+    let sender = platform::pacer::AudioSender::new_for_tests(64);
+    let mut send = SendPipeline::new(&SendConfig {
+        codec: kind,
+        opus: OpusConfig::default(),
+        queue_frames: 4,
+        ..SendConfig::default()
+    })
+    .unwrap();
+    let mut recv = ReceivePipeline::new(ReceiveConfig::default(), new_decoder(kind).unwrap());
+    let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<AudioFrame>(50);
+    let mut low = LowOnFrames::new(5);
+    let mut tx_pkt = AudioPacket::empty(kind);
+    let mut rx_pkt = AudioPacket::empty(kind);
+    let mut out = Pcm16kFrame::silent();
+    let speakers = ActiveSpeakers::from_slice(&[7, 9, 11]);
+    let mut frame = [0i16; 320];
+    let t0 = Instant::now();
+    let mut measured = 0;
+    for i in 0..(ticks + 500) {
+        if i == 500 {
+            ALLOCS.store(0, Ordering::Relaxed);
+            COUNTING.with(|c| c.set(true));
+        }
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        // The bot enqueues (bursty: 3 frames every third tick).
+        if i % 3 == 0 {
+            for k in 0..3 {
+                for (j, s) in frame.iter_mut().enumerate() {
+                    *s = (((i + k) * 320 + j) as f32 * 0.05)
+                        .sin()
+                        .mul_add(8000.0, 0.0) as i16;
+                }
+                let _ = sender.enqueue(&Pcm16kFrame::new(frame));
+            }
+        }
+        // The pacer takes one.
+        let before = sender.queued();
+        let f = sender.dequeue_for_tests();
+        let _ = low.observe(before, sender.queued());
+        if let Some(f) = f {
+            send.push_pcm16k_frame(&f).unwrap();
+        }
+        while send.poll_packet(&mut tx_pkt) {
+            // "The network": the datagram comes straight back.
+            let header = DatagramHeader {
+                flags: if tx_pkt.silence {
+                    Flags::SILENCE
+                } else {
+                    Flags::NONE
+                },
+                codec: wire_codec(tx_pkt.codec),
+                stream_id: 2,
+                sequence: tx_pkt.seq,
+                timestamp: tx_pkt.timestamp,
+            };
+            assert!(fill_packet(&mut rx_pkt, &header, tx_pkt.payload()));
+            let _ = recv.handle_packet(now, &rx_pkt);
+        }
+        let info = recv.poll_frame(now, &mut out);
+        let af = AudioFrame {
+            samples: out,
+            timestamp: info.timestamp,
+            is_silence: info.silence,
+            concealed: info.concealed,
+            active_speakers: speakers,
+        };
+        let _ = frames_tx.try_send(af);
+        let _ = frames_rx.try_recv();
+        if i >= 500 {
+            measured += 1;
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(measured, ticks);
+    ALLOCS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn call_tick_work_does_not_allocate() {
+    for kind in [CodecKind::Pcm16k, CodecKind::Opus] {
+        let n = run_ticks(kind, 5_000);
+        eprintln!("{kind:?}: {n} allocations in 5000 ticks");
+        assert_eq!(n, 0, "{kind:?}");
+    }
+}

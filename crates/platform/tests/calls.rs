@@ -1,0 +1,375 @@
+//! Session admission, failure handling, control events, pacing, health and bad input.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use platform::peer::join_for;
+use platform::{
+    AudioEvent, Codec, DtmfTone, FrameDelivery, Health, IdlePolicy, Incoming, MediaPlatform,
+    Pcm16kFrame, Peer, PeerError, PlatformError, SendStatus,
+};
+use transport::ConnectError;
+use transport::wire::{
+    ActiveSpeakers, ControlMessage, DatagramHeader, DominantSpeaker, Flags, RejectCode,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistered_and_second_joins_are_rejected() {
+    let platform = start();
+    let (blob, _socket) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    // A session id nobody registered.
+    let mut join = join_for(&blob, vec![Codec::Pcm16k]);
+    join.mp_media_session_id = uuid::Uuid::new_v4();
+    let cfg = peer_config(&platform, Codec::Pcm16k, 1.0, 1.0);
+    let err = Peer::connect_join(platform.local_addr(), join, cfg.clone())
+        .await
+        .unwrap_err();
+    match err {
+        PeerError::Connect(ConnectError::Rejected(r)) => {
+            assert_eq!(r.code, RejectCode::UnknownSession, "{r}")
+        }
+        other => panic!("expected a reject, got {other}"),
+    }
+    // The registered one joins once; a second concurrent join is refused.
+    let first = Peer::connect(&blob, cfg.clone()).await.unwrap();
+    let err = Peer::connect(&blob, cfg).await.unwrap_err();
+    assert!(
+        matches!(&err, PeerError::Connect(ConnectError::Rejected(r)) if r.code == RejectCode::AlreadyJoined),
+        "{err}"
+    );
+    first.leave().await;
+    assert_eq!(platform.server_stats().rejected, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_peer_raises_media_stream_failure_and_frees_the_session() {
+    let platform = start();
+    let (blob, mut socket) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let mut cfg = peer_config(&platform, Codec::Pcm16k, 30.0, 30.0);
+    cfg.transport =
+        transport::TransportSettings::default().with_idle_timeout(Duration::from_secs(30));
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    // The peer lives in its own runtime, which is killed without closing anything.
+    let killer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let peer = rt.block_on(Peer::connect(&blob, cfg)).unwrap();
+        ready_tx.send(()).unwrap();
+        kill_rx.recv().unwrap();
+        rt.shutdown_background();
+        std::mem::forget(peer);
+    });
+    ready_rx.await.unwrap();
+    // Audio flows for a while.
+    let mut frames = 0;
+    while frames < 25 {
+        if let Some(Incoming::Frame(_)) = socket.recv().await {
+            frames += 1;
+        }
+    }
+    assert_eq!(platform.connected_count(), 1);
+    kill_tx.send(()).unwrap();
+    killer.join().unwrap();
+    let t0 = std::time::Instant::now();
+    let failure = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(e) = socket.next_event().await {
+            if let AudioEvent::MediaStreamFailure { reason } = e {
+                return Some(reason);
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("media stream failure");
+    eprintln!("vanished peer reported after {:?}: {failure}", t0.elapsed());
+    assert!(failure.is_failure());
+    assert!(eventually(Duration::from_secs(2), || platform.session_count() == 0).await);
+    assert_eq!(socket.send_status(), SendStatus::Inactive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_speakers_and_qoe() {
+    let platform = start();
+    let (blob, mut socket) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let mut peer = Peer::connect(&blob, peer_config(&platform, Codec::Pcm16k, 3.0, 3.0))
+        .await
+        .unwrap();
+    peer.send_dtmf(DtmfTone::Pound, 80).unwrap();
+    peer.send_control(&ControlMessage::DominantSpeaker(DominantSpeaker { msi: 7 }))
+        .unwrap();
+    peer.send_control(&ControlMessage::ActiveSpeakers(ActiveSpeakers {
+        msis: vec![7, 9],
+    }))
+    .unwrap();
+    let mut seen = (false, false, false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !(seen.0 && seen.1 && seen.2 && seen.3) && tokio::time::Instant::now() < deadline {
+        match socket.recv().await.unwrap() {
+            Incoming::Event(AudioEvent::ToneReceived { tone, duration_ms }) => {
+                assert_eq!((tone, duration_ms), (DtmfTone::Pound, 80));
+                seen.0 = true;
+            }
+            Incoming::Event(AudioEvent::DominantSpeakerChanged { current, previous }) => {
+                assert_eq!((current, previous), (Some(7), None));
+                seen.1 = true;
+            }
+            Incoming::Event(AudioEvent::ActiveSpeakersChanged(s)) => {
+                assert_eq!(s.as_slice(), &[7, 9]);
+                seen.2 = true;
+            }
+            Incoming::Frame(f) if seen.2 => {
+                assert_eq!(f.active_speakers.as_slice(), &[7, 9]);
+                seen.3 = true;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, (true, true, true, true));
+    socket.send_dtmf(DtmfTone::Tone5, 100).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), peer.next_control())
+        .await
+        .unwrap();
+    assert!(
+        matches!(got, Some(ControlMessage::Dtmf(d)) if d.tone == DtmfTone::Tone5),
+        "{got:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let q = socket.qoe();
+    eprintln!("QoE after ~1.5 s: {q:?}");
+    assert!(q.packets_received >= 40, "{q:?}");
+    assert!(q.packets_sent >= 40, "{q:?}");
+    assert!(q.rtt_ms > 0.0 && q.rtt_ms < 100.0, "{q:?}");
+    assert!(q.loss_pct < 5.0, "{q:?}");
+    assert!(q.jitter_buffer.packets_received >= 40);
+    peer.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_50_frames_leaves_paced_at_20_ms() {
+    let mut s = settings();
+    s.pacer.idle = IdlePolicy::Pause;
+    s.pacer.low_on_frames = 10;
+    s.pacer.prebuffer_frames = 1;
+    let platform = MediaPlatform::start(s).unwrap();
+    let (blob, mut socket) = platform
+        .create_media_configuration_with(uuid::Uuid::new_v4(), FrameDelivery::Channel(1))
+        .unwrap();
+    let mut cfg = peer_config(&platform, Codec::Pcm16k, 0.0, 2.5);
+    cfg.log_arrivals = true;
+    let peer = Peer::connect(&blob, cfg).await.unwrap();
+    // Wait for Active, then enqueue one second of audio in one go.
+    loop {
+        if let Some(Incoming::Event(AudioEvent::SendStatusChanged(SendStatus::Active))) =
+            socket.recv().await
+        {
+            break;
+        }
+    }
+    let mut g =
+        platform::signal::SignalGenerator::new(platform::signal::SignalKind::Tone(440.0, 0.3), 0);
+    let mut frames = Vec::new();
+    for _ in 0..50 {
+        let mut f = [0i16; 320];
+        g.fill(&mut f);
+        frames.push(Pcm16kFrame::new(f));
+    }
+    assert_eq!(socket.sender().enqueue_all(&frames), 50);
+    let mut low = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1600);
+    while low.is_none() && tokio::time::Instant::now() < deadline {
+        if let Ok(Some(Incoming::Event(AudioEvent::LowOnFrames { remaining }))) =
+            tokio::time::timeout(Duration::from_millis(100), socket.recv()).await
+        {
+            low = Some(remaining);
+        }
+    }
+    let report = peer.finish().await;
+    let a = &report.arrivals;
+    assert_eq!(a.len(), 50, "exactly the 50 queued frames arrive");
+    for w in a.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "in order");
+        assert_eq!(w[1].timestamp, w[0].timestamp.wrapping_add(320));
+    }
+    let gaps: Vec<f64> = a
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64() * 1000.0)
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let (min, max) = gaps
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &g| (lo.min(g), hi.max(g)));
+    let span = (a[49].at - a[0].at).as_secs_f64() * 1000.0;
+    eprintln!(
+        "paced burst: 50 packets over {span:.1} ms, spacing mean {mean:.2} ms, min {min:.2}, max {max:.2}; LowOnFrames at {low:?}"
+    );
+    assert!(
+        span > 49.0 * 20.0 * 0.8,
+        "spread over ~1 s, not a burst: {span} ms"
+    );
+    let low = low.expect("LowOnFrames fired");
+    assert!(low < Duration::from_millis(200), "{low:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_and_capacity_refuse_new_sessions() {
+    let mut s = settings();
+    s.health.window = Duration::from_millis(100);
+    s.health.recover_windows = 2;
+    s.limits.max_sessions = 2;
+    let platform = MediaPlatform::start(s).unwrap();
+    let mut health = platform.subscribe_health();
+    assert_eq!(platform.health(), Health::Normal);
+    // Capacity: two sessions, the third is refused.
+    let a = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let _b = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    assert!(matches!(
+        platform.create_media_configuration(uuid::Uuid::new_v4()),
+        Err(PlatformError::AtCapacity { max: 2 })
+    ));
+    drop(a);
+    assert_eq!(platform.session_count(), 1);
+    // Overload: inject ten seconds of tick work into one 100 ms window (test hook:
+    // the health task evaluates it exactly like measured tick time).
+    platform.inject_load(Duration::from_secs(10));
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        health.wait_for(|r| r.health == Health::Overloaded),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let report = platform.health_report();
+    eprintln!("overloaded: {report:?}");
+    assert!(matches!(
+        platform.create_media_configuration(uuid::Uuid::new_v4()),
+        Err(PlatformError::Overloaded)
+    ));
+    // With the load gone health recovers and sessions are created again.
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        health.wait_for(|r| r.health == Health::Normal),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        platform
+            .create_media_configuration(uuid::Uuid::new_v4())
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_one_peer_does_not_disturb_another_call() {
+    let platform = start();
+    let (blob_a, socket_a) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let (blob_b, socket_b) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let bot_a = spawn_echo_bot(socket_a);
+    let bot_b = spawn_echo_bot(socket_b);
+    let bad = Peer::connect(&blob_a, peer_config(&platform, Codec::Pcm16k, 0.5, 10.0))
+        .await
+        .unwrap();
+    let good = Peer::connect(&blob_b, peer_config(&platform, Codec::Pcm16k, 4.0, 5.0))
+        .await
+        .unwrap();
+    // Call A's peer sends well-framed nonsense: wrong codec, random "Opus", unknown
+    // stream, absurd sequence numbers and timestamps, silence with no payload.
+    let link = bad.link().clone();
+    let garbage = tokio::spawn(async move {
+        let mut x: u32 = 12345;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        for i in 0..300u32 {
+            tick.tick().await;
+            let len = 1 + (rnd() % 900) as usize;
+            let payload: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+            let stream_id = if i % 5 == 0 { 99 } else { 2 };
+            let h = DatagramHeader {
+                flags: Flags::from_bits_truncate(rnd() as u8),
+                codec: platform::Codec::Opus16k,
+                stream_id,
+                sequence: rnd() as u16,
+                timestamp: rnd(),
+            };
+            let _ = link.send_datagram(&h, &payload);
+            let pcm = DatagramHeader {
+                codec: platform::Codec::Pcm16k,
+                flags: Flags::SILENCE,
+                ..h
+            };
+            let _ = link.send_datagram(&pcm, &[]);
+            let _ = link.send_datagram(&pcm, &vec![0x7f; 640]);
+        }
+    });
+    let report = good.finish().await;
+    garbage.await.unwrap();
+    let delay = report.echo_delay(Duration::from_secs(1)).expect("echo");
+    let corr = report.echo_correlation(delay, Duration::from_millis(3500));
+    eprintln!("clean call next to a garbage peer: correlation {corr:.4}, latency {delay:?}");
+    assert!(corr >= 0.95, "{corr}");
+    // The garbage call is still up and its bot still gets frames.
+    assert!(
+        bad.link().close_reason().is_none(),
+        "bad call still connected"
+    );
+    let bad_report = bad.leave().await;
+    eprintln!(
+        "garbage call: processor side saw {:?}",
+        bad_report.stats.link.datagrams_sent
+    );
+    assert!(bad_report.stats.packets_received > 100);
+    let a = bot_a.await.unwrap();
+    let b = bot_b.await.unwrap();
+    assert!(
+        a.frames > 100 && b.frames > 200,
+        "{} {}",
+        a.frames,
+        b.frames
+    );
+}
+
+#[test]
+fn loadtest_smoke() {
+    // The load tool end to end, tiny: 4 PCM calls for 1 s (functional only).
+    let cfg = platform::loadtest::LoadtestConfig {
+        calls: 4,
+        duration: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let report = platform::loadtest::run(&cfg, |_| {}).unwrap();
+    eprintln!("{}", report.to_text());
+    assert_eq!(report.steps.len(), 1);
+    let s = report.steps[0];
+    assert_eq!(s.connected, 4);
+    assert!(s.processor_cpu_per_call_pct > 0.0);
+    assert!(s.loss_down_pct < 50.0 && s.loss_up_pct < 50.0, "{s:?}");
+    let b = platform::loadtest::measure_opus(&Default::default(), 200).unwrap();
+    assert!(b.encode_us > 0.0 && b.calls_per_core > 0.0);
+}

@@ -1,0 +1,81 @@
+//! `media-processor loadtest`: N full-duplex calls between one processor (echo bot)
+//! and N reference peers over loopback QUIC, in one process; CPU and memory per call,
+//! late ticks, datagram loss, and (with `--ramp`) the largest N per core that keeps
+//! late ticks under 0.1 %.
+
+use std::time::Duration;
+
+use platform::Codec;
+use platform::loadtest::{LoadtestConfig, run as run_loadtest};
+
+/// Arguments of `media-processor loadtest`.
+#[derive(Debug, clap::Args)]
+pub struct LoadtestArgs {
+    /// Calls (of the first step with --ramp).
+    #[arg(long, default_value_t = 100)]
+    pub calls: usize,
+    /// Measured seconds per step (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Codec: pcm or opus.
+    #[arg(long, default_value = "pcm", value_parser = crate::cmd_serve::parse_codec)]
+    pub codec: Codec,
+    /// Step the call count up (×1.5) until late ticks exceed 0.1 %.
+    #[arg(long)]
+    pub ramp: bool,
+    /// Most calls the ramp tries.
+    #[arg(long, default_value_t = 4000)]
+    pub max_calls: usize,
+    /// Time budget of the ramp, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub budget: f64,
+    /// Worker threads of the processor runtime (figures are per thread).
+    #[arg(long, default_value_t = 1)]
+    pub processor_threads: usize,
+    /// Worker threads of the peers' runtime.
+    #[arg(long, default_value_t = 1)]
+    pub peer_threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the load test.
+pub fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.calls > 0, "--calls must be at least 1");
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration > 0.0,
+        "--duration must be positive"
+    );
+    let config = LoadtestConfig {
+        calls: args.calls,
+        duration: Duration::from_secs_f64(args.duration),
+        codec: args.codec,
+        ramp: args.ramp,
+        max_calls: args.max_calls,
+        time_budget: Duration::from_secs_f64(args.budget.max(1.0)),
+        processor_threads: args.processor_threads.max(1),
+        peer_threads: args.peer_threads.max(1),
+        ..LoadtestConfig::default()
+    };
+    let json = args.json;
+    let report = run_loadtest(&config, |step| {
+        if !json {
+            eprintln!(
+                "step: {} calls, {} connected, processor CPU {:.3} %/call, late ticks {:.3} %, loss {:.3}/{:.3} %",
+                step.calls,
+                step.connected,
+                step.processor_cpu_per_call_pct,
+                step.late_ticks_pct,
+                step.loss_up_pct,
+                step.loss_down_pct
+            );
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
