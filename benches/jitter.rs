@@ -1,6 +1,7 @@
 //! Per-20 ms-frame cost of the receive path: the jitter buffer alone (one packet in, one
 //! playout decision out) and the whole receive pipeline (jitter buffer, decode,
-//! time-stretch, frame out) with PCM and with Opus.
+//! time-stretch, frame out) with PCM and with Opus, and with PCM followed by the
+//! low-delay 16 kHz → 48 kHz stereo playout resampler (the device direction).
 //!
 //! `cargo bench --bench jitter -- --warm-up-time 1 --measurement-time 3`
 
@@ -13,6 +14,7 @@ use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{JitterBuffer, JitterConfig, Playout};
 use media_core::packet::{AudioPacket, MAX_PAYLOAD};
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
+use media_core::resample::{DeviceFormat, PlayoutResampler, ResamplerMode};
 
 const TICK: Duration = Duration::from_millis(20);
 
@@ -65,7 +67,7 @@ fn jitter_buffer(c: &mut Criterion) {
     });
 }
 
-fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str) {
+fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str, device: Option<DeviceFormat>) {
     let packets = encoded(kind);
     let mut rx = ReceivePipeline::new(
         ReceiveConfig::default(),
@@ -76,6 +78,11 @@ fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str) {
     let mut k: u32 = 0;
     let mut frame = Pcm16kFrame::silent();
     let mut pkt = AudioPacket::empty(kind);
+    let mut playout = device.map(|d| {
+        let r = PlayoutResampler::new(d, ResamplerMode::LowDelay).expect("resampler");
+        let out = vec![0i16; r.max_output_len()];
+        (r, out)
+    });
     let feed = |rx: &mut ReceivePipeline, k: u32, now: Instant, pkt: &mut AudioPacket| {
         let (payload, silent) = &packets[k as usize % packets.len()];
         pkt.seq = k as u16;
@@ -94,20 +101,40 @@ fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str) {
         b.iter(|| {
             feed(&mut rx, k, now, &mut pkt);
             let info = rx.poll_frame(now, &mut frame);
+            let device_samples = match &mut playout {
+                Some((r, out)) => r.process(frame.samples(), out).expect("resamples"),
+                None => 0,
+            };
             k = k.wrapping_add(1);
             now += TICK;
-            black_box((info, frame.samples()[0]))
+            black_box((info, frame.samples()[0], device_samples))
         })
     });
 }
 
 fn receive_pcm(c: &mut Criterion) {
-    pipeline(c, CodecKind::Pcm16k, "pcm");
+    pipeline(c, CodecKind::Pcm16k, "pcm", None);
+}
+
+fn receive_pcm_48k(c: &mut Criterion) {
+    let stereo_48k = DeviceFormat::new(48_000, 2);
+    pipeline(
+        c,
+        CodecKind::Pcm16k,
+        "pcm + 48k stereo playout",
+        Some(stereo_48k),
+    );
 }
 
 fn receive_opus(c: &mut Criterion) {
-    pipeline(c, CodecKind::Opus, "opus");
+    pipeline(c, CodecKind::Opus, "opus", None);
 }
 
-criterion_group!(benches, jitter_buffer, receive_pcm, receive_opus);
+criterion_group!(
+    benches,
+    jitter_buffer,
+    receive_pcm,
+    receive_pcm_48k,
+    receive_opus
+);
 criterion_main!(benches);

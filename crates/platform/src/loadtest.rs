@@ -145,7 +145,8 @@ pub struct LoadtestReport {
     pub steps: Vec<StepResult>,
     /// Largest N that passed (late ticks < 0.1 %), per processor thread.
     pub max_calls_per_core: Option<usize>,
-    /// Best capacity-by-CPU seen (calls per core).
+    /// Best capacity-by-CPU (calls per core) among the steps that passed (all steps
+    /// when none did).
     pub capacity_by_cpu: f64,
     /// The libopus-only bound (Opus runs only).
     pub opus_bound: Option<OpusBound>,
@@ -423,7 +424,14 @@ pub fn run(
         .filter(|s| s.passed)
         .map(|s| s.calls / threads)
         .max();
-    let capacity_by_cpu = steps.iter().map(|s| s.capacity_by_cpu).fold(0.0, f64::max);
+    // Only steps that carried their calls count: an overloaded step drops datagrams,
+    // does less work per call, and would overstate the capacity.
+    let passed = steps.iter().filter(|s| s.passed);
+    let capacity_by_cpu = if steps.iter().any(|s| s.passed) {
+        passed.map(|s| s.capacity_by_cpu).fold(0.0, f64::max)
+    } else {
+        steps.iter().map(|s| s.capacity_by_cpu).fold(0.0, f64::max)
+    };
     let opus_efficiency = opus_bound.map(|b| capacity_by_cpu / b.calls_per_core);
     Ok(LoadtestReport {
         codec: config.codec.to_string(),

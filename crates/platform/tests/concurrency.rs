@@ -69,11 +69,12 @@ async fn fifty_concurrent_calls_all_round_trip() {
             .echo_delay(Duration::from_millis(900))
             .unwrap_or_else(|| panic!("call {i}: no echo"));
         delays.push(delay.as_secs_f64() * 1000.0);
-        // On a loaded machine (debug build, shared cores) jitter buffers conceal and
-        // stretch, which shifts and patches the timeline: each 250 ms segment is
-        // aligned on its own. At least half the segments must echo the call's own
-        // signal (correlation >= 0.9), and better than another call's signal (a
-        // crossed wire).
+        // On a loaded machine (debug build, shared cores) both jitter buffers conceal
+        // and time-stretch, which shifts and patches the timeline: each 250 ms
+        // segment is aligned on its own. The echo must be the call's own signal: on
+        // average it matches clearly better than another call's signal (a crossed
+        // wire, ≈ 0.25 here: chance level of the best-lag search), and more segments
+        // match it at correlation >= 0.9 (another call's: none).
         let mut own = r.echo_segment_correlations(delay, Duration::from_secs(8));
         own.sort_by(f64::total_cmp);
         let good = own.iter().filter(|&&c| c >= 0.9).count();
@@ -91,7 +92,7 @@ async fn fifty_concurrent_calls_all_round_trip() {
         let (own_mean, crossed_mean) = (mean(&own), mean(&crossed));
         goods.push(good as f64 / own.len() as f64);
         assert!(
-            own_mean > crossed_mean && good >= crossed_good && good * 2 >= own.len(),
+            own_mean >= crossed_mean + 0.15 && good > crossed_good,
             "call {i}: its echo matches its own signal (mean {own_mean:.3}, {good} of {} segments >= 0.9) \
              too little, or no better than call {}'s (mean {crossed_mean:.3}, {crossed_good}); delay {delay:?}, jitter {:?}",
             own.len(),
