@@ -60,96 +60,97 @@ pub fn write_plot(path: &Path, title: &str, series: &[DemoSecond]) -> Result<(),
         .fold(2.0f64, f64::max)
         * 1.15;
 
-    let mut chart = ChartBuilder::on(&top);
-    chart.margin(10);
-    if text {
-        chart
-            .caption("bot jitter buffer (far end -> bot)", ("sans-serif", 16))
-            .x_label_area_size(30)
-            .y_label_area_size(50);
-    }
-    let mut chart = chart
-        .build_cartesian_2d(0.0..t_max, 0.0..delay_max)
-        .map_err(plot_err)?;
-    let mut mesh = chart.configure_mesh();
-    if text {
-        mesh.y_desc("ms").x_desc("s");
-    } else {
-        mesh.disable_x_axis().disable_y_axis();
-    }
-    mesh.draw().map_err(plot_err)?;
-    let lines: [Line; 3] = [
+    let delay_lines: [Line; 3] = [
         ("delay", BLUE, |s| s.jb_delay_ms),
         ("target", RED, |s| s.jb_target_ms),
         ("far-end delay", RGBColor(120, 120, 120), |s| {
             s.far_jb_delay_ms
         }),
     ];
-    for (name, color, f) in lines {
-        let drawn = chart
-            .draw_series(LineSeries::new(
-                series.iter().map(|s| (s.t, f(s))),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?;
-        if text {
-            drawn
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-    }
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-    }
-
-    let mut chart = ChartBuilder::on(&bottom);
-    chart.margin(10);
-    if text {
-        chart
-            .caption("loss and concealment (far end -> bot)", ("sans-serif", 16))
-            .x_label_area_size(30)
-            .y_label_area_size(50);
-    }
-    let mut chart = chart
-        .build_cartesian_2d(0.0..t_max, 0.0..loss_max)
-        .map_err(plot_err)?;
-    let mut mesh = chart.configure_mesh();
-    if text {
-        mesh.y_desc("%").x_desc("s");
-    } else {
-        mesh.disable_x_axis().disable_y_axis();
-    }
-    mesh.draw().map_err(plot_err)?;
-    let lines: [Line; 2] = [
+    let loss_lines: [Line; 2] = [
         ("loss", MAGENTA, |s| s.loss_pct),
         ("concealment", GREEN, |s| s.conceal_pct),
     ];
-    for (name, color, f) in lines {
-        let drawn = chart
-            .draw_series(LineSeries::new(
-                series.iter().map(|s| (s.t, f(s))),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?;
-        if text {
-            drawn
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-    }
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-    }
+    let panel = Panel {
+        series,
+        t_max,
+        text,
+    };
+    panel.draw(
+        &top,
+        "bot jitter buffer (far end -> bot)",
+        "ms",
+        delay_max,
+        &delay_lines,
+    )?;
+    panel.draw(
+        &bottom,
+        "loss and concealment (far end -> bot)",
+        "%",
+        loss_max,
+        &loss_lines,
+    )?;
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+/// What both panels of the plot share.
+struct Panel<'a> {
+    series: &'a [DemoSecond],
+    t_max: f64,
+    text: bool,
+}
+
+impl Panel<'_> {
+    /// One panel: `lines` over time on `0..y_max` (unit `unit`), with caption and
+    /// legend when a font is available.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        caption: &str,
+        unit: &str,
+        y_max: f64,
+        lines: &[Line],
+    ) -> Result<(), String> {
+        let mut chart = ChartBuilder::on(area);
+        chart.margin(10);
+        if self.text {
+            chart
+                .caption(caption, ("sans-serif", 16))
+                .x_label_area_size(30)
+                .y_label_area_size(50);
+        }
+        let mut chart = chart
+            .build_cartesian_2d(0.0..self.t_max, 0.0..y_max)
+            .map_err(plot_err)?;
+        let mut mesh = chart.configure_mesh();
+        if self.text {
+            mesh.y_desc(unit).x_desc("s");
+        } else {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.draw().map_err(plot_err)?;
+        for &(name, color, f) in lines {
+            let drawn = chart
+                .draw_series(LineSeries::new(
+                    self.series.iter().map(|s| (s.t, f(s))),
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+            if self.text {
+                drawn
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+        }
+        if self.text {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_err)?;
+        }
+        Ok(())
+    }
 }
