@@ -416,11 +416,7 @@ async fn create_call(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let resp = create(&s, version, false, &ids, &headers, body).await;
-    if resp.status() != StatusCode::CREATED {
-        bump(&s.counters.calls_rejected);
-    }
-    resp
+    create_counted(&s, version, false, &ids, &headers, body).await
 }
 
 async fn create_call_legacy(
@@ -430,7 +426,19 @@ async fn create_call_legacy(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let resp = create(&s, version, true, &ids, &headers, body).await;
+    create_counted(&s, version, true, &ids, &headers, body).await
+}
+
+/// [`create`], counting every refusal in `calls_rejected`.
+async fn create_counted(
+    s: &AppState,
+    version: ApiVersion,
+    legacy: bool,
+    ids: &RequestIds,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let resp = create(s, version, legacy, ids, headers, body).await;
     if resp.status() != StatusCode::CREATED {
         bump(&s.counters.calls_rejected);
     }
