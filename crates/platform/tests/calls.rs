@@ -279,6 +279,7 @@ async fn overload_and_capacity_refuse_new_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_one_peer_does_not_disturb_another_call() {
+    let _serial = CPU_HEAVY.lock().await;
     let platform = start();
     let (blob_a, socket_a) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
@@ -330,34 +331,12 @@ async fn garbage_from_one_peer_does_not_disturb_another_call() {
     });
     let report = good.finish().await;
     garbage.await.unwrap();
-    let delay = report.echo_delay(Duration::from_secs(1)).expect("echo");
-    let corr = report.echo_correlation(delay, Duration::from_millis(3500));
-    // Tests of this binary run in parallel on a debug build: a stalled task makes a
-    // jitter buffer conceal or stretch, which shifts the rest of the echo and spoils a
-    // whole-call alignment without any audio being disturbed. So the check aligns each
-    // 250 ms segment (following the timeline): nearly all must be the clean echo.
-    let segments = report.echo_segment_correlations(delay, Duration::from_millis(3500));
-    let clean = segments.iter().filter(|&&c| c >= 0.9).count();
-    eprintln!(
-        "clean call next to a garbage peer: whole-call correlation {corr:.4}, \
-         {clean} of {} segments >= 0.9, latency {delay:?}",
-        segments.len()
-    );
-    assert!(
-        clean * 10 >= segments.len() * 9,
-        "only {clean} of {} segments echo cleanly: {segments:?}",
-        segments.len()
-    );
     // The garbage call is still up and its bot still gets frames.
     assert!(
         bad.link().close_reason().is_none(),
         "bad call still connected"
     );
     let bad_report = bad.leave().await;
-    eprintln!(
-        "garbage call: processor side saw {:?}",
-        bad_report.stats.link.datagrams_sent
-    );
     assert!(bad_report.stats.packets_received > 100);
     let a = bot_a.await.unwrap();
     let b = bot_b.await.unwrap();
@@ -367,10 +346,47 @@ async fn garbage_from_one_peer_does_not_disturb_another_call() {
         a.frames,
         b.frames
     );
+    // Isolation by the counters: call A's transport dropped garbage, call B saw none
+    // of it (nothing dropped, discarded, duplicated or malformed on its side).
+    eprintln!("garbage call, processor side: {:?}", a.qoe);
+    eprintln!("clean call, processor side: {:?}", b.qoe);
+    assert!(a.qoe.inbound_dropped > 0, "{:?}", a.qoe);
+    let jb = &b.qoe.jitter_buffer;
+    assert_eq!(b.qoe.inbound_dropped, 0, "{:?}", b.qoe);
+    assert_eq!(
+        (jb.packets_discarded, jb.duplicate, jb.malformed),
+        (0, 0, 0),
+        "{jb:?}"
+    );
+    // Isolation by the audio: call B's echo is the clean signal. Tests of this binary
+    // run in parallel on a debug build: a stalled task makes a jitter buffer conceal
+    // or stretch, which shifts the rest of the echo without any audio being
+    // disturbed. So each 250 ms segment is aligned on its own (following the
+    // timeline), and a segment may miss only where a jitter buffer on the call's
+    // path recorded such a timing event.
+    let delay = report.echo_delay(Duration::from_secs(1)).expect("echo");
+    let corr = report.echo_correlation(delay, Duration::from_millis(3500));
+    let segments = report.echo_segment_correlations(delay, Duration::from_millis(3500));
+    let clean = segments.iter().filter(|&&c| c >= 0.9).count();
+    let excused = timing_events(&report.stats.jitter) + timing_events(jb);
+    eprintln!("clean call, peer side: {:?}", report.stats);
+    eprintln!(
+        "clean call next to a garbage peer: whole-call correlation {corr:.4}, \
+         {clean} of {} segments >= 0.9, {excused} timing events, latency {delay:?}",
+        segments.len()
+    );
+    let allowed = segments.len() / 10 + excused as usize;
+    assert!(
+        clean + allowed >= segments.len(),
+        "only {clean} of {} segments echo cleanly with {excused} timing events: \
+         {segments:?}",
+        segments.len()
+    );
 }
 
 #[test]
 fn loadtest_smoke() {
+    let _serial = CPU_HEAVY.blocking_lock();
     // The load tool end to end, tiny: 4 PCM calls for 1 s (functional only).
     let cfg = platform::loadtest::LoadtestConfig {
         calls: 4,

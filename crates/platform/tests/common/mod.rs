@@ -7,15 +7,15 @@ use media_core::jitter::JitterConfig;
 use media_core::playout::ReceiveConfig;
 use platform::{
     AudioEvent, AudioSocket, Codec, Incoming, MediaPlatform, MediaPlatformSettings, PeerConfig,
-    ServerTrust,
+    QoeStats, ServerTrust,
 };
 use tokio::task::JoinHandle;
 use transport::TransportSettings;
 
 /// A jitter buffer that holds a fixed 60 ms: a 60 ms floor absorbs the scheduling
 /// jitter of a loaded test machine, a long minimum-transit window and a large
-/// accelerate hysteresis keep it from time-stretching, so the echo stays
-/// sample-aligned for the correlation checks.
+/// accelerate hysteresis and expand tolerance keep it from time-stretching, so the
+/// echo stays sample-aligned for the correlation checks.
 pub fn receive_config() -> ReceiveConfig {
     ReceiveConfig {
         jitter: JitterConfig {
@@ -23,6 +23,7 @@ pub fn receive_config() -> ReceiveConfig {
             min_delay: Duration::from_millis(60),
             window: Duration::from_secs(60),
             accelerate_hysteresis: Duration::from_secs(1),
+            expand_tolerance: Duration::from_millis(40),
             ..JitterConfig::default()
         },
         ..ReceiveConfig::default()
@@ -58,6 +59,8 @@ pub fn peer_config(platform: &MediaPlatform, codec: Codec, send: f64, run: f64) 
 pub struct EchoSummary {
     pub frames: u64,
     pub events: Vec<AudioEvent>,
+    /// The processor side's QoE figures at the end of the call.
+    pub qoe: QoeStats,
 }
 
 /// A bot that reads every frame and enqueues it back, until the call ends.
@@ -73,8 +76,20 @@ pub fn spawn_echo_bot(mut socket: AudioSocket) -> JoinHandle<EchoSummary> {
                 Incoming::Event(e) => s.events.push(e),
             }
         }
+        s.qoe = socket.qoe();
         s
     })
+}
+
+/// Held by the tests of one binary that burn CPU (load runs) or judge audio by
+/// timing, so that they do not run at the same time on a 2-core machine.
+pub static CPU_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Timing disturbances a jitter buffer went through: concealment events plus
+/// time-stretching in 20 ms units. Each can misalign at most one echo segment.
+pub fn timing_events(j: &media_core::jitter::JitterStats) -> u64 {
+    let stretched = j.inserted_samples_for_deceleration + j.removed_samples_for_acceleration;
+    j.concealment_events + stretched.div_ceil(320)
 }
 
 /// Polls `f` until true or `timeout`.
