@@ -10,6 +10,8 @@ use common::*;
 use platform::{AudioEvent, Codec, Peer, SendStatus};
 
 async fn echo_call(codec: Codec) -> (platform::PeerReport, EchoSummary, platform::MediaPlatform) {
+    // One call at a time: the PCM check is a whole-call, sample-aligned correlation.
+    let _serial = CPU_HEAVY.lock().await;
     let platform = start();
     let (blob, socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
