@@ -130,11 +130,28 @@ fn receive_opus(c: &mut Criterion) {
     pipeline(c, CodecKind::Opus, "opus", None);
 }
 
+/// The pitch search behind every accelerate / expand attempt, on a voiced frame.
+fn pitch_search(c: &mut Criterion) {
+    use media_core::jitter::stretch::{MAX_PERIOD, MIN_PERIOD, find_period};
+    let mut x = [0i16; FRAME_SAMPLES];
+    let (mut y1, mut y2) = (0f32, 0f32);
+    for (i, s) in x.iter_mut().enumerate() {
+        let y = if i % 97 == 0 { 6000.0 } else { 0.0 } + 1.6 * y1 - 0.8 * y2;
+        (y2, y1) = (y1, y);
+        *s = y as i16;
+    }
+    c.bench_function("stretch/find_period per 20 ms frame", |b| {
+        b.iter(|| find_period(black_box(&x), MIN_PERIOD, MAX_PERIOD))
+    });
+}
+
 criterion_group!(
     benches,
+    pitch_search,
     jitter_buffer,
     receive_pcm,
     receive_pcm_48k,
     receive_opus
 );
 criterion_main!(benches);
+

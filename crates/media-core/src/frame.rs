@@ -135,8 +135,12 @@ pub fn rms_dbfs(samples: &[i16]) -> f32 {
     if samples.is_empty() {
         return f32::NEG_INFINITY;
     }
-    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    let ms = sum / samples.len() as f64;
+    // Exact integer energy (vectorises; a frame's sum is far below 2^63).
+    let sum: i64 = samples
+        .iter()
+        .map(|&s| i64::from(i32::from(s) * i32::from(s)))
+        .sum();
+    let ms = sum as f64 / samples.len() as f64;
     if ms == 0.0 {
         return f32::NEG_INFINITY;
     }

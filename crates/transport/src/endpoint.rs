@@ -204,6 +204,14 @@ pub struct TransportSettings {
     pub rate_limit: RateLimit,
     /// Maximum contexts (source + render) per join. Default 16.
     pub max_contexts: usize,
+    /// Kernel receive buffer asked for the server's UDP socket (`SO_RCVBUF`; Linux
+    /// caps it at `net.core.rmem_max` and doubles it for bookkeeping). With many calls
+    /// on one socket the default (≈ 200 KiB) overflows on a scheduling hiccup of a few
+    /// milliseconds. Default 4 MiB; 0 keeps the OS default.
+    pub udp_receive_buffer: usize,
+    /// Kernel send buffer asked for the server's UDP socket (`SO_SNDBUF`). Default
+    /// 1 MiB; 0 keeps the OS default.
+    pub udp_send_buffer: usize,
 }
 
 impl Default for TransportSettings {
@@ -218,6 +226,8 @@ impl Default for TransportSettings {
             control_queue: 64,
             rate_limit: RateLimit::default(),
             max_contexts: 16,
+            udp_receive_buffer: 4 << 20,
+            udp_send_buffer: 1 << 20,
         }
     }
 }
@@ -1060,6 +1070,7 @@ impl ServerConfig {
 pub struct MediaServer {
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
+    buffers: SocketBuffers,
     accepted: tokio::sync::Mutex<mpsc::Receiver<MediaConnection>>,
     counters: Arc<ServerCounters>,
     accept_task: JoinHandle<()>,
@@ -1073,6 +1084,47 @@ impl std::fmt::Debug for MediaServer {
     }
 }
 
+/// Kernel buffer sizes of a UDP socket, in bytes, as the kernel reports them (on
+/// Linux twice what was asked, up to twice `net.core.rmem_max` / `wmem_max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketBuffers {
+    /// `SO_RCVBUF`.
+    pub receive: usize,
+    /// `SO_SNDBUF`.
+    pub send: usize,
+}
+
+/// Binds a non-blocking UDP socket with the kernel buffers the settings ask for.
+/// A buffer the kernel refuses is only logged: the socket still works.
+fn bind_udp(
+    addr: SocketAddr,
+    settings: &TransportSettings,
+) -> std::io::Result<(std::net::UdpSocket, SocketBuffers)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // As std's bind does: a v6 wildcard also takes v4 where the OS allows.
+        let _ = socket.set_only_v6(false);
+    }
+    if settings.udp_receive_buffer > 0
+        && let Err(e) = socket.set_recv_buffer_size(settings.udp_receive_buffer)
+    {
+        tracing::warn!(error = %e, "SO_RCVBUF {} refused", settings.udp_receive_buffer);
+    }
+    if settings.udp_send_buffer > 0
+        && let Err(e) = socket.set_send_buffer_size(settings.udp_send_buffer)
+    {
+        tracing::warn!(error = %e, "SO_SNDBUF {} refused", settings.udp_send_buffer);
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    let buffers = SocketBuffers {
+        receive: socket.recv_buffer_size().unwrap_or(0),
+        send: socket.send_buffer_size().unwrap_or(0),
+    };
+    Ok((socket.into(), buffers))
+}
+
 impl MediaServer {
     /// Binds the UDP socket and starts accepting. Must be called inside a tokio
     /// runtime.
@@ -1081,12 +1133,20 @@ impl MediaServer {
         registry: Arc<dyn SessionRegistry>,
     ) -> Result<MediaServer, TransportError> {
         let server_cfg = quinn_server_config(&config.identity, &config.settings)?;
-        let endpoint = quinn::Endpoint::server(server_cfg, config.listen).map_err(|source| {
-            TransportError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+        let bind_err = |source| TransportError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let (socket, buffers) = bind_udp(config.listen, &config.settings).map_err(bind_err)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| TransportError::Config("no tokio runtime to bind in".into()))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_cfg),
+            socket,
+            runtime,
+        )
+        .map_err(bind_err)?;
         let local_addr = endpoint
             .local_addr()
             .map_err(|source| TransportError::Bind {
@@ -1102,10 +1162,16 @@ impl MediaServer {
             tx,
             counters.clone(),
         ));
-        tracing::info!(%local_addr, "media server listening");
+        tracing::info!(
+            %local_addr,
+            udp_receive_buffer = buffers.receive,
+            udp_send_buffer = buffers.send,
+            "media server listening"
+        );
         Ok(MediaServer {
             endpoint,
             local_addr,
+            buffers,
             accepted: tokio::sync::Mutex::new(rx),
             counters,
             accept_task,
@@ -1115,6 +1181,11 @@ impl MediaServer {
     /// The bound address (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The kernel socket buffer sizes the server's UDP socket got.
+    pub fn socket_buffers(&self) -> SocketBuffers {
+        self.buffers
     }
 
     /// The next admitted call. `None` after [`MediaServer::shutdown`].

@@ -128,8 +128,8 @@ pub mod wire;
 
 pub use endpoint::{
     ClientConfig, CloseCode, CloseReason, ConnectError, LinkStats, MediaClient, MediaConnection,
-    MediaDatagram, MediaSender, MediaServer, SendError, ServerConfig, ServerStats, TransportError,
-    TransportSettings, quinn_client_config, quinn_server_config,
+    MediaDatagram, MediaSender, MediaServer, SendError, ServerConfig, ServerStats, SocketBuffers,
+    TransportError, TransportSettings, quinn_client_config, quinn_server_config,
 };
 pub use ratelimit::{RateLimit, TokenBucket};
 pub use registry::{Admission, KnownSessions, SessionRegistry};

@@ -267,3 +267,32 @@ async fn opus_preference_and_silence_frames() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_socket_gets_the_kernel_buffers_it_asks_for() {
+    // What the kernel grants: the request, capped at net.core.{r,w}mem_max, doubled.
+    let cap = |file: &str| -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{file}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usize::MAX)
+    };
+    let s = settings();
+    let (server, _fp) = start_server(Arc::new(KnownSessions::new()), s.clone());
+    let got = server.socket_buffers();
+    eprintln!(
+        "asked SO_RCVBUF {} / SO_SNDBUF {}, got {got:?} (rmem_max {}, wmem_max {})",
+        s.udp_receive_buffer,
+        s.udp_send_buffer,
+        cap("rmem_max"),
+        cap("wmem_max")
+    );
+    assert_eq!(got.receive, 2 * s.udp_receive_buffer.min(cap("rmem_max")));
+    assert_eq!(got.send, 2 * s.udp_send_buffer.min(cap("wmem_max")));
+    // 0 keeps the OS default.
+    let mut default = s.clone();
+    default.udp_receive_buffer = 0;
+    let (server, _fp) = start_server(Arc::new(KnownSessions::new()), default);
+    let os = cap("rmem_default");
+    assert_eq!(server.socket_buffers().receive, os, "rmem_default");
+}

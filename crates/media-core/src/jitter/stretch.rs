@@ -28,45 +28,107 @@ pub const MAX_STRETCHED: usize = FRAME_SAMPLES + MAX_PERIOD;
 ///
 /// The comparison window is the first `x.len() - max_p` samples for every lag, so the
 /// scores are comparable.
+///
+/// As NetEQ does, the search runs in two stages: every lag on the signal decimated to
+/// 8 kHz (pairs averaged), then the full-rate lags around the two best coarse lags
+/// (±2 samples). Integer dot products (exact, vectorised) replace the float loop: the
+/// whole search costs about a tenth of the exhaustive one (≈ 19,000 multiply-adds), so
+/// a buffer that tries to accelerate on every tick stays cheap.
 pub fn find_period(x: &[i16], min_p: usize, max_p: usize) -> (usize, f32) {
     let x = &x[..x.len().min(FRAME_SAMPLES)];
     let n = x.len();
     let max_p = max_p.min(n / 2);
     let min_p = min_p.clamp(1, max_p.max(1));
-    if n < 2 || max_p < min_p {
+    if n < 8 || max_p < min_p {
         return (min_p, 0.0);
     }
     let w = n - max_p;
-    // Prefix sums of squares to get the energy of each shifted window in O(1).
-    let mut pre = [0f64; FRAME_SAMPLES + 1];
-    let m = n;
-    for i in 0..m {
-        pre[i + 1] = pre[i] + f64::from(x[i]) * f64::from(x[i]);
-    }
-    let e0 = pre[w.min(m)];
-    if e0 <= 0.0 {
+    // Prefix sums of squares give the energy of each shifted window in O(1).
+    let mut pre = [0i64; FRAME_SAMPLES + 1];
+    prefix_energy(x, &mut pre);
+    if pre[w] == 0 {
         return (min_p, 0.0);
     }
-    let mut best = (min_p, f32::MIN);
-    for p in min_p..=max_p {
-        if p + w > m {
+    // Stage 1: 8 kHz, every lag. Pairs are summed and scaled down by 32 (12-bit
+    // samples), so a window's dot product fits an i32 and vectorises to
+    // multiply-add-pairs instructions.
+    let mut d = [0i16; FRAME_SAMPLES / 2];
+    let nd = n / 2;
+    for (i, v) in d[..nd].iter_mut().enumerate() {
+        *v = ((i32::from(x[2 * i]) + i32::from(x[2 * i + 1])) >> 5) as i16;
+    }
+    let d = &d[..nd];
+    let mut pre_d = [0i64; FRAME_SAMPLES / 2 + 1];
+    prefix_energy(d, &mut pre_d);
+    let wd = w / 2;
+    let (lo, hi) = (min_p.div_ceil(2).max(1), max_p / 2);
+    let mut top = [(0usize, f64::MIN); 2];
+    for pd in lo..=hi {
+        if wd == 0 || pd + wd > nd {
             break;
         }
-        let mut num = 0f64;
-        for i in 0..w {
-            num += f64::from(x[i]) * f64::from(x[i + p]);
+        let num = i64::from(dot_small(&d[..wd], &d[pd..pd + wd]));
+        let c = normalised(num, pre_d[wd], pre_d[pd + wd] - pre_d[pd]);
+        if c > top[0].1 {
+            top = [(pd, c), top[0]];
+        } else if c > top[1].1 {
+            top[1] = (pd, c);
         }
-        let ep = pre[p + w] - pre[p];
-        let c = if ep > 0.0 {
-            (num / (e0 * ep).sqrt()) as f32
-        } else {
-            0.0
-        };
+    }
+    // Stage 2: full rate around the best two coarse lags (everywhere if the coarse
+    // stage had no lag to offer).
+    let mut best = (min_p, f32::MIN);
+    let mut try_lag = |p: usize| {
+        if p < min_p || p > max_p || p + w > n {
+            return;
+        }
+        let c = normalised(dot(&x[..w], &x[p..p + w]), pre[w], pre[p + w] - pre[p]) as f32;
         if c > best.1 {
             best = (p, c);
         }
+    };
+    if top[0].1 == f64::MIN {
+        (min_p..=max_p).for_each(&mut try_lag);
+    }
+    for &(pd, c) in &top {
+        if c > f64::MIN {
+            ((2 * pd).saturating_sub(2)..=2 * pd + 2).for_each(&mut try_lag);
+        }
     }
     best
+}
+
+/// `pre[i]` = energy of `x[..i]`.
+fn prefix_energy(x: &[i16], pre: &mut [i64]) {
+    pre[0] = 0;
+    for (i, &v) in x.iter().enumerate() {
+        pre[i + 1] = pre[i] + i64::from(i32::from(v) * i32::from(v));
+    }
+}
+
+/// Exact dot product of two equally long sample slices.
+fn dot(a: &[i16], b: &[i16]) -> i64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i64::from(i32::from(x) * i32::from(y)))
+        .sum()
+}
+
+/// Dot product of at most 160 samples (half a frame) with |v| <= 2048: the sum stays
+/// below 160 * 2^22 < 2^30.
+fn dot_small(a: &[i16], b: &[i16]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum()
+}
+
+/// `num / sqrt(e0 * e1)`, 0 when either window is silent.
+fn normalised(num: i64, e0: i64, e1: i64) -> f64 {
+    if e0 <= 0 || e1 <= 0 {
+        return 0.0;
+    }
+    num as f64 / ((e0 as f64) * (e1 as f64)).sqrt()
 }
 
 fn xfade(a: &[i16], b: &[i16], out: &mut [i16]) {
@@ -123,6 +185,74 @@ mod tests {
         let (p, c) = find_period(&x, MIN_PERIOD, MAX_PERIOD);
         assert_eq!(p, 97);
         assert!(c > 0.99, "corr {c}");
+    }
+
+    /// The exhaustive float search the two-stage one replaced.
+    fn exhaustive(x: &[i16], min_p: usize, max_p: usize) -> (usize, f32) {
+        let w = x.len() - max_p;
+        let e = |a: &[i16]| a.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+        let e0 = e(&x[..w]);
+        let mut best = (min_p, f32::MIN);
+        for p in min_p..=max_p {
+            let num: f64 = (0..w).map(|i| f64::from(x[i]) * f64::from(x[i + p])).sum();
+            let c = (num / (e0 * e(&x[p..p + w])).sqrt()) as f32;
+            if c > best.1 {
+                best = (p, c);
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn two_stage_search_matches_the_exhaustive_one_on_speech() {
+        // Voiced speech-like frames (a glottal-pulse train through a resonance, with
+        // noise), pitch 100-400 Hz: the two-stage search finds a lag as good as the
+        // exhaustive search's on (nearly) every frame.
+        let mut rng = 0x1234_5678u32;
+        let mut noise = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            (rng % 2001) as f32 - 1000.0
+        };
+        let (mut same, mut worse) = (0, 0);
+        let frames = 400;
+        for k in 0..frames {
+            let period = 40 + (k * 7919) % 121;
+            let mut x = [0i16; FRAME_SAMPLES];
+            let (mut y1, mut y2) = (0f32, 0f32);
+            for (i, s) in x.iter_mut().enumerate() {
+                let pulse = if i % period == 0 { 6000.0 } else { 0.0 };
+                let y = pulse + 1.6 * y1 - 0.8 * y2 + 0.3 * noise() * (k % 3) as f32;
+                y2 = y1;
+                y1 = y;
+                *s = y.clamp(-32000.0, 32000.0) as i16;
+            }
+            let (p, c) = find_period(&x, MIN_PERIOD, MAX_PERIOD);
+            let (pe, ce) = exhaustive(&x, MIN_PERIOD, MAX_PERIOD);
+            if p == pe {
+                same += 1;
+            }
+            if c < ce - 0.02 {
+                worse += 1;
+            }
+            assert!(c <= ce + 1e-4, "frame {k}: {c} beats the exhaustive {ce}?");
+        }
+        eprintln!("two-stage vs exhaustive: same lag {same}/{frames}, worse by > 0.02: {worse}");
+        assert!(worse * 100 <= frames, "{worse} of {frames} frames worse");
+        assert!(
+            same * 10 >= frames * 9,
+            "same lag on only {same} of {frames}"
+        );
+    }
+
+    #[test]
+    fn silence_and_short_input() {
+        assert_eq!(
+            find_period(&[0; FRAME_SAMPLES], MIN_PERIOD, MAX_PERIOD).1,
+            0.0
+        );
+        assert_eq!(find_period(&[5; 4], MIN_PERIOD, MAX_PERIOD).1, 0.0);
     }
 
     #[test]
