@@ -28,6 +28,13 @@
 //! settings, in the same run (thread CPU time, 2000 frames), and defines the libopus-only bound as
 //! `bound = 20 ms / (t_encode + t_decode)` calls per core. The Opus path's
 //! efficiency is capacity-by-CPU / bound (target ≥ 90 %).
+//!
+//! That bound runs one encoder and one decoder in a hot loop. A processor with N
+//! calls runs N encoder and decoder states in turn, and each finds less of its state
+//! in the CPU caches; so the tool also times libopus alone over N states round-robin
+//! (N = the first step's calls) and reports the efficiency against that *interleaved*
+//! bound: the cost of the codec work itself at that scale, with no transport, timers
+//! or pipelines.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -152,6 +159,11 @@ pub struct LoadtestReport {
     pub opus_bound: Option<OpusBound>,
     /// capacity-by-CPU / libopus bound (Opus runs only).
     pub opus_efficiency: Option<f64>,
+    /// The libopus-only bound over as many codec states as the first step has calls,
+    /// used round-robin (Opus runs only).
+    pub opus_bound_interleaved: Option<OpusBound>,
+    /// capacity-by-CPU / interleaved bound (Opus runs only).
+    pub opus_efficiency_interleaved: Option<f64>,
 }
 
 /// A load test could not run.
@@ -200,25 +212,37 @@ impl ThreadClock {
 
 /// Times libopus encode and decode per frame on the speech-like signal, in thread
 /// CPU time (so other load on the machine does not inflate it; `/proc` resolution is
-/// 10 ms, so use at least 1000 frames).
-pub fn measure_opus(opus: &OpusConfig, frames: usize) -> Result<OpusBound, LoadtestError> {
-    let mut enc = new_encoder(CodecKind::Opus, opus).map_err(err)?;
-    let mut dec = new_decoder(CodecKind::Opus).map_err(err)?;
+/// 10 ms, so use at least 1000 frames). `states` encoder/decoder pairs take the
+/// frames in turn (1: the hot-loop bound).
+pub fn measure_opus(
+    opus: &OpusConfig,
+    frames: usize,
+    states: usize,
+) -> Result<OpusBound, LoadtestError> {
+    let states = states.max(1);
+    let mut encs = (0..states)
+        .map(|_| new_encoder(CodecKind::Opus, opus))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let mut decs = (0..states)
+        .map(|_| new_decoder(CodecKind::Opus))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
     let signal = SignalGenerator::speech(3).take_seconds(frames as f64 / 50.0);
     let mut packets = Vec::with_capacity(frames);
     let mut buf = [0u8; 1500];
     let t = ThreadClock::start();
-    for f in signal.chunks_exact(FRAME_SAMPLES) {
+    for (i, f) in signal.chunks_exact(FRAME_SAMPLES).enumerate() {
         let frame: &[i16; FRAME_SAMPLES] = f.try_into().map_err(err)?;
-        let n = enc.encode(frame, &mut buf).map_err(err)?;
+        let n = encs[i % states].encode(frame, &mut buf).map_err(err)?;
         packets.push(buf[..n].to_vec());
     }
     let encode = t.elapsed();
     let mut out = [0i16; FRAME_SAMPLES];
     let t = ThreadClock::start();
     for _ in 0..4 {
-        for p in &packets {
-            dec.decode(p, &mut out).map_err(err)?;
+        for (i, p) in packets.iter().enumerate() {
+            decs[i % states].decode(p, &mut out).map_err(err)?;
         }
     }
     let decode = t.elapsed();
@@ -397,10 +421,15 @@ pub fn run(
 ) -> Result<LoadtestReport, LoadtestError> {
     let started = Instant::now();
     let load_average_before = load_average();
-    let opus_bound = if config.codec == Codec::Opus16k {
-        Some(measure_opus(&config.opus, 2000)?)
+    let (opus_bound, opus_bound_interleaved) = if config.codec == Codec::Opus16k {
+        // Every state sees at least 20 frames.
+        let states = config.calls.max(1);
+        (
+            Some(measure_opus(&config.opus, 2000, 1)?),
+            Some(measure_opus(&config.opus, 2000.max(20 * states), states)?),
+        )
     } else {
-        None
+        (None, None)
     };
     let mut steps = Vec::new();
     let mut n = config.calls.max(1);
@@ -433,6 +462,8 @@ pub fn run(
         steps.iter().map(|s| s.capacity_by_cpu).fold(0.0, f64::max)
     };
     let opus_efficiency = opus_bound.map(|b| capacity_by_cpu / b.calls_per_core);
+    let opus_efficiency_interleaved =
+        opus_bound_interleaved.map(|b| capacity_by_cpu / b.calls_per_core);
     Ok(LoadtestReport {
         codec: config.codec.to_string(),
         processor_threads: threads,
@@ -443,6 +474,8 @@ pub fn run(
         capacity_by_cpu,
         opus_bound,
         opus_efficiency,
+        opus_bound_interleaved,
+        opus_efficiency_interleaved,
     })
 }
 
@@ -496,6 +529,20 @@ impl LoadtestReport {
             s.push_str(&format!(
                 "libopus: encode {:.1} us + decode {:.1} us per frame -> bound {:.0} calls per core; \
                  Opus path at {:.0} % of the bound\n",
+                b.encode_us,
+                b.decode_us,
+                b.calls_per_core,
+                100.0 * e
+            ));
+        }
+        if let (Some(b), Some(e)) = (
+            self.opus_bound_interleaved,
+            self.opus_efficiency_interleaved,
+        ) {
+            s.push_str(&format!(
+                "libopus over {} states in turn: encode {:.1} us + decode {:.1} us per frame -> \
+                 bound {:.0} calls per core; Opus path at {:.0} % of it\n",
+                self.steps.first().map_or(0, |st| st.calls),
                 b.encode_us,
                 b.decode_us,
                 b.calls_per_core,

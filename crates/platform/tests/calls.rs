@@ -400,6 +400,6 @@ fn loadtest_smoke() {
     assert_eq!(s.connected, 4);
     assert!(s.processor_cpu_per_call_pct > 0.0);
     assert!(s.loss_down_pct < 50.0 && s.loss_up_pct < 50.0, "{s:?}");
-    let b = platform::loadtest::measure_opus(&Default::default(), 200).unwrap();
+    let b = platform::loadtest::measure_opus(&Default::default(), 200, 2).unwrap();
     assert!(b.encode_us > 0.0 && b.calls_per_core > 0.0);
 }
