@@ -121,6 +121,11 @@ pub struct StepResult {
     pub loss_down_pct: f64,
     /// RSS growth per call, bytes.
     pub rss_per_call_bytes: f64,
+    /// UDP packets the processor sent per media datagram it sent (1.0: every ACK
+    /// rode on a media packet; more: ACK-only and other QUIC packets).
+    pub udp_per_media_down: f64,
+    /// The same for what the peers sent.
+    pub udp_per_media_up: f64,
     /// Late ticks stayed under 0.1 % and every call connected.
     pub passed: bool,
 }
@@ -360,14 +365,23 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         let up: u64 = sockets.iter().map(|s| s.qoe().packets_received).sum();
         (down, up)
     };
+    // UDP packets each way, seen from the peers' connections.
+    let udp = |peers: &[Peer]| {
+        peers.iter().fold((0u64, 0u64), |(rx, tx), p| {
+            let q = p.link().quic_stats();
+            (rx + q.udp_rx.datagrams, tx + q.udp_tx.datagrams)
+        })
+    };
     let t0 = Instant::now();
     let ticks0 = platform.tick_totals();
     let peer_ticks0 = peer_meter.totals();
     let pcpu0 = threads_cpu(&tids);
     let cpu0 = procstat::process_cpu().unwrap_or_default();
     let (down0, up0) = snap(&peers, &sockets);
+    let (udp_rx0, udp_tx0) = udp(&peers);
     std::thread::sleep(config.duration);
     let (down1, up1) = snap(&peers, &sockets);
+    let (udp_rx1, udp_tx1) = udp(&peers);
     let wall = t0.elapsed();
     let pcpu = threads_cpu(&tids).saturating_sub(pcpu0);
     let cpu = procstat::process_cpu()
@@ -410,8 +424,14 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         loss_up_pct: loss(up1.saturating_sub(up0)),
         loss_down_pct: loss(down1.saturating_sub(down0)),
         rss_per_call_bytes: rss1.saturating_sub(rss0) as f64 / n,
+        udp_per_media_down: ratio(udp_rx1.saturating_sub(udp_rx0), down1.saturating_sub(down0)),
+        udp_per_media_up: ratio(udp_tx1.saturating_sub(udp_tx0), up1.saturating_sub(up0)),
         passed: late_ticks_pct < 0.1 && connected == calls,
     })
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// Runs the load test (one step, or a ramp). Call outside any tokio runtime.
@@ -484,7 +504,7 @@ impl LoadtestReport {
     pub fn to_text(&self) -> String {
         let mut s = format!(
             "codec {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
-             {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {}\n",
+             {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {}\n",
             self.codec,
             self.processor_threads,
             self.cpus,
@@ -500,11 +520,13 @@ impl LoadtestReport {
             "lossUp%",
             "lossDn%",
             "KiB/call",
+            "udpDn",
+            "udpUp",
             "pass"
         );
         for st in &self.steps {
             s.push_str(&format!(
-                "{:>6} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.0} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>8.1} {}\n",
+                "{:>6} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>9.0} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>8.1} {:>6.3} {:>6.3} {}\n",
                 st.calls,
                 st.connected,
                 st.processor_cpu_per_call_pct,
@@ -516,6 +538,8 @@ impl LoadtestReport {
                 st.loss_up_pct,
                 st.loss_down_pct,
                 st.rss_per_call_bytes / 1024.0,
+                st.udp_per_media_down,
+                st.udp_per_media_up,
                 if st.passed { "yes" } else { "no" }
             ));
         }
