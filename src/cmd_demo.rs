@@ -7,7 +7,7 @@
 //! WAVs both ways into `--out`. Service-hosted scenarios run signaling only.
 
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use media_core::sim::Profile;
@@ -79,62 +79,67 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         print: true,
         tap: None,
     };
-    let player = if args.play { start_player() } else { None };
-    if let Some((tx, _)) = &player {
-        let tx = std::sync::Mutex::new(tx.clone());
-        config.tap = Some(Arc::new(move |frame: &media_core::frame::Pcm16kFrame| {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.try_send(*frame.samples());
-            }
-        }));
-    }
+    let bridge = if args.play {
+        start_player().map(|(prod, bridge)| {
+            // The tap runs on the bot's call task: an SPSC ring hands frames to the
+            // bridge thread, which resamples them to the device's format.
+            let prod = std::sync::Mutex::new(prod);
+            config.tap = Some(Arc::new(move |frame: &media_core::frame::Pcm16kFrame| {
+                if let Ok(mut p) = prod.lock() {
+                    use devices::ringbuf::traits::Producer;
+                    let _ = p.try_push(*frame);
+                }
+            }));
+            bridge
+        })
+    } else {
+        None
+    };
     let result = bot::demo::run_blocking(config);
-    if let Some((tx, handle)) = player {
-        drop(tx);
-        let _ = handle.join();
+    if let Some(bridge) = bridge {
+        match bridge.stop() {
+            Ok(stats) => {
+                if let Some(p) = stats.playback {
+                    println!(
+                        "  played {} frames on the output device ({} padded, {} dropped, \
+                         {} start-up slips)",
+                        p.frames_played, p.padded_frames, p.dropped_frames, p.recentres
+                    );
+                }
+            }
+            Err(e) => eprintln!("  --play: {e}"),
+        }
     }
     result.map(|_| ())
 }
 
-type Player = (mpsc::SyncSender<[i16; 320]>, std::thread::JoinHandle<()>);
-
-/// A thread playing 20 ms frames (16 kHz mono) on the default output device.
-fn start_player() -> Option<Player> {
-    let format = devices::StreamFormat {
-        prefill_ms: 60,
-        ..devices::StreamFormat::pcm16k_mono()
-    };
-    let (tx, rx) = mpsc::sync_channel::<[i16; 320]>(100);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        use devices::SampleSink;
-        let mut sink = match devices::DeviceSink::open(&devices::DeviceSelector::default(), format)
-        {
-            Ok(s) => {
-                let _ = ready_tx.send(Ok(()));
-                s
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        while let Ok(frame) = rx.recv() {
-            let _ = sink.write(&frame);
-        }
-        std::thread::sleep(Duration::from_millis(200));
+/// The bot's received audio on the default output device, at the device's own rate
+/// and channels: a [`bot::DeviceBridge`] with only its playback half, fed through a
+/// ring of one second. `None` (with a message) when there is no usable output.
+fn start_player() -> Option<(
+    devices::HeapProd<media_core::frame::Pcm16kFrame>,
+    bot::DeviceBridge,
+)> {
+    let opened = bot::PlaybackEnd::device(
+        &devices::DeviceSelector::default(),
+        devices::StreamFormat::default(),
+    )
+    .and_then(|end| {
+        let (prod, input) = bot::FrameInput::ring(50);
+        let bridge = bot::DeviceBridge::builder(bot::BridgeConfig::default())
+            .playback(end, input)
+            .start()?;
+        Ok((prod, bridge))
     });
-    match ready_rx.recv_timeout(Duration::from_secs(5)) {
-        Ok(Ok(())) => {
-            println!("  playing the bot's received audio on the default output device");
-            Some((tx, handle))
+    match opened {
+        Ok((prod, bridge)) => {
+            if let Some((format, device)) = bridge.playback_format() {
+                println!("  playing the bot's received audio on {device} ({format:?})");
+            }
+            Some((prod, bridge))
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             eprintln!("  --play: no audio output ({e}); continuing without playback");
-            None
-        }
-        Err(_) => {
-            eprintln!("  --play: the audio output did not open in time; continuing without it");
             None
         }
     }
