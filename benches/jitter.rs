@@ -154,4 +154,3 @@ criterion_group!(
     receive_opus
 );
 criterion_main!(benches);
-
