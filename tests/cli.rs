@@ -3,19 +3,6 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-const SCENARIOS: [&str; 10] = [
-    "p2p-voip-service",
-    "p2p-voip-app",
-    "group-service",
-    "group-app",
-    "meeting-service",
-    "meeting-app",
-    "channel-meeting",
-    "channel-meeting-guest",
-    "pstn-service",
-    "pstn-app",
-];
-
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_media-processor"))
 }
@@ -78,7 +65,7 @@ fn blob_prints_a_blob_that_inspect_accepts() {
 
 #[test]
 fn blob_embed_is_the_escaped_string_value() {
-    let plain = run(&[
+    let args = [
         "blob",
         "--mp-uri",
         "net.tcp://bot.contoso.com:18732/MediaProcessor",
@@ -90,21 +77,9 @@ fn blob_embed_is_the_escaped_string_value() {
         "14778cc4-f54c-43c7-989f-9092e34ef784",
         "--audio-source-context",
         "a5dcfc9b-5a54-48ef-86f5-1fdd8508741a",
-    ]);
-    let embedded = run(&[
-        "blob",
-        "--mp-uri",
-        "net.tcp://bot.contoso.com:18732/MediaProcessor",
-        "--call-id",
-        CALL_ID,
-        "--session-id",
-        "2379cf46-acf3-4fef-a914-be9627075320",
-        "--audio-render-context",
-        "14778cc4-f54c-43c7-989f-9092e34ef784",
-        "--audio-source-context",
-        "a5dcfc9b-5a54-48ef-86f5-1fdd8508741a",
-        "--embed",
-    ]);
+    ];
+    let plain = run(&args);
+    let embedded = run(&[&args[..], &["--embed"]].concat());
     assert!(plain.status.success() && embedded.status.success());
     let seed = include_str!("../crates/media-blob/tests/fixtures/seed_blob_escaped.txt");
     assert_eq!(
@@ -133,7 +108,7 @@ fn blob_rejects_a_bad_mp_uri_naming_it() {
 
 #[test]
 fn every_scenario_prints_a_request_inspect_accepts() {
-    for scenario in SCENARIOS {
+    for scenario in signaling::Scenario::names() {
         let out = run(&[
             "request",
             scenario,

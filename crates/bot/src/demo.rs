@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use graph::{RuntimeEvent, RuntimeEventKind, TeardownReason};
 use media_core::frame::Pcm16kFrame;
+use media_core::jitter::JitterStats;
 use media_core::sim::Profile;
 use platform::{AudioFrame, Codec};
 use serde::Serialize;
@@ -299,17 +300,22 @@ async fn wait_until(
     true
 }
 
+/// Mean jitter-buffer delay (ms) of the samples emitted between two cumulative
+/// snapshots; `fallback` (the last window's) when none were.
+fn window_jb_delay_ms(prev: &JitterStats, cur: &JitterStats, fallback: f64) -> f64 {
+    let emitted = cur
+        .jitter_buffer_emitted_count
+        .saturating_sub(prev.jitter_buffer_emitted_count);
+    if emitted > 0 {
+        (cur.jitter_buffer_delay - prev.jitter_buffer_delay) / emitted as f64 * 1000.0
+    } else {
+        fallback
+    }
+}
+
 /// Window figures between two cumulative snapshots.
 fn window(prev: &SessionSnapshot, cur: &SessionSnapshot, last: &DemoSecond) -> (f64, f64, f64) {
-    let emitted = cur
-        .jitter
-        .jitter_buffer_emitted_count
-        .saturating_sub(prev.jitter.jitter_buffer_emitted_count);
-    let delay = if emitted > 0 {
-        (cur.jitter.jitter_buffer_delay - prev.jitter.jitter_buffer_delay) / emitted as f64 * 1000.0
-    } else {
-        last.jb_delay_ms
-    };
+    let delay = window_jb_delay_ms(&prev.jitter, &cur.jitter, last.jb_delay_ms);
     let lost = cur.qoe.packets_lost.saturating_sub(prev.qoe.packets_lost);
     let got = cur
         .qoe
@@ -337,15 +343,7 @@ fn window(prev: &SessionSnapshot, cur: &SessionSnapshot, last: &DemoSecond) -> (
 }
 
 fn far_window(prev: &FarEndStats, cur: &FarEndStats, last: &DemoSecond) -> (f64, f64) {
-    let emitted = cur
-        .jitter
-        .jitter_buffer_emitted_count
-        .saturating_sub(prev.jitter.jitter_buffer_emitted_count);
-    let delay = if emitted > 0 {
-        (cur.jitter.jitter_buffer_delay - prev.jitter.jitter_buffer_delay) / emitted as f64 * 1000.0
-    } else {
-        last.far_jb_delay_ms
-    };
+    let delay = window_jb_delay_ms(&prev.jitter, &cur.jitter, last.far_jb_delay_ms);
     let sent = cur.downlink.sent.saturating_sub(prev.downlink.sent);
     let lost = cur.downlink.lost.saturating_sub(prev.downlink.lost);
     let loss = if sent > 0 {

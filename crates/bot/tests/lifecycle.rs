@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use bot::Local;
 use common::*;
-use graph::{RuntimeConfig, RuntimeEventKind, TeardownReason};
+use graph::{RuntimeConfig, RuntimeEvent, RuntimeEventKind, TeardownReason};
 use signaling::{CallState, Scenario};
+use tokio::sync::broadcast;
 
 /// Waits until media flows both ways on `call`.
 async fn media_flows(local: &Local, call: &graph::ActiveCall) {
@@ -29,6 +30,31 @@ async fn media_flows(local: &Local, call: &graph::ActiveCall) {
     })
     .await;
     assert!(ok, "media did not flow");
+}
+
+/// Waits until `call_id` is removed from the runtime; returns why it was.
+async fn removal(
+    rx: &mut broadcast::Receiver<RuntimeEvent>,
+    call_id: &str,
+    timeout: Duration,
+) -> TeardownReason {
+    let mut seen = Vec::new();
+    let ok = events_until(rx, call_id, &mut seen, timeout, removed).await;
+    match seen.pop() {
+        Some(RuntimeEventKind::Removed(reason)) if ok => reason,
+        last => panic!("{call_id} not removed: {seen:?}, then {last:?}"),
+    }
+}
+
+/// The final report of `call`'s media session.
+async fn session_report(local: &Local, call: &graph::ActiveCall) -> bot::SessionReport {
+    let session = call.session_id.unwrap();
+    local
+        .bot
+        .sessions()
+        .wait_report(session, Duration::from_secs(5))
+        .await
+        .unwrap()
 }
 
 /// Everything of the bot, the platform and the far end is gone.
@@ -72,23 +98,10 @@ async fn keepalive_lapse_ends_the_call_and_frees_media() {
     let mut rx = local.bot.runtime().subscribe();
     let call = local.place(Scenario::P2pVoipApp).await.unwrap();
     media_flows(&local, &call).await;
-    let mut seen = Vec::new();
+    let reason = removal(&mut rx, &call.call_id, Duration::from_secs(5)).await;
     assert!(
-        events_until(
-            &mut rx,
-            &call.call_id,
-            &mut seen,
-            Duration::from_secs(5),
-            removed
-        )
-        .await
-    );
-    assert!(
-        seen.iter().any(|k| matches!(
-            k,
-            RuntimeEventKind::Removed(TeardownReason::Terminated { .. })
-        )),
-        "{seen:?}"
+        matches!(reason, TeardownReason::Terminated { .. }),
+        "{reason:?}"
     );
     let summary = local.emulator.call(&call.call_id).unwrap();
     let t = summary.termination.unwrap();
@@ -104,30 +117,12 @@ async fn terminated_notification_frees_everything() {
     media_flows(&local, &call).await;
     // The other side hangs up: the service sends `terminated`.
     assert!(local.emulator.hang_up(&call.call_id));
-    let mut seen = Vec::new();
+    let reason = removal(&mut rx, &call.call_id, Duration::from_secs(5)).await;
     assert!(
-        events_until(
-            &mut rx,
-            &call.call_id,
-            &mut seen,
-            Duration::from_secs(5),
-            removed
-        )
-        .await
+        matches!(reason, TeardownReason::Terminated { .. }),
+        "{reason:?}"
     );
-    assert!(
-        seen.iter().any(|k| matches!(
-            k,
-            RuntimeEventKind::Removed(TeardownReason::Terminated { .. })
-        )),
-        "{seen:?}"
-    );
-    let report = local
-        .bot
-        .sessions()
-        .wait_report(call.session_id.unwrap(), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let report = session_report(&local, &call).await;
     assert!(report.last.counters.frames_received > 5);
     finish(local).await;
 }
@@ -151,34 +146,16 @@ async fn media_stream_failure_hangs_up_the_call() {
     // The far end vanishes: not a packet more, no goodbye.
     assert!(local.far_end.cut_network(&call.call_id));
     let t0 = Instant::now();
-    let mut seen = Vec::new();
-    assert!(
-        events_until(
-            &mut rx,
-            &call.call_id,
-            &mut seen,
-            Duration::from_secs(8),
-            removed
-        )
-        .await
-    );
+    let reason = removal(&mut rx, &call.call_id, Duration::from_secs(8)).await;
     eprintln!(
         "media failure detected and the call hung up after {:?}",
         t0.elapsed()
     );
     assert!(
-        seen.iter().any(|k| matches!(
-            k,
-            RuntimeEventKind::Removed(TeardownReason::MediaFailure(_))
-        )),
-        "{seen:?}"
+        matches!(reason, TeardownReason::MediaFailure(_)),
+        "{reason:?}"
     );
-    let report = local
-        .bot
-        .sessions()
-        .wait_report(call.session_id.unwrap(), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let report = session_report(&local, &call).await;
     assert!(report.stream_failed, "{report:?}");
     let terminated = eventually(Duration::from_secs(5), || {
         local

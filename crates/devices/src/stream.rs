@@ -372,6 +372,30 @@ struct StreamCore {
 }
 
 impl StreamCore {
+    /// Starts the stream `built` made for `direction`: errors name the step that failed.
+    fn start(
+        built: Result<cpal::Stream, cpal::Error>,
+        direction: Direction,
+        counters: Arc<Counters>,
+        last_error: Arc<Mutex<Option<String>>>,
+        format: OpenedFormat,
+    ) -> Result<Self, DeviceError> {
+        let (build, start) = match direction {
+            Direction::Input => ("build input stream", "start input stream"),
+            Direction::Output => ("build output stream", "start output stream"),
+        };
+        let stream = built.map_err(|e| DeviceError::device(&format.device, build, e))?;
+        stream
+            .play()
+            .map_err(|e| DeviceError::device(&format.device, start, e))?;
+        Ok(Self {
+            stream,
+            counters,
+            last_error,
+            format,
+        })
+    }
+
     fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
@@ -491,22 +515,8 @@ impl PlaybackStream {
                 Some(OPEN_TIMEOUT),
             ),
         };
-        let stream =
-            built.map_err(|e| DeviceError::device(&format.device, "build output stream", e))?;
-        stream
-            .play()
-            .map_err(|e| DeviceError::device(&format.device, "start output stream", e))?;
-        Ok((
-            PlaybackStream {
-                core: StreamCore {
-                    stream,
-                    counters,
-                    last_error,
-                    format,
-                },
-            },
-            prod,
-        ))
+        let core = StreamCore::start(built, Direction::Output, counters, last_error, format)?;
+        Ok((PlaybackStream { core }, prod))
     }
 
     /// The format the stream runs with.
@@ -581,22 +591,8 @@ impl CaptureStream {
                 Some(OPEN_TIMEOUT),
             ),
         };
-        let stream =
-            built.map_err(|e| DeviceError::device(&format.device, "build input stream", e))?;
-        stream
-            .play()
-            .map_err(|e| DeviceError::device(&format.device, "start input stream", e))?;
-        Ok((
-            CaptureStream {
-                core: StreamCore {
-                    stream,
-                    counters,
-                    last_error,
-                    format,
-                },
-            },
-            cons,
-        ))
+        let core = StreamCore::start(built, Direction::Input, counters, last_error, format)?;
+        Ok((CaptureStream { core }, cons))
     }
 
     /// The format the stream runs with.

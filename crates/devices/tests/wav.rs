@@ -6,6 +6,25 @@ fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("devices-{name}-{}.wav", std::process::id()))
 }
 
+/// Writes `samples` with hound, as (channels, rate, bits, format) says.
+fn write_wav<S: hound::Sample + Copy>(
+    path: &std::path::Path,
+    (channels, sample_rate, bits_per_sample, sample_format): (u16, u32, u16, hound::SampleFormat),
+    samples: &[S],
+) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample,
+        sample_format,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create");
+    for &v in samples {
+        w.write_sample(v).expect("write");
+    }
+    w.finalize().expect("finalize");
+}
+
 #[test]
 fn wav_sink_then_source_round_trips_stereo_48k() {
     let path = temp("stereo");
@@ -32,17 +51,11 @@ fn wav_sink_then_source_round_trips_stereo_48k() {
 #[test]
 fn wav_source_converts_24_bit_and_float_and_loops() {
     let path = temp("i24");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 24,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).expect("create");
-    for v in [0i32, 256, -256, 8_388_607, -8_388_608] {
-        w.write_sample(v).expect("write");
-    }
-    w.finalize().expect("finalize");
+    write_wav(
+        &path,
+        (1, 16_000, 24, hound::SampleFormat::Int),
+        &[0i32, 256, -256, 8_388_607, -8_388_608],
+    );
     let mut src = WavSource::open(&path, true).expect("open");
     let mut out = [0i16; 7];
     assert_eq!(src.read(&mut out), 7);
@@ -50,17 +63,11 @@ fn wav_source_converts_24_bit_and_float_and_loops() {
     std::fs::remove_file(&path).ok();
 
     let path = temp("f32");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).expect("create");
-    for v in [0.5f32, -0.5, 1.0, -1.0] {
-        w.write_sample(v).expect("write");
-    }
-    w.finalize().expect("finalize");
+    write_wav(
+        &path,
+        (2, 44_100, 32, hound::SampleFormat::Float),
+        &[0.5f32, -0.5, 1.0, -1.0],
+    );
     let mut src = WavSource::open(&path, false).expect("open");
     assert_eq!((src.sample_rate(), src.channels()), (44_100, 2));
     let mut out = [0i16; 6];

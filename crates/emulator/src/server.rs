@@ -69,8 +69,8 @@ type AppState = Arc<Shared>;
 pub(crate) fn router(shared: AppState) -> Router {
     let graph = |version: &'static str| {
         Router::new()
-            .route("/communications/calls", post(create_call))
-            .route("/app/calls", post(create_call_legacy))
+            .route("/communications/calls", post(create_call::<false>))
+            .route("/app/calls", post(create_call::<true>))
             .route(
                 "/communications/calls/{id}",
                 get(get_call).delete(delete_call),
@@ -409,24 +409,15 @@ fn authenticate(
     Ok((app.clone(), granted))
 }
 
-async fn create_call(
+/// `POST …/calls`; `LEGACY` for the old `/app/calls` path.
+async fn create_call<const LEGACY: bool>(
     State(s): State<AppState>,
     Extension(version): Extension<ApiVersion>,
     Extension(ids): Extension<RequestIds>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create_counted(&s, version, false, &ids, &headers, body).await
-}
-
-async fn create_call_legacy(
-    State(s): State<AppState>,
-    Extension(version): Extension<ApiVersion>,
-    Extension(ids): Extension<RequestIds>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    create_counted(&s, version, true, &ids, &headers, body).await
+    create_counted(&s, version, LEGACY, &ids, &headers, body).await
 }
 
 /// [`create`], counting every refusal in `calls_rejected`.

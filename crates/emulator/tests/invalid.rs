@@ -45,7 +45,7 @@ async fn graph_refuses_invalid_calls_naming_the_problem() {
     )
     .await;
     assert_eq!(live.status, 201);
-    let live_id = live.body["id"].as_str().expect("id").to_owned();
+    let live_id = live.id();
 
     // Six targets for a group call.
     let mut group = Scenario::GroupService.seed_example(None);

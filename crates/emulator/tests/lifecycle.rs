@@ -17,64 +17,79 @@ use signaling::Scenario;
 
 const APP: &str = RegisteredApp::DEMO_CLIENT_ID;
 
-fn call_url(emu: &emulator::EmulatorHandle, id: &str) -> String {
-    format!("{}/communications/calls/{id}", emu.graph_v1_url())
+/// The notifications of a call that is set up and then ends.
+const ESTABLISHED_THEN_TERMINATED: [(&str, &str); 3] = [
+    ("", "establishing"),
+    ("", "established"),
+    ("", "terminated"),
+];
+
+/// `method` on the call `id` (plus `suffix`, e.g. `/keepAlive`) with `token`.
+async fn on_call(
+    emu: &emulator::EmulatorHandle,
+    token: &str,
+    method: reqwest::Method,
+    id: &str,
+    suffix: &str,
+) -> Reply {
+    let url = format!("{}/communications/calls/{id}{suffix}", emu.graph_v1_url());
+    send(
+        reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(token),
+    )
+    .await
+}
+
+/// An emulator from `config`, a notification receiver for [`APP`] and a token.
+async fn started(config: EmulatorConfig) -> (emulator::EmulatorHandle, Receiver, String) {
+    let emu = Emulator::start(config).await.expect("start");
+    let rx = Receiver::start(&emu, APP).await;
+    let token = token(&emu).await;
+    (emu, rx, token)
+}
+
+/// Creates a call of `scenario` whose notifications go to `callback`.
+async fn create_scenario(
+    emu: &emulator::EmulatorHandle,
+    token: &str,
+    scenario: Scenario,
+    callback: &str,
+) -> Reply {
+    create(emu, token, &scenario_body(scenario, callback)).await
 }
 
 async fn keep_alive(emu: &emulator::EmulatorHandle, token: &str, id: &str) -> u16 {
-    send(
-        reqwest::Client::new()
-            .post(format!("{}/keepAlive", call_url(emu, id)))
-            .bearer_auth(token),
-    )
-    .await
-    .status
+    on_call(emu, token, reqwest::Method::POST, id, "/keepAlive")
+        .await
+        .status
+}
+
+async fn delete(emu: &emulator::EmulatorHandle, token: &str, id: &str) -> Reply {
+    on_call(emu, token, reqwest::Method::DELETE, id, "").await
 }
 
 async fn get_status(emu: &emulator::EmulatorHandle, token: &str, id: &str) -> u16 {
-    send(
-        reqwest::Client::new()
-            .get(call_url(emu, id))
-            .bearer_auth(token),
-    )
-    .await
-    .status
+    on_call(emu, token, reqwest::Method::GET, id, "")
+        .await
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_gives_204_then_terminated() {
-    let emu = Emulator::start(config()).await.expect("start");
-    let rx = Receiver::start(&emu, APP).await;
-    let token = token(&emu).await;
-    let reply = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::PstnService, &rx.url()),
-    )
-    .await;
+    let (emu, rx, token) = started(config()).await;
+    let reply = create_scenario(&emu, &token, Scenario::PstnService, &rx.url()).await;
     assert_eq!(reply.status, 201);
-    let id = reply.body["id"].as_str().expect("id").to_owned();
+    let id = reply.id();
     rx.wait_for(&id, 2, Duration::from_secs(5)).await;
     assert_eq!(keep_alive(&emu, &token, &id).await, 200);
 
-    let reply = send(
-        reqwest::Client::new()
-            .delete(call_url(&emu, &id))
-            .bearer_auth(&token),
-    )
-    .await;
+    let reply = delete(&emu, &token, &id).await;
     assert_eq!(reply.status, 204);
     assert!(reply.headers.contains_key("request-id"));
 
     let got = rx.wait_for(&id, 3, Duration::from_secs(5)).await;
-    assert_eq!(
-        sequence(&got, &id),
-        pairs(&[
-            ("", "establishing"),
-            ("", "established"),
-            ("", "terminated")
-        ])
-    );
+    assert_eq!(sequence(&got, &id), pairs(&ESTABLISHED_THEN_TERMINATED));
     let last = &got[2].body["value"][0];
     assert_eq!(last["changeType"], "deleted");
     let data = &last["resourceData"];
@@ -85,12 +100,7 @@ async fn delete_gives_204_then_terminated() {
 
     assert_eq!(get_status(&emu, &token, &id).await, 404);
     assert_eq!(keep_alive(&emu, &token, &id).await, 404);
-    let reply = send(
-        reqwest::Client::new()
-            .delete(call_url(&emu, &id))
-            .bearer_auth(&token),
-    )
-    .await;
+    let reply = delete(&emu, &token, &id).await;
     assert_eq!(reply.status, 404);
     graph_error_message(&reply.body);
     let summary = emu.call(&id).expect("summary");
@@ -104,23 +114,14 @@ async fn delete_gives_204_then_terminated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_lapse_ends_the_call_and_keepalive_extends_it() {
-    let emu = Emulator::start(EmulatorConfig {
+    let (emu, rx, token) = started(EmulatorConfig {
         keepalive_timeout: Duration::from_millis(1500),
         ..config()
     })
-    .await
-    .expect("start");
-    let rx = Receiver::start(&emu, APP).await;
-    let token = token(&emu).await;
+    .await;
     let body = scenario_body(Scenario::P2pVoipApp, &rx.url());
-    let kept = create(&emu, &token, &body).await.body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let lapsed = create(&emu, &token, &body).await.body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let kept = create(&emu, &token, &body).await.id();
+    let lapsed = create(&emu, &token, &body).await.id();
 
     // Keep one alive for 2.5 s (well past the timeout), let the other lapse.
     for _ in 0..10 {
@@ -128,14 +129,7 @@ async fn keepalive_lapse_ends_the_call_and_keepalive_extends_it() {
         assert_eq!(keep_alive(&emu, &token, &kept).await, 200);
     }
     let got = rx.wait_for(&lapsed, 3, Duration::from_secs(5)).await;
-    assert_eq!(
-        sequence(&got, &lapsed),
-        pairs(&[
-            ("", "establishing"),
-            ("", "established"),
-            ("", "terminated")
-        ])
-    );
+    assert_eq!(sequence(&got, &lapsed), pairs(&ESTABLISHED_THEN_TERMINATED));
     let info = &got[2].body["value"][0]["resourceData"]["resultInfo"];
     assert!(
         info["message"]
@@ -163,19 +157,10 @@ async fn keepalive_lapse_ends_the_call_and_keepalive_extends_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_up_from_the_emulator_side() {
-    let emu = Emulator::start(config()).await.expect("start");
-    let rx = Receiver::start(&emu, APP).await;
-    let token = token(&emu).await;
-    let id = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::GroupService, &rx.url()),
-    )
-    .await
-    .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (emu, rx, token) = started(config()).await;
+    let id = create_scenario(&emu, &token, Scenario::GroupService, &rx.url())
+        .await
+        .id();
     rx.wait_for(&id, 2, Duration::from_secs(5)).await;
     assert!(emu.hang_up(&id));
     let got = rx.wait_for(&id, 3, Duration::from_secs(5)).await;
@@ -187,16 +172,9 @@ async fn hang_up_from_the_emulator_side() {
     assert!(!emu.hang_up("no-such-call"));
 
     // The HTTP control endpoint does the same.
-    let id2 = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::GroupService, &rx.url()),
-    )
-    .await
-    .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id2 = create_scenario(&emu, &token, Scenario::GroupService, &rx.url())
+        .await
+        .id();
     let hang = |id: String| {
         let url = format!("{}/_emulator/calls/{id}/hangup", emu.base_url());
         async move {
@@ -305,20 +283,11 @@ async fn fault_injection_gives_429_and_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_are_retried_in_order_when_the_bot_answers_5xx() {
-    let emu = Emulator::start(config()).await.expect("start");
-    let rx = Receiver::start(&emu, APP).await;
+    let (emu, rx, token) = started(config()).await;
     rx.fail_next(2);
-    let token = token(&emu).await;
-    let id = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::MeetingService, &rx.url()),
-    )
-    .await
-    .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_scenario(&emu, &token, Scenario::MeetingService, &rx.url())
+        .await
+        .id();
     let got = rx.wait_for(&id, 3, Duration::from_secs(5)).await;
     assert_eq!(
         sequence(&got, &id),
@@ -359,16 +328,9 @@ async fn unreachable_bot_is_retried_a_bounded_number_of_times() {
         .expect("addr")
         .port();
     let callback = format!("http://127.0.0.1:{port}/callback");
-    let id = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::PstnService, &callback),
-    )
-    .await
-    .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_scenario(&emu, &token, Scenario::PstnService, &callback)
+        .await
+        .id();
     assert!(
         eventually(Duration::from_secs(5), || emu
             .call(&id)
@@ -443,27 +405,14 @@ impl MediaPeerConnector for TestConnector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_leg_connects_after_established_and_stops_on_termination() {
     let connector = Arc::new(TestConnector::default());
-    let emu = Emulator::start(EmulatorConfig {
+    let (emu, rx, token) = started(EmulatorConfig {
         media: connector.clone(),
         ..config()
     })
-    .await
-    .expect("start");
-    let rx = Receiver::start(&emu, APP).await;
-    let token = token(&emu).await;
-    let app_hosted = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::P2pVoipApp, &rx.url()),
-    )
     .await;
-    let id = app_hosted.body["id"].as_str().expect("id").to_owned();
-    let service = create(
-        &emu,
-        &token,
-        &scenario_body(Scenario::P2pVoipService, &rx.url()),
-    )
-    .await;
+    let app_hosted = create_scenario(&emu, &token, Scenario::P2pVoipApp, &rx.url()).await;
+    let id = app_hosted.id();
+    let service = create_scenario(&emu, &token, Scenario::P2pVoipService, &rx.url()).await;
     assert_eq!(service.status, 201);
     rx.wait_for(&id, 2, Duration::from_secs(5)).await;
     assert!(
@@ -486,12 +435,7 @@ async fn media_leg_connects_after_established_and_stops_on_termination() {
     assert_eq!(emu.media_stats(&id).map(|s| s.packets_sent), Some(50));
     assert_eq!(emu.counters().media_connected, 1);
 
-    let reply = send(
-        reqwest::Client::new()
-            .delete(call_url(&emu, &id))
-            .bearer_auth(&token),
-    )
-    .await;
+    let reply = delete(&emu, &token, &id).await;
     assert_eq!(reply.status, 204);
     rx.wait_for(&id, 3, Duration::from_secs(5)).await;
     assert!(
@@ -512,29 +456,16 @@ async fn media_failure_terminates_with_client_media_error() {
         fail: true,
         ..TestConnector::default()
     });
-    let emu = Emulator::start(EmulatorConfig {
+    let (emu, rx, token) = started(EmulatorConfig {
         media: connector.clone(),
         ..config()
     })
-    .await
-    .expect("start");
-    let rx = Receiver::start(&emu, APP).await;
-    let token = token(&emu).await;
-    let id = create(&emu, &token, &scenario_body(Scenario::PstnApp, &rx.url()))
+    .await;
+    let id = create_scenario(&emu, &token, Scenario::PstnApp, &rx.url())
         .await
-        .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .id();
     let got = rx.wait_for(&id, 3, Duration::from_secs(5)).await;
-    assert_eq!(
-        sequence(&got, &id),
-        pairs(&[
-            ("", "establishing"),
-            ("", "established"),
-            ("", "terminated")
-        ])
-    );
+    assert_eq!(sequence(&got, &id), pairs(&ESTABLISHED_THEN_TERMINATED));
     let info = &got[2].body["value"][0]["resourceData"]["resultInfo"];
     assert_eq!(info["code"], 410);
     assert_eq!(info["subcode"], 301005);
@@ -577,9 +508,9 @@ async fn shutdown_ends_every_task() {
         Scenario::MeetingApp,
         Scenario::ChannelMeetingGuest,
     ] {
-        let reply = create(&emu, &token, &scenario_body(s, &rx.url())).await;
+        let reply = create_scenario(&emu, &token, s, &rx.url()).await;
         assert_eq!(reply.status, 201);
-        ids.push(reply.body["id"].as_str().expect("id").to_owned());
+        ids.push(reply.id());
     }
     rx.wait_for(&ids[0], 2, Duration::from_secs(5)).await;
     // Server + a driver and a sender per call.

@@ -20,6 +20,13 @@ use signaling::{Call, CallState, Identity, MediaConfig, builders};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+/// The call states of a call that is set up and then ends.
+const WHOLE_LIFE: [CallState; 3] = [
+    CallState::Establishing,
+    CallState::Established,
+    CallState::Terminated,
+];
+
 #[derive(Debug, Clone, PartialEq)]
 enum MediaCall {
     Create(Uuid),
@@ -125,6 +132,11 @@ impl Bot {
         assert_eq!(status, 202);
     }
 
+    /// Waits until every task of the runtime has ended (panics after `timeout`).
+    async fn tasks_end(&self, timeout: Duration) {
+        wait_until("tasks end", timeout, || self.runtime.live_tasks() == 0).await;
+    }
+
     /// Events of `call_id` until it is removed (or `timeout`).
     async fn events_until_removed(
         &mut self,
@@ -185,14 +197,7 @@ async fn app_hosted_call_lifecycle() {
     let events = bot
         .events_until_removed(&call.call_id, Duration::from_secs(5))
         .await;
-    assert_eq!(
-        call_states(&events),
-        vec![
-            CallState::Establishing,
-            CallState::Established,
-            CallState::Terminated
-        ]
-    );
+    assert_eq!(call_states(&events), WHOLE_LIFE);
     let started = events
         .iter()
         .position(|e| *e == RuntimeEventKind::MediaStarted)
@@ -216,10 +221,7 @@ async fn app_hosted_call_lifecycle() {
             MediaCall::Stop(session)
         ]
     );
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
     assert_eq!(bot.runtime.live_calls(), 0);
 
     // After teardown the call is unknown: later notifications are ignored.
@@ -248,14 +250,7 @@ async fn concurrent_notifications_for_one_call_never_go_backwards() {
         bot.notify(&id, "terminated").await;
         let events = bot.events_until_removed(&id, Duration::from_secs(5)).await;
         // The 201 said establishing; afterwards only forward moves.
-        assert_eq!(
-            call_states(&events),
-            vec![
-                CallState::Establishing,
-                CallState::Established,
-                CallState::Terminated
-            ]
-        );
+        assert_eq!(call_states(&events), WHOLE_LIFE);
         assert_eq!(
             events
                 .iter()
@@ -263,10 +258,7 @@ async fn concurrent_notifications_for_one_call_never_go_backwards() {
                 .count(),
             1
         );
-        wait_until("tasks end", Duration::from_secs(2), || {
-            bot.runtime.live_tasks() == 0
-        })
-        .await;
+        bot.tasks_end(Duration::from_secs(2)).await;
     }
 }
 
@@ -299,10 +291,7 @@ async fn keep_alive_on_schedule_and_404_tears_down() {
         Some(&RuntimeEventKind::Removed(TeardownReason::Gone))
     );
     assert_eq!(bot.media.live(), 0);
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
     assert_eq!(bot.runtime.live_calls(), 0);
     // No keepAlive after teardown.
     let count = bot.cloud.seen("POST", &path).len();
@@ -335,10 +324,7 @@ async fn media_failure_hangs_up() {
     assert_eq!(bot.cloud.seen("DELETE", &id).len(), 1);
     assert_eq!(bot.media.live(), 0);
     assert!(!reporter.stream_failed(call.session_id.unwrap(), "again"));
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -355,10 +341,7 @@ async fn hang_up_by_the_bot() {
     );
     assert_eq!(bot.cloud.seen("DELETE", &call.call_id).len(), 1);
     assert_eq!(bot.media.live(), 0);
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
     assert_eq!(bot.runtime.live_calls(), 0);
 }
 
@@ -415,10 +398,7 @@ async fn unknown_calls_followed_when_configured() {
         call_states(&events),
         vec![CallState::Incoming, CallState::Terminated]
     );
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
     assert_eq!(bot.runtime.live_calls(), 0);
 }
 
@@ -435,14 +415,7 @@ async fn notifications_before_the_201_are_held_and_replayed() {
     let id = call.call_id.clone();
     post_callback(&bot.callback, None, state_body(&id, "terminated")).await;
     let events = bot.events_until_removed(&id, Duration::from_secs(3)).await;
-    assert_eq!(
-        call_states(&events),
-        vec![
-            CallState::Establishing,
-            CallState::Established,
-            CallState::Terminated
-        ]
-    );
+    assert_eq!(call_states(&events), WHOLE_LIFE);
     assert!(events.contains(&RuntimeEventKind::MediaStarted));
     assert_eq!(bot.runtime.held_early_calls(), 0);
 }
@@ -473,10 +446,7 @@ async fn unknown_call_held_during_a_create_is_followed_when_configured() {
         events.last(),
         Some(&RuntimeEventKind::Removed(TeardownReason::Shutdown))
     );
-    wait_until("tasks end", Duration::from_secs(2), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(2)).await;
     assert_eq!(bot.media.live(), 0);
 }
 
@@ -496,10 +466,7 @@ async fn two_hundred_call_cycles_leave_nothing_behind() {
         let events = bot.events_until_removed(&id, Duration::from_secs(5)).await;
         assert!(events.contains(&RuntimeEventKind::MediaStarted));
     }
-    wait_until("tasks end", Duration::from_secs(5), || {
-        bot.runtime.live_tasks() == 0
-    })
-    .await;
+    bot.tasks_end(Duration::from_secs(5)).await;
     assert_eq!(bot.runtime.live_calls(), 0);
     assert_eq!(bot.runtime.held_early_calls(), 0);
     assert_eq!(bot.media.live(), 0);

@@ -40,9 +40,15 @@ struct SampleFifo {
 }
 
 impl SampleFifo {
-    fn new(capacity: usize) -> Self {
+    /// Room for `capacity_frames` frames of `frame_len` samples.
+    ///
+    /// # Panics
+    /// If `frame_len` or `capacity_frames` is zero (a configuration error).
+    fn for_frames(frame_len: usize, capacity_frames: usize) -> Self {
+        assert!(frame_len > 0, "frame length must be positive");
+        assert!(capacity_frames > 0, "capacity must hold at least one frame");
         Self {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: vec![0; frame_len * capacity_frames].into_boxed_slice(),
             head: 0,
             len: 0,
         }
@@ -111,10 +117,8 @@ impl Framer {
     /// # Panics
     /// If `frame_len` or `capacity_frames` is zero (a configuration error).
     pub fn new(frame_len: usize, capacity_frames: usize) -> Self {
-        assert!(frame_len > 0, "frame length must be positive");
-        assert!(capacity_frames > 0, "capacity must hold at least one frame");
         Self {
-            fifo: SampleFifo::new(frame_len * capacity_frames),
+            fifo: SampleFifo::for_frames(frame_len, capacity_frames),
             frame_len,
             overflowed: 0,
         }
@@ -237,10 +241,8 @@ impl Deframer {
     /// # Panics
     /// If `frame_len` or `capacity_frames` is zero.
     pub fn new(frame_len: usize, capacity_frames: usize) -> Self {
-        assert!(frame_len > 0, "frame length must be positive");
-        assert!(capacity_frames > 0, "capacity must hold at least one frame");
         Self {
-            fifo: SampleFifo::new(frame_len * capacity_frames),
+            fifo: SampleFifo::for_frames(frame_len, capacity_frames),
             frame_len,
             underrun_samples: 0,
         }

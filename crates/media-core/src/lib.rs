@@ -33,12 +33,13 @@
 //! | [`ring`] | lock-free hand-off to real-time device threads |
 //! | [`sim`] | seeded network impairment and a virtual clock |
 //! | [`eval`] | the jitter-buffer evaluation behind `media-processor jb-eval` |
+//! | [`alloc_count`] | the counting global allocator of the zero-allocation tests |
 //!
 //! # Realtime safety
 //! Every buffer is sized at construction; hot functions write into caller-owned
 //! buffers and return small `Copy` errors. `tests/dsp_alloc.rs` and
 //! `tests/jb_alloc.rs` run 10,000 ticks of both pipelines under a counting global
-//! allocator and assert zero allocations. libopus allocates its state with C `malloc`
+//! allocator ([`alloc_count`]) and assert zero allocations. libopus allocates its state with C `malloc`
 //! when a codec is created (outside the per-frame path), which that counter cannot see.
 //!
 //! # Example: one call's audio through both pipelines on a virtual clock
@@ -78,6 +79,7 @@
 //! assert!(heard > 40, "after the start-up delay every frame is the tone");
 //! ```
 
+pub mod alloc_count;
 pub mod codec;
 pub mod eval;
 pub mod frame;

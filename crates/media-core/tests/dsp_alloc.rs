@@ -5,12 +5,8 @@
 //!
 //! libopus allocates with C `malloc`, which this allocator cannot see; the codec state
 //! is created up front by the constructors and libopus does not allocate per call.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use media_core::alloc_count::{self, CountingAllocator};
 use media_core::codec::{CodecKind, OpusConfig, new_decoder};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::packet::AudioPacket;
@@ -18,64 +14,13 @@ use media_core::resample::{DeviceFormat, PlayoutResampler, ResamplerMode};
 use media_core::ring::{CaptureRing, PlaybackRing};
 use media_core::send::{SendConfig, SendPipeline};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static DEALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Only the measuring thread counts: the test harness may allocate on others.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters
-// are atomics and the thread-local flag is a const-initialised `Cell` without a
-// destructor, so neither allocates nor re-enters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counting() {
-            DEALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Runs `f` with counting on; returns (allocations, deallocations).
-fn count<R>(f: impl FnOnce() -> R) -> (usize, usize, R) {
-    let a0 = ALLOCS.load(Ordering::Relaxed);
-    let d0 = DEALLOCS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (
-        ALLOCS.load(Ordering::Relaxed) - a0,
-        DEALLOCS.load(Ordering::Relaxed) - d0,
-        r,
-    )
+fn count(f: impl FnOnce()) -> (usize, usize) {
+    let (n, ()) = alloc_count::count(f);
+    (n.allocations, n.deallocations)
 }
 
 const TICKS: usize = 10_000;
@@ -112,7 +57,7 @@ fn bot_frames_send(codec: CodecKind) {
     for k in 0..100 {
         tick(k, &mut send);
     }
-    let (a, d, ()) = count(|| {
+    let (a, d) = count(|| {
         for k in 0..TICKS {
             tick(k, &mut send);
         }
@@ -157,7 +102,7 @@ fn device_capture_send(codec: CodecKind, mode: ResamplerMode) {
     for _ in 0..100 {
         tick(&mut send, &mut ratio);
     }
-    let (a, d, ()) = count(|| {
+    let (a, d) = count(|| {
         for _ in 0..TICKS {
             tick(&mut send, &mut ratio);
         }
@@ -176,7 +121,7 @@ fn device_capture_send(codec: CodecKind, mode: ResamplerMode) {
 #[test]
 fn send_path_never_allocates() {
     // The counter works: a boxed value is one allocation and one deallocation.
-    let (a, d, ()) = count(|| drop(std::hint::black_box(Box::new(7u64))));
+    let (a, d) = count(|| drop(std::hint::black_box(Box::new(7u64))));
     assert_eq!((a, d), (1, 1));
     bot_frames_send(CodecKind::Pcm16k);
     bot_frames_send(CodecKind::Opus);
@@ -227,7 +172,7 @@ fn decode_conceal_and_playout_never_allocate() {
         for k in 0..100 {
             tick(k);
         }
-        let (a, d, ()) = count(|| {
+        let (a, d) = count(|| {
             for k in 0..TICKS {
                 tick(k);
             }

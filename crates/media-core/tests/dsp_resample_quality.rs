@@ -109,6 +109,12 @@ fn as_unit(s: &[i16]) -> Vec<f64> {
     s.iter().map(|&x| f64::from(x) / 32_768.0).collect()
 }
 
+/// Level of `s` in dBFS relative to a full-scale sine (power 0.5).
+fn tone_level_dbfs(s: &[i16]) -> f64 {
+    let unit = as_unit(s);
+    level_dbfs(unit.iter().map(|x| x * x).sum::<f64>() / unit.len() as f64)
+}
+
 /// Highest in-band test frequency for a device rate: 7 kHz, or 7/16 of its rate when
 /// the device itself cannot carry 7 kHz (3.5 kHz at 8 kHz).
 fn band_top(rate: u32) -> f64 {
@@ -196,8 +202,7 @@ fn out_of_band_tones_alias_below_minus_60_dbfs() {
                 mid.extend_from_slice(b)
             })
             .expect("ok");
-            let tail = as_unit(&mid[1_600..]);
-            let pass = level_dbfs(tail.iter().map(|x| x * x).sum::<f64>() / tail.len() as f64);
+            let pass = tone_level_dbfs(&mid[1_600..]);
             assert!(pass > -1.0, "7 kHz control at {pass:.1} dBFS");
             let mut f = 10_000.0;
             while f <= top {
@@ -206,10 +211,7 @@ fn out_of_band_tones_alias_below_minus_60_dbfs() {
                 let mut mid = Vec::new();
                 cap.process(&input, |b| mid.extend_from_slice(b))
                     .expect("ok");
-                let tail = as_unit(&mid[1_600..]);
-                let power = tail.iter().map(|x| x * x).sum::<f64>() / tail.len() as f64;
-                // Relative to a full-scale sine (power 0.5).
-                let level = level_dbfs(power);
+                let level = tone_level_dbfs(&mid[1_600..]);
                 if level >= worst.0 {
                     worst = (level, f);
                 }
@@ -238,9 +240,7 @@ fn out_of_band_tones_alias_below_minus_60_dbfs() {
                     .expect("ok");
                 out.extend_from_slice(&buf[..n]);
             }
-            let tail = as_unit(&out[800..]);
-            let power = tail.iter().map(|x| x * x).sum::<f64>() / tail.len() as f64;
-            let level = level_dbfs(power);
+            let level = tone_level_dbfs(&out[800..]);
             if level >= worst.0 {
                 worst = (level, f);
             }

@@ -3,50 +3,17 @@
 //! time-stretching) after construction.
 //!
 //! (libopus is C and invisible to a Rust allocator; it does not allocate per call.)
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use media_core::alloc_count::{self, CountingAllocator};
 use media_core::codec::{AudioEncoder, CodecKind, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::packet::{AudioPacket, MAX_PAYLOAD};
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter and
-// the thread-local flag (const-initialised, no allocation) have no effect on memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCH.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCH.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn steady_state_allocations(kind: CodecKind) -> usize {
     // Everything that may allocate happens here, before watching.
@@ -83,12 +50,10 @@ fn steady_state_allocations(kind: CodecKind) -> usize {
         }
     };
     run(0, 100, &mut rx);
-    WATCH.with(|w| w.set(true));
-    run(100, 600, &mut rx);
-    WATCH.with(|w| w.set(false));
+    let (counts, ()) = alloc_count::count(|| run(100, 600, &mut rx));
     let s = rx.stats();
     assert!(s.concealed_samples > 0 && s.reordered > 0, "{s:?}");
-    ALLOCS.load(Ordering::Relaxed)
+    counts.allocations
 }
 
 #[test]

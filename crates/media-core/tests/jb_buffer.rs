@@ -1,34 +1,16 @@
 //! Unit tests of the adaptive jitter buffer and the receive pipeline, one behaviour each.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use media_core::codec::{AudioDecoder, CodecError, CodecKind};
+use common::TestPcm;
+use media_core::codec::CodecKind;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{Accepted, Discard, JitterBuffer, JitterConfig, Playout, Stretch};
 use media_core::packet::AudioPacket;
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
 use media_core::sim::{Impairment, Profile};
-
-/// A tiny PCM decoder: 640 little-endian bytes; concealment is silence.
-struct TestPcm;
-
-impl AudioDecoder for TestPcm {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Pcm16k
-    }
-    fn decode(&mut self, p: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
-        let f = Pcm16kFrame::from_le_bytes(p).map_err(|_| CodecError::InvalidPayload)?;
-        *out = *f.samples();
-        Ok(())
-    }
-    fn conceal(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
-        out.fill(0);
-        Ok(())
-    }
-    fn decode_fec(&mut self, _: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<bool, CodecError> {
-        self.conceal(out).map(|_| false)
-    }
-}
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -2,34 +2,17 @@
 //! pipeline never panic, give exactly one 320-sample frame per tick and stay within
 //! their memory bound.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use media_core::codec::{AudioDecoder, CodecError, CodecKind};
+use common::TestPcm;
+use media_core::codec::CodecKind;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{JitterBuffer, JitterConfig, Playout};
 use media_core::packet::AudioPacket;
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
 use proptest::prelude::*;
-
-struct TestPcm;
-
-impl AudioDecoder for TestPcm {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Pcm16k
-    }
-    fn decode(&mut self, p: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
-        let f = Pcm16kFrame::from_le_bytes(p).map_err(|_| CodecError::InvalidPayload)?;
-        *out = *f.samples();
-        Ok(())
-    }
-    fn conceal(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
-        out.fill(0);
-        Ok(())
-    }
-    fn decode_fec(&mut self, _: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<bool, CodecError> {
-        self.conceal(out).map(|_| false)
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -263,45 +263,37 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    /// Feeds one monitor a 1 s window per step, in order — (busy, workers, ticks, late
+    /// ticks) — and checks the health after each.
+    fn expect_health(steps: &[(Duration, usize, u64, u64, Health)]) {
+        let mut m = HealthMonitor::new(HealthSettings::default());
+        for (i, &(busy, workers, ticks, late, want)) in steps.iter().enumerate() {
+            let got = m.evaluate(busy, S, workers, ticks, late).health;
+            assert_eq!(got, want, "step {i}: {:?}", steps[i]);
+        }
+    }
+
     #[test]
     fn rises_at_once_and_falls_after_calm_windows() {
-        let mut m = HealthMonitor::new(HealthSettings::default());
-        let r = m.evaluate(Duration::from_millis(100), S, 1, 1000, 0);
-        assert_eq!(r.health, Health::Normal);
-        let r = m.evaluate(Duration::from_millis(900), S, 1, 1000, 0);
-        assert_eq!(r.health, Health::Overloaded);
-        // One calm window is not enough.
-        assert_eq!(
-            m.evaluate(Duration::ZERO, S, 1, 1000, 0).health,
-            Health::Overloaded
-        );
-        assert_eq!(
-            m.evaluate(Duration::ZERO, S, 1, 1000, 0).health,
-            Health::Normal
-        );
-        // Two workers halve the load.
-        assert_eq!(
-            m.evaluate(Duration::from_millis(1400), S, 2, 1000, 0)
-                .health,
-            Health::HeavilyLoaded
-        );
+        let ms = Duration::from_millis;
+        expect_health(&[
+            (ms(100), 1, 1000, 0, Health::Normal),
+            (ms(900), 1, 1000, 0, Health::Overloaded),
+            // One calm window is not enough.
+            (Duration::ZERO, 1, 1000, 0, Health::Overloaded),
+            (Duration::ZERO, 1, 1000, 0, Health::Normal),
+            // Two workers halve the load.
+            (ms(1400), 2, 1000, 0, Health::HeavilyLoaded),
+        ]);
     }
 
     #[test]
     fn late_ticks_count_only_with_enough_ticks() {
-        let mut m = HealthMonitor::new(HealthSettings::default());
-        assert_eq!(
-            m.evaluate(Duration::ZERO, S, 1, 10, 5).health,
-            Health::Normal
-        );
-        assert_eq!(
-            m.evaluate(Duration::ZERO, S, 1, 1000, 20).health,
-            Health::HeavilyLoaded
-        );
-        assert_eq!(
-            m.evaluate(Duration::ZERO, S, 1, 1000, 60).health,
-            Health::Overloaded
-        );
+        expect_health(&[
+            (Duration::ZERO, 1, 10, 5, Health::Normal),
+            (Duration::ZERO, 1, 1000, 20, Health::HeavilyLoaded),
+            (Duration::ZERO, 1, 1000, 60, Health::Overloaded),
+        ]);
     }
 
     #[test]

@@ -103,20 +103,7 @@ impl SessionTable {
 
 impl SessionRegistry for SessionTable {
     fn admit(&self, join: &Join) -> Result<Admission, Reject> {
-        let codec = self
-            .codecs
-            .iter()
-            .copied()
-            .find(|c| join.codecs.contains(c))
-            .ok_or_else(|| {
-                Reject::new(
-                    RejectCode::NoCommonCodec,
-                    format!(
-                        "offered {:?}, this processor speaks {:?}",
-                        join.codecs, self.codecs
-                    ),
-                )
-            })?;
+        let codec = join.choose_codec(&self.codecs)?;
         let id = join.mp_media_session_id;
         let mut slots = self.lock();
         match slots.remove(&id) {

@@ -1,13 +1,15 @@
 //! Test signals, WAV files and the measures the tests and the load tool use
 //! (delay search, correlation, per-frame level envelopes).
 //!
-//! The speech-like signal is deterministic (seeded): a glottal pulse train with a
-//! wandering pitch (100-220 Hz) through two moving formant resonators, in syllables of
-//! 120-280 ms separated by short gaps and an occasional pause, at about -20 dBFS.
-//! Its pitch never repeats exactly, so a cross-correlation finds one clear delay.
+//! The speech-like signal is media-core's deterministic (seeded) synthetic talker,
+//! [`SpeechLike`] (the source of [`media_core::eval::speech_like`], streamed without
+//! its peak normalisation): words of syllables with a moving pitch through gliding
+//! formants, separated by pauses, at about -18 dBFS while talking. Its pitch never
+//! repeats exactly, so a cross-correlation finds one clear delay.
 
 use std::path::Path;
 
+use media_core::eval::SpeechLike;
 use media_core::frame::{FRAME_SAMPLES, PCM16K_RATE};
 
 /// A deterministic generator of test audio, one 20 ms frame at a time.
@@ -15,16 +17,8 @@ use media_core::frame::{FRAME_SAMPLES, PCM16K_RATE};
 pub struct SignalGenerator {
     kind: SignalKind,
     n: u64,
-    rng: u64,
-    phase: f64,
-    pitch_phase: f64,
-    syllable_left: u32,
-    gap_left: u32,
-    syllable_len: u32,
-    f1: f64,
-    f2: f64,
-    r1: [f64; 2],
-    r2: [f64; 2],
+    // Boxed: the talker's RNG state is large and generators are moved around.
+    speech: Box<SpeechLike>,
 }
 
 /// Which signal a [`SignalGenerator`] makes.
@@ -44,16 +38,7 @@ impl SignalGenerator {
         Self {
             kind,
             n: 0,
-            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            phase: 0.0,
-            pitch_phase: (seed % 1000) as f64 * 0.7,
-            syllable_left: 0,
-            gap_left: 1600,
-            syllable_len: 1,
-            f1: 500.0,
-            f2: 1500.0,
-            r1: [0.0; 2],
-            r2: [0.0; 2],
+            speech: Box::new(SpeechLike::new(seed)),
         }
     }
 
@@ -62,68 +47,21 @@ impl SignalGenerator {
         Self::new(SignalKind::Speech, seed)
     }
 
-    fn next_u32(&mut self) -> u32 {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-
-    fn uniform(&mut self) -> f64 {
-        f64::from(self.next_u32()) / f64::from(u32::MAX)
-    }
-
-    fn speech_sample(&mut self) -> f64 {
-        let t = self.n as f64 / f64::from(PCM16K_RATE);
-        if self.syllable_left == 0 {
-            if self.gap_left > 0 {
-                self.gap_left -= 1;
-                self.r1 = [0.0; 2];
-                self.r2 = [0.0; 2];
-                return (self.uniform() - 0.5) * 0.002;
-            }
-            self.syllable_len = 1920 + self.next_u32() % 2560; // 120..280 ms
-            self.syllable_left = self.syllable_len;
-            self.f1 = 300.0 + 500.0 * self.uniform();
-            self.f2 = 900.0 + 1400.0 * self.uniform();
-            self.gap_left = if self.next_u32().is_multiple_of(6) {
-                4800 // 300 ms pause
-            } else {
-                480 + self.next_u32() % 960 // 30..90 ms
-            };
-        }
-        let pos = f64::from(self.syllable_len - self.syllable_left) / f64::from(self.syllable_len);
-        self.syllable_left -= 1;
-        let env = (std::f64::consts::PI * pos).sin().powf(0.6);
-        let f0 = 150.0
-            + 45.0 * (2.0 * std::f64::consts::PI * 0.9 * t + self.pitch_phase).sin()
-            + 25.0 * (2.0 * std::f64::consts::PI * 2.3 * t + 1.0 + 1.3 * self.pitch_phase).sin();
-        self.phase += f0 / f64::from(PCM16K_RATE);
-        let mut excitation = 0.0;
-        if self.phase >= 1.0 {
-            self.phase -= 1.0;
-            excitation = 1.0;
-        }
-        excitation += (self.uniform() - 0.5) * 0.08;
-        let x = resonate(&mut self.r1, excitation, self.f1, 0.97);
-        let y = resonate(&mut self.r2, excitation, self.f2, 0.95);
-        (x * 0.08 + y * 0.05) * env
-    }
-
     /// Fills the next 20 ms.
     pub fn fill(&mut self, out: &mut [i16; FRAME_SAMPLES]) {
         for s in out.iter_mut() {
-            let v = match self.kind {
-                SignalKind::Speech => self.speech_sample(),
+            *s = match self.kind {
+                SignalKind::Speech => self.speech.next_sample(),
                 SignalKind::Tone(hz, amp) => {
-                    amp * (2.0 * std::f64::consts::PI * hz * self.n as f64 / f64::from(PCM16K_RATE))
-                        .sin()
+                    let v = amp
+                        * (2.0 * std::f64::consts::PI * hz * self.n as f64
+                            / f64::from(PCM16K_RATE))
+                        .sin();
+                    (v * 32767.0).clamp(-32768.0, 32767.0) as i16
                 }
-                SignalKind::Silence => 0.0,
+                SignalKind::Silence => 0,
             };
             self.n += 1;
-            *s = (v * 32767.0).clamp(-32768.0, 32767.0) as i16;
         }
     }
 
@@ -138,15 +76,6 @@ impl SignalGenerator {
         }
         v
     }
-}
-
-/// A two-pole resonator at `hz` with pole radius `r`.
-fn resonate(state: &mut [f64; 2], x: f64, hz: f64, r: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(PCM16K_RATE);
-    let y = x + 2.0 * r * w.cos() * state[0] - r * r * state[1];
-    state[1] = state[0];
-    state[0] = y;
-    y
 }
 
 /// Pearson correlation of two equally long sequences (0 when either is constant).

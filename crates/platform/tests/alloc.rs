@@ -5,15 +5,14 @@
 //! handle/poll, building the `AudioFrame` with its active speakers and handing it to
 //! the bot through the bounded frame channel.
 //!
-//! Not covered (and not allocation-free): the transport allocates one `Bytes` per
-//! sent datagram (quinn takes ownership) — see `transport`'s docs.
-#![allow(unsafe_code, clippy::unwrap_used)]
+//! Not covered (and not allocation-free): the transport carves each sent datagram
+//! from a 64 KiB region it allocates every ≈ 90 datagrams (quinn takes ownership of
+//! each), and quinn allocates on its own paths.
+#![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use media_core::alloc_count::{self, CountingAllocator};
 use media_core::codec::{CodecKind, OpusConfig, new_decoder};
 use media_core::frame::Pcm16kFrame;
 use media_core::packet::AudioPacket;
@@ -24,46 +23,8 @@ use platform::pacer::LowOnFrames;
 use platform::{ActiveSpeakers, AudioFrame};
 use transport::wire::{DatagramHeader, Flags};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is
-// an atomic and the thread-local flag a const-initialised `Cell` without destructor,
-// so neither allocates nor re-enters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
     let sender = platform::pacer::AudioSender::new_for_tests(64);
@@ -84,10 +45,10 @@ fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
     let mut frame = [0i16; 320];
     let t0 = Instant::now();
     let mut measured = 0;
+    let mut watch = None;
     for i in 0..(ticks + 500) {
         if i == 500 {
-            ALLOCS.store(0, Ordering::Relaxed);
-            COUNTING.with(|c| c.set(true));
+            watch = Some(alloc_count::start());
         }
         let now = t0 + Duration::from_millis(20 * i as u64);
         // The bot enqueues (bursty: 3 frames every third tick).
@@ -138,9 +99,9 @@ fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
             measured += 1;
         }
     }
-    COUNTING.with(|c| c.set(false));
+    let counts = watch.expect("warm-up is shorter than the run").stop();
     assert_eq!(measured, ticks);
-    ALLOCS.load(Ordering::Relaxed)
+    counts.allocations
 }
 
 #[test]

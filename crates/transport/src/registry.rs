@@ -102,17 +102,7 @@ impl KnownSessions {
 
 impl SessionRegistry for KnownSessions {
     fn admit(&self, join: &Join) -> Result<Admission, Reject> {
-        let codec = self
-            .preference
-            .iter()
-            .copied()
-            .find(|c| join.codecs.contains(c))
-            .ok_or_else(|| {
-                Reject::new(
-                    RejectCode::NoCommonCodec,
-                    format!("offered {:?}", join.codecs),
-                )
-            })?;
+        let codec = join.choose_codec(&self.preference)?;
         let mut map = self.lock();
         match map.get_mut(&join.mp_media_session_id) {
             None => Err(Reject::new(

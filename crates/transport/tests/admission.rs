@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use transport::wire::{ControlMessage, Reject, RejectCode};
+use transport::wire::{ControlMessage, Join, Reject, RejectCode};
 use transport::{CloseReason, ConnectError, KnownSessions, MediaClient};
 use uuid::Uuid;
 
@@ -116,46 +116,40 @@ async fn invalid_joins_rejected() {
     let (server, fp) = start_server(registry.clone(), settings());
     let addr = server.local_addr();
 
-    let mut j = join_for(session);
-    j.version = 2;
-    let err = MediaClient::connect(client_config(addr, fp), j)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ConnectError::Rejected(r) if r.code == RejectCode::UnsupportedVersion),
-        "{err}"
-    );
-
-    let mut j = join_for(session);
-    j.audio_source_contexts.clear();
-    j.audio_render_contexts.clear();
-    let err = MediaClient::connect(client_config(addr, fp), j)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ConnectError::Rejected(r) if r.code == RejectCode::InvalidJoin),
-        "{err}"
-    );
-
-    let mut j = join_for(session);
-    j.codecs.clear();
-    let err = MediaClient::connect(client_config(addr, fp), j)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ConnectError::Rejected(r) if r.code == RejectCode::InvalidJoin),
-        "{err}"
-    );
-
-    let mut j = join_for(session);
-    j.audio_render_contexts = j.audio_source_contexts.clone();
-    let err = MediaClient::connect(client_config(addr, fp), j)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ConnectError::Rejected(r) if r.code == RejectCode::InvalidJoin),
-        "{err}"
-    );
+    // What is wrong with the join, how to make it so, and the expected reject.
+    type Spoiled = (&'static str, fn(&mut Join), RejectCode);
+    let spoiled: [Spoiled; 4] = [
+        (
+            "version 2",
+            |j| j.version = 2,
+            RejectCode::UnsupportedVersion,
+        ),
+        (
+            "no audio contexts",
+            |j| {
+                j.audio_source_contexts.clear();
+                j.audio_render_contexts.clear();
+            },
+            RejectCode::InvalidJoin,
+        ),
+        ("no codecs", |j| j.codecs.clear(), RejectCode::InvalidJoin),
+        (
+            "render contexts = source contexts",
+            |j| j.audio_render_contexts = j.audio_source_contexts.clone(),
+            RejectCode::InvalidJoin,
+        ),
+    ];
+    for (what, spoil, code) in spoiled {
+        let mut j = join_for(session);
+        spoil(&mut j);
+        let err = MediaClient::connect(client_config(addr, fp), j)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConnectError::Rejected(r) if r.code == code),
+            "{what}: {err}"
+        );
+    }
 
     // None of these took the session.
     assert!(!registry.is_joined(&session));

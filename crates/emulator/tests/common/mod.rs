@@ -264,6 +264,13 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// The `id` of the created resource (panics when the body has none).
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("id").to_owned()
+    }
+}
+
 pub async fn send(req: reqwest::RequestBuilder) -> Reply {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();

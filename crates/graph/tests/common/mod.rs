@@ -334,10 +334,14 @@ async fn get_call(
         String::new(),
     );
     if !state.lock().unwrap().live_calls.contains(&id) {
-        return graph_error(404, "8506", "Call not found");
+        return call_not_found();
     }
     axum::Json(json!({"@odata.type": "#microsoft.graph.call", "state": "established", "id": id}))
         .into_response()
+}
+
+fn call_not_found() -> Response {
+    graph_error(404, "8506", "Call not found")
 }
 
 async fn delete_call(
@@ -355,7 +359,7 @@ async fn delete_call(
     if state.lock().unwrap().live_calls.remove(&id) {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        graph_error(404, "8506", "Call not found")
+        call_not_found()
     }
 }
 
@@ -374,7 +378,7 @@ async fn keep_alive(
     if state.lock().unwrap().live_calls.contains(&id) {
         StatusCode::OK.into_response()
     } else {
-        graph_error(404, "8506", "Call not found")
+        call_not_found()
     }
 }
 

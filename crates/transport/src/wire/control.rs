@@ -123,6 +123,25 @@ impl Join {
     pub fn context_count(&self) -> usize {
         self.audio_source_contexts.len() + self.audio_render_contexts.len()
     }
+
+    /// The codec for the call: the first of `supported` (the processor's codecs, most
+    /// preferred first) that the peer offers. A [`RejectCode::NoCommonCodec`] reject
+    /// naming both lists when there is none.
+    pub fn choose_codec(&self, supported: &[Codec]) -> Result<Codec, Reject> {
+        supported
+            .iter()
+            .copied()
+            .find(|c| self.codecs.contains(c))
+            .ok_or_else(|| {
+                Reject::new(
+                    RejectCode::NoCommonCodec,
+                    format!(
+                        "offered {:?}, this processor speaks {:?}",
+                        self.codecs, supported
+                    ),
+                )
+            })
+    }
 }
 
 /// Which list of the blob a stream comes from.
@@ -534,6 +553,24 @@ impl ControlDecoder {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_choice_follows_the_processor_preference() {
+        let mut join = Join::new(Uuid::nil(), Uuid::nil(), Vec::new(), Vec::new());
+        assert_eq!(
+            join.choose_codec(&[Codec::Opus16k, Codec::Pcm16k]),
+            Ok(Codec::Opus16k)
+        );
+        join.codecs = vec![Codec::Pcm16k];
+        let r = join
+            .choose_codec(&[Codec::Opus16k])
+            .expect_err("no common codec");
+        assert_eq!(r.code, RejectCode::NoCommonCodec);
+        assert!(
+            r.message.contains("Pcm16k") && r.message.contains("Opus16k"),
+            "{r}"
+        );
+    }
 
     #[test]
     fn json_shapes() {
