@@ -7,7 +7,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -473,15 +473,9 @@ struct LinkShared {
     conn: quinn::Connection,
     counters: Arc<Counters>,
     close_tx: watch::Sender<Option<CloseReason>>,
-    /// Outgoing datagrams are carved from this buffer (one allocation per
-    /// [`SEND_POOL_BYTES`], not one per datagram).
-    send_pool: Mutex<BytesMut>,
     /// Keeps a client's endpoint alive as long as the connection.
     _endpoint: Option<quinn::Endpoint>,
 }
-
-/// Size of the region outgoing datagrams are carved from: ≈ 90 PCM datagrams.
-const SEND_POOL_BYTES: usize = 64 * 1024;
 
 impl LinkShared {
     /// Records the close reason unless one is already set.
@@ -552,20 +546,7 @@ impl MediaSender {
         d.header
             .codec
             .check_payload_len(d.payload.len(), d.header.flags)?;
-        let mut buf = {
-            let mut pool = self
-                .shared
-                .send_pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let need = d.encoded_len();
-            if pool.capacity() < need {
-                // The old region is freed when quinn has sent its last datagram.
-                *pool = BytesMut::with_capacity(SEND_POOL_BYTES.max(need));
-            }
-            pool.resize(need, 0);
-            pool.split_to(need)
-        };
+        let mut buf = BytesMut::zeroed(d.encoded_len());
         let len = d.encode_into(&mut buf)?;
         let conn = &self.shared.conn;
         match conn.max_datagram_size() {
@@ -887,7 +868,6 @@ fn finish_link(
         conn: pre.conn,
         counters: pre.counters,
         close_tx,
-        send_pool: Mutex::new(BytesMut::new()),
         _endpoint: endpoint,
     });
     let (control_tx, control_rx) = mpsc::channel(settings.control_queue.max(1));
