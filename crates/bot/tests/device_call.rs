@@ -227,10 +227,11 @@ fn temp_path(tag: &str) -> PathBuf {
 /// samples, each aligned on its own within `search` samples of the running lag (which follows
 /// every segment that matches clearly, as [`signal::segment_correlations`] does).
 ///
-/// `signal::segment_correlations` compares 16× box-decimated signals: a drift-following
-/// resampler shifts the timeline by fractions of a millisecond, which moves the decimation
-/// grid against the signal and decorrelates the aliased content (0.05 % for one second drops
-/// later segments to ≈0.65 although the audio is intact). Full-rate alignment is immune.
+/// Unlike `signal::segment_correlations` (a coarse search on 16× decimated signals, refined
+/// at full rate around the coarse lag and the lag followed so far), every lag within
+/// `search` is tried at full rate: a drift-following resampler can move the timeline by
+/// more than a millisecond between segments, where the coarse search may settle on a
+/// neighbouring pitch peak (13 of 15 segments instead of 15 with the same audio).
 fn segment_correlations(
     reference: &[i16],
     received: &[i16],

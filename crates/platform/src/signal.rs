@@ -145,12 +145,16 @@ fn decimate_by(x: &[i16], d: usize) -> Vec<f64> {
 /// Decimation of [`segment_correlations`] (16 kHz → 1 kHz).
 const SEGMENT_DECIMATION: usize = 16;
 
-/// Splits `reference` into segments of `seg` samples, aligns each one on its own
-/// and returns each segment's correlation on 16× decimated signals (1 kHz: the pitch
-/// and the syllable envelope). The search follows the timeline: it starts at
-/// `lag ± search` samples and, after each segment that matches clearly (≥ 0.9), is
-/// re-centred on that segment's best lag, so the accumulated shifts a jitter buffer
-/// makes when it conceals or time-stretches do not push later segments out of reach.
+/// Splits `reference` into segments of `seg` samples, aligns each one on its own and
+/// returns each segment's correlation at full rate. Each segment is searched on 16×
+/// decimated signals (1 kHz: the pitch and the syllable envelope) within `lag ± search`
+/// samples, then refined at full rate within one decimation step of the best coarse
+/// lag and of the lag followed so far: a decimated comparison alone loses most of its
+/// correlation to a shift of half a millisecond (half a decimated sample), which a
+/// drift-following resampler or a time-stretch makes all the time. The search follows the timeline: after each segment
+/// that matches clearly (≥ 0.9) it is re-centred on that segment's lag, so the
+/// accumulated shifts a jitter buffer makes when it conceals or time-stretches do not
+/// push later segments out of reach.
 pub fn segment_correlations(
     reference: &[i16],
     received: &[i16],
@@ -160,33 +164,71 @@ pub fn segment_correlations(
 ) -> Vec<f64> {
     const D: usize = SEGMENT_DECIMATION;
     let (a, b) = (decimate_by(reference, D), decimate_by(received, D));
-    let seg = (seg / D).max(1);
-    let (mut lag, search) = (lag / D, search / D);
+    let (a1, b1) = (decimate_by(reference, 1), decimate_by(received, 1));
+    let seg_d = (seg / D).max(1);
+    let seg1 = seg_d * D;
+    let (mut lag_d, search_d) = (lag / D, search / D);
     let mut out = Vec::new();
     let mut start = 0;
-    while start + seg <= a.len() {
-        let sa = &a[start..start + seg];
-        let mut best: Option<(f64, usize)> = None;
-        for l in lag.saturating_sub(search)..=lag + search {
+    while start + seg_d <= a.len() {
+        let sa = &a[start..start + seg_d];
+        let mut coarse: Option<(f64, usize)> = None;
+        for l in lag_d.saturating_sub(search_d)..=lag_d + search_d {
             let from = start + l;
-            if from + seg > b.len() {
+            if from + seg_d > b.len() {
                 break;
             }
-            let c = pearson(sa, &b[from..from + seg]);
-            if best.is_none_or(|(bc, _)| c > bc) {
-                best = Some((c, l));
+            let c = pearson(sa, &b[from..from + seg_d]);
+            if coarse.is_none_or(|(bc, _)| c > bc) {
+                coarse = Some((c, l));
             }
         }
-        match best {
-            Some((c, l)) => {
+        let Some((_, l)) = coarse else {
+            out.push(0.0);
+            start += seg_d;
+            continue;
+        };
+        // Refine around the coarse lag and around the lag followed so far (a shift of
+        // a fraction of a decimated sample can hand the coarse search a neighbouring
+        // pitch peak).
+        let s1 = start * D;
+        let sa1 = &a1[s1..s1 + seg1];
+        let mut fine: Option<(f64, usize)> = None;
+        let try_lag = |l1: usize, fine: &mut Option<(f64, usize)>| {
+            let from = s1 + l1;
+            if from + seg1 <= b1.len() {
+                let c = pearson(sa1, &b1[from..from + seg1]);
+                if fine.is_none_or(|(bc, _)| c > bc) {
+                    *fine = Some((c, l1));
+                }
+            }
+        };
+        // Every other lag first (a 16 kHz correlation peak is wider than 2 samples),
+        // then the two neighbours of the best.
+        let centres = if lag_d == l {
+            vec![l * D]
+        } else {
+            vec![lag_d * D, l * D]
+        };
+        for centre in centres {
+            for l1 in (centre.saturating_sub(D)..=centre + D).step_by(2) {
+                try_lag(l1, &mut fine);
+            }
+        }
+        if let Some((_, best)) = fine {
+            try_lag(best.saturating_sub(1), &mut fine);
+            try_lag(best + 1, &mut fine);
+        }
+        match fine {
+            Some((c, l1)) => {
                 if c >= 0.9 {
-                    lag = l;
+                    lag_d = (l1 + D / 2) / D;
                 }
                 out.push(c);
             }
             None => out.push(0.0),
         }
-        start += seg;
+        start += seg_d;
     }
     out
 }
@@ -349,6 +391,35 @@ pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), WavError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_follow_sub_millisecond_shifts_and_reject_another_signal() {
+        // The echo: 200 ms late, and every second 8 samples (half a millisecond) later
+        // again, as a drift-following resampler or a time-stretch makes it.
+        let sent = SignalGenerator::speech(5).take_seconds(6.0);
+        let mut echo = vec![0i16; 3_200];
+        for (k, chunk) in sent.chunks(16_000).enumerate() {
+            echo.extend(std::iter::repeat_n(0, if k > 0 { 8 } else { 0 }));
+            echo.extend_from_slice(chunk);
+        }
+        let own = segment_correlations(&sent, &echo, 4_000, 3_200, 1_600);
+        assert_eq!(own.len(), 24);
+        // A segment that straddles a shift matches only in part; every other segment
+        // is the signal itself.
+        let clean: Vec<f64> = own
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 != 0 || *i == 0)
+            .map(|(_, &c)| c)
+            .collect();
+        assert!(clean.iter().all(|&c| c > 0.999), "{own:?}");
+        let other = SignalGenerator::speech(6).take_seconds(6.0);
+        let crossed = segment_correlations(&other, &echo, 4_000, 3_200, 1_600);
+        // (The synthetic talker repeats its vowels, so a rare segment can match.)
+        let mean = crossed.iter().sum::<f64>() / crossed.len() as f64;
+        let matched = crossed.iter().filter(|&&c| c >= 0.9).count();
+        assert!(mean < 0.3 && matched <= 1, "{crossed:?}");
+    }
 
     #[test]
     fn speech_has_level_and_pauses() {
