@@ -77,7 +77,11 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
             summary.echo_envelope_correlation.unwrap_or(0.0)
         );
     }
+    if let Some(pct) = summary.echo_segments_matched_pct {
+        println!("echo segments:    {pct:.0} % of the non-silent 250 ms segments correlate >= 0.9");
+    }
     println!("concealed:        {} samples", summary.concealed_samples);
+    println!("time-stretched:   {} samples", summary.stretched_samples);
     println!(
         "jitter buffer:    {:.0} ms target",
         summary.jitter_buffer_target_ms

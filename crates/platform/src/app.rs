@@ -8,7 +8,7 @@ use std::time::Duration;
 use media_blob::MediaSessionConfig;
 use transport::{CertFingerprint, ServerTrust};
 
-use crate::peer::{Peer, PeerConfig, PeerSource};
+use crate::peer::{Peer, PeerConfig, PeerReport, PeerSource};
 use crate::settings::MediaPlatformSettings;
 use crate::signal::{self, SignalGenerator};
 use crate::socket::{AudioEvent, FrameDelivery, Incoming};
@@ -156,8 +156,17 @@ pub struct PeerSummary {
     pub packets_received: u64,
     /// Echo delay, if the processor echoes.
     pub echo_latency_ms: Option<f64>,
-    /// Correlation of the echo with what was sent (PCM) after alignment.
+    /// Correlation of the echo with what was sent (PCM) after one alignment for the
+    /// whole call. Every time-stretch or concealment of a jitter buffer on the way
+    /// shifts the rest of the echo, so this drops on an intact echo too; see
+    /// `echo_segments_matched_pct`.
     pub echo_correlation: Option<f64>,
+    /// Of the 250 ms segments where the sent signal is not silent (above −45 dBFS),
+    /// the share whose echo, aligned segment by segment, correlates ≥ 0.9 with what
+    /// was sent (PCM), in percent.
+    pub echo_segments_matched_pct: Option<f64>,
+    /// Samples the peer's jitter buffer inserted or removed to change its delay.
+    pub stretched_samples: u64,
     /// Correlation of the per-20 ms envelopes (any codec).
     pub echo_envelope_correlation: Option<f64>,
     /// Concealed samples in the peer's jitter buffer.
@@ -170,6 +179,24 @@ pub struct PeerSummary {
     pub close: Option<String>,
 }
 
+/// Share (percent) of the non-silent 250 ms segments of what was sent whose echo
+/// correlates ≥ 0.9, each segment aligned on its own; `None` without such segments.
+fn segments_matched_pct(report: &PeerReport, delay: Duration, span: Duration) -> Option<f64> {
+    const SEGMENT: usize = 4_000;
+    let segments = report.echo_segment_correlations(delay, span);
+    let voiced: Vec<f64> = segments
+        .iter()
+        .zip(report.sent.chunks_exact(SEGMENT))
+        .filter(|(_, sent)| media_core::frame::rms_dbfs(sent) > -45.0)
+        .map(|(&c, _)| c)
+        .collect();
+    if voiced.is_empty() {
+        return None;
+    }
+    let matched = voiced.iter().filter(|&&c| c >= 0.9).count();
+    Some(100.0 * matched as f64 / voiced.len() as f64)
+}
+
 /// Connects a reference peer to the blob's processor, sends for `seconds`, records,
 /// and measures the echo. Blocks.
 pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
@@ -180,6 +207,8 @@ pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
     let mut cfg = PeerConfig::new(ServerTrust::pinned(opts.fingerprint));
     cfg.codecs = vec![opts.codec];
     cfg.source = source;
+    // A measuring instrument: a fixed 60 ms playout that does not time-stretch.
+    cfg.receive = crate::peer::measuring_receive_config(Duration::from_millis(60));
     cfg.send_for = Duration::from_secs_f64(opts.seconds);
     cfg.run_for = Duration::from_secs_f64(opts.seconds + 1.0);
     let report = rt()?.block_on(async {
@@ -197,6 +226,9 @@ pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
         packets_received: report.stats.packets_received,
         echo_latency_ms: delay.map(|d| d.as_secs_f64() * 1000.0),
         echo_correlation: delay.map(|d| report.echo_correlation(d, span)),
+        echo_segments_matched_pct: delay.and_then(|d| segments_matched_pct(&report, d, span)),
+        stretched_samples: report.stats.jitter.inserted_samples_for_deceleration
+            + report.stats.jitter.removed_samples_for_acceleration,
         echo_envelope_correlation: delay.map(|d| report.echo_envelope_correlation(d, span)),
         concealed_samples: report.stats.jitter.concealed_samples,
         jitter_buffer_target_ms: report.stats.jitter.target_delay_ms,

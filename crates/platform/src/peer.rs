@@ -74,6 +74,26 @@ pub struct PeerConfig {
     pub meter: Option<Arc<LoadMeter>>,
 }
 
+/// A receive configuration for measuring an echo: the jitter buffer holds a fixed
+/// `delay` and does not time-stretch (a long minimum-transit window, a large accelerate
+/// hysteresis, 40 ms of expand tolerance), so what the peer records stays
+/// sample-aligned with what it sent unless packets are really late or lost. The
+/// default adaptive buffer would start at 80 ms and accelerate down to a few
+/// milliseconds on loopback, cutting 60 ms out of the echo it measures.
+pub fn measuring_receive_config(delay: Duration) -> ReceiveConfig {
+    ReceiveConfig {
+        jitter: media_core::jitter::JitterConfig {
+            start_delay: delay,
+            min_delay: delay,
+            window: Duration::from_secs(60),
+            accelerate_hysteresis: Duration::from_secs(1),
+            expand_tolerance: Duration::from_millis(40),
+            ..Default::default()
+        },
+        ..ReceiveConfig::default()
+    }
+}
+
 impl PeerConfig {
     /// A peer trusting `trust` that offers PCM, sends 5 s of the speech-like signal,
     /// stays 6 s and records.

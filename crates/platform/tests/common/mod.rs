@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use media_core::jitter::JitterConfig;
 use media_core::playout::ReceiveConfig;
 use platform::{
     AudioEvent, AudioSocket, Codec, Incoming, MediaPlatform, MediaPlatformSettings, PeerConfig,
@@ -13,21 +12,10 @@ use tokio::task::JoinHandle;
 use transport::TransportSettings;
 
 /// A jitter buffer that holds a fixed 60 ms: a 60 ms floor absorbs the scheduling
-/// jitter of a loaded test machine, a long minimum-transit window and a large
-/// accelerate hysteresis and expand tolerance keep it from time-stretching, so the
-/// echo stays sample-aligned for the correlation checks.
+/// jitter of a loaded test machine, and it does not time-stretch, so the echo stays
+/// sample-aligned for the correlation checks.
 pub fn receive_config() -> ReceiveConfig {
-    ReceiveConfig {
-        jitter: JitterConfig {
-            start_delay: Duration::from_millis(60),
-            min_delay: Duration::from_millis(60),
-            window: Duration::from_secs(60),
-            accelerate_hysteresis: Duration::from_secs(1),
-            expand_tolerance: Duration::from_millis(40),
-            ..JitterConfig::default()
-        },
-        ..ReceiveConfig::default()
-    }
+    platform::peer::measuring_receive_config(Duration::from_millis(60))
 }
 
 /// Loopback settings with a 2 s idle timeout (fast vanish detection).
