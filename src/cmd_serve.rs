@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// Echo bot: every received frame is sent back (else the bot only listens).
     #[arg(long)]
     pub echo: bool,
+    /// Bind each call's audio to the default audio devices: what the call receives is
+    /// played on the output, what the input captures is sent (at the devices' own
+    /// formats, through `bot::DeviceBridge`).
+    #[arg(long, conflicts_with = "echo")]
+    pub devices: bool,
     /// Most sessions at once.
     #[arg(long)]
     pub max_sessions: Option<usize>,
@@ -163,6 +168,39 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         blob_out: args.blob_out.clone().or(file.blob_out),
         run_for: seconds.map(Duration::from_secs_f64),
         max_calls: args.calls.or(file.calls),
+        on_session: args.devices.then(devices_hook),
+    })
+}
+
+/// Binds a session to the default output and input devices for its call.
+fn devices_hook() -> platform::app::SessionHook {
+    std::sync::Arc::new(|socket: &mut platform::AudioSocket| {
+        let frames = socket
+            .take_frames()
+            .ok_or("the session's frames are already taken")?;
+        let device = devices::StreamFormat::default();
+        let bridge = bot::DeviceBridge::builder(bot::BridgeConfig::default())
+            .playback(
+                bot::PlaybackEnd::device(&devices::DeviceSelector::default(), device)
+                    .map_err(|e| e.to_string())?,
+                bot::FrameInput::Channel(frames),
+            )
+            .capture(
+                bot::CaptureEnd::device(&devices::DeviceSelector::default(), device)
+                    .map_err(|e| e.to_string())?,
+                socket.sender(),
+            )
+            .start()
+            .map_err(|e| e.to_string())?;
+        if let (Some((out, out_dev)), Some((inp, in_dev))) =
+            (bridge.playback_format(), bridge.capture_format())
+        {
+            println!(
+                "devices: playing on {out_dev} ({} Hz, {} ch), capturing from {in_dev} ({} Hz, {} ch)",
+                out.rate, out.channels, inp.rate, inp.channels
+            );
+        }
+        Ok(Box::new(bridge) as Box<dyn Send>)
     })
 }
 

@@ -14,8 +14,15 @@ use crate::signal::{self, SignalGenerator};
 use crate::socket::{AudioEvent, FrameDelivery, Incoming};
 use crate::{Codec, MediaPlatform};
 
+/// Attaches something to each new session's socket before its call starts (e.g. audio
+/// devices: take its frames, send through its sender) and returns what must live as
+/// long as the call; dropped when the call ends. An error is printed and the session
+/// served without it.
+pub type SessionHook =
+    Arc<dyn Fn(&mut crate::AudioSocket) -> Result<Box<dyn Send>, String> + Send + Sync>;
+
 /// What [`serve`] runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Platform settings.
     pub settings: MediaPlatformSettings,
@@ -29,6 +36,22 @@ pub struct ServeOptions {
     pub run_for: Option<Duration>,
     /// Stop after this many calls ended (default: never).
     pub max_calls: Option<usize>,
+    /// Run for each session before its call (e.g. bind it to audio devices).
+    pub on_session: Option<SessionHook>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("settings", &self.settings)
+            .field("echo", &self.echo)
+            .field("call_id", &self.call_id)
+            .field("blob_out", &self.blob_out)
+            .field("run_for", &self.run_for)
+            .field("max_calls", &self.max_calls)
+            .field("on_session", &self.on_session.is_some())
+            .finish()
+    }
 }
 
 /// A serve failure.
@@ -76,6 +99,16 @@ pub fn serve(opts: ServeOptions) -> Result<(), AppError> {
                 FrameDelivery::Channel(50)
             };
             let (blob, mut socket) = platform.create_media_configuration_with(call_id, delivery)?;
+            let _attached = match &opts.on_session {
+                Some(hook) => match hook(&mut socket) {
+                    Ok(guard) => Some(guard),
+                    Err(e) => {
+                        eprintln!("session {call_id}: {e}; serving it without");
+                        None
+                    }
+                },
+                None => None,
+            };
             let json = blob.to_json();
             println!("blob: {json}");
             if let Some(path) = &opts.blob_out {
