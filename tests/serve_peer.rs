@@ -164,23 +164,6 @@ fn serve_echoes_what_peer_sends_and_ends_after_the_call() {
     served.finish();
 }
 
-/// The PulseAudio server the test command started, or one started here.
-fn pulse_server() -> String {
-    if let Ok(s) = std::env::var("PULSE_SERVER") {
-        return s;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-pulse.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .output()
-        .expect("scripts/start-pulse.sh runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("export PULSE_SERVER="))
-        .map(|s| s.trim_matches(['\'', '"']).to_string())
-        .unwrap_or_else(|| panic!("no PULSE_SERVER from {script}: {out:?}"))
-}
-
 #[test]
 fn serve_devices_plays_the_call_and_sends_what_the_input_captures() {
     // The default output is PulseAudio's null sink `loop`, the default input its
@@ -188,7 +171,7 @@ fn serve_devices_plays_the_call_and_sends_what_the_input_captures() {
     let served = serve(
         "devices",
         &["--devices"],
-        &[("PULSE_SERVER", pulse_server())],
+        &[("PULSE_SERVER", devices::testing::pulse_server())],
     );
     let summary = served.peer("6");
     let (received, latency, matched) = figures(&summary);

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bot::device::{
@@ -35,85 +35,7 @@ use transport::TransportSettings;
 // PulseAudio: a real server with a null sink (as in crates/devices/tests/common).
 // ---------------------------------------------------------------------------------------
 
-const CHILD: &str = "BOT_DEVICE_TEST_CHILD";
-
-/// Starts PulseAudio (once per test process) with `scripts/start-pulse.sh` and returns its
-/// `PULSE_SERVER`; panics with the script's output when it cannot be started.
-fn pulse_server() -> String {
-    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start-pulse.sh");
-    let result = SERVER.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(&script)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed ({}):\n{stdout}\n{stderr}",
-                script.display(),
-                out.status
-            ));
-        }
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("export PULSE_SERVER="))
-            .map(str::to_owned)
-            .ok_or_else(|| format!("no PULSE_SERVER in the script's output:\n{stdout}\n{stderr}"))
-    });
-    match result {
-        Ok(s) => s.clone(),
-        Err(e) => panic!("PulseAudio could not be started: {e}"),
-    }
-}
-
-/// Runs `body` in a child process whose environment names the test PulseAudio server
-/// (cpal reads `PULSE_SERVER`; setting it inside this multi-threaded process is unsound).
-/// `name` is the test function's name. Children run one at a time.
-fn with_pulse(name: &str, body: impl FnOnce()) {
-    if std::env::var_os(CHILD).is_some() {
-        body();
-        return;
-    }
-    let server = pulse_server();
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let exe = std::env::current_exe().expect("test executable path");
-    // Audio threads need the CPU on time: like a production media engine, run at a raised
-    // priority when allowed (root), else normally.
-    let nice_ok = Command::new("nice")
-        .args(["-n", "-15", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stderr.is_empty());
-    let mut cmd = if nice_ok {
-        let mut c = Command::new("nice");
-        c.args(["-n", "-15"]).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    let out = cmd
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("PULSE_SERVER", &server)
-        .output()
-        .expect("re-run the test in a child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    eprint!("{stderr}");
-    assert!(
-        out.status.success(),
-        "child test {name} failed ({})",
-        out.status
-    );
-    assert!(
-        stdout.contains("test result: ok. 1 passed;"),
-        "child did not run test {name}"
-    );
-}
+use devices::testing::with_pulse;
 
 /// A null sink of this test process alone (48 kHz stereo, like `loop`): what other test
 /// processes play to the shared `loop` sink cannot leak into its monitor. Unloaded on drop.

@@ -74,6 +74,7 @@ mod host;
 mod io;
 pub mod loopback;
 pub mod stream;
+pub mod testing;
 
 pub use error::DeviceError;
 pub use host::{
