@@ -215,11 +215,10 @@ pub struct PeerSummary {
 /// Share (percent) of the non-silent 250 ms segments of what was sent whose echo
 /// correlates ≥ 0.9, each segment aligned on its own; `None` without such segments.
 fn segments_matched_pct(report: &PeerReport, delay: Duration, span: Duration) -> Option<f64> {
-    const SEGMENT: usize = 4_000;
     let segments = report.echo_segment_correlations(delay, span);
     let voiced: Vec<f64> = segments
         .iter()
-        .zip(report.sent.chunks_exact(SEGMENT))
+        .zip(report.sent.chunks_exact(crate::peer::ECHO_SEGMENT))
         .filter(|(_, sent)| media_core::frame::rms_dbfs(sent) > -45.0)
         .map(|(&c, _)| c)
         .collect();

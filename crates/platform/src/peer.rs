@@ -74,6 +74,9 @@ pub struct PeerConfig {
     pub meter: Option<Arc<LoadMeter>>,
 }
 
+/// Samples per segment of [`PeerReport::echo_segment_correlations`] (250 ms).
+pub const ECHO_SEGMENT: usize = 4_000;
+
 /// A receive configuration for measuring an echo: the jitter buffer holds a fixed
 /// `delay` and does not time-stretch (a long minimum-transit window, a large accelerate
 /// hysteresis, 40 ms of expand tolerance), so what the peer records stays
@@ -206,7 +209,7 @@ impl PeerReport {
     /// `span`.
     pub fn echo_segment_correlations(&self, delay: Duration, span: Duration) -> Vec<f64> {
         let (lag, n) = self.lag_span(delay, span);
-        signal::segment_correlations(&self.sent[..n], &self.received, 4_000, lag, 1_600)
+        signal::segment_correlations(&self.sent[..n], &self.received, ECHO_SEGMENT, lag, 1_600)
     }
 
     fn lag_span(&self, delay: Duration, span: Duration) -> (usize, usize) {
