@@ -35,6 +35,10 @@ pub struct LoadtestArgs {
     /// Worker threads of the peers' runtime.
     #[arg(long, default_value_t = 1)]
     pub peer_threads: usize,
+    /// Processor engine: tasks (quinn + a task per call) or reactor (one thread owns
+    /// the socket, connections and calls).
+    #[arg(long, default_value = "tasks", value_parser = crate::cmd_serve::parse_engine)]
+    pub engine: platform::Engine,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -56,6 +60,7 @@ pub fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         time_budget: Duration::from_secs_f64(args.budget.max(1.0)),
         processor_threads: args.processor_threads.max(1),
         peer_threads: args.peer_threads.max(1),
+        engine: args.engine,
         ..LoadtestConfig::default()
     };
     let json = args.json;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use platform::app::{ServeOptions, serve};
-use platform::{Certificate, Codec, MediaPlatformSettings, ServerIdentity};
+use platform::{Certificate, Codec, Engine, MediaPlatformSettings, ServerIdentity};
 use uuid::Uuid;
 
 /// Arguments of `media-processor serve`.
@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Stop after this many calls have ended.
     #[arg(long)]
     pub calls: Option<usize>,
+    /// Engine: tasks (quinn + a task per call, default) or reactor (one thread owns
+    /// the socket, connections and calls).
+    #[arg(long, value_parser = parse_engine)]
+    pub engine: Option<Engine>,
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
@@ -76,6 +80,17 @@ pub fn parse_codec(s: &str) -> Result<Codec, String> {
         "pcm" | "pcm16k" => Ok(Codec::Pcm16k),
         "opus" | "opus16k" => Ok(Codec::Opus16k),
         other => Err(format!("unknown codec {other:?} (expected pcm or opus)")),
+    }
+}
+
+/// Parses an engine name.
+pub fn parse_engine(s: &str) -> Result<Engine, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "tasks" => Ok(Engine::Tasks),
+        "reactor" => Ok(Engine::Reactor),
+        other => Err(format!(
+            "unknown engine {other:?} (expected tasks or reactor)"
+        )),
     }
 }
 
@@ -98,6 +113,7 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     seconds: Option<f64>,
     calls: Option<usize>,
+    engine: Option<String>,
 }
 
 /// The serve options the arguments (and the settings file) describe.
@@ -147,6 +163,11 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         vec![Codec::Pcm16k, Codec::Opus16k]
     };
     s.codecs = codecs;
+    s.engine = match (&args.engine, &file.engine) {
+        (Some(e), _) => *e,
+        (None, Some(name)) => parse_engine(name).map_err(anyhow::Error::msg)?,
+        (None, None) => Engine::default(),
+    };
     if let Some(ms) = args.jitter_min_ms.or(file.jitter_min_ms) {
         s.receive.jitter.min_delay = Duration::from_millis(ms);
         s.receive.jitter.start_delay = s.receive.jitter.start_delay.max(s.receive.jitter.min_delay);

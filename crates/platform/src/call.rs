@@ -1,5 +1,6 @@
-//! The per-call task: drives one media connection and the media-core pipelines on a
-//! steady 20 ms tick.
+//! One call's media: the media-core pipelines on a steady 20 ms tick, driven either by
+//! a tokio task per call (`run_call`, the task engine) or by the reactor thread
+//! (`ReactorCallTask`); both share `CallTask`.
 //!
 //! Each tick, in order:
 //! 1. end checks: the bot hung up, or the connection closed;
@@ -12,8 +13,8 @@
 //! 5. once a second, QoE figures for [`AudioSocket::qoe`](crate::AudioSocket::qoe);
 //!    every 5 s a `Stats` report to the peer.
 //!
-//! The tick uses `MissedTickBehavior::Burst`: a tick delayed by a stall is caught up
-//! at once, so exactly 50 frames per second leave in the long run (the peer's jitter
+//! Ticks run on a fixed grid (`MissedTickBehavior::Burst` in the task engine, the
+//! reactor's own grid): a tick delayed by a stall is caught up at once, so exactly 50 frames per second leave in the long run (the peer's jitter
 //! buffer absorbs the burst). A call more than 200 ms behind resets its schedule
 //! instead and counts the skipped ticks.
 //!
@@ -34,11 +35,13 @@ use media_core::playout::{ReceiveConfig, ReceivePipeline};
 use media_core::send::{SendConfig, SendPipeline};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
+use transport::reactor::{Link, LinkHandle, ReactorCall};
+use transport::wire::Accept;
 use transport::wire::{
     Codec, ControlMessage, DatagramHeader, Flags, NO_DOMINANT_SPEAKER, SendStatusKind, StatsReport,
     StreamDirection,
 };
-use transport::{CloseReason, MediaConnection, MediaSender};
+use transport::{CloseReason, LinkStats, MediaConnection, MediaSender};
 
 use crate::health::{LATE_TICK, LoadMeter};
 use crate::pacer::{AudioSender, IdlePolicy, LowOnFrames, PacerSettings};
@@ -105,11 +108,12 @@ pub fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8
     true
 }
 
-/// Encodes and sends every packet the pipeline has ready; returns how many were sent.
+/// Encodes and sends every packet the pipeline has ready through `send`; returns how
+/// many were sent.
 pub(crate) fn flush_send(
     send: &mut SendPipeline,
     pkt: &mut AudioPacket,
-    link: &MediaSender,
+    mut send_datagram: impl FnMut(&DatagramHeader, &[u8]) -> bool,
     stream_id: u32,
     first: &mut bool,
 ) -> u64 {
@@ -131,19 +135,80 @@ pub(crate) fn flush_send(
             sequence: pkt.seq,
             timestamp: pkt.timestamp,
         };
-        if link.send_datagram(&header, pkt.payload()).is_ok() {
+        if send_datagram(&header, pkt.payload()) {
             n += 1;
         }
     }
     n
 }
 
-struct CallTask {
+/// What a call needs of its connection during a tick, whichever engine runs it.
+pub(crate) trait CallLink {
+    /// Sends one media datagram; false if it was refused.
+    fn send_datagram(&mut self, header: &DatagramHeader, payload: &[u8]) -> bool;
+    /// Sends a control message (best effort).
+    fn send_control(&mut self, msg: &ControlMessage);
+    /// The connection's counters.
+    fn stats(&self) -> LinkStats;
+}
+
+impl CallLink for MediaSender {
+    fn send_datagram(&mut self, header: &DatagramHeader, payload: &[u8]) -> bool {
+        MediaSender::send_datagram(self, header, payload).is_ok()
+    }
+    fn send_control(&mut self, msg: &ControlMessage) {
+        let _ = MediaSender::send_control(self, msg);
+    }
+    fn stats(&self) -> LinkStats {
+        MediaSender::stats(self)
+    }
+}
+
+impl CallLink for Link<'_> {
+    fn send_datagram(&mut self, header: &DatagramHeader, payload: &[u8]) -> bool {
+        Link::send_datagram(self, header, payload).is_ok()
+    }
+    fn send_control(&mut self, msg: &ControlMessage) {
+        let _ = Link::send_control(self, msg);
+    }
+    fn stats(&self) -> LinkStats {
+        Link::stats(self)
+    }
+}
+
+/// How the bot's side reaches a connected call's link (DTMF, live RTT).
+#[derive(Debug)]
+pub(crate) enum ControlLink {
+    /// The task engine's sender.
+    Tasks(MediaSender),
+    /// The reactor's cross-thread handle.
+    Reactor(LinkHandle),
+}
+
+impl ControlLink {
+    pub(crate) fn send_control(&self, msg: &ControlMessage) -> Result<(), transport::SendError> {
+        match self {
+            ControlLink::Tasks(s) => s.send_control(msg),
+            ControlLink::Reactor(h) => h.send_control(msg),
+        }
+    }
+
+    /// The current RTT where it can be read from any thread (the task engine).
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        match self {
+            ControlLink::Tasks(s) => Some(s.stats().rtt),
+            ControlLink::Reactor(_) => None,
+        }
+    }
+}
+
+/// One call's media state: pipelines, pacing, delivery to the bot, QoE. Run by the
+/// task engine ([`run_call`]) or inside the reactor ([`ReactorCallTask`]).
+pub(crate) struct CallTask {
     shared: Arc<CallShared>,
     delivery: Delivery,
     events: mpsc::UnboundedSender<AudioEvent>,
     queue: AudioSender,
-    link: MediaSender,
     send: SendPipeline,
     recv: ReceivePipeline,
     source_stream: Option<u32>,
@@ -163,22 +228,24 @@ struct CallTask {
     inbound: InboundStats,
     qoe: QoeStats,
     t0: Instant,
+    tick_no: u64,
 }
 
-/// Runs one call until it ends. Spawned by the platform's accept loop.
-pub(crate) async fn run_call(conn: MediaConnection, pending: PendingCall, ctx: Arc<CallContext>) {
-    let codec = codec_kind(conn.accept().codec);
+/// Creates a call's pipelines for an accepted join, or says why it cannot (the
+/// pending call's bot is told through `MediaStreamFailure`).
+pub(crate) fn new_call(
+    accept: &Accept,
+    pending: PendingCall,
+    ctx: &CallContext,
+) -> Result<CallTask, String> {
+    let codec = codec_kind(accept.codec);
     let stream = |dir| {
-        conn.accept()
+        accept
             .streams
             .iter()
             .find(|s| s.direction == dir)
             .map(|s| s.stream_id)
     };
-    let source_stream = stream(StreamDirection::Source);
-    let render_stream = stream(StreamDirection::Render);
-    let session_id = pending.shared.session_id;
-    let (link, mut datagrams, mut control) = conn.split();
     let send = SendPipeline::new(&SendConfig {
         codec,
         opus: ctx.opus,
@@ -194,26 +261,26 @@ pub(crate) async fn run_call(conn: MediaConnection, pending: PendingCall, ctx: A
                 s.err(),
                 d.err()
             );
-            tracing::error!(%session_id, %detail);
-            link.close(&detail);
+            tracing::error!(session_id = %pending.shared.session_id, %detail);
             pending.shared.set_state(CallState::Ended);
             let _ = pending.events.send(AudioEvent::MediaStreamFailure {
-                reason: CloseReason::Closed { reason: detail },
+                reason: CloseReason::Closed {
+                    reason: detail.clone(),
+                },
             });
-            ctx.table.remove(&session_id);
-            return;
+            ctx.table.remove(&pending.shared.session_id);
+            return Err(detail);
         }
     };
-    let mut task = CallTask {
+    let task = CallTask {
         shared: pending.shared,
         delivery: pending.delivery,
         events: pending.events,
         queue: pending.queue,
-        link: link.clone(),
         send,
         recv: ReceivePipeline::new(ctx.receive, decoder),
-        source_stream,
-        render_stream,
+        source_stream: stream(StreamDirection::Source),
+        render_stream: stream(StreamDirection::Render),
         tx_pkt: AudioPacket::empty(codec),
         rx_pkt: AudioPacket::empty(codec),
         frame: Pcm16kFrame::silent(),
@@ -229,18 +296,26 @@ pub(crate) async fn run_call(conn: MediaConnection, pending: PendingCall, ctx: A
         inbound: InboundStats::default(),
         qoe: QoeStats::default(),
         t0: Instant::now(),
+        tick_no: 0,
     };
-    let _ = task.shared.link.set(link.clone());
-    task.shared.set_state(CallState::Connected);
-    task.shared.set_active(true);
-    let _ = task
-        .events
-        .send(AudioEvent::SendStatusChanged(SendStatus::Active));
-    tracing::debug!(%session_id, ?codec, "call connected");
+    tracing::debug!(session_id = %task.shared.session_id, ?codec, "call connected");
+    Ok(task)
+}
+
+/// Runs one call until it ends (the task engine). Spawned by the platform's accept
+/// loop.
+pub(crate) async fn run_call(conn: MediaConnection, pending: PendingCall, ctx: Arc<CallContext>) {
+    let session_id = pending.shared.session_id;
+    let accept = conn.accept().clone();
+    let (mut link, mut datagrams, mut control) = conn.split();
+    let mut task = match new_call(&accept, pending, &ctx) {
+        Ok(t) => t,
+        Err(detail) => return link.close(&detail),
+    };
+    task.connected(ControlLink::Tasks(link.clone()));
 
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tick_no: u64 = 0;
     let reason = loop {
         let scheduled = interval.tick().await.into_std();
         let start = Instant::now();
@@ -251,84 +326,165 @@ pub(crate) async fn run_call(conn: MediaConnection, pending: PendingCall, ctx: A
                 .record_skipped(u64::try_from(skipped).unwrap_or(u64::MAX));
             interval.reset();
         }
-        if let Some(reason) = task.tick(scheduled, &mut datagrams, &mut control) {
+        if let Some(reason) = task.tick_tasks(scheduled, &mut link, &mut datagrams, &mut control) {
             break reason;
-        }
-        tick_no += 1;
-        if tick_no.is_multiple_of(50) {
-            task.publish_qoe();
-            if tick_no.is_multiple_of(250) {
-                task.report_stats();
-            }
         }
         ctx.load.record_tick(start.elapsed(), behind > LATE_TICK);
     };
-    task.finish(reason);
+    let stats = link.stats();
+    task.finish(reason, stats);
     ctx.table.remove(&session_id);
     tracing::debug!(%session_id, "call ended");
 }
 
+/// A call run inside the reactor's loop.
+pub(crate) struct ReactorCallTask {
+    task: CallTask,
+    ctx: Arc<CallContext>,
+}
+
+impl ReactorCallTask {
+    pub(crate) fn new(mut task: CallTask, handle: LinkHandle, ctx: Arc<CallContext>) -> Self {
+        task.connected(ControlLink::Reactor(handle));
+        ReactorCallTask { task, ctx }
+    }
+}
+
+impl ReactorCall for ReactorCallTask {
+    fn on_datagram(&mut self, header: &DatagramHeader, payload: &[u8], received_at: Instant) {
+        self.task.on_datagram(header, payload, received_at);
+    }
+
+    fn on_control(&mut self, msg: ControlMessage) {
+        self.task.on_control(msg);
+    }
+
+    fn tick(&mut self, scheduled: Instant, link: &mut Link<'_>) {
+        let start = Instant::now();
+        if self.task.shared.hangup.load(Ordering::Acquire) {
+            link.close("bot hung up");
+            return;
+        }
+        self.task.media_tick(scheduled, link);
+        self.ctx.load.record_tick(
+            start.elapsed(),
+            start.saturating_duration_since(scheduled) > LATE_TICK,
+        );
+    }
+
+    fn skipped(&mut self, ticks: u64) {
+        self.ctx.load.record_skipped(ticks);
+    }
+
+    fn ended(self: Box<Self>, reason: &CloseReason, stats: &LinkStats) {
+        let session_id = self.task.shared.session_id;
+        self.task.finish(reason.clone(), *stats);
+        self.ctx.table.remove(&session_id);
+        tracing::debug!(%session_id, "call ended");
+    }
+}
+
 impl CallTask {
-    /// One 20 ms tick at its scheduled instant `now` (the media clock: execution
-    /// jitter of the task does not move the playout point); `Some(reason)` when the
-    /// call is over.
-    fn tick(
+    /// The call is connected: the bot can reach the link, the call sends.
+    fn connected(&mut self, link: ControlLink) {
+        let _ = self.shared.link.set(link);
+        self.shared.set_state(CallState::Connected);
+        self.shared.set_active(true);
+        let _ = self
+            .events
+            .send(AudioEvent::SendStatusChanged(SendStatus::Active));
+    }
+
+    /// One 20 ms tick of the task engine at its scheduled instant `now` (the media
+    /// clock: execution jitter of the task does not move the playout point);
+    /// `Some(reason)` when the call is over.
+    fn tick_tasks(
         &mut self,
         now: Instant,
+        link: &mut MediaSender,
         datagrams: &mut mpsc::Receiver<transport::MediaDatagram>,
         control: &mut mpsc::Receiver<ControlMessage>,
     ) -> Option<CloseReason> {
         if self.shared.hangup.load(Ordering::Acquire) {
-            self.link.close("bot hung up");
+            link.close("bot hung up");
             return Some(CloseReason::Closed {
                 reason: "bot hung up".into(),
             });
         }
-        if let Some(reason) = self.link.close_reason() {
+        if let Some(reason) = link.close_reason() {
             return Some(reason);
         }
         while let Ok(msg) = control.try_recv() {
             self.on_control(msg);
         }
-        self.pace();
         let mut disconnected = false;
-        loop {
+        let mut received = |task: &mut Self| loop {
             match datagrams.try_recv() {
-                Ok(d) => self.on_datagram(&d),
+                Ok(d) => task.on_datagram(&d.header, &d.payload, d.received_at),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     disconnected = true;
                     break;
                 }
             }
-        }
-        if self.receiving {
-            let info = self.recv.poll_frame(now, &mut self.frame);
-            let frame = AudioFrame {
-                samples: self.frame,
-                timestamp: info.timestamp,
-                is_silence: info.silence,
-                concealed: info.concealed,
-                active_speakers: self.speakers,
-            };
-            match &mut self.delivery {
-                Delivery::Channel(tx) => match tx.try_send(frame) {
-                    Ok(()) => self.qoe.frames_delivered += 1,
-                    Err(_) => self.qoe.frames_dropped += 1,
-                },
-                Delivery::Callback(f) => {
-                    f(&frame, &self.queue);
-                    self.qoe.frames_delivered += 1;
-                }
-            }
-        }
-        if disconnected && let Some(reason) = self.link.close_reason() {
+        };
+        // Pace first (as the reactor, whose datagrams arrive between ticks), then
+        // take what arrived, then play out.
+        self.pace(link);
+        received(self);
+        self.deliver(now);
+        self.after_tick(link);
+        if disconnected && let Some(reason) = link.close_reason() {
             return Some(reason);
         }
         None
     }
 
-    fn pace(&mut self) {
+    /// The media part of a tick: pace one frame out, play one frame out to the bot,
+    /// periodic QoE and stats.
+    fn media_tick(&mut self, now: Instant, link: &mut impl CallLink) {
+        self.pace(link);
+        self.deliver(now);
+        self.after_tick(link);
+    }
+
+    /// Plays out one frame to the bot (once the first packet arrived).
+    fn deliver(&mut self, now: Instant) {
+        if !self.receiving {
+            return;
+        }
+        let info = self.recv.poll_frame(now, &mut self.frame);
+        let frame = AudioFrame {
+            samples: self.frame,
+            timestamp: info.timestamp,
+            is_silence: info.silence,
+            concealed: info.concealed,
+            active_speakers: self.speakers,
+        };
+        match &mut self.delivery {
+            Delivery::Channel(tx) => match tx.try_send(frame) {
+                Ok(()) => self.qoe.frames_delivered += 1,
+                Err(_) => self.qoe.frames_dropped += 1,
+            },
+            Delivery::Callback(f) => {
+                f(&frame, &self.queue);
+                self.qoe.frames_delivered += 1;
+            }
+        }
+    }
+
+    /// Once a second QoE for the bot, every 5 s a `Stats` report to the peer.
+    fn after_tick(&mut self, link: &mut impl CallLink) {
+        self.tick_no += 1;
+        if self.tick_no.is_multiple_of(50) {
+            self.publish_qoe(link.stats());
+            if self.tick_no.is_multiple_of(250) {
+                self.report_stats(link);
+            }
+        }
+    }
+
+    fn pace(&mut self, link: &mut impl CallLink) {
         let Some(stream) = self.source_stream else {
             return;
         };
@@ -364,7 +520,7 @@ impl CallTask {
             self.qoe.packets_sent += flush_send(
                 &mut self.send,
                 &mut self.tx_pkt,
-                &self.link,
+                |h, p| link.send_datagram(h, p),
                 stream,
                 &mut self.first_packet,
             );
@@ -374,19 +530,18 @@ impl CallTask {
         }
     }
 
-    fn on_datagram(&mut self, d: &transport::MediaDatagram) {
-        if Some(d.header.stream_id) != self.render_stream {
+    fn on_datagram(&mut self, header: &DatagramHeader, payload: &[u8], received_at: Instant) {
+        if Some(header.stream_id) != self.render_stream {
             return;
         }
-        if !fill_packet(&mut self.rx_pkt, &d.header, &d.payload) {
+        if !fill_packet(&mut self.rx_pkt, header, payload) {
             return;
         }
-        let arrival_us =
-            i64::try_from(d.received_at.saturating_duration_since(self.t0).as_micros())
-                .unwrap_or(i64::MAX);
+        let arrival_us = i64::try_from(received_at.saturating_duration_since(self.t0).as_micros())
+            .unwrap_or(i64::MAX);
         self.inbound
-            .on_packet(arrival_us, d.header.sequence, d.header.timestamp);
-        if self.recv.handle_packet(d.received_at, &self.rx_pkt).is_ok() {
+            .on_packet(arrival_us, header.sequence, header.timestamp);
+        if self.recv.handle_packet(received_at, &self.rx_pkt).is_ok() {
             self.receiving = true;
         }
     }
@@ -425,23 +580,22 @@ impl CallTask {
         let _ = self.events.send(ev);
     }
 
-    fn snapshot(&mut self) -> QoeStats {
+    fn snapshot(&mut self, link: LinkStats) -> QoeStats {
         self.inbound.fill(&mut self.qoe);
         self.qoe.jitter_buffer = self.recv.stats();
-        let link = self.link.stats();
         self.qoe.rtt_ms = link.rtt.as_secs_f64() * 1000.0;
         self.qoe.inbound_dropped = link.inbound_dropped();
         self.qoe
     }
 
-    fn publish_qoe(&mut self) {
-        let q = self.snapshot();
+    fn publish_qoe(&mut self, link: LinkStats) {
+        let q = self.snapshot(link);
         self.shared.store_qoe(q);
     }
 
-    fn report_stats(&mut self) {
+    fn report_stats(&mut self, link: &mut impl CallLink) {
         let q = self.qoe;
-        let _ = self.link.send_control(&ControlMessage::Stats(StatsReport {
+        link.send_control(&ControlMessage::Stats(StatsReport {
             jitter_ms: q.inbound_jitter_ms as f32,
             max_jitter_ms: q.max_inbound_jitter_ms as f32,
             loss_pct: q.loss_pct as f32,
@@ -452,8 +606,8 @@ impl CallTask {
         }));
     }
 
-    fn finish(mut self, reason: CloseReason) {
-        self.publish_qoe();
+    fn finish(mut self, reason: CloseReason, link: LinkStats) {
+        self.publish_qoe(link);
         self.shared.set_active(false);
         self.shared.set_state(CallState::Ended);
         let _ = self

@@ -19,9 +19,10 @@
 //!    -> (blob {mpUri quic://host:port/MediaProcessor, mpMediaSessionId, contexts}, AudioSocket)
 //!       blob --> Graph create call --> ... --> peer connects to mpUri, Join{mpMediaSessionId}
 //!                              SessionTable::admit: registered & not yet joined? else Reject
-//!                              accept loop -> one call task per call
+//!                              Engine::Tasks: accept loop -> one tokio task per call
+//!                              Engine::Reactor: the reactor thread runs every call
 //!
-//!                              call task, every 20 ms (tokio interval, Burst):
+//!                              each call, every 20 ms (on a fixed grid; late ticks caught up):
 //!  recv_frame() / callback <-- ReceivePipeline.poll_frame <- handle_packet <-- QUIC datagrams
 //!  enqueue(frame) --> queue --> pacer: 1 frame/tick -> SendPipeline -> poll_packet --> QUIC datagram
 //!  next_event()   <-- control (DTMF, dominant/active speakers, send status, stats),
@@ -55,6 +56,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Engines
+//! [`MediaPlatformSettings::engine`] picks how calls run. [`Engine::Tasks`] (default):
+//! quinn's endpoint, its connection tasks, and one tokio task per call on the caller's
+//! runtime. [`Engine::Reactor`]: one thread owns the UDP socket, every QUIC connection
+//! (quinn-proto) and every call's tick, and batches a turn's socket I/O
+//! (`transport::reactor`); the same [`AudioSocket`] API, the same tests, less CPU per
+//! call (BENCHMARKS.md).
+//!
 //! # Realtime safety
 //! Per call, codec state, pipelines and buffers are allocated when the peer joins.
 //! A tick (receive, playout, pace, send) allocates nothing itself: frames, packets,
@@ -81,7 +90,7 @@ pub use health::{Health, HealthReport, HealthSettings, TickTotals};
 pub use pacer::{AudioSender, IdlePolicy, PacerSettings};
 pub use peer::{Peer, PeerConfig, PeerError, PeerReport, PeerSource, PeerStats};
 pub use platform::MediaPlatform;
-pub use settings::{Certificate, Limits, MediaPlatformSettings};
+pub use settings::{Certificate, Engine, Limits, MediaPlatformSettings};
 pub use socket::{
     ActiveSpeakers, AudioEvent, AudioFrame, AudioSocket, CallState, FrameCallback, FrameDelivery,
     Incoming, MAX_ACTIVE_SPEAKERS, QoeStats, SendStatus,

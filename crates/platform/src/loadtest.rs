@@ -47,7 +47,7 @@ use transport::ServerTrust;
 use crate::health::LoadMeter;
 use crate::peer::{Peer, PeerConfig, PeerSource};
 use crate::procstat;
-use crate::settings::MediaPlatformSettings;
+use crate::settings::{Engine, MediaPlatformSettings};
 use crate::signal::SignalGenerator;
 use crate::socket::{AudioFrame, FrameDelivery};
 use crate::{Codec, MediaPlatform};
@@ -75,6 +75,8 @@ pub struct LoadtestConfig {
     pub peer_threads: usize,
     /// Opus settings (processor and peers).
     pub opus: OpusConfig,
+    /// The processor's engine.
+    pub engine: Engine,
 }
 
 impl Default for LoadtestConfig {
@@ -90,6 +92,7 @@ impl Default for LoadtestConfig {
             processor_threads: 1,
             peer_threads: 1,
             opus: OpusConfig::default(),
+            engine: Engine::default(),
         }
     }
 }
@@ -150,6 +153,8 @@ pub struct OpusBound {
 pub struct LoadtestReport {
     /// `pcm16k` or `opus16k`.
     pub codec: String,
+    /// `Tasks` or `Reactor`.
+    pub engine: String,
     /// Processor worker threads.
     pub processor_threads: usize,
     /// Logical CPUs of the machine.
@@ -304,6 +309,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     settings.limits.max_sessions = calls + 16;
     settings.accept_queue = calls + 16;
     settings.pacer.prebuffer_frames = 2;
+    settings.engine = config.engine;
     let platform = {
         let _g = prt.enter();
         MediaPlatform::start(settings).map_err(err)?
@@ -375,6 +381,10 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
             (rx + q.udp_rx.datagrams, tx + q.udp_tx.datagrams)
         })
     };
+    // The reactor's thread runs the calls outside the processor runtime.
+    if let Ok(mut v) = tids.lock() {
+        v.extend(platform.engine_thread_ids());
+    }
     let t0 = Instant::now();
     let ticks0 = platform.tick_totals();
     let peer_ticks0 = peer_meter.totals();
@@ -489,6 +499,7 @@ pub fn run(
         opus_bound_interleaved.map(|b| capacity_by_cpu / b.calls_per_core);
     Ok(LoadtestReport {
         codec: config.codec.to_string(),
+        engine: format!("{:?}", config.engine),
         processor_threads: threads,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_before,
@@ -506,9 +517,10 @@ impl LoadtestReport {
     /// A human-readable table.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "codec {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
+            "codec {}, engine {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
              {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {}\n",
             self.codec,
+            self.engine,
             self.processor_threads,
             self.cpus,
             self.load_average_before,

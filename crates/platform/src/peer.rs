@@ -488,8 +488,13 @@ impl PeerRun {
                     .push_pcm16k_frame(&Pcm16kFrame::new(frame))
                     .is_ok()
             {
-                stats.packets_sent +=
-                    flush_send(&mut self.send, &mut tx_pkt, &self.link, stream, &mut first);
+                stats.packets_sent += flush_send(
+                    &mut self.send,
+                    &mut tx_pkt,
+                    |h, p| self.link.send_datagram(h, p).is_ok(),
+                    stream,
+                    &mut first,
+                );
             }
             // Receive.
             while let Ok(d) = datagrams.try_recv() {

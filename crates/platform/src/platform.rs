@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use media_blob::{MediaSessionConfig, MpUri};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use transport::reactor::{CallApp, NewCall, ReactorCall, ReactorServer};
 use transport::wire::{Codec, Join, Reject, RejectCode};
 use transport::{
     Admission, CertFingerprint, CloseReason, MediaServer, ServerConfig, ServerIdentity,
@@ -15,11 +16,11 @@ use transport::{
 };
 use uuid::Uuid;
 
-use crate::call::{CallContext, Delivery, PendingCall, run_call};
+use crate::call::{CallContext, Delivery, PendingCall, ReactorCallTask, new_call, run_call};
 use crate::error::PlatformError;
 use crate::health::{Health, HealthMonitor, HealthReport, LoadMeter, TickTotals};
 use crate::pacer::AudioSender;
-use crate::settings::{Certificate, MediaPlatformSettings};
+use crate::settings::{Certificate, Engine, MediaPlatformSettings};
 use crate::socket::{AudioEvent, AudioSocket, CallShared, FrameDelivery};
 
 enum Slot {
@@ -148,11 +149,49 @@ impl SessionRegistry for SessionTable {
     }
 }
 
+/// The reactor engine's view of the platform: admission through the session table,
+/// each admitted call's media state as a [`ReactorCallTask`].
+struct PlatformApp {
+    table: Arc<SessionTable>,
+    ctx: Arc<CallContext>,
+}
+
+impl CallApp for PlatformApp {
+    fn admit(&mut self, join: &Join) -> Result<Admission, Reject> {
+        self.table.admit(join)
+    }
+
+    fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn ReactorCall>, String> {
+        let id = call.join.mp_media_session_id;
+        let Some(pending) = self.table.take_admitted(&id) else {
+            self.table.remove(&id);
+            return Err("media session no longer exists".into());
+        };
+        let task = new_call(call.accept, *pending, &self.ctx)?;
+        Ok(Box::new(ReactorCallTask::new(
+            task,
+            call.handle,
+            self.ctx.clone(),
+        )))
+    }
+
+    fn release(&mut self, join: &Join, reason: &CloseReason) {
+        self.table.release(join, reason);
+    }
+}
+
+/// The QUIC media server of either engine.
+#[derive(Debug)]
+enum Server {
+    Tasks(Arc<MediaServer>),
+    Reactor(Arc<ReactorServer>),
+}
+
 /// The media platform: one QUIC media server, any number of calls (Microsoft's
 /// `MediaPlatform`). See the crate documentation for an example.
 pub struct MediaPlatform {
     table: Arc<SessionTable>,
-    server: Arc<MediaServer>,
+    server: Server,
     load: Arc<LoadMeter>,
     health_rx: watch::Receiver<HealthReport>,
     fingerprint: CertFingerprint,
@@ -202,15 +241,6 @@ impl MediaPlatform {
         let mut cfg = ServerConfig::new(settings.bind, identity);
         cfg.settings = settings.transport.clone();
         cfg.accept_queue = settings.accept_queue;
-        let server =
-            MediaServer::bind(cfg, table.clone()).map_err(|source| PlatformError::Transport {
-                addr: settings.bind,
-                source,
-            })?;
-        let local_addr = server.local_addr();
-        let port = settings.public_port.unwrap_or(local_addr.port());
-        let mp_uri = MpUri::quic(&settings.public_host, port)?;
-        let server = Arc::new(server);
         let load = Arc::new(LoadMeter::default());
         let ctx = Arc::new(CallContext {
             receive: settings.receive,
@@ -219,18 +249,43 @@ impl MediaPlatform {
             load: load.clone(),
             table: table.clone(),
         });
+        let transport_err = |source| PlatformError::Transport {
+            addr: settings.bind,
+            source,
+        };
+        let mut tasks = Vec::new();
+        let (server, local_addr, workers) = match settings.engine {
+            Engine::Tasks => {
+                let server =
+                    Arc::new(MediaServer::bind(cfg, table.clone()).map_err(transport_err)?);
+                tasks.push(tokio::spawn(accept_loop(
+                    server.clone(),
+                    table.clone(),
+                    ctx.clone(),
+                )));
+                let addr = server.local_addr();
+                (Server::Tasks(server), addr, handle.metrics().num_workers())
+            }
+            Engine::Reactor => {
+                let app = PlatformApp {
+                    table: table.clone(),
+                    ctx: ctx.clone(),
+                };
+                let server = ReactorServer::bind(cfg, Box::new(app)).map_err(transport_err)?;
+                let addr = server.local_addr();
+                (Server::Reactor(Arc::new(server)), addr, 1)
+            }
+        };
+        let port = settings.public_port.unwrap_or(local_addr.port());
+        let mp_uri = MpUri::quic(&settings.public_host, port)?;
         let (health_tx, health_rx) = watch::channel(HealthReport::default());
-        let workers = handle.metrics().num_workers();
-        let tasks = vec![
-            tokio::spawn(accept_loop(server.clone(), table.clone(), ctx.clone())),
-            tokio::spawn(health_loop(
-                load.clone(),
-                HealthMonitor::new(settings.health),
-                settings.health.window,
-                workers,
-                health_tx,
-            )),
-        ];
+        tasks.push(tokio::spawn(health_loop(
+            load.clone(),
+            HealthMonitor::new(settings.health),
+            settings.health.window,
+            workers,
+            health_tx,
+        )));
         tracing::info!(%mp_uri, %fingerprint, "media platform started");
         Ok(MediaPlatform {
             table,
@@ -342,7 +397,27 @@ impl MediaPlatform {
 
     /// The QUIC server's counters.
     pub fn server_stats(&self) -> ServerStats {
-        self.server.stats()
+        match &self.server {
+            Server::Tasks(s) => s.stats(),
+            Server::Reactor(s) => s.stats(),
+        }
+    }
+
+    /// The engine that runs the calls.
+    pub fn engine(&self) -> Engine {
+        match &self.server {
+            Server::Tasks(_) => Engine::Tasks,
+            Server::Reactor(_) => Engine::Reactor,
+        }
+    }
+
+    /// Kernel ids of the threads the engine runs calls on besides the caller's tokio
+    /// runtime (the reactor thread), for CPU accounting.
+    pub fn engine_thread_ids(&self) -> Vec<u32> {
+        match &self.server {
+            Server::Tasks(_) => Vec::new(),
+            Server::Reactor(s) => s.thread_id().into_iter().collect(),
+        }
     }
 
     /// Adds `busy` to the current load window as if call ticks had spent it. For drills
@@ -353,7 +428,13 @@ impl MediaPlatform {
 
     /// Closes every call (peers see `ServerShutdown`) and stops the platform.
     pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        match &self.server {
+            Server::Tasks(s) => s.shutdown().await,
+            Server::Reactor(s) => {
+                let s = s.clone();
+                let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+            }
+        }
     }
 }
 

@@ -35,6 +35,18 @@ impl Default for Limits {
     }
 }
 
+/// How the platform runs its calls' media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// quinn's endpoint with its connection tasks, and one tokio task per call, on the
+    /// caller's runtime.
+    #[default]
+    Tasks,
+    /// One reactor thread owns the UDP socket, every QUIC connection and every call
+    /// (`transport::reactor`, docs/reactor.md): batched socket I/O, no per-call tasks.
+    Reactor,
+}
+
 /// Everything [`MediaPlatform::start`](crate::MediaPlatform::start) needs.
 #[derive(Debug, Clone)]
 pub struct MediaPlatformSettings {
@@ -61,8 +73,10 @@ pub struct MediaPlatformSettings {
     /// QUIC timeouts and buffers (the idle timeout decides how fast a vanished peer is
     /// detected).
     pub transport: TransportSettings,
-    /// Admitted connections waiting for the platform's accept loop.
+    /// Admitted connections waiting for the platform's accept loop (task engine).
     pub accept_queue: usize,
+    /// Which engine runs the calls.
+    pub engine: Engine,
 }
 
 impl MediaPlatformSettings {
@@ -82,6 +96,7 @@ impl MediaPlatformSettings {
             health: HealthSettings::default(),
             transport: TransportSettings::default(),
             accept_queue: 256,
+            engine: Engine::default(),
         }
     }
 }

@@ -9,8 +9,8 @@ use media_core::jitter::JitterStats;
 use media_core::time::Ticks100ns;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use transport::CloseReason;
 use transport::wire::{ControlMessage, Dtmf, DtmfTone};
-use transport::{CloseReason, MediaSender};
 use uuid::Uuid;
 
 use crate::error::{ControlError, EnqueueError};
@@ -246,7 +246,7 @@ pub(crate) struct CallShared {
     pub(crate) hangup: AtomicBool,
     state: AtomicU8,
     active: AtomicBool,
-    pub(crate) link: OnceLock<MediaSender>,
+    pub(crate) link: OnceLock<crate::call::ControlLink>,
     pub(crate) qoe: Mutex<QoeStats>,
 }
 
@@ -445,8 +445,8 @@ impl AudioSocket {
     /// Live QoE figures (refreshed once a second, and at the end of the call).
     pub fn qoe(&self) -> QoeStats {
         let mut q = self.shared.qoe.lock().map(|g| *g).unwrap_or_default();
-        if let Some(link) = self.shared.link.get() {
-            q.rtt_ms = link.stats().rtt.as_secs_f64() * 1000.0;
+        if let Some(rtt) = self.shared.link.get().and_then(|l| l.rtt()) {
+            q.rtt_ms = rtt.as_secs_f64() * 1000.0;
         }
         q
     }

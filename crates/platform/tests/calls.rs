@@ -8,17 +8,25 @@ use std::time::Duration;
 use common::*;
 use platform::peer::join_for;
 use platform::{
-    AudioEvent, Codec, DtmfTone, FrameDelivery, Health, IdlePolicy, Incoming, MediaPlatform,
-    Pcm16kFrame, Peer, PeerError, PlatformError, SendStatus,
+    AudioEvent, Codec, DtmfTone, Engine, FrameDelivery, Health, IdlePolicy, Incoming,
+    MediaPlatform, Pcm16kFrame, Peer, PeerError, PlatformError, SendStatus,
 };
 use transport::ConnectError;
 use transport::wire::{
     ActiveSpeakers, ControlMessage, DatagramHeader, DominantSpeaker, Flags, RejectCode,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unregistered_and_second_joins_are_rejected() {
-    let platform = start();
+engine_tests! {
+    unregistered_and_second_joins_are_rejected => rejects_unregistered_and_second_joins,
+    vanished_peer_raises_media_stream_failure_and_frees_the_session => vanished_peer_fails_and_frees,
+    dtmf_speakers_and_qoe => dtmf_speakers_qoe,
+    a_burst_of_50_frames_leaves_paced_at_20_ms => burst_leaves_paced,
+    overload_and_capacity_refuse_new_sessions => overload_and_capacity,
+    garbage_from_one_peer_does_not_disturb_another_call => garbage_isolated,
+}
+
+async fn rejects_unregistered_and_second_joins(engine: Engine) {
+    let platform = start_on(engine);
     let (blob, _socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -46,9 +54,8 @@ async fn unregistered_and_second_joins_are_rejected() {
     assert_eq!(platform.server_stats().rejected, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vanished_peer_raises_media_stream_failure_and_frees_the_session() {
-    let platform = start();
+async fn vanished_peer_fails_and_frees(engine: Engine) {
+    let platform = start_on(engine);
     let (blob, mut socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -99,9 +106,8 @@ async fn vanished_peer_raises_media_stream_failure_and_frees_the_session() {
     assert_eq!(socket.send_status(), SendStatus::Inactive);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dtmf_speakers_and_qoe() {
-    let platform = start();
+async fn dtmf_speakers_qoe(engine: Engine) {
+    let platform = start_on(engine);
     let (blob, mut socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -158,9 +164,8 @@ async fn dtmf_speakers_and_qoe() {
     peer.leave().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_50_frames_leaves_paced_at_20_ms() {
-    let mut s = settings();
+async fn burst_leaves_paced(engine: Engine) {
+    let mut s = settings_on(engine);
     s.pacer.idle = IdlePolicy::Pause;
     s.pacer.low_on_frames = 10;
     s.pacer.prebuffer_frames = 1;
@@ -224,9 +229,8 @@ async fn a_burst_of_50_frames_leaves_paced_at_20_ms() {
     assert!(low < Duration::from_millis(200), "{low:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_and_capacity_refuse_new_sessions() {
-    let mut s = settings();
+async fn overload_and_capacity(engine: Engine) {
+    let mut s = settings_on(engine);
     s.health.window = Duration::from_millis(100);
     s.health.recover_windows = 2;
     s.limits.max_sessions = 2;
@@ -277,10 +281,9 @@ async fn overload_and_capacity_refuse_new_sessions() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_from_one_peer_does_not_disturb_another_call() {
+async fn garbage_isolated(engine: Engine) {
     let _serial = CPU_HEAVY.lock().await;
-    let platform = start();
+    let platform = start_on(engine);
     let (blob_a, socket_a) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -387,19 +390,24 @@ async fn garbage_from_one_peer_does_not_disturb_another_call() {
 #[test]
 fn loadtest_smoke() {
     let _serial = CPU_HEAVY.blocking_lock();
-    // The load tool end to end, tiny: 4 PCM calls for 1 s (functional only).
-    let cfg = platform::loadtest::LoadtestConfig {
-        calls: 4,
-        duration: Duration::from_secs(1),
-        ..Default::default()
-    };
-    let report = platform::loadtest::run(&cfg, |_| {}).unwrap();
-    eprintln!("{}", report.to_text());
-    assert_eq!(report.steps.len(), 1);
-    let s = report.steps[0];
-    assert_eq!(s.connected, 4);
-    assert!(s.processor_cpu_per_call_pct > 0.0);
-    assert!(s.loss_down_pct < 50.0 && s.loss_up_pct < 50.0, "{s:?}");
+    // The load tool end to end, tiny: 4 PCM calls for 1 s on each engine (functional
+    // only).
+    for engine in [Engine::Tasks, Engine::Reactor] {
+        let cfg = platform::loadtest::LoadtestConfig {
+            calls: 4,
+            duration: Duration::from_secs(1),
+            engine,
+            ..Default::default()
+        };
+        let report = platform::loadtest::run(&cfg, |_| {}).unwrap();
+        eprintln!("{}", report.to_text());
+        assert_eq!(report.engine, format!("{engine:?}"));
+        assert_eq!(report.steps.len(), 1);
+        let s = report.steps[0];
+        assert_eq!(s.connected, 4);
+        assert!(s.processor_cpu_per_call_pct > 0.0);
+        assert!(s.loss_down_pct < 50.0 && s.loss_up_pct < 50.0, "{s:?}");
+    }
     let b = platform::loadtest::measure_opus(&Default::default(), 200, 2).unwrap();
     assert!(b.encode_us > 0.0 && b.calls_per_core > 0.0);
 }

@@ -7,12 +7,20 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use platform::{AudioEvent, Codec, Peer, SendStatus};
+use platform::{AudioEvent, Codec, Engine, Peer, SendStatus};
 
-async fn echo_call(codec: Codec) -> (platform::PeerReport, EchoSummary, platform::MediaPlatform) {
+engine_tests! {
+    pcm_echo_round_trips_sample_aligned => pcm_echo,
+    opus_echo_keeps_the_energy_envelope => opus_echo,
+}
+
+async fn echo_call(
+    codec: Codec,
+    engine: Engine,
+) -> (platform::PeerReport, EchoSummary, platform::MediaPlatform) {
     // One call at a time: the PCM check is a whole-call, sample-aligned correlation.
     let _serial = CPU_HEAVY.lock().await;
-    let platform = start();
+    let platform = start_on(engine);
     let (blob, socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -31,15 +39,14 @@ async fn echo_call(codec: Codec) -> (platform::PeerReport, EchoSummary, platform
     (report, summary, platform)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pcm_echo_round_trips_sample_aligned() {
-    let (report, bot, platform) = echo_call(Codec::Pcm16k).await;
+async fn pcm_echo(engine: Engine) {
+    let (report, bot, platform) = echo_call(Codec::Pcm16k, engine).await;
     let delay = report
         .echo_delay(Duration::from_secs(1))
         .expect("echo found");
     let corr = report.echo_correlation(delay, Duration::from_millis(3500));
     eprintln!(
-        "PCM echo: latency {:.1} ms, correlation {corr:.4}, bot frames {}, peer stats {:?}",
+        "PCM echo ({engine:?}): latency {:.1} ms, correlation {corr:.4}, bot frames {}, peer stats {:?}",
         delay.as_secs_f64() * 1000.0,
         bot.frames,
         report.stats
@@ -59,16 +66,15 @@ async fn pcm_echo_round_trips_sample_aligned() {
     assert!(eventually(Duration::from_secs(2), || platform.session_count() == 0).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opus_echo_keeps_the_energy_envelope() {
-    let (report, bot, _platform) = echo_call(Codec::Opus16k).await;
+async fn opus_echo(engine: Engine) {
+    let (report, bot, _platform) = echo_call(Codec::Opus16k, engine).await;
     let delay = report
         .echo_delay(Duration::from_secs(1))
         .expect("echo found");
     let env = report.echo_envelope_correlation(delay, Duration::from_millis(3500));
     let corr = report.echo_correlation(delay, Duration::from_millis(3500));
     eprintln!(
-        "Opus echo: latency {:.1} ms, envelope correlation {env:.4}, waveform correlation {corr:.4}, bot frames {}",
+        "Opus echo ({engine:?}): latency {:.1} ms, envelope correlation {env:.4}, waveform correlation {corr:.4}, bot frames {}",
         delay.as_secs_f64() * 1000.0,
         bot.frames
     );

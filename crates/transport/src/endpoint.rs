@@ -118,7 +118,10 @@ impl CloseReason {
         )
     }
 
-    fn from_connection_error(e: &quinn::ConnectionError, idle_timeout: Duration) -> Self {
+    pub(crate) fn from_connection_error(
+        e: &quinn::ConnectionError,
+        idle_timeout: Duration,
+    ) -> Self {
         use quinn::ConnectionError as E;
         match e {
             E::TimedOut => CloseReason::PeerVanished { idle_timeout },
@@ -212,6 +215,11 @@ pub struct TransportSettings {
     /// Kernel send buffer asked for the server's UDP socket (`SO_SNDBUF`). Default
     /// 1 MiB; 0 keeps the OS default.
     pub udp_send_buffer: usize,
+    /// Reactor only ([`crate::reactor`]): the shortest time between the starts of two
+    /// loop turns while there is work. Packets and ticks that come due meanwhile wait
+    /// (at most this long) and share one turn's wake-up and syscalls. Default 1 ms;
+    /// zero wakes for every packet.
+    pub reactor_batch_interval: Duration,
 }
 
 impl Default for TransportSettings {
@@ -228,6 +236,7 @@ impl Default for TransportSettings {
             max_contexts: 16,
             udp_receive_buffer: 4 << 20,
             udp_send_buffer: 1 << 20,
+            reactor_batch_interval: Duration::from_millis(1),
         }
     }
 }
@@ -307,29 +316,90 @@ pub fn quinn_client_config(
 // ---------------------------------------------------------------------------------
 
 #[derive(Debug, Default)]
-struct Counters {
-    received: AtomicU64,
-    delivered: AtomicU64,
-    pre_accept_dropped: AtomicU64,
-    malformed: AtomicU64,
-    oversized: AtomicU64,
-    wrong_version: AtomicU64,
-    unknown_stream: AtomicU64,
-    flood_dropped: AtomicU64,
-    queue_full_dropped: AtomicU64,
-    sent: AtomicU64,
-    send_dropped: AtomicU64,
-    send_displaced: AtomicU64,
-    control_received: AtomicU64,
-    control_sent: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) pre_accept_dropped: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+    pub(crate) wrong_version: AtomicU64,
+    pub(crate) unknown_stream: AtomicU64,
+    pub(crate) flood_dropped: AtomicU64,
+    pub(crate) queue_full_dropped: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) send_dropped: AtomicU64,
+    pub(crate) send_displaced: AtomicU64,
+    pub(crate) control_received: AtomicU64,
+    pub(crate) control_sent: AtomicU64,
 }
 
-fn inc(c: &AtomicU64) {
+pub(crate) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
 fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
+}
+
+impl Counters {
+    /// A snapshot with the connection's RTT, path datagram limit and lost packets.
+    pub(crate) fn link_stats(
+        &self,
+        rtt: Duration,
+        max_datagram_size: Option<usize>,
+        lost_packets: u64,
+    ) -> LinkStats {
+        LinkStats {
+            rtt,
+            max_datagram_size,
+            lost_packets,
+            datagrams_received: get(&self.received),
+            delivered: get(&self.delivered),
+            pre_accept_dropped: get(&self.pre_accept_dropped),
+            malformed: get(&self.malformed),
+            oversized: get(&self.oversized),
+            wrong_version: get(&self.wrong_version),
+            unknown_stream: get(&self.unknown_stream),
+            flood_dropped: get(&self.flood_dropped),
+            queue_full_dropped: get(&self.queue_full_dropped),
+            datagrams_sent: get(&self.sent),
+            send_dropped: get(&self.send_dropped),
+            send_displaced: get(&self.send_displaced),
+            control_received: get(&self.control_received),
+            control_sent: get(&self.control_sent),
+        }
+    }
+
+    /// Checks one datagram of an admitted connection: decodes its header, finds its
+    /// stream's rate limit and takes a token. `None` (counted) if it must be dropped.
+    pub(crate) fn check_datagram(
+        &self,
+        bytes: &[u8],
+        buckets: &mut [(u32, TokenBucket)],
+        now: Instant,
+    ) -> Option<DatagramHeader> {
+        let header = match DatagramRef::decode(bytes) {
+            Ok(d) => d.header,
+            Err(e) => {
+                tracing::trace!(error = %e, "dropping malformed datagram");
+                inc(match e {
+                    WireError::UnsupportedVersion(_) => &self.wrong_version,
+                    WireError::PayloadTooLarge { .. } => &self.oversized,
+                    _ => &self.malformed,
+                });
+                return None;
+            }
+        };
+        let Some((_, bucket)) = buckets.iter_mut().find(|(id, _)| *id == header.stream_id) else {
+            inc(&self.unknown_stream);
+            return None;
+        };
+        if !bucket.try_take(now) {
+            inc(&self.flood_dropped);
+            return None;
+        }
+        Some(header)
+    }
 }
 
 /// Snapshot of one media connection's counters.
@@ -390,13 +460,26 @@ impl LinkStats {
 }
 
 #[derive(Debug, Default)]
-struct ServerCounters {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    handshake_failed: AtomicU64,
-    join_failed: AtomicU64,
-    active: AtomicU64,
-    pre_accept_dropped: AtomicU64,
+pub(crate) struct ServerCounters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) handshake_failed: AtomicU64,
+    pub(crate) join_failed: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) pre_accept_dropped: AtomicU64,
+}
+
+impl ServerCounters {
+    pub(crate) fn snapshot(&self) -> ServerStats {
+        ServerStats {
+            accepted: get(&self.accepted),
+            rejected: get(&self.rejected),
+            handshake_failed: get(&self.handshake_failed),
+            join_failed: get(&self.join_failed),
+            active: get(&self.active),
+            pre_accept_dropped: get(&self.pre_accept_dropped),
+        }
+    }
 }
 
 /// Snapshot of a media server's counters.
@@ -461,6 +544,27 @@ pub enum SendError {
     HandshakeMessage,
 }
 
+/// What an application's control message becomes: an encoded frame, or leaving.
+pub(crate) enum OutgoingControl<'a> {
+    /// Queue this frame on the control stream.
+    Frame(Vec<u8>),
+    /// `Leave`: close the call with this reason.
+    Leave(&'a str),
+}
+
+impl<'a> OutgoingControl<'a> {
+    /// Handshake messages are refused: the driver sends them.
+    pub(crate) fn of(msg: &'a ControlMessage) -> Result<Self, SendError> {
+        if msg.is_handshake() {
+            return Err(SendError::HandshakeMessage);
+        }
+        if let ControlMessage::Leave(l) = msg {
+            return Ok(OutgoingControl::Leave(&l.reason));
+        }
+        Ok(OutgoingControl::Frame(encode_control(msg)?))
+    }
+}
+
 /// Run once by the close watcher with the final reason.
 type OnClose = Box<dyn FnOnce(&CloseReason) + Send>;
 
@@ -497,7 +601,7 @@ impl LinkShared {
     }
 }
 
-fn truncate_utf8(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -571,14 +675,13 @@ impl MediaSender {
     ///
     /// Sending `Leave` is the same as [`MediaSender::close`] with its reason.
     pub fn send_control(&self, msg: &ControlMessage) -> Result<(), SendError> {
-        if msg.is_handshake() {
-            return Err(SendError::HandshakeMessage);
-        }
-        if let ControlMessage::Leave(l) = msg {
-            self.close(&l.reason);
-            return Ok(());
-        }
-        let frame = encode_control(msg)?;
+        let frame = match OutgoingControl::of(msg)? {
+            OutgoingControl::Leave(reason) => {
+                self.close(reason);
+                return Ok(());
+            }
+            OutgoingControl::Frame(frame) => frame,
+        };
         match self.control_tx.try_send(WriterCmd::Frame(frame)) {
             Ok(()) => {
                 inc(&self.shared.counters.control_sent);
@@ -614,27 +717,12 @@ impl MediaSender {
 
     /// Counters and RTT of this connection.
     pub fn stats(&self) -> LinkStats {
-        let c = &self.shared.counters;
         let conn = &self.shared.conn;
-        LinkStats {
-            rtt: conn.rtt(),
-            max_datagram_size: conn.max_datagram_size(),
-            lost_packets: conn.stats().path.lost_packets,
-            datagrams_received: get(&c.received),
-            delivered: get(&c.delivered),
-            pre_accept_dropped: get(&c.pre_accept_dropped),
-            malformed: get(&c.malformed),
-            oversized: get(&c.oversized),
-            wrong_version: get(&c.wrong_version),
-            unknown_stream: get(&c.unknown_stream),
-            flood_dropped: get(&c.flood_dropped),
-            queue_full_dropped: get(&c.queue_full_dropped),
-            datagrams_sent: get(&c.sent),
-            send_dropped: get(&c.send_dropped),
-            send_displaced: get(&c.send_displaced),
-            control_received: get(&c.control_received),
-            control_sent: get(&c.control_sent),
-        }
+        self.shared.counters.link_stats(
+            conn.rtt(),
+            conn.max_datagram_size(),
+            conn.stats().path.lost_packets,
+        )
     }
 
     /// quinn's full statistics for this connection.
@@ -818,26 +906,9 @@ async fn datagram_loop(
                 .map(|&id| (id, TokenBucket::new(limit)))
                 .collect();
         }
-        let header = match DatagramRef::decode(&bytes) {
-            Ok(d) => d.header,
-            Err(e) => {
-                tracing::trace!(error = %e, "dropping malformed datagram");
-                inc(match e {
-                    WireError::UnsupportedVersion(_) => &counters.wrong_version,
-                    WireError::PayloadTooLarge { .. } => &counters.oversized,
-                    _ => &counters.malformed,
-                });
-                continue;
-            }
-        };
-        let Some((_, bucket)) = buckets.iter_mut().find(|(id, _)| *id == header.stream_id) else {
-            inc(&counters.unknown_stream);
+        let Some(header) = counters.check_datagram(&bytes, &mut buckets, now) else {
             continue;
         };
-        if !bucket.try_take(now) {
-            inc(&counters.flood_dropped);
-            continue;
-        }
         let payload = bytes.slice(crate::wire::HEADER_LEN..);
         match tx.try_send(MediaDatagram {
             header,
@@ -1096,7 +1167,7 @@ pub struct SocketBuffers {
 
 /// Binds a non-blocking UDP socket with the kernel buffers the settings ask for.
 /// A buffer the kernel refuses is only logged: the socket still works.
-fn bind_udp(
+pub(crate) fn bind_udp(
     addr: SocketAddr,
     settings: &TransportSettings,
 ) -> std::io::Result<(std::net::UdpSocket, SocketBuffers)> {
@@ -1195,15 +1266,7 @@ impl MediaServer {
 
     /// Server-wide counters.
     pub fn stats(&self) -> ServerStats {
-        let c = &self.counters;
-        ServerStats {
-            accepted: get(&c.accepted),
-            rejected: get(&c.rejected),
-            handshake_failed: get(&c.handshake_failed),
-            join_failed: get(&c.join_failed),
-            active: get(&c.active),
-            pre_accept_dropped: get(&c.pre_accept_dropped),
-        }
+        self.counters.snapshot()
     }
 
     /// Closes every connection ([`CloseReason::ServerShutdown`] at the peers) and
@@ -1327,41 +1390,8 @@ async fn serve_connection(
         }
     };
 
-    if join.version != PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol version {} not supported (server speaks {PROTOCOL_VERSION})",
-            join.version
-        );
-        return reject(Reject::new(RejectCode::UnsupportedVersion, msg), send).await;
-    }
-    if join.context_count() == 0 || join.context_count() > settings.max_contexts {
-        let msg = format!(
-            "a join needs 1 to {} contexts, got {}",
-            settings.max_contexts,
-            join.context_count()
-        );
-        return reject(Reject::new(RejectCode::InvalidJoin, msg), send).await;
-    }
-    let mut contexts: Vec<&uuid::Uuid> = join
-        .audio_source_contexts
-        .iter()
-        .chain(&join.audio_render_contexts)
-        .collect();
-    contexts.sort_unstable();
-    contexts.dedup();
-    if contexts.len() != join.context_count() {
-        return reject(
-            Reject::new(RejectCode::InvalidJoin, "a context GUID appears twice"),
-            send,
-        )
-        .await;
-    }
-    if join.codecs.is_empty() {
-        return reject(
-            Reject::new(RejectCode::InvalidJoin, "no codecs offered"),
-            send,
-        )
-        .await;
+    if let Err(r) = check_join(&join, &settings) {
+        return reject(r, send).await;
     }
     let Ok(permit) = tx.try_reserve() else {
         return reject(
@@ -1441,9 +1471,46 @@ async fn serve_connection(
     permit.send(link);
 }
 
+/// The server's own checks of a join before the registry sees it: protocol version,
+/// 1 to `max_contexts` distinct contexts, at least one codec.
+pub(crate) fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Reject> {
+    if join.version != PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol version {} not supported (server speaks {PROTOCOL_VERSION})",
+            join.version
+        );
+        return Err(Reject::new(RejectCode::UnsupportedVersion, msg));
+    }
+    if join.context_count() == 0 || join.context_count() > settings.max_contexts {
+        let msg = format!(
+            "a join needs 1 to {} contexts, got {}",
+            settings.max_contexts,
+            join.context_count()
+        );
+        return Err(Reject::new(RejectCode::InvalidJoin, msg));
+    }
+    let mut contexts: Vec<&uuid::Uuid> = join
+        .audio_source_contexts
+        .iter()
+        .chain(&join.audio_render_contexts)
+        .collect();
+    contexts.sort_unstable();
+    contexts.dedup();
+    if contexts.len() != join.context_count() {
+        return Err(Reject::new(
+            RejectCode::InvalidJoin,
+            "a context GUID appears twice",
+        ));
+    }
+    if join.codecs.is_empty() {
+        return Err(Reject::new(RejectCode::InvalidJoin, "no codecs offered"));
+    }
+    Ok(())
+}
+
 /// Stream ids: audio source contexts get 1, 2, ... in join order, render contexts
 /// continue the numbering.
-fn assign_streams(join: &Join) -> Vec<StreamAssignment> {
+pub(crate) fn assign_streams(join: &Join) -> Vec<StreamAssignment> {
     let sources = join
         .audio_source_contexts
         .iter()

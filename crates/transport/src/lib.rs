@@ -16,6 +16,9 @@
 //!   fingerprints, and a pinning certificate verifier.
 //! - [`endpoint`]: [`MediaServer`] / [`MediaClient`] and the per-call
 //!   [`MediaConnection`] handle (tokio + quinn).
+//! - [`reactor`]: the same server protocol on quinn-proto, run by one thread that owns
+//!   the socket, every connection and the application's calls, with batched socket
+//!   I/O ([`reactor::ReactorServer`]; docs/reactor.md).
 //!
 //! # Data flow
 //!
@@ -122,6 +125,7 @@
 
 pub mod endpoint;
 pub mod ratelimit;
+pub mod reactor;
 pub mod registry;
 pub mod tls;
 pub mod wire;
