@@ -153,15 +153,27 @@ fn figures(summary: &serde_json::Value) -> (u64, f64, f64) {
     (received, latency, matched)
 }
 
-#[test]
-fn serve_echoes_what_peer_sends_and_ends_after_the_call() {
-    let served = serve("echo", &["--echo"], &[]);
+fn echo_through_serve(engine: &str) {
+    let served = serve(engine, &["--echo", "--engine", engine], &[]);
     let summary = served.peer("4");
     let (received, latency, matched) = figures(&summary);
+    eprintln!(
+        "serve --engine {engine}: {received} packets back, latency {latency} ms, {matched} % of segments echo"
+    );
     assert!(received > 150, "{summary}");
     assert!(matched >= 70.0, "{matched} % of segments echo: {summary}");
     assert!(latency < 500.0, "{summary}");
     served.finish();
+}
+
+#[test]
+fn serve_echoes_what_peer_sends_and_ends_after_the_call() {
+    echo_through_serve("tasks");
+}
+
+#[test]
+fn serve_on_the_reactor_echoes_and_ends_after_the_call() {
+    echo_through_serve("reactor");
 }
 
 #[test]
