@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use transport::wire::{ControlMessage, Join, Reject, RejectCode};
+use transport::wire::{ControlMessage, Reject, RejectCode};
 use transport::{CloseReason, ConnectError, KnownSessions, MediaClient};
 use uuid::Uuid;
 
@@ -116,29 +116,7 @@ async fn invalid_joins_rejected() {
     let (server, fp) = start_server(registry.clone(), settings());
     let addr = server.local_addr();
 
-    // What is wrong with the join, how to make it so, and the expected reject.
-    type Spoiled = (&'static str, fn(&mut Join), RejectCode);
-    let spoiled: [Spoiled; 4] = [
-        (
-            "version 2",
-            |j| j.version = 2,
-            RejectCode::UnsupportedVersion,
-        ),
-        (
-            "no audio contexts",
-            |j| {
-                j.audio_source_contexts.clear();
-                j.audio_render_contexts.clear();
-            },
-            RejectCode::InvalidJoin,
-        ),
-        ("no codecs", |j| j.codecs.clear(), RejectCode::InvalidJoin),
-        (
-            "render contexts = source contexts",
-            |j| j.audio_render_contexts = j.audio_source_contexts.clone(),
-            RejectCode::InvalidJoin,
-        ),
-    ];
+    let spoiled = spoiled_joins();
     for (what, spoil, code) in spoiled {
         let mut j = join_for(session);
         spoil(&mut j);

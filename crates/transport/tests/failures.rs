@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use transport::wire::{ControlMessage, HEADER_LEN, MAX_DATAGRAM_LEN};
+use transport::wire::ControlMessage;
 use transport::{CloseReason, KnownSessions, MediaClient, MediaConnection, TransportSettings};
 use uuid::Uuid;
 
@@ -132,38 +132,7 @@ async fn bad_datagrams_and_flood_only_hurt_their_own_call() {
     assert_eq!(srv_bad.join().mp_media_session_id, bad_session);
 
     // Garbage of every kind.
-    let valid = encode(stream, 0).to_vec();
-    let mut wrong_version = valid.clone();
-    wrong_version[0] = 7;
-    let mut unknown_codec = valid.clone();
-    unknown_codec[2] = 9;
-    let short_pcm = valid[..HEADER_LEN + 100].to_vec();
-    let mut unknown_stream = valid.clone();
-    unknown_stream[4..8].copy_from_slice(&99u32.to_be_bytes());
-    for i in 0..10u8 {
-        bad.send_datagram(vec![1, 0, 0, i, 0].into()).unwrap(); // truncated header
-        bad.send_datagram(vec![0xff; 20 + usize::from(i)].into())
-            .unwrap(); // noise: version 255
-        bad.send_datagram(wrong_version.clone().into()).unwrap();
-        bad.send_datagram(unknown_codec.clone().into()).unwrap();
-        bad.send_datagram(short_pcm.clone().into()).unwrap();
-        bad.send_datagram(unknown_stream.clone().into()).unwrap();
-    }
-    // Oversized: needs a path MTU above the protocol maximum (PLPMTUD raises it on
-    // loopback within milliseconds).
-    let mut oversized_sent = 0;
-    if eventually(WITHIN, || {
-        bad.max_datagram_size().unwrap_or(0) > MAX_DATAGRAM_LEN
-    })
-    .await
-    {
-        let mut big = valid.clone();
-        big.resize(MAX_DATAGRAM_LEN + 1, 0);
-        for _ in 0..5 {
-            bad.send_datagram(big.clone().into()).unwrap();
-            oversized_sent += 1;
-        }
-    }
+    let oversized_sent = send_garbage(&bad, stream).await;
     eprintln!("bad peer max_datagram_size {:?}", bad.max_datagram_size());
     let expect_garbage = 60 + oversized_sent;
     assert!(

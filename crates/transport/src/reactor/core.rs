@@ -103,11 +103,13 @@ enum Phase {
     Rejecting { deadline: Instant, body: String },
     /// Admitted, the call runs.
     Live(Box<Live>),
-    /// `Leave` sent; close once it is acknowledged or at the deadline.
+    /// `Leave` queued; the stream is finished once everything queued is written, the
+    /// connection closed once that is acknowledged or at the deadline.
     Leaving {
         deadline: Instant,
         control: StreamId,
         reason: String,
+        finished: bool,
     },
     /// Closed; waiting for QUIC to drain.
     Closed,
@@ -154,6 +156,21 @@ impl Entry {
     fn flush_control(&mut self) {
         if let Some(id) = self.control_stream() {
             flush_control(&mut self.conn, &mut self.control_out, id);
+        }
+        self.finish_leave();
+    }
+
+    /// Leaving: finishes the control stream once everything queued (the `Leave`
+    /// last) has been written; finishing earlier would cut it off.
+    fn finish_leave(&mut self) {
+        if let Phase::Leaving {
+            control, finished, ..
+        } = &mut self.phase
+            && !*finished
+            && self.control_out.is_empty()
+        {
+            *finished = true;
+            let _ = self.conn.send_stream(*control).finish();
         }
     }
 
@@ -568,7 +585,11 @@ impl Core {
         }
         match &mut e.phase {
             Phase::AwaitJoin { deadline, .. } if *deadline <= now => {
-                inc(&self.server.join_failed);
+                inc(if e.connected {
+                    &self.server.join_failed
+                } else {
+                    &self.server.handshake_failed
+                });
                 e.close(now, CloseCode::JoinTimeout, "no join received in time");
             }
             Phase::Rejecting { deadline, body } if *deadline <= now => {
@@ -650,13 +671,17 @@ impl Core {
         let frame = encode_control(&ControlMessage::Leave(Leave {
             reason: reason.clone(),
         }));
-        let queued = frame.is_ok_and(|f| e.queue_control(&f).is_ok());
-        if queued && e.conn.send_stream(control).finish().is_ok() {
+        // `end_call` left the phase `Closed`: queue on the stream directly.
+        let queued = frame
+            .is_ok_and(|f| queue_control(&mut e.conn, &mut e.control_out, control, &f).is_ok());
+        if queued {
             e.phase = Phase::Leaving {
                 deadline: now + LEAVE_GRACE,
                 control,
                 reason,
+                finished: false,
             };
+            e.finish_leave();
         } else {
             e.close(now, CloseCode::Normal, &reason);
         }
@@ -763,10 +788,18 @@ impl Core {
         };
         while let Some(bytes) = e.conn.datagrams().recv() {
             inc(&e.counters.received);
-            let Phase::Live(live) = &mut e.phase else {
-                inc(&e.counters.pre_accept_dropped);
-                inc(&self.server.pre_accept_dropped);
-                continue;
+            let live = match &mut e.phase {
+                Phase::Live(live) => live,
+                Phase::AwaitJoin { .. } | Phase::Rejecting { .. } => {
+                    inc(&e.counters.pre_accept_dropped);
+                    inc(&self.server.pre_accept_dropped);
+                    continue;
+                }
+                // The call is over: nobody takes datagrams any more.
+                Phase::Leaving { .. } | Phase::Closed => {
+                    inc(&e.counters.queue_full_dropped);
+                    continue;
+                }
             };
             if let Some(header) = e.counters.check_datagram(&bytes, &mut live.buckets, now) {
                 inc(&e.counters.delivered);
@@ -1017,6 +1050,11 @@ impl Core {
                 continue;
             };
             e.dirty = false;
+            while let Some(ev) = e.conn.poll_endpoint_events() {
+                if let Some(back) = self.endpoint.handle_event(ConnectionHandle(ch), ev) {
+                    e.conn.handle_event(back);
+                }
+            }
             loop {
                 self.scratch.clear();
                 let Some(t) = e

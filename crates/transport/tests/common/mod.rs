@@ -131,3 +131,71 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// What is wrong with a join, how to make it so, and the reject it must get.
+pub type Spoiled = (&'static str, fn(&mut Join), transport::wire::RejectCode);
+
+/// Joins the server must reject before asking its registry.
+pub fn spoiled_joins() -> [Spoiled; 4] {
+    use transport::wire::RejectCode;
+    [
+        (
+            "version 2",
+            |j| j.version = 2,
+            RejectCode::UnsupportedVersion,
+        ),
+        (
+            "no audio contexts",
+            |j| {
+                j.audio_source_contexts.clear();
+                j.audio_render_contexts.clear();
+            },
+            RejectCode::InvalidJoin,
+        ),
+        ("no codecs", |j| j.codecs.clear(), RejectCode::InvalidJoin),
+        (
+            "render contexts = source contexts",
+            |j| j.audio_render_contexts = j.audio_source_contexts.clone(),
+            RejectCode::InvalidJoin,
+        ),
+    ]
+}
+
+/// Sends 60 bad datagrams on an admitted connection whose valid stream is `stream`
+/// (10 each: truncated header, noise, wrong version, unknown codec, short PCM,
+/// unknown stream), then, once the path MTU allows (PLPMTUD raises it on loopback
+/// within milliseconds), 5 oversized ones. Returns how many oversized were sent.
+pub async fn send_garbage(bad: &quinn::Connection, stream: u32) -> u64 {
+    use transport::wire::{HEADER_LEN, MAX_DATAGRAM_LEN};
+    let valid = encode(stream, 0).to_vec();
+    let mut wrong_version = valid.clone();
+    wrong_version[0] = 7;
+    let mut unknown_codec = valid.clone();
+    unknown_codec[2] = 9;
+    let short_pcm = valid[..HEADER_LEN + 100].to_vec();
+    let mut unknown_stream = valid.clone();
+    unknown_stream[4..8].copy_from_slice(&99u32.to_be_bytes());
+    for i in 0..10u8 {
+        bad.send_datagram(vec![1, 0, 0, i, 0].into()).unwrap(); // truncated header
+        bad.send_datagram(vec![0xff; 20 + usize::from(i)].into())
+            .unwrap(); // noise: version 255
+        bad.send_datagram(wrong_version.clone().into()).unwrap();
+        bad.send_datagram(unknown_codec.clone().into()).unwrap();
+        bad.send_datagram(short_pcm.clone().into()).unwrap();
+        bad.send_datagram(unknown_stream.clone().into()).unwrap();
+    }
+    let mut oversized_sent = 0;
+    if eventually(Duration::from_secs(5), || {
+        bad.max_datagram_size().unwrap_or(0) > MAX_DATAGRAM_LEN
+    })
+    .await
+    {
+        let mut big = valid.clone();
+        big.resize(MAX_DATAGRAM_LEN + 1, 0);
+        for _ in 0..5 {
+            bad.send_datagram(big.clone().into()).unwrap();
+            oversized_sent += 1;
+        }
+    }
+    oversized_sent
+}
