@@ -58,29 +58,7 @@ fn vanished_peer_detected_within_idle_timeout() {
         );
         let addr = server.local_addr();
 
-        // The peer lives in its own runtime, which we kill without closing anything.
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
-        let peer = std::thread::spawn(move || {
-            let prt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            let mut cfg = client_config(addr, fp);
-            cfg.settings = TransportSettings::default().with_idle_timeout(Duration::from_secs(30));
-            let link = prt
-                .block_on(MediaClient::connect(cfg, join_for(session)))
-                .unwrap();
-            ready_tx.send(()).unwrap();
-            kill_rx.recv().unwrap();
-            // Abort the runtime: every task (quinn's drivers included) is dropped
-            // without a CONNECTION_CLOSE being sent; the handle is leaked so its drop
-            // cannot send one either.
-            prt.shutdown_background();
-            std::mem::forget(link);
-        });
-        ready_rx.await.unwrap();
+        let peer = VanishingPeer::join(addr, fp, session).await;
         let srv = server.accept().await.unwrap();
         // Let keep-alives run for a while: a live but quiet peer is not "vanished".
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -89,8 +67,7 @@ fn vanished_peer_detected_within_idle_timeout() {
             "quiet peer kept alive by keep-alives"
         );
 
-        kill_tx.send(()).unwrap();
-        peer.join().unwrap();
+        peer.vanish();
         let t0 = Instant::now();
         let reason = tokio::time::timeout(Duration::from_secs(10), srv.closed())
             .await

@@ -920,28 +920,7 @@ async fn vanished_peer_detected_within_idle_timeout() {
     );
     let (addr, fp) = (r.server.local_addr(), r.fp);
 
-    // The peer lives in its own runtime, which we kill without closing anything.
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
-    let peer = std::thread::spawn(move || {
-        let prt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = client_config(addr, fp);
-        cfg.settings = TransportSettings::default().with_idle_timeout(Duration::from_secs(30));
-        let link = prt
-            .block_on(MediaClient::connect(cfg, join_for(session)))
-            .unwrap();
-        ready_tx.send(()).unwrap();
-        kill_rx.recv().unwrap();
-        // Abort the runtime: quinn's drivers are dropped without a CONNECTION_CLOSE;
-        // the handle is leaked so its drop cannot send one either.
-        prt.shutdown_background();
-        std::mem::forget(link);
-    });
-    ready_rx.await.unwrap();
+    let peer = VanishingPeer::join(addr, fp, session).await;
     // A live but quiet peer is kept by the reactor's keep-alives, beyond the idle
     // timeout.
     tokio::time::sleep(idle + idle / 2).await;
@@ -950,8 +929,7 @@ async fn vanished_peer_detected_within_idle_timeout() {
         "quiet peer kept alive by keep-alives"
     );
 
-    kill_tx.send(()).unwrap();
-    peer.join().unwrap();
+    peer.vanish();
     let t0 = Instant::now();
     let ended = r.ended(session, Duration::from_secs(10)).await;
     let detected = t0.elapsed();

@@ -199,3 +199,46 @@ pub async fn send_garbage(bad: &quinn::Connection, stream: u32) -> u64 {
     }
     oversized_sent
 }
+
+/// A peer in its own runtime that can vanish: it joins, then [`VanishingPeer::vanish`]
+/// aborts its runtime, so no CONNECTION_CLOSE is ever sent (as when a process dies).
+pub struct VanishingPeer {
+    kill: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl VanishingPeer {
+    /// Joins `session` at `addr` (30 s idle timeout on the peer's side) and returns
+    /// once admitted.
+    pub async fn join(addr: SocketAddr, fp: CertFingerprint, session: Uuid) -> Self {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (kill, kill_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let prt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut cfg = client_config(addr, fp);
+            cfg.settings = TransportSettings::default().with_idle_timeout(Duration::from_secs(30));
+            let link = prt
+                .block_on(transport::MediaClient::connect(cfg, join_for(session)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            kill_rx.recv().unwrap();
+            // Abort the runtime: every task (quinn's drivers included) is dropped
+            // without a CONNECTION_CLOSE being sent; the handle is leaked so its drop
+            // cannot send one either.
+            prt.shutdown_background();
+            std::mem::forget(link);
+        });
+        ready_rx.await.unwrap();
+        VanishingPeer { kill, thread }
+    }
+
+    /// Vanishes at once.
+    pub fn vanish(self) {
+        self.kill.send(()).unwrap();
+        self.thread.join().unwrap();
+    }
+}
