@@ -197,29 +197,20 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
-/// CPU time of the calling thread (falls back to wall time where `/proc` is missing).
+/// CPU time of the calling thread (nanosecond resolution).
 struct ThreadClock {
-    tid: Option<u32>,
-    cpu0: Option<Duration>,
-    wall0: Instant,
+    cpu0: Duration,
 }
 
 impl ThreadClock {
     fn start() -> Self {
-        let tid = procstat::current_tid();
         Self {
-            tid,
-            cpu0: tid.and_then(procstat::thread_cpu),
-            wall0: Instant::now(),
+            cpu0: procstat::current_thread_cpu(),
         }
     }
 
     fn elapsed(&self) -> Duration {
-        match (self.tid.and_then(procstat::thread_cpu), self.cpu0) {
-            (Some(now), Some(then)) if now > then => now - then,
-            // Below the 10 ms resolution (or no /proc): wall time.
-            _ => self.wall0.elapsed(),
-        }
+        procstat::current_thread_cpu().saturating_sub(self.cpu0)
     }
 }
 

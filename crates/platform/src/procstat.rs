@@ -27,6 +27,16 @@ pub fn thread_cpu(tid: u32) -> Option<Duration> {
     stat_cpu(&format!("/proc/self/task/{tid}/stat"))
 }
 
+/// CPU time of the calling thread, with nanosecond resolution
+/// (`CLOCK_THREAD_CPUTIME_ID`; `/proc`'s figures step by 10 ms).
+pub fn current_thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The calling thread's id (from `/proc/thread-self`).
 pub fn current_tid() -> Option<u32> {
     let link = std::fs::read_link("/proc/thread-self").ok()?;
@@ -51,5 +61,14 @@ mod tests {
         assert!(rss_bytes().is_some_and(|b| b > 0));
         let tid = current_tid().expect("tid");
         assert!(thread_cpu(tid).is_some());
+        // The thread clock sees 2 ms of work (`/proc`'s 10 ms steps mostly would not).
+        let t0 = current_thread_cpu();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(2) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let used = current_thread_cpu() - t0;
+        assert!(used >= Duration::from_millis(1), "{used:?}");
     }
 }
