@@ -37,7 +37,7 @@ pub struct LoadtestArgs {
     pub peer_threads: usize,
     /// Processor engine: tasks (quinn + a task per call) or reactor (one thread owns
     /// the socket, connections and calls).
-    #[arg(long, default_value = "tasks", value_parser = crate::cmd_serve::parse_engine)]
+    #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
     pub engine: platform::Engine,
     /// Print the report as JSON.
     #[arg(long)]

@@ -68,10 +68,13 @@ pub struct ServeArgs {
     /// Stop after this many calls have ended.
     #[arg(long)]
     pub calls: Option<usize>,
-    /// Engine: tasks (quinn + a task per call, default) or reactor (one thread owns
-    /// the socket, connections and calls).
+    /// Engine: reactor (default: threads that own the sockets, connections and calls)
+    /// or tasks (quinn + a tokio task per call).
     #[arg(long, value_parser = parse_engine)]
     pub engine: Option<Engine>,
+    /// Reactor threads (with --engine reactor; default: one per CPU).
+    #[arg(long)]
+    pub reactor_threads: Option<usize>,
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
@@ -114,6 +117,7 @@ struct FileConfig {
     seconds: Option<f64>,
     calls: Option<usize>,
     engine: Option<String>,
+    reactor_threads: Option<usize>,
 }
 
 /// The serve options the arguments (and the settings file) describe.
@@ -168,6 +172,9 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         (None, Some(name)) => parse_engine(name).map_err(anyhow::Error::msg)?,
         (None, None) => Engine::default(),
     };
+    if let Some(n) = args.reactor_threads.or(file.reactor_threads) {
+        s.reactor_threads = n;
+    }
     if let Some(ms) = args.jitter_min_ms.or(file.jitter_min_ms) {
         s.receive.jitter.min_delay = Duration::from_millis(ms);
         s.receive.jitter.start_delay = s.receive.jitter.start_delay.max(s.receive.jitter.min_delay);

@@ -19,8 +19,8 @@
 //!    -> (blob {mpUri quic://host:port/MediaProcessor, mpMediaSessionId, contexts}, AudioSocket)
 //!       blob --> Graph create call --> ... --> peer connects to mpUri, Join{mpMediaSessionId}
 //!                              SessionTable::admit: registered & not yet joined? else Reject
+//!                              Engine::Reactor: a reactor thread runs the call
 //!                              Engine::Tasks: accept loop -> one tokio task per call
-//!                              Engine::Reactor: the reactor thread runs every call
 //!
 //!                              each call, every 20 ms (on a fixed grid; late ticks caught up):
 //!  recv_frame() / callback <-- ReceivePipeline.poll_frame <- handle_packet <-- QUIC datagrams
@@ -57,12 +57,14 @@
 //! ```
 //!
 //! # Engines
-//! [`MediaPlatformSettings::engine`] picks how calls run. [`Engine::Tasks`] (default):
+//! [`MediaPlatformSettings::engine`] picks how calls run. [`Engine::Reactor`]
+//! (default): reactor threads (one per CPU unless
+//! [`MediaPlatformSettings::reactor_threads`] says otherwise), each owning a UDP socket
+//! on the port (`SO_REUSEPORT`), its QUIC connections (quinn-proto) and their calls'
+//! ticks, with a turn's socket I/O batched (`transport::reactor`). [`Engine::Tasks`]:
 //! quinn's endpoint, its connection tasks, and one tokio task per call on the caller's
-//! runtime. [`Engine::Reactor`]: one thread owns the UDP socket, every QUIC connection
-//! (quinn-proto) and every call's tick, and batches a turn's socket I/O
-//! (`transport::reactor`); the same [`AudioSocket`] API, the same tests, less CPU per
-//! call (BENCHMARKS.md).
+//! runtime. The same [`AudioSocket`] API and the same tests on both; the reactor costs
+//! less CPU per call (BENCHMARKS.md).
 //!
 //! # Realtime safety
 //! Per call, codec state, pipelines and buffers are allocated when the peer joins.

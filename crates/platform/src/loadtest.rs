@@ -301,6 +301,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     settings.accept_queue = calls + 16;
     settings.pacer.prebuffer_frames = 2;
     settings.engine = config.engine;
+    settings.reactor_threads = config.processor_threads.max(1);
     let platform = {
         let _g = prt.enter();
         MediaPlatform::start(settings).map_err(err)?

@@ -267,13 +267,19 @@ impl MediaPlatform {
                 (Server::Tasks(server), addr, handle.metrics().num_workers())
             }
             Engine::Reactor => {
-                let app = PlatformApp {
-                    table: table.clone(),
-                    ctx: ctx.clone(),
+                let threads = match settings.reactor_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
                 };
-                let server = ReactorServer::bind(cfg, Box::new(app)).map_err(transport_err)?;
+                let server = ReactorServer::bind_threads(cfg, threads, || {
+                    Box::new(PlatformApp {
+                        table: table.clone(),
+                        ctx: ctx.clone(),
+                    })
+                })
+                .map_err(transport_err)?;
                 let addr = server.local_addr();
-                (Server::Reactor(Arc::new(server)), addr, 1)
+                (Server::Reactor(Arc::new(server)), addr, threads)
             }
         };
         let port = settings.public_port.unwrap_or(local_addr.port());
@@ -416,7 +422,7 @@ impl MediaPlatform {
     pub fn engine_thread_ids(&self) -> Vec<u32> {
         match &self.server {
             Server::Tasks(_) => Vec::new(),
-            Server::Reactor(s) => s.thread_id().into_iter().collect(),
+            Server::Reactor(s) => s.thread_ids(),
         }
     }
 

@@ -40,10 +40,11 @@ impl Default for Limits {
 pub enum Engine {
     /// quinn's endpoint with its connection tasks, and one tokio task per call, on the
     /// caller's runtime.
-    #[default]
     Tasks,
-    /// One reactor thread owns the UDP socket, every QUIC connection and every call
-    /// (`transport::reactor`, docs/reactor.md): batched socket I/O, no per-call tasks.
+    /// Reactor threads (one per CPU by default) own the UDP sockets, every QUIC
+    /// connection and every call (`transport::reactor`, docs/reactor.md): batched
+    /// socket I/O, no per-call tasks, ≈ 1.3× less CPU per PCM call (BENCHMARKS.md).
+    #[default]
     Reactor,
 }
 
@@ -77,6 +78,9 @@ pub struct MediaPlatformSettings {
     pub accept_queue: usize,
     /// Which engine runs the calls.
     pub engine: Engine,
+    /// Reactor threads ([`Engine::Reactor`]), each with its own `SO_REUSEPORT` socket
+    /// on the port; 0 (default): one per available CPU.
+    pub reactor_threads: usize,
 }
 
 impl MediaPlatformSettings {
@@ -97,6 +101,7 @@ impl MediaPlatformSettings {
             transport: TransportSettings::default(),
             accept_queue: 256,
             engine: Engine::default(),
+            reactor_threads: 0,
         }
     }
 }

@@ -1170,6 +1170,7 @@ pub struct SocketBuffers {
 pub(crate) fn bind_udp(
     addr: SocketAddr,
     settings: &TransportSettings,
+    reuse_port: bool,
 ) -> std::io::Result<(std::net::UdpSocket, SocketBuffers)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -1186,6 +1187,9 @@ pub(crate) fn bind_udp(
         && let Err(e) = socket.set_send_buffer_size(settings.udp_send_buffer)
     {
         tracing::warn!(error = %e, "SO_SNDBUF {} refused", settings.udp_send_buffer);
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
     }
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
@@ -1208,7 +1212,8 @@ impl MediaServer {
             addr: config.listen,
             source,
         };
-        let (socket, buffers) = bind_udp(config.listen, &config.settings).map_err(bind_err)?;
+        let (socket, buffers) =
+            bind_udp(config.listen, &config.settings, false).map_err(bind_err)?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| TransportError::Config("no tokio runtime to bind in".into()))?;
         let endpoint = quinn::Endpoint::new(

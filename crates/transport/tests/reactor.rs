@@ -186,6 +186,11 @@ struct Reactor {
 impl Reactor {
     /// A reactor on 127.0.0.1 expecting `sessions`.
     fn start(settings: TransportSettings, sessions: &[Uuid]) -> Reactor {
+        Self::start_threads(settings, sessions, 1)
+    }
+
+    /// [`Reactor::start`] with `threads` reactor threads on one port.
+    fn start_threads(settings: TransportSettings, sessions: &[Uuid], threads: usize) -> Reactor {
         let registry = Arc::new(KnownSessions::new());
         for s in sessions {
             registry.expect(*s);
@@ -203,11 +208,13 @@ impl Reactor {
         let fp = identity.fingerprint();
         let mut cfg = ServerConfig::new(LOOPBACK.parse().unwrap(), identity);
         cfg.settings = settings;
-        let app = TestApp {
-            sessions: registry.clone(),
-            probe: probe.clone(),
-        };
-        let server = ReactorServer::bind(cfg, Box::new(app)).unwrap();
+        let server = ReactorServer::bind_threads(cfg, threads, || {
+            Box::new(TestApp {
+                sessions: registry.clone(),
+                probe: probe.clone(),
+            })
+        })
+        .unwrap();
         Reactor {
             server,
             fp,
@@ -363,11 +370,11 @@ async fn echo_call_with_control_both_ways_and_leave() {
 
     let mut client = r.connect(join.clone()).await.unwrap();
     assert!(r.sessions.is_joined(&session));
-    assert!(r.server.thread_id().is_some(), "reactor thread runs");
+    assert_eq!(r.server.thread_ids().len(), 1, "one reactor thread runs");
     let call = r.started(session);
     assert_eq!(
         call.thread.as_deref(),
-        Some("mp-reactor"),
+        Some("mp-reactor-0"),
         "calls run on the reactor"
     );
 
@@ -1029,4 +1036,41 @@ async fn shutdown_ends_calls_and_closes_peers() {
     let mut cfg = client_config(r.server.local_addr(), r.fp);
     cfg.settings.join_timeout = Duration::from_millis(300);
     assert!(MediaClient::connect(cfg, join_for(session)).await.is_err());
+}
+
+/// Several reactor threads share one port (`SO_REUSEPORT`): the kernel spreads the
+/// peers over them, every call echoes, and shutdown ends the calls of every thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_share_one_port_and_all_calls_echo() {
+    const CALLS: usize = 16;
+    let sessions: Vec<Uuid> = (0..CALLS).map(|_| Uuid::new_v4()).collect();
+    let r = Reactor::start_threads(settings(), &sessions, 2);
+    let mut links = Vec::new();
+    for s in &sessions {
+        links.push(r.connect(join_for(*s)).await.unwrap());
+    }
+    assert!(eventually(WITHIN, || r.server.thread_ids().len() == 2).await);
+    for link in &mut links {
+        prove_echo(link, 0, 5).await;
+    }
+    // 16 peers on distinct ports: all on one of two threads has odds of 2^-15.
+    let threads: std::collections::BTreeSet<String> = sessions
+        .iter()
+        .filter_map(|s| r.started(*s).thread)
+        .collect();
+    assert_eq!(
+        threads.into_iter().collect::<Vec<_>>(),
+        ["mp-reactor-0", "mp-reactor-1"]
+    );
+    assert_eq!(r.server.stats().accepted, CALLS as u64);
+    r.server.shutdown();
+    for s in &sessions {
+        assert_eq!(
+            r.ended(*s, WITHIN).await.reason,
+            CloseReason::ServerShutdown
+        );
+    }
+    for link in &links {
+        assert_eq!(link.closed().await, CloseReason::ServerShutdown);
+    }
 }

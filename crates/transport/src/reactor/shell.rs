@@ -15,8 +15,8 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 use super::core::{CommandQueue, Core, Transmits};
 use super::{CallApp, Command, Commands};
 use crate::endpoint::{
-    ServerConfig, ServerCounters, ServerStats, SocketBuffers, TransportError, bind_udp,
-    quinn_server_config,
+    ServerConfig, ServerCounters, ServerStats, SocketBuffers, TransportError, TransportSettings,
+    bind_udp, quinn_server_config,
 };
 
 const SOCKET: Token = Token(0);
@@ -43,76 +43,93 @@ impl Waker {
     }
 }
 
-/// A media server run by one reactor thread: the [`MediaServer`](crate::MediaServer)
-/// protocol with calls inside the loop (see the [module documentation](super)).
-pub struct ReactorServer {
-    local_addr: SocketAddr,
-    buffers: SocketBuffers,
-    server: Arc<ServerCounters>,
+/// One reactor thread: its command channel, thread id, loop counters and handle.
+struct ReactorThread {
     commands: Commands,
     tid: Arc<AtomicU32>,
     io: Arc<IoCounters>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A media server run by reactor threads: the [`MediaServer`](crate::MediaServer)
+/// protocol with calls inside the loop (see the [module documentation](super)). With
+/// several threads ([`ReactorServer::bind_threads`]) each has its own `SO_REUSEPORT`
+/// socket on the same port and the kernel spreads connections over them by address
+/// hash.
+pub struct ReactorServer {
+    local_addr: SocketAddr,
+    buffers: SocketBuffers,
+    server: Arc<ServerCounters>,
+    threads: Vec<ReactorThread>,
+}
+
 impl std::fmt::Debug for ReactorServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReactorServer")
             .field("local_addr", &self.local_addr)
+            .field("threads", &self.threads.len())
             .finish_non_exhaustive()
     }
 }
 
 impl ReactorServer {
-    /// Binds the UDP socket and starts the reactor thread. Needs no async runtime.
+    /// Binds the UDP socket and starts one reactor thread. Needs no async runtime.
     pub fn bind(config: ServerConfig, app: Box<dyn CallApp>) -> Result<Self, TransportError> {
-        let server_cfg = quinn_server_config(&config.identity, &config.settings)?;
+        let mut app = Some(app);
+        Self::bind_threads(config, 1, move || {
+            app.take().unwrap_or_else(|| Box::new(RefuseAll))
+        })
+    }
+
+    /// Binds `threads` (at least 1) `SO_REUSEPORT` sockets on one port and starts a
+    /// reactor thread on each; `make_app` gives each thread its application. A peer
+    /// stays on the thread the kernel hashed its address to, so QUIC connection
+    /// migration is turned off (a peer whose address changes must reconnect).
+    pub fn bind_threads(
+        config: ServerConfig,
+        threads: usize,
+        mut make_app: impl FnMut() -> Box<dyn CallApp>,
+    ) -> Result<Self, TransportError> {
+        let threads = threads.max(1);
+        let mut server_cfg = quinn_server_config(&config.identity, &config.settings)?;
+        if threads > 1 {
+            server_cfg.migration(false);
+        }
+        let server_cfg = Arc::new(server_cfg);
         let bind_err = |source| TransportError::Bind {
             addr: config.listen,
             source,
         };
-        let (socket, buffers) = bind_udp(config.listen, &config.settings).map_err(bind_err)?;
-        let local_addr = socket.local_addr().map_err(bind_err)?;
-        let state = UdpSocketState::new((&socket).into()).map_err(bind_err)?;
-        let mut socket = mio::net::UdpSocket::from_std(socket);
-        let poll = Poll::new().map_err(bind_err)?;
-        poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE)
-            .map_err(bind_err)?;
-        let waker = mio::Waker::new(poll.registry(), WAKE).map_err(bind_err)?;
-        let (tx, rx) = crossbeam_channel::bounded(4096);
-        let commands = Commands {
-            tx,
-            waker: Some(Arc::new(Waker(waker))),
-        };
+        let reuse = threads > 1;
+        let (first, buffers) =
+            bind_udp(config.listen, &config.settings, reuse).map_err(bind_err)?;
+        let local_addr = first.local_addr().map_err(bind_err)?;
         let server = Arc::new(ServerCounters::default());
-        let batch_interval = config.settings.reactor_batch_interval;
-        let core = Core::with_commands(
-            Arc::new(server_cfg),
-            config.settings,
-            app,
-            state.max_gso_segments(),
-            commands.clone(),
-            server.clone(),
-        );
-        let tid = Arc::new(AtomicU32::new(0));
-        let io = Arc::new(IoCounters::default());
-        let shell = Shell {
-            io: io.clone(),
-            batch_interval,
-            core,
-            socket,
-            state,
-            poll,
-            rx: CommandQueue(rx),
-            tid: tid.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("mp-reactor".into())
-            .spawn(move || shell.run())
+        let mut started = Vec::with_capacity(threads);
+        let mut socket = Some(first);
+        for i in 0..threads {
+            let socket = match socket.take() {
+                Some(s) => s,
+                None => {
+                    bind_udp(local_addr, &config.settings, reuse)
+                        .map_err(bind_err)?
+                        .0
+                }
+            };
+            let t = spawn(
+                i,
+                socket,
+                server_cfg.clone(),
+                &config.settings,
+                make_app(),
+                server.clone(),
+            )
             .map_err(bind_err)?;
+            started.push(t);
+        }
         tracing::info!(
             %local_addr,
+            threads,
             udp_receive_buffer = buffers.receive,
             udp_send_buffer = buffers.send,
             "media reactor listening"
@@ -121,10 +138,7 @@ impl ReactorServer {
             local_addr,
             buffers,
             server,
-            commands,
-            tid,
-            io,
-            thread: Mutex::new(Some(thread)),
+            threads: started,
         })
     }
 
@@ -133,39 +147,116 @@ impl ReactorServer {
         self.local_addr
     }
 
-    /// The kernel socket buffer sizes the UDP socket got.
+    /// The kernel socket buffer sizes the (first) UDP socket got.
     pub fn socket_buffers(&self) -> SocketBuffers {
         self.buffers
     }
 
-    /// Server-wide counters.
+    /// Server-wide counters (all threads).
     pub fn stats(&self) -> ServerStats {
         self.server.snapshot()
     }
 
-    /// How the loop batches: turns, datagrams read, sends.
+    /// How the loops batch: turns, datagrams read, sends (all threads).
     pub fn io_stats(&self) -> ReactorIoStats {
-        ReactorIoStats {
-            turns: self.io.turns.load(Ordering::Relaxed),
-            datagrams_in: self.io.datagrams_in.load(Ordering::Relaxed),
-            transmits_out: self.io.transmits_out.load(Ordering::Relaxed),
+        let mut s = ReactorIoStats::default();
+        for t in &self.threads {
+            s.turns += t.io.turns.load(Ordering::Relaxed);
+            s.datagrams_in += t.io.datagrams_in.load(Ordering::Relaxed);
+            s.transmits_out += t.io.transmits_out.load(Ordering::Relaxed);
         }
+        s
     }
 
-    /// The reactor thread's kernel thread id (for CPU accounting), once it runs.
-    pub fn thread_id(&self) -> Option<u32> {
-        Some(self.tid.load(Ordering::Acquire)).filter(|&t| t != 0)
+    /// The reactor threads' kernel thread ids (for CPU accounting), once they run.
+    pub fn thread_ids(&self) -> Vec<u32> {
+        self.threads
+            .iter()
+            .map(|t| t.tid.load(Ordering::Acquire))
+            .filter(|&t| t != 0)
+            .collect()
     }
 
     /// Closes every connection ([`CloseReason::ServerShutdown`](crate::CloseReason)
     /// at the peers, `ended` for every call), waits up to 1 s for them to drain and
-    /// stops the thread. Blocks; idempotent.
+    /// stops the threads. Blocks; idempotent.
     pub fn shutdown(&self) {
-        let _ = self.commands.send(Command::Shutdown);
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
-            let _ = t.join();
+        for t in &self.threads {
+            let _ = t.commands.send(Command::Shutdown);
         }
+        for t in &self.threads {
+            let thread = t.thread.lock().ok().and_then(|mut h| h.take());
+            if let Some(h) = thread {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// Starts reactor thread `index` on `socket`.
+fn spawn(
+    index: usize,
+    socket: std::net::UdpSocket,
+    server_cfg: Arc<quinn_proto::ServerConfig>,
+    settings: &TransportSettings,
+    app: Box<dyn CallApp>,
+    server: Arc<ServerCounters>,
+) -> std::io::Result<ReactorThread> {
+    let state = UdpSocketState::new((&socket).into())?;
+    let mut socket = mio::net::UdpSocket::from_std(socket);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut socket, SOCKET, Interest::READABLE)?;
+    let waker = mio::Waker::new(poll.registry(), WAKE)?;
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let commands = Commands {
+        tx,
+        waker: Some(Arc::new(Waker(waker))),
+    };
+    let core = Core::with_commands(
+        server_cfg,
+        settings.clone(),
+        app,
+        state.max_gso_segments(),
+        commands.clone(),
+        server,
+    );
+    let tid = Arc::new(AtomicU32::new(0));
+    let io = Arc::new(IoCounters::default());
+    let shell = Shell {
+        io: io.clone(),
+        batch_interval: settings.reactor_batch_interval,
+        core,
+        socket,
+        state,
+        poll,
+        rx: CommandQueue(rx),
+        tid: tid.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("mp-reactor-{index}"))
+        .spawn(move || shell.run())?;
+    Ok(ReactorThread {
+        commands,
+        tid,
+        io,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+/// The application of threads beyond those `make_app` was asked for: refuses joins.
+struct RefuseAll;
+
+impl CallApp for RefuseAll {
+    fn admit(&mut self, _: &crate::wire::Join) -> Result<crate::Admission, crate::wire::Reject> {
+        Err(crate::wire::Reject::new(
+            crate::wire::RejectCode::Overloaded,
+            "no application on this reactor thread",
+        ))
+    }
+
+    fn start(&mut self, _: super::NewCall<'_>) -> Result<Box<dyn super::ReactorCall>, String> {
+        Err("no application on this reactor thread".into())
     }
 }
 
