@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
-use transport::reactor::{CallApp, Link, LinkHandle, NewCall, ReactorCall, ReactorServer};
+use transport::reactor::{
+    CallApp, Dialer, Link, LinkHandle, NewCall, ReactorCall, ReactorClient, ReactorServer,
+};
 use transport::wire::{
     Accept, Codec, ControlMessage, DatagramHeader, DominantSpeaker, Dtmf, DtmfTone, Join, Leave,
     MAX_DATAGRAM_LEN, Reject, RejectCode, SAMPLES_PER_FRAME, StreamDirection, encode_control,
@@ -1073,4 +1075,193 @@ async fn threads_share_one_port_and_all_calls_echo() {
     for link in &links {
         assert_eq!(link.closed().await, CloseReason::ServerShutdown);
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The dialling side: ReactorClient
+// ---------------------------------------------------------------------------------
+
+/// What a dialled call reports to the test.
+#[derive(Debug)]
+enum Dialed {
+    Accepted(Accept),
+    Failed(ConnectError),
+    /// An echo came back intact, in order: its sequence.
+    Echo(u16),
+    Ended(CloseReason),
+}
+
+/// Dials, then sends `frames` PCM frames on its render stream (one per tick) and
+/// checks every echo on its source stream.
+struct TestDialer {
+    frames: u16,
+    tx: crossbeam_channel::Sender<Dialed>,
+}
+
+struct DialedCall {
+    render: u32,
+    source: u32,
+    next: u16,
+    frames: u16,
+    expect: u16,
+    tx: crossbeam_channel::Sender<Dialed>,
+}
+
+impl Dialer for TestDialer {
+    fn accepted(self: Box<Self>, call: NewCall<'_>) -> Box<dyn ReactorCall> {
+        let id = |dir| {
+            call.accept
+                .streams
+                .iter()
+                .find(|s| s.direction == dir)
+                .map(|s| s.stream_id)
+                .unwrap()
+        };
+        let _ = self.tx.send(Dialed::Accepted(call.accept.clone()));
+        Box::new(DialedCall {
+            render: id(StreamDirection::Render),
+            source: id(StreamDirection::Source),
+            next: 0,
+            frames: self.frames,
+            expect: 0,
+            tx: self.tx,
+        })
+    }
+
+    fn failed(self: Box<Self>, error: ConnectError) {
+        let _ = self.tx.send(Dialed::Failed(error));
+    }
+}
+
+impl ReactorCall for DialedCall {
+    fn on_datagram(&mut self, h: &DatagramHeader, payload: &[u8], _: Instant) {
+        let intact = h.stream_id == self.source
+            && h.sequence == self.expect
+            && payload == &pcm_frame(self.render, h.sequence)[..];
+        if intact {
+            self.expect += 1;
+            let _ = self.tx.send(Dialed::Echo(h.sequence));
+        }
+    }
+
+    fn tick(&mut self, _: Instant, link: &mut Link<'_>) {
+        if self.next < self.frames {
+            let seq = self.next;
+            link.send_datagram(&header(self.render, seq), &pcm_frame(self.render, seq))
+                .unwrap();
+            self.next += 1;
+        }
+    }
+
+    fn ended(self: Box<Self>, reason: &CloseReason, _: &LinkStats) {
+        let _ = self.tx.send(Dialed::Ended(reason.clone()));
+    }
+}
+
+/// The next report of a dialled call.
+fn next_dialed(rx: &crossbeam_channel::Receiver<Dialed>) -> Dialed {
+    rx.recv_timeout(WITHIN)
+        .expect("a report from the dialled call")
+}
+
+/// Dials `server` with a [`TestDialer`] of `frames` frames; the reports.
+fn dial(
+    client: &ReactorClient,
+    server: std::net::SocketAddr,
+    fp: CertFingerprint,
+    session: Uuid,
+    frames: u16,
+) -> crossbeam_channel::Receiver<Dialed> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    client
+        .connect(
+            &client_config(server, fp),
+            join_for(session),
+            Box::new(TestDialer { frames, tx }),
+        )
+        .unwrap();
+    rx
+}
+
+/// Expects `Accepted`, then the echoes of `frames` frames in order.
+fn expect_echoes(rx: &crossbeam_channel::Receiver<Dialed>, frames: u16) -> Accept {
+    let accept = match next_dialed(rx) {
+        Dialed::Accepted(a) => a,
+        other => panic!("{other:?}"),
+    };
+    for seq in 0..frames {
+        match next_dialed(rx) {
+            Dialed::Echo(s) => assert_eq!(s, seq),
+            other => panic!("echo {seq}: {other:?}"),
+        }
+    }
+    accept
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactor_client_dials_the_reactor_and_is_rejected_when_unknown() {
+    let session = Uuid::new_v4();
+    let r = Reactor::start(settings(), &[session]);
+    let client = ReactorClient::bind(LOOPBACK.parse().unwrap(), &settings()).unwrap();
+    let rx = dial(&client, r.server.local_addr(), r.fp, session, 50);
+    let accept = expect_echoes(&rx, 50);
+    assert_eq!(accept, r.started(session).accept);
+    // An unknown session: the dialer hears the registry's reject.
+    let rx2 = dial(&client, r.server.local_addr(), r.fp, Uuid::new_v4(), 1);
+    match next_dialed(&rx2) {
+        Dialed::Failed(ConnectError::Rejected(rej)) => {
+            assert_eq!(rej.code, RejectCode::UnknownSession);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A client shutdown ends its call; the server side sees it leave.
+    client.shutdown();
+    match next_dialed(&rx) {
+        Dialed::Ended(reason) => assert_eq!(reason, CloseReason::ServerShutdown),
+        other => panic!("{other:?}"),
+    }
+    let ended = r.ended(session, WITHIN).await;
+    assert!(
+        matches!(
+            ended.reason,
+            CloseReason::ServerShutdown | CloseReason::PeerClosed { .. }
+        ),
+        "{:?}",
+        ended.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactor_client_dials_the_quinn_media_server() {
+    let session = Uuid::new_v4();
+    let registry = Arc::new(KnownSessions::new());
+    registry.expect(session);
+    let (server, fp) = start_server(registry, settings());
+    let client = ReactorClient::bind(LOOPBACK.parse().unwrap(), &settings()).unwrap();
+    let rx = dial(&client, server.local_addr(), fp, session, 20);
+    // The quinn side echoes on its source stream.
+    let mut conn = server.accept().await.unwrap();
+    let source = conn
+        .accept()
+        .streams
+        .iter()
+        .find(|s| s.direction == StreamDirection::Source)
+        .unwrap()
+        .stream_id;
+    let echo = tokio::spawn(async move {
+        while let Some(d) = conn.recv_datagram().await {
+            let h = DatagramHeader {
+                stream_id: source,
+                ..d.header
+            };
+            let _ = conn.send_datagram(&h, &d.payload);
+        }
+    });
+    tokio::task::spawn_blocking(move || {
+        expect_echoes(&rx, 20);
+        client.shutdown();
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(WITHIN, echo).await.unwrap().unwrap();
 }

@@ -15,10 +15,12 @@ use quinn_proto::{
     Event, ServerConfig, StreamEvent, StreamId, VarInt,
 };
 
-use super::{CallApp, Command, Commands, ConnKey, Link, LinkHandle, NewCall, ReactorCall};
+use super::{
+    CallApp, Command, Commands, ConnKey, Dial, Dialer, Link, LinkHandle, NewCall, ReactorCall,
+};
 use crate::endpoint::{
-    CloseCode, CloseReason, Counters, LinkStats, SendError, ServerCounters, TransportSettings,
-    assign_streams, check_join, inc, truncate_utf8,
+    CloseCode, CloseReason, ConnectError, Counters, LinkStats, SendError, ServerCounters,
+    TransportSettings, assign_streams, check_join, inc, truncate_utf8,
 };
 use crate::ratelimit::TokenBucket;
 use crate::wire::{
@@ -84,6 +86,8 @@ impl Transmits {
 
 /// A live call inside its connection.
 struct Live {
+    /// Admitted by this side's [`CallApp`] (false: a call this side dialled).
+    server_side: bool,
     call: Box<dyn ReactorCall>,
     join: Join,
     control: StreamId,
@@ -93,6 +97,14 @@ struct Live {
 }
 
 enum Phase {
+    /// Client side: handshake, then `Join` sent, waiting for `Accept` or `Reject`.
+    Dialing {
+        deadline: Instant,
+        stream: Option<StreamId>,
+        decoder: ControlDecoder,
+        join: Join,
+        dialer: Option<Box<dyn Dialer>>,
+    },
     /// Handshake and join: waiting for the control stream's first message.
     AwaitJoin {
         deadline: Instant,
@@ -132,6 +144,7 @@ impl Entry {
     fn deadline(&mut self) -> Option<Instant> {
         let phase = match &self.phase {
             Phase::AwaitJoin { deadline, .. }
+            | Phase::Dialing { deadline, .. }
             | Phase::Rejecting { deadline, .. }
             | Phase::Leaving { deadline, .. } => Some(*deadline),
             Phase::Live(l) => Some(l.next_tick),
@@ -145,7 +158,7 @@ impl Entry {
 
     fn control_stream(&self) -> Option<StreamId> {
         match &self.phase {
-            Phase::AwaitJoin { stream, .. } => *stream,
+            Phase::AwaitJoin { stream, .. } | Phase::Dialing { stream, .. } => *stream,
             Phase::Live(l) => Some(l.control),
             Phase::Leaving { control, .. } => Some(*control),
             _ => None,
@@ -301,7 +314,7 @@ pub struct CommandQueue(pub(crate) crossbeam_channel::Receiver<Command>);
 /// The reactor's sans-IO state: see the [module documentation](super).
 pub struct Core {
     endpoint: Endpoint,
-    server_config: Arc<ServerConfig>,
+    server_config: Option<Arc<ServerConfig>>,
     settings: TransportSettings,
     app: Box<dyn CallApp>,
     conns: Vec<Option<Entry>>,
@@ -337,7 +350,7 @@ impl Core {
     ) -> (Core, CommandQueue) {
         let (tx, rx) = crossbeam_channel::bounded(4096);
         let core = Core::with_commands(
-            server_config,
+            Some(server_config),
             settings,
             app,
             max_segments,
@@ -348,7 +361,7 @@ impl Core {
     }
 
     pub(crate) fn with_commands(
-        server_config: Arc<ServerConfig>,
+        server_config: Option<Arc<ServerConfig>>,
         settings: TransportSettings,
         app: Box<dyn CallApp>,
         max_segments: usize,
@@ -357,7 +370,7 @@ impl Core {
     ) -> Core {
         let endpoint = Endpoint::new(
             Arc::new(EndpointConfig::default()),
-            Some(server_config.clone()),
+            server_config.clone(),
             true,
             None,
         );
@@ -421,7 +434,7 @@ impl Core {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
-                if self.shutting_down {
+                if self.shutting_down || self.server_config.is_none() {
                     let t = self.endpoint.refuse(incoming, &mut self.scratch);
                     out.push(&t, &self.scratch[..t.size]);
                     return;
@@ -431,7 +444,7 @@ impl Core {
                     incoming,
                     now,
                     &mut self.scratch,
-                    Some(self.server_config.clone()),
+                    self.server_config.clone(),
                 ) {
                     Ok((ch, conn)) => self.insert(ch, conn, now),
                     Err(e) => {
@@ -449,6 +462,15 @@ impl Core {
     }
 
     fn insert(&mut self, ch: ConnectionHandle, conn: Connection, now: Instant) {
+        let phase = Phase::AwaitJoin {
+            deadline: now + self.settings.join_timeout,
+            stream: None,
+            decoder: ControlDecoder::new(),
+        };
+        self.insert_with(ch, conn, now, phase);
+    }
+
+    fn insert_with(&mut self, ch: ConnectionHandle, conn: Connection, now: Instant, phase: Phase) {
         if self.conns.len() <= ch.0 {
             self.conns.resize_with(ch.0 + 1, || None);
         }
@@ -457,11 +479,7 @@ impl Core {
         self.conns[ch.0] = Some(Entry {
             conn,
             id,
-            phase: Phase::AwaitJoin {
-                deadline: now + self.settings.join_timeout,
-                stream: None,
-                decoder: ControlDecoder::new(),
-            },
+            phase,
             counters: Counters::default(),
             control_out: Vec::new(),
             scheduled: None,
@@ -470,6 +488,33 @@ impl Core {
         });
         self.live += 1;
         self.drive(ch.0, now);
+    }
+
+    /// Dials a media server: QUIC handshake, then `Join` on a control stream; the
+    /// `dialer` gets the call's [`NewCall`] on `Accept` (and returns the call to run)
+    /// or the error. Works on a core with or without a server configuration.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: quinn_proto::ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+        join: Join,
+        dialer: Box<dyn Dialer>,
+    ) {
+        match self.endpoint.connect(now, config, remote, server_name) {
+            Ok((ch, conn)) => {
+                let phase = Phase::Dialing {
+                    deadline: now + self.settings.join_timeout,
+                    stream: None,
+                    decoder: ControlDecoder::new(),
+                    join,
+                    dialer: Some(dialer),
+                };
+                self.insert_with(ch, conn, now, phase);
+            }
+            Err(e) => dialer.failed(ConnectError::Connect(e)),
+        }
     }
 
     /// Runs a command from another thread.
@@ -491,6 +536,16 @@ impl Core {
                 }
             }
             Command::Shutdown => self.shutdown(now),
+            Command::Connect(dial) => {
+                let Dial {
+                    config,
+                    remote,
+                    server_name,
+                    join,
+                    dialer,
+                } = *dial;
+                self.connect(now, config, remote, &server_name, join, dialer);
+            }
         }
     }
 
@@ -525,6 +580,13 @@ impl Core {
             let Some(e) = self.conns[ch].as_mut() else {
                 continue;
             };
+            if let Phase::Dialing { dialer, .. } = &mut e.phase
+                && let Some(d) = dialer.take()
+            {
+                d.failed(ConnectError::Connection(
+                    quinn_proto::ConnectionError::LocallyClosed,
+                ));
+            }
             if let Phase::Live(_) = e.phase {
                 self.end_call(ch, &CloseReason::ServerShutdown);
             }
@@ -591,6 +653,15 @@ impl Core {
                     &self.server.handshake_failed
                 });
                 e.close(now, CloseCode::JoinTimeout, "no join received in time");
+            }
+            Phase::Dialing {
+                deadline, dialer, ..
+            } if *deadline <= now => {
+                let dialer = dialer.take();
+                e.close(now, CloseCode::JoinTimeout, "no accept received in time");
+                if let Some(d) = dialer {
+                    d.failed(ConnectError::Timeout);
+                }
             }
             Phase::Rejecting { deadline, body } if *deadline <= now => {
                 let body = std::mem::take(body);
@@ -702,11 +773,18 @@ impl Core {
         };
         let max_datagram = e.conn.datagrams().max_size();
         let stats = e.link_stats_with(max_datagram);
-        let Live { call, join, .. } = *live;
+        let Live {
+            call,
+            join,
+            server_side,
+            ..
+        } = *live;
         tracing::debug!(remote = %e.conn.remote_address(), %reason, "media connection closed");
         call.ended(reason, &stats);
-        self.server.active.fetch_sub(1, Ordering::Relaxed);
-        self.app.release(&join, reason);
+        if server_side {
+            self.server.active.fetch_sub(1, Ordering::Relaxed);
+            self.app.release(&join, reason);
+        }
     }
 
     /// Processes what a connection has after input: endpoint and application
@@ -727,7 +805,19 @@ impl Core {
                 Event::Stream(StreamEvent::Readable { .. } | StreamEvent::Opened { .. }) => {
                     readable = true;
                 }
-                Event::Connected => e.connected = true,
+                Event::Connected => {
+                    e.connected = true;
+                    if let Phase::Dialing { stream, join, .. } = &mut e.phase
+                        && stream.is_none()
+                        && let Some(id) = e.conn.streams().open(Dir::Bi)
+                    {
+                        *stream = Some(id);
+                        let frame = encode_control(&ControlMessage::Join(join.clone()));
+                        if let Ok(f) = frame {
+                            let _ = queue_control(&mut e.conn, &mut e.control_out, id, &f);
+                        }
+                    }
+                }
                 Event::ConnectionLost { reason } => lost = Some(reason),
                 Event::Stream(StreamEvent::Finished { id }) => {
                     if let Phase::Leaving {
@@ -764,10 +854,17 @@ impl Core {
         let Some(e) = self.conns[ch].as_mut() else {
             return;
         };
-        match &e.phase {
+        match &mut e.phase {
             Phase::Live(_) => {
                 let reason = CloseReason::from_connection_error(err, self.settings.idle_timeout);
                 self.end_call(ch, &reason);
+            }
+            Phase::Dialing { dialer, .. } => {
+                let dialer = dialer.take();
+                e.phase = Phase::Closed;
+                if let Some(d) = dialer {
+                    d.failed(ConnectError::Connection(err.clone()));
+                }
             }
             Phase::AwaitJoin { .. } => {
                 tracing::debug!(error = %err, "connection lost before join");
@@ -790,7 +887,7 @@ impl Core {
             inc(&e.counters.received);
             let live = match &mut e.phase {
                 Phase::Live(live) => live,
-                Phase::AwaitJoin { .. } | Phase::Rejecting { .. } => {
+                Phase::AwaitJoin { .. } | Phase::Rejecting { .. } | Phase::Dialing { .. } => {
                     inc(&e.counters.pre_accept_dropped);
                     inc(&self.server.pre_accept_dropped);
                     continue;
@@ -818,6 +915,11 @@ impl Core {
                 stream: Some(id),
                 decoder,
                 ..
+            }
+            | Phase::Dialing {
+                stream: Some(id),
+                decoder,
+                ..
             } => (*id, decoder),
             Phase::Live(l) => (l.control, &mut l.decoder),
             _ => return,
@@ -842,6 +944,8 @@ impl Core {
         }
         if matches!(e.phase, Phase::AwaitJoin { .. }) {
             self.on_join_input(ch, now, ended);
+        } else if matches!(e.phase, Phase::Dialing { .. }) {
+            self.on_dial_input(ch, now, ended);
         } else {
             self.on_live_control(ch, now);
         }
@@ -873,6 +977,88 @@ impl Core {
         tracing::debug!(remote = %e.conn.remote_address(), detail = %failure, "closing before admission");
         inc(&self.server.join_failed);
         e.close(now, CloseCode::ProtocolError, &failure);
+    }
+
+    /// Client side: the server's answer to our `Join`.
+    fn on_dial_input(&mut self, ch: usize, now: Instant, ended: bool) {
+        let Some(e) = self.conns[ch].as_mut() else {
+            return;
+        };
+        let Phase::Dialing {
+            decoder,
+            stream: Some(control),
+            join,
+            dialer,
+            ..
+        } = &mut e.phase
+        else {
+            return;
+        };
+        let control = *control;
+        let failure = match decoder.poll() {
+            None if ended => ConnectError::Protocol("control stream ended during admission".into()),
+            None => return,
+            Some(Err(err)) => ConnectError::Protocol(format!("invalid reply to join: {err}")),
+            Some(Ok(ControlMessage::Reject(r))) => ConnectError::Rejected(r),
+            Some(Ok(ControlMessage::Accept(accept)))
+                if accept.version == PROTOCOL_VERSION && join.codecs.contains(&accept.codec) =>
+            {
+                let Some(dialer) = dialer.take() else {
+                    return;
+                };
+                let join = std::mem::replace(
+                    join,
+                    Join::new(uuid::Uuid::nil(), uuid::Uuid::nil(), vec![], vec![]),
+                );
+                let decoder = std::mem::take(decoder);
+                let buckets = accept
+                    .streams
+                    .iter()
+                    .map(|s| (s.stream_id, TokenBucket::new(self.settings.rate_limit)))
+                    .collect();
+                let handle = LinkHandle {
+                    key: ConnKey {
+                        index: ch,
+                        id: e.id,
+                    },
+                    commands: self.commands.clone(),
+                };
+                let call = dialer.accepted(NewCall {
+                    join: &join,
+                    accept: &accept,
+                    remote: e.conn.remote_address(),
+                    now,
+                    handle,
+                });
+                e.phase = Phase::Live(Box::new(Live {
+                    server_side: false,
+                    call,
+                    join,
+                    control,
+                    decoder,
+                    buckets,
+                    next_tick: now,
+                }));
+                return self.on_live_control(ch, now);
+            }
+            Some(Ok(ControlMessage::Accept(accept))) => ConnectError::Protocol(format!(
+                "accept of version {} with codec {} does not answer our join",
+                accept.version, accept.codec
+            )),
+            Some(Ok(other)) => {
+                ConnectError::Protocol(format!("expected accept or reject, got {}", other.kind()))
+            }
+        };
+        let dialer = dialer.take();
+        let code = if matches!(failure, ConnectError::Rejected(_)) {
+            CloseCode::Normal
+        } else {
+            CloseCode::ProtocolError
+        };
+        e.close(now, code, &failure.to_string());
+        if let Some(d) = dialer {
+            d.failed(failure);
+        }
     }
 
     fn admit(
@@ -930,6 +1116,7 @@ impl Core {
         };
         // `Live` is the phase that owns the control stream from here on.
         e.phase = Phase::Live(Box::new(Live {
+            server_side: true,
             call: Box::new(Nothing),
             join: join.clone(),
             control,

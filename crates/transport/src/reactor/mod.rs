@@ -76,9 +76,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use self::core::{CommandQueue, Core, TICK, Transmit, Transmits};
-pub use self::shell::{ReactorIoStats, ReactorServer};
+pub use self::shell::{ReactorClient, ReactorIoStats, ReactorServer};
 
-use crate::endpoint::{CloseReason, LinkStats, OutgoingControl, SendError};
+use crate::endpoint::{CloseReason, ConnectError, LinkStats, OutgoingControl, SendError};
 use crate::registry::Admission;
 use crate::wire::{Accept, ControlMessage, DatagramHeader, Join, Reject};
 
@@ -97,6 +97,34 @@ pub trait CallApp: Send + 'static {
     /// [`ReactorCall::ended`]). Default: nothing.
     fn release(&mut self, join: &Join, reason: &CloseReason) {
         let _ = (join, reason);
+    }
+}
+
+/// The dialling side of a call ([`ReactorClient::connect`]): told once whether the
+/// join was accepted (and then gives the call to run) or why not. Runs on the
+/// reactor thread.
+pub trait Dialer: Send {
+    /// `Accept` arrived: the call to run from now on.
+    fn accepted(self: Box<Self>, call: NewCall<'_>) -> Box<dyn ReactorCall>;
+
+    /// The connection or the join failed (rejected, handshake, timeout).
+    fn failed(self: Box<Self>, error: ConnectError);
+}
+
+/// A dial request for the reactor thread.
+pub(crate) struct Dial {
+    pub(crate) config: quinn_proto::ClientConfig,
+    pub(crate) remote: SocketAddr,
+    pub(crate) server_name: String,
+    pub(crate) join: Join,
+    pub(crate) dialer: Box<dyn Dialer>,
+}
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dial")
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
     }
 }
 
@@ -206,6 +234,8 @@ pub(crate) enum Command {
     Close { key: ConnKey, reason: String },
     /// Close everything and stop.
     Shutdown,
+    /// Dial a media server.
+    Connect(Box<Dial>),
 }
 
 /// Sends commands to the reactor thread and wakes it.

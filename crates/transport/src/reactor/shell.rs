@@ -13,11 +13,12 @@ use mio::{Events, Interest, Poll, Token};
 use quinn_udp::{RecvMeta, UdpSocketState};
 
 use super::core::{CommandQueue, Core, Transmits};
-use super::{CallApp, Command, Commands};
+use super::{CallApp, Command, Commands, Dial, Dialer};
 use crate::endpoint::{
-    ServerConfig, ServerCounters, ServerStats, SocketBuffers, TransportError, TransportSettings,
-    bind_udp, quinn_server_config,
+    ClientConfig, ConnectError, ServerConfig, ServerCounters, ServerStats, SocketBuffers,
+    TransportError, TransportSettings, bind_udp, quinn_client_config, quinn_server_config,
 };
+use crate::wire::Join;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -117,9 +118,9 @@ impl ReactorServer {
                 }
             };
             let t = spawn(
-                i,
+                format!("mp-reactor-{i}"),
                 socket,
-                server_cfg.clone(),
+                Some(server_cfg.clone()),
                 &config.settings,
                 make_app(),
                 server.clone(),
@@ -193,11 +194,11 @@ impl ReactorServer {
     }
 }
 
-/// Starts reactor thread `index` on `socket`.
+/// Starts reactor thread `name` on `socket`.
 fn spawn(
-    index: usize,
+    name: String,
     socket: std::net::UdpSocket,
-    server_cfg: Arc<quinn_proto::ServerConfig>,
+    server_cfg: Option<Arc<quinn_proto::ServerConfig>>,
     settings: &TransportSettings,
     app: Box<dyn CallApp>,
     server: Arc<ServerCounters>,
@@ -234,7 +235,7 @@ fn spawn(
         tid: tid.clone(),
     };
     let thread = std::thread::Builder::new()
-        .name(format!("mp-reactor-{index}"))
+        .name(name)
         .spawn(move || shell.run())?;
     Ok(ReactorThread {
         commands,
@@ -244,7 +245,94 @@ fn spawn(
     })
 }
 
-/// The application of threads beyond those `make_app` was asked for: refuses joins.
+/// The dialling side on one reactor thread: many outgoing calls on one UDP socket,
+/// each run inside the loop like a server's (the reactor counterpart of
+/// [`MediaClient`](crate::MediaClient), for load generators and bots that dial).
+pub struct ReactorClient {
+    local_addr: SocketAddr,
+    thread: ReactorThread,
+}
+
+impl std::fmt::Debug for ReactorClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorClient")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReactorClient {
+    /// Binds `local` (port 0: any) and starts the thread. `settings` rule the
+    /// socket, the join timeout and the rate limits of received datagrams.
+    pub fn bind(local: SocketAddr, settings: &TransportSettings) -> Result<Self, TransportError> {
+        let bind_err = |source| TransportError::Bind {
+            addr: local,
+            source,
+        };
+        let (socket, _) = bind_udp(local, settings, false).map_err(bind_err)?;
+        let local_addr = socket.local_addr().map_err(bind_err)?;
+        let thread = spawn(
+            "mp-reactor-client".into(),
+            socket,
+            None,
+            settings,
+            Box::new(RefuseAll),
+            Arc::new(ServerCounters::default()),
+        )
+        .map_err(bind_err)?;
+        Ok(ReactorClient { local_addr, thread })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Dials `config.server` with `join` (QUIC settings from `config.settings`); the
+    /// `dialer` hears the outcome on the reactor thread. Never blocks.
+    pub fn connect(
+        &self,
+        config: &ClientConfig,
+        join: Join,
+        dialer: Box<dyn Dialer>,
+    ) -> Result<(), ConnectError> {
+        let quic = quinn_client_config(&config.trust, &config.settings)?;
+        self.thread
+            .commands
+            .send(Command::Connect(Box::new(Dial {
+                config: quic,
+                remote: config.server,
+                server_name: config.server_name.clone(),
+                join,
+                dialer,
+            })))
+            .map_err(|e| ConnectError::Setup(TransportError::Config(e.to_string())))
+    }
+
+    /// The thread's kernel id (for CPU accounting), once it runs.
+    pub fn thread_id(&self) -> Option<u32> {
+        Some(self.thread.tid.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
+    /// Closes every call ([`CloseReason::ServerShutdown`](crate::CloseReason) at the
+    /// servers) and stops the thread. Blocks up to about 1 s; idempotent.
+    pub fn shutdown(&self) {
+        let _ = self.thread.commands.send(Command::Shutdown);
+        let handle = self.thread.thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ReactorClient {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The application of threads beyond those `make_app` was asked for, and of clients:
+/// refuses joins.
 struct RefuseAll;
 
 impl CallApp for RefuseAll {
