@@ -39,6 +39,9 @@ pub struct LoadtestArgs {
     /// the socket, connections and calls).
     #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
     pub engine: platform::Engine,
+    /// Peers' engine: reactor (default) or tasks (the reference peer, a tokio task each).
+    #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
+    pub peer_engine: platform::Engine,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +64,7 @@ pub fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         processor_threads: args.processor_threads.max(1),
         peer_threads: args.peer_threads.max(1),
         engine: args.engine,
+        peer_engine: args.peer_engine,
         ..LoadtestConfig::default()
     };
     let json = args.json;

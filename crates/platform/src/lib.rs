@@ -78,6 +78,7 @@ pub mod app;
 pub mod call;
 pub mod error;
 pub mod health;
+mod loadpeer;
 pub mod loadtest;
 pub mod pacer;
 pub mod peer;

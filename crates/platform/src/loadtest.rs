@@ -1,9 +1,11 @@
 //! The load tool: N full-duplex calls between one processor (echo bot) and N peers
 //! over loopback QUIC in one process, and what they cost.
 //!
-//! The processor (platform + echo bots, echo by callback on each call's task) runs
-//! on its own tokio runtime with [`LoadtestConfig::processor_threads`] worker threads
-//! (default 1, so "per call" figures are per core); the peers run on a second runtime.
+//! The processor (platform + echo bots, echo by callback inside each call's tick) runs
+//! on [`LoadtestConfig::processor_threads`] threads (reactor threads, or tokio workers
+//! with the task engine; default 1, so "per call" figures are per core); the peers run
+//! on [`LoadtestConfig::peer_threads`] threads of their own (reactor threads dialling
+//! out by default, so they cost about what the processor costs per call).
 //! Each step connects N calls, warms up for a second, then measures for `duration`:
 //!
 //! - **CPU per call**: user+system CPU (as `getrusage` reports it; read from
@@ -42,9 +44,10 @@ use std::time::{Duration, Instant};
 use media_core::codec::{CodecKind, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::FRAME_SAMPLES;
 use serde::Serialize;
-use transport::ServerTrust;
+use transport::{ServerTrust, TransportSettings};
 
 use crate::health::LoadMeter;
+use crate::loadpeer::{PeerSetup, ReactorPeers};
 use crate::peer::{Peer, PeerConfig, PeerSource};
 use crate::procstat;
 use crate::settings::{Engine, MediaPlatformSettings};
@@ -77,6 +80,9 @@ pub struct LoadtestConfig {
     pub opus: OpusConfig,
     /// The processor's engine.
     pub engine: Engine,
+    /// How the peers run: reactor threads (`peer_threads` of them; default) or one
+    /// tokio task per peer on a runtime of `peer_threads` workers.
+    pub peer_engine: Engine,
 }
 
 impl Default for LoadtestConfig {
@@ -93,6 +99,7 @@ impl Default for LoadtestConfig {
             peer_threads: 1,
             opus: OpusConfig::default(),
             engine: Engine::default(),
+            peer_engine: Engine::Reactor,
         }
     }
 }
@@ -153,8 +160,10 @@ pub struct OpusBound {
 pub struct LoadtestReport {
     /// `pcm16k` or `opus16k`.
     pub codec: String,
-    /// `Tasks` or `Reactor`.
+    /// The processor's engine: `Tasks` or `Reactor`.
     pub engine: String,
+    /// The peers' engine: `Tasks` or `Reactor`.
+    pub peer_engine: String,
     /// Processor worker threads.
     pub processor_threads: usize,
     /// Logical CPUs of the machine.
@@ -326,54 +335,75 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     let trust = ServerTrust::pinned(platform.certificate_fingerprint());
     let source: Arc<[i16]> = SignalGenerator::speech(11).take_seconds(2.0).into();
     let peer_meter = Arc::new(LoadMeter::default());
-    let total = config.duration + Duration::from_secs(3);
-    let peers: Vec<Peer> = peer_rt.block_on(async {
-        let mut handles = Vec::with_capacity(calls);
-        for (i, blob) in blobs.iter().enumerate() {
-            let mut cfg = PeerConfig::new(trust.clone());
-            cfg.codecs = vec![config.codec];
-            cfg.opus = config.opus;
-            cfg.source = PeerSource::Loop(source.clone());
-            cfg.send_for = total;
-            cfg.run_for = total;
-            cfg.record = false;
-            cfg.meter = Some(peer_meter.clone());
-            let blob = blob.clone();
-            handles.push(tokio::spawn(async move {
-                // Spread the calls' tick phases over the 20 ms period.
-                tokio::time::sleep(Duration::from_micros((i as u64 * 997) % 20_000)).await;
-                Peer::connect(&blob, cfg).await
-            }));
-            if i % 64 == 63 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+    let peers = match config.peer_engine {
+        Engine::Reactor => {
+            let setup = PeerSetup {
+                trust,
+                codec: config.codec,
+                opus: config.opus,
+                receive: PeerConfig::new(ServerTrust::pinned(platform.certificate_fingerprint()))
+                    .receive,
+                transport: TransportSettings::default(),
+                source,
+                meter: peer_meter.clone(),
+            };
+            // One dial every 0.5 ms spreads the calls' 20 ms grids over the period.
+            let wait = Duration::from_secs(10) + Duration::from_millis(2 * calls as u64);
+            let peers = ReactorPeers::dial(
+                &blobs,
+                &setup,
+                config.peer_threads,
+                Duration::from_micros(500),
+                wait,
+            )
+            .map_err(err)?;
+            Peers::Reactor(peers)
         }
-        let mut peers = Vec::with_capacity(calls);
-        for h in handles {
-            if let Ok(Ok(p)) = h.await {
-                peers.push(p);
-            }
+        Engine::Tasks => {
+            let total = config.duration + Duration::from_secs(3);
+            let peers: Vec<Peer> = peer_rt.block_on(async {
+                let mut handles = Vec::with_capacity(calls);
+                for (i, blob) in blobs.iter().enumerate() {
+                    let mut cfg = PeerConfig::new(trust.clone());
+                    cfg.codecs = vec![config.codec];
+                    cfg.opus = config.opus;
+                    cfg.source = PeerSource::Loop(source.clone());
+                    cfg.send_for = total;
+                    cfg.run_for = total;
+                    cfg.record = false;
+                    cfg.meter = Some(peer_meter.clone());
+                    let blob = blob.clone();
+                    handles.push(tokio::spawn(async move {
+                        // Spread the calls' tick phases over the 20 ms period.
+                        tokio::time::sleep(Duration::from_micros((i as u64 * 997) % 20_000)).await;
+                        Peer::connect(&blob, cfg).await
+                    }));
+                    if i % 64 == 63 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                let mut peers = Vec::with_capacity(calls);
+                for h in handles {
+                    if let Ok(Ok(p)) = h.await {
+                        peers.push(p);
+                    }
+                }
+                peers
+            });
+            Peers::Tasks(peers)
         }
-        peers
-    });
-    let connected = peers.len();
+    };
+    let connected = peers.connected();
 
     // Warm up, then measure.
     std::thread::sleep(Duration::from_secs(1));
     let rss1 = procstat::rss_bytes().unwrap_or(0);
-    let snap = |peers: &[Peer], sockets: &[crate::AudioSocket]| {
-        let down: u64 = peers.iter().map(|p| p.stats().packets_received).sum();
+    let snap = |peers: &Peers, sockets: &[crate::AudioSocket]| {
+        let down = peers.packets_received();
         let up: u64 = sockets.iter().map(|s| s.qoe().packets_received).sum();
         (down, up)
     };
-    // UDP packets each way, seen from the peers' connections.
-    let udp = |peers: &[Peer]| {
-        peers.iter().fold((0u64, 0u64), |(rx, tx), p| {
-            let q = p.link().quic_stats();
-            (rx + q.udp_rx.datagrams, tx + q.udp_tx.datagrams)
-        })
-    };
-    // The reactor's thread runs the calls outside the processor runtime.
+    // The reactor's threads run the calls outside the processor runtime.
     if let Ok(mut v) = tids.lock() {
         v.extend(platform.engine_thread_ids());
     }
@@ -383,10 +413,10 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     let pcpu0 = threads_cpu(&tids);
     let cpu0 = procstat::process_cpu().unwrap_or_default();
     let (down0, up0) = snap(&peers, &sockets);
-    let (udp_rx0, udp_tx0) = udp(&peers);
+    let (udp_rx0, udp_tx0) = peers.udp();
     std::thread::sleep(config.duration);
     let (down1, up1) = snap(&peers, &sockets);
-    let (udp_rx1, udp_tx1) = udp(&peers);
+    let (udp_rx1, udp_tx1) = peers.udp();
     let wall = t0.elapsed();
     let pcpu = threads_cpu(&tids).saturating_sub(pcpu0);
     let cpu = procstat::process_cpu()
@@ -396,10 +426,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     let peer_ticks = peer_meter.totals().since(&peer_ticks0);
 
     // Tear down.
-    for p in &peers {
-        p.stop();
-    }
-    drop(peers);
+    peers.stop();
     drop(sockets);
     prt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
     drop(platform);
@@ -433,6 +460,52 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         udp_per_media_up: ratio(udp_tx1.saturating_sub(udp_tx0), up1.saturating_sub(up0)),
         passed: late_ticks_pct < 0.1 && connected == calls,
     })
+}
+
+/// The far ends of a load step.
+enum Peers {
+    /// Reference peers, one tokio task each ([`Peer`]).
+    Tasks(Vec<Peer>),
+    /// Peers inside reactor threads.
+    Reactor(ReactorPeers),
+}
+
+impl Peers {
+    fn connected(&self) -> usize {
+        match self {
+            Peers::Tasks(p) => p.len(),
+            Peers::Reactor(r) => r.connected(),
+        }
+    }
+
+    fn packets_received(&self) -> u64 {
+        match self {
+            Peers::Tasks(p) => p.iter().map(|p| p.stats().packets_received).sum(),
+            Peers::Reactor(r) => r.packets_received(),
+        }
+    }
+
+    /// UDP datagrams (received, sent) by the peers' connections.
+    fn udp(&self) -> (u64, u64) {
+        match self {
+            Peers::Tasks(p) => p.iter().fold((0u64, 0u64), |(rx, tx), p| {
+                let q = p.link().quic_stats();
+                (rx + q.udp_rx.datagrams, tx + q.udp_tx.datagrams)
+            }),
+            Peers::Reactor(r) => r.udp(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Peers::Tasks(p) => {
+                for peer in &p {
+                    peer.stop();
+                }
+            }
+            Peers::Reactor(r) => r.stop(),
+        }
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -492,6 +565,7 @@ pub fn run(
     Ok(LoadtestReport {
         codec: config.codec.to_string(),
         engine: format!("{:?}", config.engine),
+        peer_engine: format!("{:?}", config.peer_engine),
         processor_threads: threads,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_before,
@@ -509,10 +583,11 @@ impl LoadtestReport {
     /// A human-readable table.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "codec {}, engine {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
+            "codec {}, engine {} (peers: {}), {} processor thread(s), {} CPUs, load average before {:?}\n\
              {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {}\n",
             self.codec,
             self.engine,
+            self.peer_engine,
             self.processor_threads,
             self.cpus,
             self.load_average_before,

@@ -390,18 +390,23 @@ async fn garbage_isolated(engine: Engine) {
 #[test]
 fn loadtest_smoke() {
     let _serial = CPU_HEAVY.blocking_lock();
-    // The load tool end to end, tiny: 4 PCM calls for 1 s on each engine (functional
-    // only).
-    for engine in [Engine::Tasks, Engine::Reactor] {
+    // The load tool end to end, tiny: 4 PCM calls for 1 s, processor and peers on
+    // each engine (functional only).
+    for (engine, peer_engine) in [
+        (Engine::Tasks, Engine::Tasks),
+        (Engine::Reactor, Engine::Reactor),
+    ] {
         let cfg = platform::loadtest::LoadtestConfig {
             calls: 4,
             duration: Duration::from_secs(1),
             engine,
+            peer_engine,
             ..Default::default()
         };
         let report = platform::loadtest::run(&cfg, |_| {}).unwrap();
         eprintln!("{}", report.to_text());
         assert_eq!(report.engine, format!("{engine:?}"));
+        assert_eq!(report.peer_engine, format!("{peer_engine:?}"));
         assert_eq!(report.steps.len(), 1);
         let s = report.steps[0];
         assert_eq!(s.connected, 4);

@@ -298,6 +298,10 @@ impl LinkInner<'_> {
         }
     }
 
+    pub(crate) fn quic_stats(&self) -> quinn_proto::ConnectionStats {
+        self.conn.stats()
+    }
+
     pub(crate) fn stats(&self) -> LinkStats {
         self.counters.link_stats(
             self.conn.rtt(),

@@ -216,6 +216,11 @@ impl Link<'_> {
     pub fn stats(&self) -> LinkStats {
         self.inner.stats()
     }
+
+    /// quinn's full statistics for this connection (UDP and frame counts).
+    pub fn quic_stats(&self) -> quinn::ConnectionStats {
+        self.inner.quic_stats()
+    }
 }
 
 /// Identifies one connection of a reactor across slot reuse.
