@@ -100,6 +100,7 @@ pub struct LoadMeter {
     total_ticks: AtomicU64,
     total_late: AtomicU64,
     total_skipped: AtomicU64,
+    window_injected_ns: AtomicU64,
 }
 
 /// Cumulative tick counters.
@@ -160,6 +161,13 @@ impl LoadMeter {
     pub fn add_busy(&self, busy: Duration) {
         let ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
         self.window_busy_ns.fetch_add(ns, Ordering::Relaxed);
+        self.window_injected_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Reads and resets the busy time [`LoadMeter::add_busy`] injected in this
+    /// window (also part of [`LoadMeter::take_window`]'s busy time).
+    pub fn take_injected(&self) -> Duration {
+        Duration::from_nanos(self.window_injected_ns.swap(0, Ordering::Relaxed))
     }
 
     /// Reads and resets the window counters: (busy, ticks, late).

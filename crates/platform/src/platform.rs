@@ -285,11 +285,23 @@ impl MediaPlatform {
         let port = settings.public_port.unwrap_or(local_addr.port());
         let mp_uri = MpUri::quic(&settings.public_host, port)?;
         let (health_tx, health_rx) = watch::channel(HealthReport::default());
+        // The reactor measures its threads' whole busy time (packets, QUIC, ticks);
+        // the task engine only its ticks.
+        let engine_busy: Option<EngineBusy> = match &server {
+            Server::Reactor(r) => {
+                let r = Arc::downgrade(r);
+                Some(Box::new(move || {
+                    r.upgrade().map(|r| r.io_stats().busy).unwrap_or_default()
+                }))
+            }
+            Server::Tasks(_) => None,
+        };
         tasks.push(tokio::spawn(health_loop(
             load.clone(),
             HealthMonitor::new(settings.health),
             settings.health.window,
             workers,
+            engine_busy,
             health_tx,
         )));
         tracing::info!(%mp_uri, %fingerprint, "media platform started");
@@ -467,21 +479,37 @@ async fn accept_loop(server: Arc<MediaServer>, table: Arc<SessionTable>, ctx: Ar
     }
 }
 
+/// Cumulative busy time of the engine's threads, where the engine measures it.
+type EngineBusy = Box<dyn Fn() -> Duration + Send>;
+
 async fn health_loop(
     load: Arc<LoadMeter>,
     mut monitor: HealthMonitor,
     window: Duration,
     workers: usize,
+    engine_busy: Option<EngineBusy>,
     tx: watch::Sender<HealthReport>,
 ) {
     let mut interval = tokio::time::interval(window);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     let mut last = Instant::now();
+    let mut engine_last = engine_busy.as_ref().map(|f| f()).unwrap_or_default();
     loop {
         interval.tick().await;
         let now = Instant::now();
-        let (busy, ticks, late) = load.take_window();
+        let (tick_busy, ticks, late) = load.take_window();
+        let injected = load.take_injected();
+        let busy = match &engine_busy {
+            // The threads' own busy time covers the ticks and everything around them.
+            Some(f) => {
+                let total = f();
+                let delta = total.saturating_sub(engine_last);
+                engine_last = total;
+                delta + injected
+            }
+            None => tick_busy,
+        };
         let report = monitor.evaluate(busy, now - last, workers, ticks, late);
         last = now;
         let changed = tx.borrow().health != report.health;

@@ -23,6 +23,7 @@ engine_tests! {
     a_burst_of_50_frames_leaves_paced_at_20_ms => burst_leaves_paced,
     overload_and_capacity_refuse_new_sessions => overload_and_capacity,
     garbage_from_one_peer_does_not_disturb_another_call => garbage_isolated,
+    health_load_is_measured_while_a_call_runs => health_load_measured,
 }
 
 async fn rejects_unregistered_and_second_joins(engine: Engine) {
@@ -385,6 +386,36 @@ async fn garbage_isolated(engine: Engine) {
          {segments:?}",
         segments.len()
     );
+}
+
+/// Health's load comes from measurement: with one echo call running, the windows show
+/// ticks and a small, non-zero load (the reactor's threads' whole busy time, the task
+/// engine's tick time).
+async fn health_load_measured(engine: Engine) {
+    let mut s = settings_on(engine);
+    s.health.window = Duration::from_millis(200);
+    let platform = MediaPlatform::start(s).unwrap();
+    let (blob, socket) = platform
+        .create_media_configuration(uuid::Uuid::new_v4())
+        .unwrap();
+    let bot = spawn_echo_bot(socket);
+    let peer = Peer::connect(&blob, peer_config(&platform, Codec::Pcm16k, 2.0, 2.5))
+        .await
+        .unwrap();
+    let mut health = platform.subscribe_health();
+    let report = tokio::time::timeout(
+        Duration::from_secs(3),
+        health.wait_for(|r| r.ticks >= 5 && r.load > 0.0),
+    )
+    .await
+    .expect("a window with the call's ticks and load")
+    .unwrap()
+    .clone();
+    eprintln!("{engine:?}: {report:?}");
+    assert!(report.load < 0.5, "one call is a small load: {report:?}");
+    assert_eq!(report.health, Health::Normal);
+    peer.finish().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), bot).await;
 }
 
 #[test]

@@ -1065,6 +1065,11 @@ async fn threads_share_one_port_and_all_calls_echo() {
         ["mp-reactor-0", "mp-reactor-1"]
     );
     assert_eq!(r.server.stats().accepted, CALLS as u64);
+    // The loops batch: fewer turns than datagrams read, and their busy time is measured.
+    let io = r.server.io_stats();
+    assert!(io.datagrams_in >= (CALLS * 5) as u64, "{io:?}");
+    assert!(io.turns > 0 && io.busy > Duration::ZERO, "{io:?}");
+    assert_eq!(r.server.threads(), 2);
     r.server.shutdown();
     for s in &sessions {
         assert_eq!(

@@ -165,8 +165,14 @@ impl ReactorServer {
             s.turns += t.io.turns.load(Ordering::Relaxed);
             s.datagrams_in += t.io.datagrams_in.load(Ordering::Relaxed);
             s.transmits_out += t.io.transmits_out.load(Ordering::Relaxed);
+            s.busy += Duration::from_nanos(t.io.busy_ns.load(Ordering::Relaxed));
         }
         s
+    }
+
+    /// Reactor threads running.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
     }
 
     /// The reactor threads' kernel thread ids (for CPU accounting), once they run.
@@ -369,6 +375,7 @@ struct Shell {
 #[derive(Debug, Default)]
 struct IoCounters {
     turns: AtomicU64,
+    busy_ns: AtomicU64,
     datagrams_in: AtomicU64,
     transmits_out: AtomicU64,
 }
@@ -382,6 +389,9 @@ pub struct ReactorIoStats {
     pub datagrams_in: u64,
     /// UDP sends (each one `sendmsg`; a GSO batch counts once).
     pub transmits_out: u64,
+    /// Wall time spent in turns (receiving, ticking, sending; not waiting): the
+    /// threads' measured load.
+    pub busy: Duration,
 }
 
 impl Shell {
@@ -410,6 +420,8 @@ impl Shell {
             self.core.poll_transmits(now, &mut out);
             self.send(&out);
             self.io.turns.fetch_add(1, Ordering::Relaxed);
+            let busy = u64::try_from(turn.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.io.busy_ns.fetch_add(busy, Ordering::Relaxed);
             out.clear();
             if self.core.is_idle_after_shutdown()
                 || shutdown_at.is_some_and(|t| now - t > SHUTDOWN_GRACE)
