@@ -409,8 +409,8 @@ async fn health_load_measured(engine: Engine) {
     )
     .await
     .expect("a window with the call's ticks and load")
-    .unwrap()
-    .clone();
+    .unwrap();
+    let report = *report;
     eprintln!("{engine:?}: {report:?}");
     assert!(report.load < 0.5, "one call is a small load: {report:?}");
     assert_eq!(report.health, Health::Normal);
