@@ -403,14 +403,15 @@ async fn health_load_measured(engine: Engine) {
         .await
         .unwrap();
     let mut health = platform.subscribe_health();
-    let report = tokio::time::timeout(
+    // Copied out in one statement: the watch guard must not outlive it (it would
+    // block the health task's next send).
+    let report = *tokio::time::timeout(
         Duration::from_secs(3),
         health.wait_for(|r| r.ticks >= 5 && r.load > 0.0),
     )
     .await
     .expect("a window with the call's ticks and load")
     .unwrap();
-    let report = *report;
     eprintln!("{engine:?}: {report:?}");
     assert!(report.load < 0.5, "one call is a small load: {report:?}");
     assert_eq!(report.health, Health::Normal);
