@@ -42,6 +42,10 @@ pub struct LoadtestArgs {
     /// Peers' engine: reactor (default) or tasks (the reference peer, a tokio task each).
     #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
     pub peer_engine: platform::Engine,
+    /// The reactors' shortest turn interval in microseconds (default 1000; 0: a turn
+    /// per packet).
+    #[arg(long)]
+    pub reactor_batch_us: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -65,6 +69,7 @@ pub fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         peer_threads: args.peer_threads.max(1),
         engine: args.engine,
         peer_engine: args.peer_engine,
+        reactor_batch: args.reactor_batch_us.map(Duration::from_micros),
         ..LoadtestConfig::default()
     };
     let json = args.json;

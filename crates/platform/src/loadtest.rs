@@ -80,6 +80,9 @@ pub struct LoadtestConfig {
     pub opus: OpusConfig,
     /// The processor's engine.
     pub engine: Engine,
+    /// The reactor's turn interval (`TransportSettings::reactor_batch_interval`) for
+    /// the processor and the peers; `None`: the default (1 ms).
+    pub reactor_batch: Option<Duration>,
     /// How the peers run: reactor threads (`peer_threads` of them; default) or one
     /// tokio task per peer on a runtime of `peer_threads` workers.
     pub peer_engine: Engine,
@@ -100,6 +103,7 @@ impl Default for LoadtestConfig {
             opus: OpusConfig::default(),
             engine: Engine::default(),
             peer_engine: Engine::Reactor,
+            reactor_batch: None,
         }
     }
 }
@@ -311,6 +315,9 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     settings.pacer.prebuffer_frames = 2;
     settings.engine = config.engine;
     settings.reactor_threads = config.processor_threads.max(1);
+    if let Some(b) = config.reactor_batch {
+        settings.transport.reactor_batch_interval = b;
+    }
     let platform = {
         let _g = prt.enter();
         MediaPlatform::start(settings).map_err(err)?
@@ -343,7 +350,12 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
                 opus: config.opus,
                 receive: PeerConfig::new(ServerTrust::pinned(platform.certificate_fingerprint()))
                     .receive,
-                transport: TransportSettings::default(),
+                transport: TransportSettings {
+                    reactor_batch_interval: config
+                        .reactor_batch
+                        .unwrap_or(TransportSettings::default().reactor_batch_interval),
+                    ..TransportSettings::default()
+                },
                 source,
                 meter: peer_meter.clone(),
             };
