@@ -303,11 +303,7 @@ impl LinkInner<'_> {
     }
 
     pub(crate) fn stats(&self) -> LinkStats {
-        self.counters.link_stats(
-            self.conn.rtt(),
-            self.max_datagram,
-            self.conn.stats().path.lost_packets,
-        )
+        link_stats(self.conn, self.counters, self.max_datagram)
     }
 }
 
@@ -776,7 +772,7 @@ impl Core {
             return;
         };
         let max_datagram = e.conn.datagrams().max_size();
-        let stats = e.link_stats_with(max_datagram);
+        let stats = link_stats(&e.conn, &e.counters, max_datagram);
         let Live {
             call,
             join,
@@ -1281,17 +1277,12 @@ impl Core {
     }
 }
 
-impl Entry {
-    fn link_stats_with(&self, max_datagram: Option<usize>) -> LinkStats {
-        self.counters.link_stats(
-            self.conn.rtt(),
-            max_datagram,
-            self.conn.stats().path.lost_packets,
-        )
-    }
+/// A connection's counters with its RTT, path datagram limit and lost packets.
+fn link_stats(conn: &Connection, counters: &Counters, max_datagram: Option<usize>) -> LinkStats {
+    counters.link_stats(conn.rtt(), max_datagram, conn.stats().path.lost_packets)
 }
 
-/// Placeholder call while the real one is moved out for its tick.
+/// The call of a join being admitted, until [`CallApp::start`] gives the real one.
 struct Nothing;
 
 impl ReactorCall for Nothing {
