@@ -1270,3 +1270,44 @@ async fn reactor_client_dials_the_quinn_media_server() {
     .unwrap();
     tokio::time::timeout(WITHIN, echo).await.unwrap().unwrap();
 }
+
+/// Raw UDP noise on the reactor's port (not QUIC at all: random bytes of every size,
+/// short headers that look like QUIC, long headers with unknown versions) is dropped
+/// by the endpoint; a call in progress keeps echoing and nothing panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_noise_on_the_port_leaves_calls_alone() {
+    let session = Uuid::new_v4();
+    let r = Reactor::start(settings(), &[session]);
+    let mut link = r.connect(join_for(session)).await.unwrap();
+    let target = r.server.local_addr();
+    let noise = std::thread::spawn(move || {
+        let sock = std::net::UdpSocket::bind(LOOPBACK).unwrap();
+        let mut x: u32 = 0x9e37_79b9;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for i in 0..3000u32 {
+            let len = (next() % 1500) as usize + 1;
+            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            match i % 3 {
+                0 => buf[0] = 0x40 | (buf[0] & 0x3f), // short header, random CID
+                1 => {
+                    buf[0] = 0xc0 | (buf[0] & 0x3f); // long header, odd version
+                    if len >= 5 {
+                        buf[1..5].copy_from_slice(&next().to_be_bytes());
+                    }
+                }
+                _ => {}
+            }
+            let _ = sock.send_to(&buf, target);
+        }
+    });
+    prove_echo(&mut link, 0, 50).await;
+    noise.join().unwrap();
+    prove_echo(&mut link, 50, 10).await;
+    assert_eq!(r.server.stats().accepted, 1);
+    assert!(link.close_reason().is_none());
+}
