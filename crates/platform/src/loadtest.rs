@@ -145,6 +145,28 @@ pub struct StepResult {
     pub udp_per_media_up: f64,
     /// Late ticks stayed under 0.1 % and every call connected.
     pub passed: bool,
+    /// The processor reactor's loop in the measured window (reactor engine only).
+    pub reactor: Option<ReactorStep>,
+}
+
+/// How the processor's reactor loop ran during a step: batching, and where late ticks
+/// come from (its own long turns, or wake-ups the OS delivered late).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ReactorStep {
+    /// Loop turns per second (all reactor threads).
+    pub turns_per_s: f64,
+    /// `recvmmsg` results per turn.
+    pub datagrams_per_turn: f64,
+    /// Turns that took more than 4 ms of the thread's CPU time.
+    pub long_turns: u64,
+    /// Turns longer than 4 ms of wall time only: preempted by the OS.
+    pub preempted_turns: u64,
+    /// Wake-ups more than 4 ms after the time asked for.
+    pub late_wakeups: u64,
+    /// The longest turn since the platform started, ms.
+    pub max_turn_ms: f64,
+    /// The longest oversleep since the platform started, ms.
+    pub max_oversleep_ms: f64,
 }
 
 /// libopus cost per 20 ms frame and the bound it sets.
@@ -421,6 +443,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     }
     let t0 = Instant::now();
     let ticks0 = platform.tick_totals();
+    let io0 = platform.reactor_io_stats();
     let peer_ticks0 = peer_meter.totals();
     let pcpu0 = threads_cpu(&tids);
     let cpu0 = procstat::process_cpu().unwrap_or_default();
@@ -435,6 +458,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         .unwrap_or_default()
         .saturating_sub(cpu0);
     let ticks = platform.tick_totals().since(&ticks0);
+    let io1 = platform.reactor_io_stats();
     let peer_ticks = peer_meter.totals().since(&peer_ticks0);
 
     // Tear down.
@@ -471,6 +495,18 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         udp_per_media_down: ratio(udp_rx1.saturating_sub(udp_rx0), down1.saturating_sub(down0)),
         udp_per_media_up: ratio(udp_tx1.saturating_sub(udp_tx0), up1.saturating_sub(up0)),
         passed: late_ticks_pct < 0.1 && connected == calls,
+        reactor: match (io0, io1) {
+            (Some(a), Some(b)) => Some(ReactorStep {
+                turns_per_s: (b.turns - a.turns) as f64 / w,
+                datagrams_per_turn: ratio(b.datagrams_in - a.datagrams_in, b.turns - a.turns),
+                long_turns: b.long_turns - a.long_turns,
+                preempted_turns: b.preempted_turns - a.preempted_turns,
+                late_wakeups: b.late_wakeups - a.late_wakeups,
+                max_turn_ms: b.max_turn.as_secs_f64() * 1e3,
+                max_oversleep_ms: b.max_oversleep.as_secs_f64() * 1e3,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -636,6 +672,18 @@ impl LoadtestReport {
                 st.udp_per_media_up,
                 if st.passed { "yes" } else { "no" }
             ));
+            if let Some(r) = st.reactor {
+                s.push_str(&format!(
+                    "       reactor: {:.0} turns/s, {:.1} datagrams per turn; turns > 4 ms: {} working, {} preempted (longest {:.1} ms); wake-ups > 4 ms late: {} (longest {:.1} ms late)\n",
+                    r.turns_per_s,
+                    r.datagrams_per_turn,
+                    r.long_turns,
+                    r.preempted_turns,
+                    r.max_turn_ms,
+                    r.late_wakeups,
+                    r.max_oversleep_ms,
+                ));
+            }
         }
         s.push_str(&format!(
             "largest N with late ticks < 0.1 %: {} per core; capacity by CPU: {:.0} calls per core\n",

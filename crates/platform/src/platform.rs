@@ -429,6 +429,15 @@ impl MediaPlatform {
         }
     }
 
+    /// The reactor threads' loop counters (batching, busy time, stalls); `None` on the
+    /// task engine.
+    pub fn reactor_io_stats(&self) -> Option<transport::reactor::ReactorIoStats> {
+        match &self.server {
+            Server::Tasks(_) => None,
+            Server::Reactor(s) => Some(s.io_stats()),
+        }
+    }
+
     /// Kernel ids of the threads the engine runs calls on besides the caller's tokio
     /// runtime (the reactor thread), for CPU accounting.
     pub fn engine_thread_ids(&self) -> Vec<u32> {

@@ -166,6 +166,13 @@ impl ReactorServer {
             s.datagrams_in += t.io.datagrams_in.load(Ordering::Relaxed);
             s.transmits_out += t.io.transmits_out.load(Ordering::Relaxed);
             s.busy += Duration::from_nanos(t.io.busy_ns.load(Ordering::Relaxed));
+            s.long_turns += t.io.long_turns.load(Ordering::Relaxed);
+            s.preempted_turns += t.io.preempted_turns.load(Ordering::Relaxed);
+            s.late_wakeups += t.io.late_wakeups.load(Ordering::Relaxed);
+            let max_turn = Duration::from_nanos(t.io.max_turn_ns.load(Ordering::Relaxed));
+            s.max_turn = s.max_turn.max(max_turn);
+            let over = Duration::from_nanos(t.io.max_oversleep_ns.load(Ordering::Relaxed));
+            s.max_oversleep = s.max_oversleep.max(over);
         }
         s
     }
@@ -376,8 +383,28 @@ struct Shell {
 struct IoCounters {
     turns: AtomicU64,
     busy_ns: AtomicU64,
+    long_turns: AtomicU64,
+    preempted_turns: AtomicU64,
+    max_turn_ns: AtomicU64,
+    late_wakeups: AtomicU64,
+    max_oversleep_ns: AtomicU64,
     datagrams_in: AtomicU64,
     transmits_out: AtomicU64,
+}
+
+/// A turn or a wake-up this much late is a stall (ticks more than 5 ms late are
+/// counted late; a stall of 4 ms plus the 1 ms turn interval makes them so).
+const STALL_NS: u64 = 4_000_000;
+
+impl IoCounters {
+    /// The loop asked to sleep `asked` and slept `slept`: counts oversleeping.
+    fn woke(&self, slept: Duration, asked: Duration) {
+        let over = u64::try_from(slept.saturating_sub(asked).as_nanos()).unwrap_or(u64::MAX);
+        if over > STALL_NS {
+            self.late_wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+        self.max_oversleep_ns.fetch_max(over, Ordering::Relaxed);
+    }
 }
 
 /// Counters of a reactor's loop: how well it batches.
@@ -392,6 +419,18 @@ pub struct ReactorIoStats {
     /// Wall time spent in turns (receiving, ticking, sending; not waiting): the
     /// threads' measured load.
     pub busy: Duration,
+    /// Turns that took more than 4 ms of the thread's CPU time (the loop's own work).
+    pub long_turns: u64,
+    /// Turns that took more than 4 ms of wall time but not of CPU time: the thread was
+    /// preempted in the middle of the turn.
+    pub preempted_turns: u64,
+    /// The longest turn.
+    pub max_turn: Duration,
+    /// Wake-ups more than 4 ms after the time asked for (the OS's stalls: the thread
+    /// was ready but not running).
+    pub late_wakeups: u64,
+    /// The longest oversleep.
+    pub max_oversleep: Duration,
 }
 
 impl Shell {
@@ -408,6 +447,7 @@ impl Shell {
         let mut readable = false;
         loop {
             let turn = Instant::now();
+            let turn_cpu = thread_cpu();
             if readable {
                 readable = self.receive(&mut slices, &mut metas, &mut out);
             }
@@ -422,6 +462,16 @@ impl Shell {
             self.io.turns.fetch_add(1, Ordering::Relaxed);
             let busy = u64::try_from(turn.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.io.busy_ns.fetch_add(busy, Ordering::Relaxed);
+            if busy > STALL_NS {
+                // The thread's own CPU time tells work from preemption.
+                let cpu = thread_cpu().saturating_sub(turn_cpu);
+                if cpu.as_nanos() > u128::from(STALL_NS) {
+                    self.io.long_turns.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.io.preempted_turns.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.io.max_turn_ns.fetch_max(busy, Ordering::Relaxed);
             out.clear();
             if self.core.is_idle_after_shutdown()
                 || shutdown_at.is_some_and(|t| now - t > SHUTDOWN_GRACE)
@@ -435,11 +485,15 @@ impl Shell {
                     .next_deadline()
                     .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()))
                     .min(IDLE_WAIT);
+                let asleep = Instant::now();
                 if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                     && e.kind() != ErrorKind::Interrupted
                 {
                     tracing::error!(error = %e, "reactor poll failed");
                     return;
+                }
+                if events.is_empty() {
+                    self.io.woke(asleep.elapsed(), timeout);
                 }
                 // Edge-triggered: after a socket event, read until it would block.
                 readable = events.iter().any(|e| e.token() == SOCKET);
@@ -451,7 +505,9 @@ impl Shell {
             if now < earliest
                 && (readable || self.core.next_deadline().is_some_and(|d| d < earliest))
             {
+                let asleep = Instant::now();
                 std::thread::sleep(earliest - now);
+                self.io.woke(asleep.elapsed(), earliest - now);
             }
         }
     }
@@ -519,6 +575,15 @@ impl Shell {
             }
         }
     }
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The calling thread's kernel id, from `/proc/thread-self`.
