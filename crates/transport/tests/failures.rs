@@ -132,17 +132,7 @@ async fn bad_datagrams_and_flood_only_hurt_their_own_call() {
 
     // A flood (2000 valid datagrams/s on one stream, 10x the limit) while the good
     // call sends its 50 frames at the real 50/s pace.
-    let flood = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let mut seq = 0u16;
-        for _ in 0..100 {
-            tick.tick().await;
-            for _ in 0..20 {
-                let _ = bad.send_datagram(encode(stream, seq));
-                seq = seq.wrapping_add(1);
-            }
-        }
-    };
+    let flood = flood(&bad, stream);
     tokio::join!(flood, prove_alive(&good, &mut srv_good, 0, 50));
 
     assert!(eventually(WITHIN, || srv_bad.stats().flood_dropped > 0).await);

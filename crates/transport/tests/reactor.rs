@@ -760,17 +760,7 @@ async fn bad_datagrams_and_flood_only_hurt_their_own_call() {
 
     // A flood (2000 valid datagrams/s on one stream, 10x the limit) while the good
     // call sends 50 frames at the real 50/s pace and gets every echo.
-    let flood = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let mut seq = 0u16;
-        for _ in 0..100 {
-            tick.tick().await;
-            for _ in 0..20 {
-                let _ = bad.send_datagram(encode(stream, seq));
-                seq = seq.wrapping_add(1);
-            }
-        }
-    };
+    let flood = flood(&bad, stream);
     tokio::join!(flood, prove_echo(&mut good, 0, 50));
 
     assert!(eventually(WITHIN, || r.live(bad_session).0.flood_dropped >= 1000).await);

@@ -242,3 +242,17 @@ impl VanishingPeer {
         self.thread.join().unwrap();
     }
 }
+
+/// Floods an admitted connection for 1 s: 2000 valid datagrams per second on `stream`
+/// (10x the default rate limit), 20 every 10 ms.
+pub async fn flood(bad: &quinn::Connection, stream: u32) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut seq = 0u16;
+    for _ in 0..100 {
+        tick.tick().await;
+        for _ in 0..20 {
+            let _ = bad.send_datagram(encode(stream, seq));
+            seq = seq.wrapping_add(1);
+        }
+    }
+}
