@@ -27,21 +27,7 @@ pub fn thread_cpu(tid: u32) -> Option<Duration> {
     stat_cpu(&format!("/proc/self/task/{tid}/stat"))
 }
 
-/// CPU time of the calling thread, with nanosecond resolution
-/// (`CLOCK_THREAD_CPUTIME_ID`; `/proc`'s figures step by 10 ms).
-pub fn current_thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// The calling thread's id (from `/proc/thread-self`).
-pub fn current_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
-}
+pub use transport::thread::{current_thread_cpu, current_tid};
 
 /// Resident set size of this process in bytes (`VmRSS` of `/proc/self/status`).
 pub fn rss_bytes() -> Option<u64> {

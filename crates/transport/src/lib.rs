@@ -127,6 +127,7 @@ pub mod endpoint;
 pub mod ratelimit;
 pub mod reactor;
 pub mod registry;
+pub mod thread;
 pub mod tls;
 pub mod wire;
 

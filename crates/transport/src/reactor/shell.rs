@@ -18,6 +18,7 @@ use crate::endpoint::{
     ClientConfig, ConnectError, ServerConfig, ServerCounters, ServerStats, SocketBuffers,
     TransportError, TransportSettings, bind_udp, quinn_client_config, quinn_server_config,
 };
+use crate::thread::{current_thread_cpu as thread_cpu, current_tid};
 use crate::wire::Join;
 
 const SOCKET: Token = Token(0);
@@ -575,19 +576,4 @@ impl Shell {
             }
         }
     }
-}
-
-/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// The calling thread's kernel id, from `/proc/thread-self`.
-fn current_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
 }
