@@ -417,21 +417,20 @@ impl CallTask {
         while let Ok(msg) = control.try_recv() {
             self.on_control(msg);
         }
+        // Pace first (as the reactor, whose datagrams arrive between ticks), then
+        // take what arrived, then play out.
+        self.pace(link);
         let mut disconnected = false;
-        let mut received = |task: &mut Self| loop {
+        loop {
             match datagrams.try_recv() {
-                Ok(d) => task.on_datagram(&d.header, &d.payload, d.received_at),
+                Ok(d) => self.on_datagram(&d.header, &d.payload, d.received_at),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     disconnected = true;
                     break;
                 }
             }
-        };
-        // Pace first (as the reactor, whose datagrams arrive between ticks), then
-        // take what arrived, then play out.
-        self.pace(link);
-        received(self);
+        }
         self.deliver(now);
         self.after_tick(link);
         if disconnected && let Some(reason) = link.close_reason() {

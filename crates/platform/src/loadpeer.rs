@@ -21,7 +21,7 @@ use transport::{
 
 use crate::call::{codec_kind, fill_packet, flush_send};
 use crate::health::{LATE_TICK, LoadMeter};
-use crate::peer::{join_for, resolve_mp_uri};
+use crate::peer::{join_for, next_frame, resolve_mp_uri};
 
 const DIALING: u8 = 0;
 const CONNECTED: u8 = 1;
@@ -239,13 +239,8 @@ impl ReactorCall for LoadCall {
             link.close("peer done");
             return;
         }
-        if self.pos + FRAME_SAMPLES > self.source.len() {
-            self.pos = 0;
-        }
         let mut frame = [0i16; FRAME_SAMPLES];
-        let n = FRAME_SAMPLES.min(self.source.len() - self.pos);
-        frame[..n].copy_from_slice(&self.source[self.pos..self.pos + n]);
-        self.pos += n;
+        next_frame(&self.source, &mut self.pos, true, &mut frame);
         if let Some(stream) = self.send_stream
             && self
                 .send

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use media_core::codec::{CodecKind, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::FRAME_SAMPLES;
+use media_core::playout::ReceiveConfig;
 use serde::Serialize;
 use transport::{ServerTrust, TransportSettings};
 
@@ -370,8 +371,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
                 trust,
                 codec: config.codec,
                 opus: config.opus,
-                receive: PeerConfig::new(ServerTrust::pinned(platform.certificate_fingerprint()))
-                    .receive,
+                receive: ReceiveConfig::default(),
                 transport: TransportSettings {
                     reactor_batch_interval: config
                         .reactor_batch

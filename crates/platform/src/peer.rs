@@ -237,6 +237,23 @@ pub struct Peer {
     task: JoinHandle<PeerReport>,
 }
 
+/// Copies the next 20 ms of `samples` from `*pos` into `frame` and advances `*pos`;
+/// `looped` starts over when less than a frame is left, else the end is zero-padded.
+pub(crate) fn next_frame(
+    samples: &[i16],
+    pos: &mut usize,
+    looped: bool,
+    frame: &mut [i16; FRAME_SAMPLES],
+) {
+    if looped && *pos + FRAME_SAMPLES > samples.len() {
+        *pos = 0;
+    }
+    let n = FRAME_SAMPLES.min(samples.len().saturating_sub(*pos));
+    frame[..n].copy_from_slice(&samples[*pos..*pos + n]);
+    frame[n..].fill(0);
+    *pos += n;
+}
+
 /// The join a peer sends for `blob` offering `codecs`.
 pub fn join_for(blob: &MediaSessionConfig, codecs: Vec<Codec>) -> Join {
     let ids = |l: &media_blob::ContextList| -> Vec<uuid::Uuid> {
@@ -468,13 +485,7 @@ impl PeerRun {
                 if let Some(g) = generator.as_mut() {
                     g.fill(&mut frame);
                 } else if let Some((s, pos)) = samples.as_mut() {
-                    if looped && *pos + FRAME_SAMPLES > s.len() {
-                        *pos = 0;
-                    }
-                    let n = FRAME_SAMPLES.min(s.len().saturating_sub(*pos));
-                    frame[..n].copy_from_slice(&s[*pos..*pos + n]);
-                    frame[n..].fill(0);
-                    *pos += n;
+                    next_frame(s, pos, looped, &mut frame);
                 }
             } else {
                 frame.fill(0);
