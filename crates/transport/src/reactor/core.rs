@@ -15,9 +15,7 @@ use quinn_proto::{
     Event, ServerConfig, StreamEvent, StreamId, VarInt,
 };
 
-use super::{
-    CallApp, Command, Commands, ConnKey, Dial, Dialer, Link, LinkHandle, NewCall, ReactorCall,
-};
+use super::{CallApp, Command, Commands, ConnKey, Dial, Dialer, Link, NewCall, ReactorCall};
 use crate::endpoint::{
     CloseCode, CloseReason, ConnectError, Counters, LinkStats, SendError, ServerCounters,
     TransportSettings, assign_streams, check_join, inc, truncate_utf8,
@@ -1006,29 +1004,15 @@ impl Core {
                 let Some(dialer) = dialer.take() else {
                     return;
                 };
-                let join = std::mem::replace(
-                    join,
-                    Join::new(uuid::Uuid::nil(), uuid::Uuid::nil(), vec![], vec![]),
-                );
+                let join = join.clone();
                 let decoder = std::mem::take(decoder);
-                let buckets = accept
-                    .streams
-                    .iter()
-                    .map(|s| (s.stream_id, TokenBucket::new(self.settings.rate_limit)))
-                    .collect();
-                let handle = LinkHandle {
-                    key: ConnKey {
-                        index: ch,
-                        id: e.id,
-                    },
-                    commands: self.commands.clone(),
-                };
+                let buckets = rate_limits(&accept, &self.settings);
                 let call = dialer.accepted(NewCall {
                     join: &join,
                     accept: &accept,
                     remote: e.conn.remote_address(),
                     now,
-                    handle,
+                    handle: self.commands.handle(ch, e.id),
                 });
                 e.phase = Phase::Live(Box::new(Live {
                     server_side: false,
@@ -1121,11 +1105,7 @@ impl Core {
             join: join.clone(),
             control,
             decoder,
-            buckets: accept
-                .streams
-                .iter()
-                .map(|s| (s.stream_id, TokenBucket::new(self.settings.rate_limit)))
-                .collect(),
+            buckets: rate_limits(&accept, &self.settings),
             next_tick: now,
         }));
         let sent = encode_control(&ControlMessage::Accept(accept.clone()))
@@ -1145,13 +1125,7 @@ impl Core {
         inc(&self.server.accepted);
         inc(&self.server.active);
         tracing::info!(%remote, %session, %codec, "join accepted");
-        let handle = LinkHandle {
-            key: ConnKey {
-                index: ch,
-                id: e.id,
-            },
-            commands: self.commands.clone(),
-        };
+        let handle = self.commands.handle(ch, e.id);
         let started = self.app.start(NewCall {
             join: &join,
             accept: &accept,
@@ -1275,6 +1249,15 @@ impl Core {
             self.dirty = dirty;
         }
     }
+}
+
+/// One token bucket per stream the accept assigns.
+fn rate_limits(accept: &Accept, settings: &TransportSettings) -> Vec<(u32, TokenBucket)> {
+    accept
+        .streams
+        .iter()
+        .map(|s| (s.stream_id, TokenBucket::new(settings.rate_limit)))
+        .collect()
 }
 
 /// A connection's counters with its RTT, path datagram limit and lost packets.

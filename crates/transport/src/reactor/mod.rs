@@ -251,6 +251,14 @@ pub(crate) struct Commands {
 }
 
 impl Commands {
+    /// The handle of connection `index` with unique id `id`.
+    pub(crate) fn handle(&self, index: usize, id: u64) -> LinkHandle {
+        LinkHandle {
+            key: ConnKey { index, id },
+            commands: self.clone(),
+        }
+    }
+
     pub(crate) fn send(&self, cmd: Command) -> Result<(), SendError> {
         match self.tx.try_send(cmd) {
             Ok(()) => {
