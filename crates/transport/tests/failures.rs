@@ -169,20 +169,7 @@ async fn garbage_on_control_stream_closes_only_that_call() {
         .unwrap();
     let mut srv_good = server.accept().await.unwrap();
 
-    let second_join =
-        transport::wire::encode_control(&ControlMessage::Join(join_for(sessions[0]))).unwrap();
-    let cases: [(&str, Vec<u8>); 4] = [
-        ("invalid JSON", [&[0u8, 0, 0, 5][..], b"hello"].concat()),
-        (
-            "oversized length prefix",
-            vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
-        ),
-        (
-            "unknown message type",
-            [&[0u8, 0, 0, 17][..], br#"{"type":"bogus"}"#, b" "].concat(),
-        ),
-        ("join after admission", second_join),
-    ];
+    let cases = control_garbage(sessions[0]);
     for ((what, garbage), session) in cases.iter().zip(&sessions[1..]) {
         let (_ep, bad) = raw_connect(addr, fp).await;
         let (mut send, _recv, _dec, reply) = raw_join(&bad, &join_for(*session)).await;

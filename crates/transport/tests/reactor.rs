@@ -789,19 +789,7 @@ async fn garbage_on_control_stream_ends_only_that_call() {
     let r = Reactor::start(settings(), &sessions);
     let mut good = r.connect(join_for(sessions[0])).await.unwrap();
 
-    let second_join = encode_control(&ControlMessage::Join(join_for(sessions[0]))).unwrap();
-    let cases: [(&str, Vec<u8>); 4] = [
-        ("invalid JSON", [&[0u8, 0, 0, 5][..], b"hello"].concat()),
-        (
-            "oversized length prefix",
-            vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
-        ),
-        (
-            "unknown message type",
-            [&[0u8, 0, 0, 17][..], br#"{"type":"bogus"}"#, b" "].concat(),
-        ),
-        ("join after admission", second_join),
-    ];
+    let cases = control_garbage(sessions[0]);
     for ((what, garbage), session) in cases.iter().zip(&sessions[1..]) {
         let (_ep, bad) = r.raw().await;
         let (mut send, _recv, _dec, reply) = raw_join(&bad, &join_for(*session)).await;

@@ -256,3 +256,21 @@ pub async fn flood(bad: &quinn::Connection, stream: u32) {
         }
     }
 }
+
+/// Bad control-stream bytes after admission, each with what is wrong: invalid JSON, an
+/// oversized length prefix, an unknown message type, and a second join (of `session`).
+pub fn control_garbage(session: Uuid) -> [(&'static str, Vec<u8>); 4] {
+    let second_join = encode_control(&ControlMessage::Join(join_for(session))).unwrap();
+    [
+        ("invalid JSON", [&[0u8, 0, 0, 5][..], b"hello"].concat()),
+        (
+            "oversized length prefix",
+            vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        ),
+        (
+            "unknown message type",
+            [&[0u8, 0, 0, 17][..], br#"{"type":"bogus"}"#, b" "].concat(),
+        ),
+        ("join after admission", second_join),
+    ]
+}
