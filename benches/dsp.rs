@@ -6,8 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use media_core::codec::{
-    AudioDecoder, AudioEncoder, CodecKind, OpusConfig, OpusDecoder, OpusEncoder, PcmDecoder,
-    PcmEncoder,
+    AudioDecoder, AudioEncoder, Codec, OpusConfig, OpusDecoder, OpusEncoder, PcmDecoder, PcmEncoder,
 };
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::framer::Framer;
@@ -163,7 +162,7 @@ fn send_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("send");
     let frames: Vec<Pcm16kFrame> = (0..50).map(|k| Pcm16kFrame::new(speech(k))).collect();
     let device = device_chunk(2);
-    for codec in [CodecKind::Pcm16k, CodecKind::Opus] {
+    for codec in [Codec::Pcm16k, Codec::Opus16k] {
         let mut send = SendPipeline::new(&SendConfig {
             codec,
             ..SendConfig::default()

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use media_core::codec::{AudioEncoder, CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::codec::{AudioEncoder, Codec, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{JitterBuffer, JitterConfig, Playout};
 use media_core::packet::{AudioPacket, MAX_PAYLOAD};
@@ -19,7 +19,7 @@ use media_core::resample::{DeviceFormat, PlayoutResampler, ResamplerMode};
 const TICK: Duration = Duration::from_millis(20);
 
 /// 10 s of the evaluation's speech-like signal, encoded: (payload, silence flag).
-fn encoded(kind: CodecKind) -> Vec<(Vec<u8>, bool)> {
+fn encoded(kind: Codec) -> Vec<(Vec<u8>, bool)> {
     let speech = media_core::eval::speech_like(500 * FRAME_SAMPLES, 3);
     let mut enc: Box<dyn AudioEncoder> =
         new_encoder(kind, &OpusConfig::default()).expect("encoder");
@@ -41,7 +41,7 @@ fn jitter_buffer(c: &mut Criterion) {
     let t0 = Instant::now();
     let mut now = t0;
     let mut k: u32 = 0;
-    let mut pkt = AudioPacket::new(0, 0, CodecKind::Pcm16k, &payload).expect("fits");
+    let mut pkt = AudioPacket::new(0, 0, Codec::Pcm16k, &payload).expect("fits");
     // Fill to a steady state: a few packets ahead of playout.
     for _ in 0..10 {
         pkt.seq = k as u16;
@@ -67,7 +67,7 @@ fn jitter_buffer(c: &mut Criterion) {
     });
 }
 
-fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str, device: Option<DeviceFormat>) {
+fn pipeline(c: &mut Criterion, kind: Codec, name: &str, device: Option<DeviceFormat>) {
     let packets = encoded(kind);
     let mut rx = ReceivePipeline::new(
         ReceiveConfig::default(),
@@ -113,21 +113,21 @@ fn pipeline(c: &mut Criterion, kind: CodecKind, name: &str, device: Option<Devic
 }
 
 fn receive_pcm(c: &mut Criterion) {
-    pipeline(c, CodecKind::Pcm16k, "pcm", None);
+    pipeline(c, Codec::Pcm16k, "pcm", None);
 }
 
 fn receive_pcm_48k(c: &mut Criterion) {
     let stereo_48k = DeviceFormat::new(48_000, 2);
     pipeline(
         c,
-        CodecKind::Pcm16k,
+        Codec::Pcm16k,
         "pcm + 48k stereo playout",
         Some(stereo_48k),
     );
 }
 
 fn receive_opus(c: &mut Criterion) {
-    pipeline(c, CodecKind::Opus, "opus", None);
+    pipeline(c, Codec::Opus16k, "opus", None);
 }
 
 /// The pitch search behind every accelerate / expand attempt, on a voiced frame.

@@ -30,7 +30,6 @@ use media_core::packet::AudioPacket;
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
 use media_core::send::{SendConfig, SendPipeline};
 use media_core::sim::{Impairment, ImpairmentStats, Profile};
-use platform::call::{codec_kind, wire_codec};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -288,7 +287,7 @@ impl QuicFarEnd {
         // The processor receives on render streams and sends on source streams.
         let send_stream = stream(StreamDirection::Render).ok_or("no render stream assigned")?;
         let recv_stream = stream(StreamDirection::Source).ok_or("no source stream assigned")?;
-        let kind = codec_kind(codec);
+        let kind = codec;
         let send = SendPipeline::new(&SendConfig {
             codec: kind,
             opus: config.opus,
@@ -426,7 +425,7 @@ fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8]) -
     }
     pkt.seq = header.sequence;
     pkt.timestamp = header.timestamp;
-    pkt.codec = codec_kind(header.codec);
+    pkt.codec = header.codec;
     pkt.silence = header.flags.contains(Flags::SILENCE);
     true
 }
@@ -459,8 +458,8 @@ impl LegRun {
         let mut pos = 0usize;
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut out = Pcm16kFrame::silent();
-        let mut tx_pkt = AudioPacket::empty(codec_kind(self.codec));
-        let mut rx_pkt = AudioPacket::empty(codec_kind(self.codec));
+        let mut tx_pkt = AudioPacket::empty(self.codec);
+        let mut rx_pkt = AudioPacket::empty(self.codec);
         let mut first = true;
         let mut receiving = false;
         // The far end's sender clock runs with the profile's drift; playout is nominal.
@@ -509,7 +508,7 @@ impl LegRun {
                             }
                             let header = DatagramHeader {
                                 flags,
-                                codec: wire_codec(tx_pkt.codec),
+                                codec: tx_pkt.codec,
                                 stream_id: self.send_stream,
                                 sequence: tx_pkt.seq,
                                 timestamp: tx_pkt.timestamp,

@@ -39,7 +39,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, OpusConfig};
+use crate::codec::{AudioDecoder, AudioEncoder, Codec, CodecError, OpusConfig};
 use crate::frame::{FRAME_SAMPLES, PCM16K_RATE, Pcm16kFrame};
 use crate::jitter::JitterStats;
 use crate::packet::{AudioPacket, MAX_PAYLOAD};
@@ -247,8 +247,8 @@ type CodecPair = (Box<dyn AudioEncoder>, Box<dyn AudioDecoder>);
 
 fn make_codec(codec: EvalCodec) -> Result<CodecPair, EvalError> {
     let kind = match codec {
-        EvalCodec::Pcm => CodecKind::Pcm16k,
-        EvalCodec::Opus => CodecKind::Opus,
+        EvalCodec::Pcm => Codec::Pcm16k,
+        EvalCodec::Opus => Codec::Opus16k,
     };
     let enc = crate::codec::new_encoder(kind, &OpusConfig::default()).map_err(EvalError::Codec)?;
     let dec = crate::codec::new_decoder(kind).map_err(EvalError::Codec)?;

@@ -46,18 +46,18 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use media_core::codec::{self, CodecKind};
+//! use media_core::codec::{self, Codec};
 //! use media_core::frame::Pcm16kFrame;
 //! use media_core::packet::AudioPacket;
 //! use media_core::playout::{ReceiveConfig, ReceivePipeline};
 //! use media_core::send::{SendConfig, SendPipeline};
 //!
 //! let mut send = SendPipeline::new(&SendConfig::default()).expect("send pipeline");
-//! let decoder = codec::new_decoder(CodecKind::Pcm16k).expect("decoder");
+//! let decoder = codec::new_decoder(Codec::Pcm16k).expect("decoder");
 //! let mut receive = ReceivePipeline::new(ReceiveConfig::default(), decoder);
 //!
 //! let start = Instant::now();
-//! let mut packet = AudioPacket::empty(CodecKind::Pcm16k);
+//! let mut packet = AudioPacket::empty(Codec::Pcm16k);
 //! let mut tone = Pcm16kFrame::silent();
 //! for (i, s) in tone.samples_mut().iter_mut().enumerate() {
 //!     *s = ((i as f32 * 0.2).sin() * 8000.0) as i16;

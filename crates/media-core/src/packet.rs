@@ -5,7 +5,7 @@
 //! The payload lives in a fixed array inside the packet: packets are created, copied
 //! and dropped without touching the heap.
 
-use crate::codec::CodecKind;
+use crate::codec::Codec;
 
 /// Largest payload a packet carries: the transport's largest datagram payload
 /// (1162-byte datagrams minus the 14-byte header, docs/wire-format.md), so every
@@ -14,7 +14,7 @@ use crate::codec::CodecKind;
 pub const MAX_PAYLOAD: usize = 1148;
 
 /// Samples of 16 kHz media time per 20 ms packet (the timestamp step).
-pub const TIMESTAMP_STEP: u32 = 320;
+pub const TIMESTAMP_STEP: u32 = crate::frame::FRAME_SAMPLES as u32;
 
 /// The payload was larger than [`MAX_PAYLOAD`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct AudioPacket {
     /// Media timestamp of the first sample, in 16 kHz samples, wrapping at 2^32.
     pub timestamp: u32,
     /// Codec of the payload.
-    pub codec: CodecKind,
+    pub codec: Codec,
     /// The sender's voice-activity detector judged this frame silent.
     pub silence: bool,
     len: u16,
@@ -64,7 +64,7 @@ impl std::fmt::Debug for AudioPacket {
 
 impl AudioPacket {
     /// A packet with an empty payload.
-    pub const fn empty(codec: CodecKind) -> Self {
+    pub const fn empty(codec: Codec) -> Self {
         Self {
             seq: 0,
             timestamp: 0,
@@ -79,7 +79,7 @@ impl AudioPacket {
     pub fn new(
         seq: u16,
         timestamp: u32,
-        codec: CodecKind,
+        codec: Codec,
         payload: &[u8],
     ) -> Result<Self, PayloadTooLarge> {
         let mut p = Self::empty(codec);
@@ -126,10 +126,10 @@ mod tests {
 
     #[test]
     fn payload_is_bounded() {
-        let p = AudioPacket::new(1, 320, CodecKind::Pcm16k, &[7; 640]).expect("fits");
+        let p = AudioPacket::new(1, 320, Codec::Pcm16k, &[7; 640]).expect("fits");
         assert_eq!(p.payload().len(), 640);
         assert_eq!(
-            AudioPacket::new(1, 320, CodecKind::Opus, &[0; MAX_PAYLOAD + 1]).expect_err("too big"),
+            AudioPacket::new(1, 320, Codec::Opus16k, &[0; MAX_PAYLOAD + 1]).expect_err("too big"),
             PayloadTooLarge {
                 len: MAX_PAYLOAD + 1
             }

@@ -19,7 +19,7 @@
 //! # Example
 //! ```
 //! use std::time::{Duration, Instant};
-//! use media_core::codec::{AudioDecoder, CodecError, CodecKind};
+//! use media_core::codec::{AudioDecoder, CodecError, Codec};
 //! use media_core::frame::{Pcm16kFrame, FRAME_SAMPLES};
 //! use media_core::packet::AudioPacket;
 //! use media_core::playout::{ReceiveConfig, ReceivePipeline};
@@ -27,7 +27,7 @@
 //! // A trivial PCM decoder for the example.
 //! struct Pcm;
 //! impl AudioDecoder for Pcm {
-//!     fn kind(&self) -> CodecKind { CodecKind::Pcm16k }
+//!     fn kind(&self) -> Codec { Codec::Pcm16k }
 //!     fn decode(&mut self, p: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
 //!         let f = Pcm16kFrame::from_le_bytes(p).map_err(|_| CodecError::InvalidPayload)?;
 //!         *out = *f.samples();
@@ -47,7 +47,7 @@
 //! let mut frame = Pcm16kFrame::silent();
 //! for k in 0..50u16 {
 //!     let now = t0 + Duration::from_millis(20 * u64::from(k));
-//!     let pkt = AudioPacket::new(k, u32::from(k) * 320, CodecKind::Pcm16k, &[0; 640]).unwrap();
+//!     let pkt = AudioPacket::new(k, u32::from(k) * 320, Codec::Pcm16k, &[0; 640]).unwrap();
 //!     let _ = rx.handle_packet(now, &pkt);
 //!     let info = rx.poll_frame(now, &mut frame);
 //!     assert_eq!(frame.samples().len(), 320);

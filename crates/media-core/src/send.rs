@@ -15,14 +15,14 @@
 //! or device samples, not both at once (they would interleave).
 //!
 //! ```
-//! use media_core::codec::CodecKind;
+//! use media_core::codec::Codec;
 //! use media_core::frame::Pcm16kFrame;
 //! use media_core::packet::AudioPacket;
 //! use media_core::send::{SendConfig, SendPipeline};
 //!
 //! let mut send = SendPipeline::new(&SendConfig::default()).expect("pipeline");
 //! send.push_pcm16k_frame(&Pcm16kFrame::silent()).expect("room");
-//! let mut packet = AudioPacket::empty(CodecKind::Pcm16k);
+//! let mut packet = AudioPacket::empty(Codec::Pcm16k);
 //! assert!(send.poll_packet(&mut packet));
 //! assert_eq!((packet.seq, packet.timestamp, packet.silence), (0, 0, true));
 //! assert_eq!(packet.payload().len(), 640);
@@ -36,7 +36,7 @@
 //! `tests/dsp_alloc.rs` with a counting global allocator), lock or block; errors are
 //! small `Copy` values.
 
-use crate::codec::{AudioEncoder, CodecError, CodecKind, OpusConfig, new_encoder};
+use crate::codec::{AudioEncoder, Codec, CodecError, OpusConfig, new_encoder};
 use crate::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use crate::framer::Framer;
 use crate::packet::{AudioPacket, TIMESTAMP_STEP};
@@ -50,7 +50,7 @@ use crate::vad::{Activity, Vad, VadConfig};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SendConfig {
     /// Codec of the packets.
-    pub codec: CodecKind,
+    pub codec: Codec,
     /// Opus settings (used when `codec` is Opus).
     pub opus: OpusConfig,
     /// Format of the capture device, when device samples will be pushed.
@@ -72,7 +72,7 @@ impl Default for SendConfig {
     /// sequence and timestamp from 0.
     fn default() -> Self {
         Self {
-            codec: CodecKind::Pcm16k,
+            codec: Codec::Pcm16k,
             opus: OpusConfig::default(),
             capture: None,
             resampler: ResamplerMode::LowDelay,
@@ -150,7 +150,7 @@ const RING_SCRATCH: usize = 960;
 /// Bot frames or device capture in, encoded packets out. See the module docs.
 pub struct SendPipeline {
     encoder: Box<dyn AudioEncoder>,
-    kind: CodecKind,
+    kind: Codec,
     capture: Option<CaptureResampler>,
     framer: Framer,
     vad: Vad,
@@ -303,7 +303,7 @@ impl SendPipeline {
     }
 
     /// The codec of the packets.
-    pub fn codec(&self) -> CodecKind {
+    pub fn codec(&self) -> Codec {
         self.kind
     }
 
@@ -345,7 +345,7 @@ mod tests {
             ..SendConfig::default()
         };
         let mut send = SendPipeline::new(&cfg).expect("pipeline");
-        let mut p = AudioPacket::empty(CodecKind::Pcm16k);
+        let mut p = AudioPacket::empty(Codec::Pcm16k);
         let mut seen = Vec::new();
         for k in 0..3 {
             send.push_pcm16k_frame(&tone_frame(k)).expect("room");
@@ -360,7 +360,7 @@ mod tests {
                 (1, 320, false)
             ]
         );
-        let mut dec = new_decoder(CodecKind::Pcm16k).expect("decoder");
+        let mut dec = new_decoder(Codec::Pcm16k).expect("decoder");
         let mut out = [0i16; FRAME_SAMPLES];
         dec.decode(p.payload(), &mut out).expect("decode");
         assert_eq!(&out, tone_frame(2).samples());
@@ -399,12 +399,12 @@ mod tests {
     #[test]
     fn opus_with_silence_flags_and_stats() {
         let cfg = SendConfig {
-            codec: CodecKind::Opus,
+            codec: Codec::Opus16k,
             ..SendConfig::default()
         };
         let mut send = SendPipeline::new(&cfg).expect("pipeline");
-        let mut dec = new_decoder(CodecKind::Opus).expect("decoder");
-        let mut p = AudioPacket::empty(CodecKind::Pcm16k);
+        let mut dec = new_decoder(Codec::Opus16k).expect("decoder");
+        let mut p = AudioPacket::empty(Codec::Pcm16k);
         let mut out = [0i16; FRAME_SAMPLES];
         let mut flags = Vec::new();
         for k in 0..40 {
@@ -415,7 +415,7 @@ mod tests {
             };
             send.push_pcm16k_frame(&f).expect("room");
             assert!(send.poll_packet(&mut p));
-            assert_eq!(p.codec, CodecKind::Opus);
+            assert_eq!(p.codec, Codec::Opus16k);
             dec.decode(p.payload(), &mut out).expect("decode");
             flags.push(p.silence);
         }
@@ -439,7 +439,7 @@ mod tests {
         let mut send = SendPipeline::new(&cfg).expect("pipeline");
         assert_eq!(send.capture_delay_samples(), 80);
         let (mut dev, mut ring) = CaptureRing::with_capacity(9_600);
-        let mut p = AudioPacket::empty(CodecKind::Pcm16k);
+        let mut p = AudioPacket::empty(Codec::Pcm16k);
         let mut packets = 0;
         // 1 s of a 1 kHz tone in 10 ms callbacks of 480 stereo frames.
         for cb in 0..100 {

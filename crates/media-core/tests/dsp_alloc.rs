@@ -7,7 +7,7 @@
 //! is created up front by the constructors and libopus does not allocate per call.
 
 use media_core::alloc_count::{self, CountingAllocator};
-use media_core::codec::{CodecKind, OpusConfig, new_decoder};
+use media_core::codec::{Codec, OpusConfig, new_decoder};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::packet::AudioPacket;
 use media_core::resample::{DeviceFormat, PlayoutResampler, ResamplerMode};
@@ -37,7 +37,7 @@ fn speech_frames() -> Vec<Pcm16kFrame> {
         .collect()
 }
 
-fn bot_frames_send(codec: CodecKind) {
+fn bot_frames_send(codec: Codec) {
     let cfg = SendConfig {
         codec,
         opus: OpusConfig {
@@ -68,7 +68,7 @@ fn bot_frames_send(codec: CodecKind) {
     assert_eq!((a, d), (0, 0), "{codec:?}: allocations on the send path");
 }
 
-fn device_capture_send(codec: CodecKind, mode: ResamplerMode) {
+fn device_capture_send(codec: Codec, mode: ResamplerMode) {
     let fmt = DeviceFormat::new(48_000, 2);
     let cfg = SendConfig {
         codec,
@@ -123,17 +123,17 @@ fn send_path_never_allocates() {
     // The counter works: a boxed value is one allocation and one deallocation.
     let (a, d) = count(|| drop(std::hint::black_box(Box::new(7u64))));
     assert_eq!((a, d), (1, 1));
-    bot_frames_send(CodecKind::Pcm16k);
-    bot_frames_send(CodecKind::Opus);
+    bot_frames_send(Codec::Pcm16k);
+    bot_frames_send(Codec::Opus16k);
     for mode in [ResamplerMode::LowDelay, ResamplerMode::DriftFollowing] {
-        device_capture_send(CodecKind::Pcm16k, mode);
-        device_capture_send(CodecKind::Opus, mode);
+        device_capture_send(Codec::Pcm16k, mode);
+        device_capture_send(Codec::Opus16k, mode);
     }
 }
 
 #[test]
 fn decode_conceal_and_playout_never_allocate() {
-    for codec in [CodecKind::Pcm16k, CodecKind::Opus] {
+    for codec in [Codec::Pcm16k, Codec::Opus16k] {
         let mut send = SendPipeline::new(&SendConfig {
             codec,
             ..SendConfig::default()

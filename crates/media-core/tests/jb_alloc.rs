@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use media_core::alloc_count::{self, CountingAllocator};
-use media_core::codec::{AudioEncoder, CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::codec::{AudioEncoder, Codec, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::packet::{AudioPacket, MAX_PAYLOAD};
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
@@ -15,7 +15,7 @@ use media_core::playout::{ReceiveConfig, ReceivePipeline};
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-fn steady_state_allocations(kind: CodecKind) -> usize {
+fn steady_state_allocations(kind: Codec) -> usize {
     // Everything that may allocate happens here, before watching.
     let speech = media_core::eval::speech_like(600 * FRAME_SAMPLES, 5);
     let mut enc: Box<dyn AudioEncoder> = new_encoder(kind, &OpusConfig::default()).expect("enc");
@@ -58,6 +58,6 @@ fn steady_state_allocations(kind: CodecKind) -> usize {
 
 #[test]
 fn receive_path_does_not_allocate_in_steady_state() {
-    assert_eq!(steady_state_allocations(CodecKind::Pcm16k), 0);
-    assert_eq!(steady_state_allocations(CodecKind::Opus), 0);
+    assert_eq!(steady_state_allocations(Codec::Pcm16k), 0);
+    assert_eq!(steady_state_allocations(Codec::Opus16k), 0);
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestPcm;
-use media_core::codec::CodecKind;
+use media_core::codec::Codec;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{Accepted, Discard, JitterBuffer, JitterConfig, Playout, Stretch};
 use media_core::packet::AudioPacket;
@@ -17,7 +17,7 @@ const MS: Duration = Duration::from_millis(1);
 /// A PCM packet whose samples all equal `k` (so the output says which packet it was).
 fn pkt(seq: u16, ts: u32, k: i16) -> AudioPacket {
     let f = Pcm16kFrame::new([k; FRAME_SAMPLES]);
-    AudioPacket::new(seq, ts, CodecKind::Pcm16k, &f.to_le_bytes()).expect("fits")
+    AudioPacket::new(seq, ts, Codec::Pcm16k, &f.to_le_bytes()).expect("fits")
 }
 
 /// A voiced-like PCM packet (periodic, 125 Hz) with a marker in the level.
@@ -29,7 +29,7 @@ fn tone_pkt(seq: u16, ts: u32) -> AudioPacket {
         *v = ((ph * std::f32::consts::TAU).sin() * 6000.0) as i16;
     }
     let f = Pcm16kFrame::new(s);
-    AudioPacket::new(seq, ts, CodecKind::Pcm16k, &f.to_le_bytes()).expect("fits")
+    AudioPacket::new(seq, ts, Codec::Pcm16k, &f.to_le_bytes()).expect("fits")
 }
 
 /// A buffer that starts playing immediately (no start delay).
@@ -238,7 +238,7 @@ fn a_lone_absurd_packet_is_malformed_and_ignored() {
     assert_eq!(jb.stats().malformed, 1);
     assert_eq!(jb.stats().resyncs, 0);
     // An empty payload is malformed too.
-    let empty = AudioPacket::new(3, 960, CodecKind::Pcm16k, &[]).expect("fits");
+    let empty = AudioPacket::new(3, 960, Codec::Pcm16k, &[]).expect("fits");
     assert_eq!(
         jb.handle_packet(t0 + MS * 60, &empty),
         Err(Discard::Malformed)
@@ -445,12 +445,12 @@ fn pipeline_flags_silence_and_concealment_and_counts_malformed() {
     assert!(info.concealed);
     assert_eq!(info.concealed_samples, 320);
     // Wrong codec, undecodable payload: counted, never a panic.
-    let opus = AudioPacket::new(2, 640, CodecKind::Opus, &[1, 2, 3]).expect("fits");
+    let opus = AudioPacket::new(2, 640, Codec::Opus16k, &[1, 2, 3]).expect("fits");
     assert_eq!(
         rx.handle_packet(t0 + MS * 50, &opus),
         Err(Discard::Malformed)
     );
-    let short = AudioPacket::new(2, 640, CodecKind::Pcm16k, &[1, 2, 3]).expect("fits");
+    let short = AudioPacket::new(2, 640, Codec::Pcm16k, &[1, 2, 3]).expect("fits");
     let _ = rx.handle_packet(t0 + MS * 55, &short);
     let info = rx.poll_frame(t0 + MS * 60, &mut frame);
     assert!(info.concealed);

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestPcm;
-use media_core::codec::CodecKind;
+use media_core::codec::Codec;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::{JitterBuffer, JitterConfig, Playout};
 use media_core::packet::AudioPacket;
@@ -63,7 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn packet(seq: u16, ts: u32, level: i16, silence: bool) -> AudioPacket {
     let f = Pcm16kFrame::new([level; FRAME_SAMPLES]);
-    let mut p = AudioPacket::new(seq, ts, CodecKind::Pcm16k, &f.to_le_bytes()).expect("fits");
+    let mut p = AudioPacket::new(seq, ts, Codec::Pcm16k, &f.to_le_bytes()).expect("fits");
     p.silence = silence;
     p
 }
@@ -101,7 +101,7 @@ proptest! {
                     let _ = rx.handle_packet(now, &packet(seq, ts, level, silence));
                 }
                 Op::Wild { seq: s, ts: t, len, opus } => {
-                    let codec = if opus { CodecKind::Opus } else { CodecKind::Pcm16k };
+                    let codec = if opus { Codec::Opus16k } else { Codec::Pcm16k };
                     let payload = vec![0x55u8; usize::from(len)];
                     let p = AudioPacket::new(s, t, codec, &payload).expect("fits");
                     let _ = rx.handle_packet(now, &p);

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use media_core::codec::{CodecKind, OpusConfig, new_decoder};
+use media_core::codec::{OpusConfig, new_decoder};
 use media_core::frame::Pcm16kFrame;
 use media_core::packet::AudioPacket;
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
@@ -38,7 +38,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use transport::reactor::{Link, LinkHandle, ReactorCall};
 use transport::wire::Accept;
 use transport::wire::{
-    Codec, ControlMessage, DatagramHeader, Flags, NO_DOMINANT_SPEAKER, SendStatusKind, StatsReport,
+    ControlMessage, DatagramHeader, Flags, NO_DOMINANT_SPEAKER, SendStatusKind, StatsReport,
     StreamDirection,
 };
 use transport::{CloseReason, LinkStats, MediaConnection, MediaSender};
@@ -80,22 +80,6 @@ pub(crate) struct PendingCall {
     pub(crate) queue: AudioSender,
 }
 
-/// Maps the wire codec to media-core's.
-pub fn codec_kind(c: Codec) -> CodecKind {
-    match c {
-        Codec::Pcm16k => CodecKind::Pcm16k,
-        Codec::Opus16k => CodecKind::Opus,
-    }
-}
-
-/// Maps media-core's codec to the wire's.
-pub fn wire_codec(c: CodecKind) -> Codec {
-    match c {
-        CodecKind::Pcm16k => Codec::Pcm16k,
-        CodecKind::Opus => Codec::Opus16k,
-    }
-}
-
 /// Copies a received datagram into a reusable packet. `false` if it does not fit.
 pub fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8]) -> bool {
     if pkt.set_payload(payload).is_err() {
@@ -103,7 +87,7 @@ pub fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8
     }
     pkt.seq = header.sequence;
     pkt.timestamp = header.timestamp;
-    pkt.codec = codec_kind(header.codec);
+    pkt.codec = header.codec;
     pkt.silence = header.flags.contains(Flags::SILENCE);
     true
 }
@@ -130,7 +114,7 @@ pub(crate) fn flush_send(
         }
         let header = DatagramHeader {
             flags,
-            codec: wire_codec(pkt.codec),
+            codec: pkt.codec,
             stream_id,
             sequence: pkt.seq,
             timestamp: pkt.timestamp,
@@ -238,7 +222,7 @@ pub(crate) fn new_call(
     pending: PendingCall,
     ctx: &CallContext,
 ) -> Result<CallTask, String> {
-    let codec = codec_kind(accept.codec);
+    let codec = accept.codec;
     let stream = |dir| {
         accept
             .streams

@@ -19,7 +19,7 @@ use transport::{
     ClientConfig, CloseReason, ConnectError, LinkStats, ServerTrust, TransportSettings,
 };
 
-use crate::call::{codec_kind, fill_packet, flush_send};
+use crate::call::{fill_packet, flush_send};
 use crate::health::{LATE_TICK, LoadMeter};
 use crate::peer::{join_for, next_frame, resolve_mp_uri};
 
@@ -190,7 +190,7 @@ struct LoadCall {
 
 impl LoadCall {
     fn new(setup: &PeerSetup, counters: Arc<PeerCounters>) -> Result<Self, String> {
-        let kind = codec_kind(setup.codec);
+        let kind = setup.codec;
         let send = SendPipeline::new(&SendConfig {
             codec: kind,
             opus: setup.opus,

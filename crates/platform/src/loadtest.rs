@@ -41,12 +41,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use media_core::codec::{CodecKind, OpusConfig, new_decoder, new_encoder};
+use media_core::codec::{Codec, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::FRAME_SAMPLES;
 use media_core::playout::ReceiveConfig;
 use serde::Serialize;
 use transport::{ServerTrust, TransportSettings};
 
+use crate::MediaPlatform;
 use crate::health::LoadMeter;
 use crate::loadpeer::{PeerSetup, ReactorPeers};
 use crate::peer::{Peer, PeerConfig, PeerSource};
@@ -54,7 +55,6 @@ use crate::procstat;
 use crate::settings::{Engine, MediaPlatformSettings};
 use crate::signal::SignalGenerator;
 use crate::socket::{AudioFrame, FrameDelivery};
-use crate::{Codec, MediaPlatform};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -261,11 +261,11 @@ pub fn measure_opus(
 ) -> Result<OpusBound, LoadtestError> {
     let states = states.max(1);
     let mut encs = (0..states)
-        .map(|_| new_encoder(CodecKind::Opus, opus))
+        .map(|_| new_encoder(Codec::Opus16k, opus))
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let mut decs = (0..states)
-        .map(|_| new_decoder(CodecKind::Opus))
+        .map(|_| new_decoder(Codec::Opus16k))
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let signal = SignalGenerator::speech(3).take_seconds(frames as f64 / 50.0);

@@ -30,7 +30,7 @@ use transport::{
     TransportSettings,
 };
 
-use crate::call::{TICK, codec_kind, fill_packet, flush_send};
+use crate::call::{TICK, fill_packet, flush_send};
 use crate::health::{LATE_TICK, LoadMeter};
 use crate::signal::{self, SignalGenerator};
 
@@ -304,7 +304,7 @@ impl Peer {
         cc.bind = config.bind;
         let conn = MediaClient::connect(cc, join).await?;
         let codec = conn.accept().codec;
-        let kind = codec_kind(codec);
+        let kind = codec;
         let stream = |dir| {
             conn.accept()
                 .streams
@@ -457,8 +457,8 @@ impl PeerRun {
         };
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut out = Pcm16kFrame::silent();
-        let mut tx_pkt = AudioPacket::empty(codec_kind(self.codec));
-        let mut rx_pkt = AudioPacket::empty(codec_kind(self.codec));
+        let mut tx_pkt = AudioPacket::empty(self.codec);
+        let mut rx_pkt = AudioPacket::empty(self.codec);
         let mut first = true;
         let mut receiving = false;
         let mut interval = tokio::time::interval(TICK);

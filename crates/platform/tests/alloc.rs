@@ -13,12 +13,12 @@
 use std::time::{Duration, Instant};
 
 use media_core::alloc_count::{self, CountingAllocator};
-use media_core::codec::{CodecKind, OpusConfig, new_decoder};
+use media_core::codec::{Codec, OpusConfig, new_decoder};
 use media_core::frame::Pcm16kFrame;
 use media_core::packet::AudioPacket;
 use media_core::playout::{ReceiveConfig, ReceivePipeline};
 use media_core::send::{SendConfig, SendPipeline};
-use platform::call::{fill_packet, wire_codec};
+use platform::call::fill_packet;
 use platform::pacer::LowOnFrames;
 use platform::{ActiveSpeakers, AudioFrame};
 use transport::wire::{DatagramHeader, Flags};
@@ -26,7 +26,7 @@ use transport::wire::{DatagramHeader, Flags};
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
+fn run_ticks(kind: Codec, ticks: usize) -> usize {
     let sender = platform::pacer::AudioSender::new_for_tests(64);
     let mut send = SendPipeline::new(&SendConfig {
         codec: kind,
@@ -77,7 +77,7 @@ fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
                 } else {
                     Flags::NONE
                 },
-                codec: wire_codec(tx_pkt.codec),
+                codec: tx_pkt.codec,
                 stream_id: 2,
                 sequence: tx_pkt.seq,
                 timestamp: tx_pkt.timestamp,
@@ -106,7 +106,7 @@ fn run_ticks(kind: CodecKind, ticks: usize) -> usize {
 
 #[test]
 fn call_tick_work_does_not_allocate() {
-    for kind in [CodecKind::Pcm16k, CodecKind::Opus] {
+    for kind in [Codec::Pcm16k, Codec::Opus16k] {
         let n = run_ticks(kind, 5_000);
         eprintln!("{kind:?}: {n} allocations in 5000 ticks");
         assert_eq!(n, 0, "{kind:?}");

@@ -647,9 +647,7 @@ impl MediaSender {
     }
 
     fn try_send_datagram(&self, d: DatagramRef<'_>) -> Result<(), SendError> {
-        d.header
-            .codec
-            .check_payload_len(d.payload.len(), d.header.flags)?;
+        crate::wire::check_payload_len(d.header.codec, d.payload.len(), d.header.flags)?;
         let mut buf = BytesMut::zeroed(d.encoded_len());
         let len = d.encode_into(&mut buf)?;
         let conn = &self.shared.conn;

@@ -48,13 +48,13 @@
 //! ```
 //! use transport::wire::{self, Codec, DatagramHeader, DatagramRef, Flags, HEADER_LEN};
 //!
-//! let frame = [0u8; wire::PCM16K_FRAME_LEN]; // 20 ms of 16 kHz PCM silence
+//! let frame = [0u8; media_core::frame::FRAME_BYTES]; // 20 ms of 16 kHz PCM silence
 //! let header = DatagramHeader {
 //!     flags: Flags::MARKER,
 //!     codec: Codec::Pcm16k,
 //!     stream_id: 1,
 //!     sequence: 7,
-//!     timestamp: 7 * wire::SAMPLES_PER_FRAME,
+//!     timestamp: 7 * media_core::packet::TIMESTAMP_STEP,
 //! };
 //! let mut buf = [0u8; wire::MAX_DATAGRAM_LEN]; // caller-owned, reused per frame
 //! let n = DatagramRef::new(header, &frame).encode_into(&mut buf)?;

@@ -4,13 +4,14 @@
 
 mod common;
 
+use media_core::packet::TIMESTAMP_STEP;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use transport::wire::{
     ActiveSpeakers, Codec, ControlMessage, DominantSpeaker, Dtmf, DtmfTone, NO_DOMINANT_SPEAKER,
-    SAMPLES_PER_FRAME, SendStatus, SendStatusKind, StatsReport, StreamDirection,
+    SendStatus, SendStatusKind, StatsReport, StreamDirection,
 };
 use transport::{CloseReason, KnownSessions, MediaClient, MediaConnection, MediaSender};
 use uuid::Uuid;
@@ -34,7 +35,7 @@ async fn recv_frames(link: &mut MediaConnection, stream_id: u32) {
             .expect("link open");
         assert_eq!(d.header.stream_id, stream_id);
         assert_eq!(d.header.sequence, seq, "in order, none lost");
-        assert_eq!(d.header.timestamp, u32::from(seq) * SAMPLES_PER_FRAME);
+        assert_eq!(d.header.timestamp, u32::from(seq) * TIMESTAMP_STEP);
         assert_eq!(d.header.codec, Codec::Pcm16k);
         assert_eq!(&d.payload[..], &pcm_frame(stream_id, seq)[..]);
     }

@@ -11,6 +11,7 @@
 
 mod common;
 
+use media_core::packet::TIMESTAMP_STEP;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +23,7 @@ use transport::reactor::{
 };
 use transport::wire::{
     Accept, Codec, ControlMessage, DatagramHeader, DominantSpeaker, Dtmf, DtmfTone, Join, Leave,
-    MAX_DATAGRAM_LEN, Reject, RejectCode, SAMPLES_PER_FRAME, StreamDirection, encode_control,
+    MAX_DATAGRAM_LEN, Reject, RejectCode, StreamDirection, encode_control,
 };
 use transport::{
     Admission, CertFingerprint, CloseCode, CloseReason, ConnectError, KnownSessions, LinkStats,
@@ -326,7 +327,7 @@ async fn recv_echoes(link: &mut MediaConnection, sent_on: u32, echo_on: u32, fir
             .expect("link open");
         assert_eq!(d.header.stream_id, echo_on);
         assert_eq!(d.header.sequence, seq, "in order, none lost");
-        assert_eq!(d.header.timestamp, u32::from(seq) * SAMPLES_PER_FRAME);
+        assert_eq!(d.header.timestamp, u32::from(seq) * TIMESTAMP_STEP);
         assert_eq!(d.header.codec, Codec::Pcm16k);
         assert_eq!(&d.payload[..], &pcm_frame(sent_on, seq)[..]);
     }

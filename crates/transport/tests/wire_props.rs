@@ -1,6 +1,7 @@
 //! Property tests of the sans-IO wire format.
 #![allow(clippy::unwrap_used)]
 
+use media_core::frame::FRAME_BYTES;
 use proptest::prelude::*;
 use transport::wire::*;
 use uuid::Uuid;
@@ -25,10 +26,10 @@ fn datagram() -> impl Strategy<Value = (DatagramHeader, Vec<u8>)> {
             let payload = match codec {
                 Codec::Pcm16k if flags.contains(Flags::SILENCE) => prop_oneof![
                     Just(Vec::new()),
-                    prop::collection::vec(any::<u8>(), PCM16K_FRAME_LEN)
+                    prop::collection::vec(any::<u8>(), FRAME_BYTES)
                 ]
                 .boxed(),
-                Codec::Pcm16k => prop::collection::vec(any::<u8>(), PCM16K_FRAME_LEN).boxed(),
+                Codec::Pcm16k => prop::collection::vec(any::<u8>(), FRAME_BYTES).boxed(),
                 Codec::Opus16k => prop::collection::vec(any::<u8>(), min..=MAX_PAYLOAD_LEN).boxed(),
             };
             (Just(header), payload)

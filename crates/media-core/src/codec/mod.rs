@@ -8,7 +8,7 @@
 //! Implementations: [`PcmEncoder`]/[`PcmDecoder`] (raw; concealment repeats the last
 //! frame with a 60 ms fade-out; no FEC) and [`OpusEncoder`]/[`OpusDecoder`] (libopus
 //! PLC and in-band FEC). [`new_encoder`] and [`new_decoder`] pick one by
-//! [`CodecKind`].
+//! [`Codec`].
 //!
 //! # Realtime safety
 //! Codec state is created by the constructors, outside the per-frame path. `encode`,
@@ -18,25 +18,66 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::frame::FRAME_SAMPLES;
 
-/// Which codec a payload is in. The numeric value is the wire identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CodecKind {
-    /// Raw 16 kHz mono PCM, 640 little-endian bytes per frame.
-    Pcm16k = 0,
-    /// Opus, 16 kHz mono, 20 ms per packet.
-    Opus = 1,
+/// The audio codec of a call: negotiated when the call is set up, carried by every
+/// packet. The one codec enum of the workspace; links map it to their own
+/// identifiers (the QUIC wire's codec byte [`Codec::id`], an RTP payload type, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Codec {
+    /// Raw 16 kHz mono PCM, 640 little-endian bytes per frame (`"pcm16k"`).
+    Pcm16k,
+    /// Opus, 16 kHz mono, 20 ms per packet (`"opus16k"`).
+    Opus16k,
 }
 
-impl CodecKind {
-    /// From the wire identifier.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Pcm16k),
-            1 => Some(Self::Opus),
+impl Codec {
+    /// Every codec, most preferred first by default.
+    pub const ALL: [Codec; 2] = [Codec::Pcm16k, Codec::Opus16k];
+
+    /// The codec's numeric identifier (byte 2 of a QUIC media datagram).
+    pub const fn id(self) -> u8 {
+        match self {
+            Codec::Pcm16k => 0,
+            Codec::Opus16k => 1,
+        }
+    }
+
+    /// The codec with numeric identifier `id`, if any.
+    pub const fn from_id(id: u8) -> Option<Self> {
+        match id {
+            0 => Some(Codec::Pcm16k),
+            1 => Some(Codec::Opus16k),
             _ => None,
+        }
+    }
+
+    /// Its name on the wire and in configuration (`pcm16k`, `opus16k`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Codec::Pcm16k => "pcm16k",
+            Codec::Opus16k => "opus16k",
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pcm16k" | "pcm" => Ok(Codec::Pcm16k),
+            "opus16k" | "opus" => Ok(Codec::Opus16k),
+            _ => Err(format!("unknown codec {s:?} (expected pcm16k or opus16k)")),
         }
     }
 }
@@ -79,7 +120,7 @@ impl std::error::Error for CodecError {}
 /// Encodes 20 ms `Pcm16K` frames into payloads.
 pub trait AudioEncoder: Send {
     /// The codec this encoder produces.
-    fn kind(&self) -> CodecKind;
+    fn kind(&self) -> Codec;
     /// Encodes one frame into `out`, returning the payload length.
     fn encode(&mut self, frame: &[i16; FRAME_SAMPLES], out: &mut [u8])
     -> Result<usize, CodecError>;
@@ -88,7 +129,7 @@ pub trait AudioEncoder: Send {
 /// Decodes payloads into 20 ms `Pcm16K` frames and conceals lost ones.
 pub trait AudioDecoder: Send {
     /// The codec this decoder reads.
-    fn kind(&self) -> CodecKind;
+    fn kind(&self) -> Codec;
     /// Decodes one payload into one frame.
     fn decode(&mut self, payload: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError>;
     /// Produces one frame of concealment for a lost packet (PLC).
@@ -110,22 +151,19 @@ pub use self::pcm::{PcmDecoder, PcmEncoder};
 
 /// Creates an encoder of `kind` (`opus` applies to Opus only). Codec state is
 /// allocated here, outside the per-frame path.
-pub fn new_encoder(
-    kind: CodecKind,
-    opus: &OpusConfig,
-) -> Result<Box<dyn AudioEncoder>, CodecError> {
+pub fn new_encoder(kind: Codec, opus: &OpusConfig) -> Result<Box<dyn AudioEncoder>, CodecError> {
     Ok(match kind {
-        CodecKind::Pcm16k => Box::new(PcmEncoder::new()),
-        CodecKind::Opus => Box::new(OpusEncoder::new(opus)?),
+        Codec::Pcm16k => Box::new(PcmEncoder::new()),
+        Codec::Opus16k => Box::new(OpusEncoder::new(opus)?),
     })
 }
 
 /// Creates a decoder of `kind`. Codec state is allocated here, outside the
 /// per-frame path.
-pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn AudioDecoder>, CodecError> {
+pub fn new_decoder(kind: Codec) -> Result<Box<dyn AudioDecoder>, CodecError> {
     Ok(match kind {
-        CodecKind::Pcm16k => Box::new(PcmDecoder::new()),
-        CodecKind::Opus => Box::new(OpusDecoder::new()?),
+        Codec::Pcm16k => Box::new(PcmDecoder::new()),
+        Codec::Opus16k => Box::new(OpusDecoder::new()?),
     })
 }
 
@@ -135,7 +173,7 @@ mod factory_tests {
 
     #[test]
     fn factory_builds_each_kind() {
-        for kind in [CodecKind::Pcm16k, CodecKind::Opus] {
+        for kind in [Codec::Pcm16k, Codec::Opus16k] {
             let mut enc = new_encoder(kind, &OpusConfig::default()).expect("encoder");
             let mut dec = new_decoder(kind).expect("decoder");
             assert_eq!((enc.kind(), dec.kind()), (kind, kind));
@@ -147,7 +185,8 @@ mod factory_tests {
                 out.iter().all(|&s| s.abs() < 4),
                 "silence decodes to silence"
             );
-            assert_eq!(CodecKind::from_u8(kind as u8), Some(kind));
+            assert_eq!(Codec::from_id(kind.id()), Some(kind));
+            assert_eq!(kind.name().parse::<Codec>(), Ok(kind));
         }
     }
 }

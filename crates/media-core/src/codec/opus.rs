@@ -14,7 +14,7 @@
 
 use ::opus::{Application, Bitrate, Channels, Decoder, Encoder, ErrorCode};
 
-use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
+use super::{AudioDecoder, AudioEncoder, Codec, CodecError};
 use crate::frame::{FRAME_SAMPLES, PCM16K_RATE};
 
 /// Opus encoder settings.
@@ -102,8 +102,8 @@ impl OpusEncoder {
 }
 
 impl AudioEncoder for OpusEncoder {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Opus
+    fn kind(&self) -> Codec {
+        Codec::Opus16k
     }
 
     fn encode(
@@ -153,8 +153,8 @@ impl OpusDecoder {
 }
 
 impl AudioDecoder for OpusDecoder {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Opus
+    fn kind(&self) -> Codec {
+        Codec::Opus16k
     }
 
     /// On error `out` is unspecified: conceal the frame instead.

@@ -3,7 +3,7 @@
 //! # Realtime safety
 //! No heap state at all; every call copies one frame between caller-owned buffers.
 
-use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
+use super::{AudioDecoder, AudioEncoder, Codec, CodecError};
 use crate::frame::{FRAME_BYTES, FRAME_SAMPLES};
 
 /// Frames of concealment over which [`PcmDecoder`] fades the repeated last frame out.
@@ -21,8 +21,8 @@ impl PcmEncoder {
 }
 
 impl AudioEncoder for PcmEncoder {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Pcm16k
+    fn kind(&self) -> Codec {
+        Codec::Pcm16k
     }
 
     fn encode(
@@ -66,8 +66,8 @@ impl PcmDecoder {
 }
 
 impl AudioDecoder for PcmDecoder {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Pcm16k
+    fn kind(&self) -> Codec {
+        Codec::Pcm16k
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {

@@ -306,7 +306,7 @@ struct Slot {
 impl Slot {
     fn empty() -> Self {
         Self {
-            packet: AudioPacket::empty(crate::codec::CodecKind::Pcm16k),
+            packet: AudioPacket::empty(crate::codec::Codec::Pcm16k),
             ts: 0,
             seq: 0,
             arrival_us: 0,

@@ -1,7 +1,7 @@
 //! Shared by the jitter-buffer test binaries.
 #![allow(dead_code)]
 
-use media_core::codec::{AudioDecoder, CodecError, CodecKind};
+use media_core::codec::{AudioDecoder, Codec, CodecError};
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 
 /// A tiny PCM decoder: 640 little-endian bytes; concealment (and FEC) is silence, so
@@ -9,8 +9,8 @@ use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 pub struct TestPcm;
 
 impl AudioDecoder for TestPcm {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Pcm16k
+    fn kind(&self) -> Codec {
+        Codec::Pcm16k
     }
     fn decode(&mut self, p: &[u8], out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
         let f = Pcm16kFrame::from_le_bytes(p).map_err(|_| CodecError::InvalidPayload)?;

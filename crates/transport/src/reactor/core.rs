@@ -258,9 +258,7 @@ impl LinkInner<'_> {
         if self.close.is_some() {
             return Err(SendError::Closed);
         }
-        d.header
-            .codec
-            .check_payload_len(d.payload.len(), d.header.flags)?;
+        crate::wire::check_payload_len(d.header.codec, d.payload.len(), d.header.flags)?;
         let mut buf = BytesMut::zeroed(d.encoded_len());
         let len = d.encode_into(&mut buf)?;
         match self.max_datagram {
@@ -1291,8 +1289,9 @@ mod tests {
     use crate::reactor::{CallApp, Link, NewCall, ReactorCall};
     use crate::registry::Admission;
     use crate::tls::{ServerIdentity, ServerTrust};
-    use crate::wire::{Codec, Flags, SAMPLES_PER_FRAME};
+    use crate::wire::{Codec, Flags};
     use crate::{TransportSettings, quinn_client_config, quinn_server_config};
+    use media_core::packet::TIMESTAMP_STEP;
 
     const SERVER: &str = "127.0.0.1:4433";
     const CLIENT: &str = "127.0.0.1:5555";
@@ -1323,7 +1322,7 @@ mod tests {
                 codec: Codec::Pcm16k,
                 stream_id: 1,
                 sequence: n as u16,
-                timestamp: n as u32 * SAMPLES_PER_FRAME,
+                timestamp: n as u32 * TIMESTAMP_STEP,
             };
             link.send_datagram(&header, &[0u8; 640]).unwrap();
         }
@@ -1481,7 +1480,7 @@ mod tests {
                 codec: Codec::Pcm16k,
                 stream_id: 2,
                 sequence: seq,
-                timestamp: u32::from(seq) * SAMPLES_PER_FRAME,
+                timestamp: u32::from(seq) * TIMESTAMP_STEP,
             };
             let mut buf = vec![0u8; HEADER_LEN + 640];
             DatagramRef::new(header, &[1u8; 640])

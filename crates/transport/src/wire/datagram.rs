@@ -13,9 +13,7 @@
 //! Decoding borrows the payload from the input and never allocates; encoding writes
 //! into a caller-owned buffer. See `docs/wire-format.md` for the full contract.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use media_core::frame::FRAME_BYTES;
 
 use super::WireError;
 
@@ -36,68 +34,38 @@ pub const MAX_DATAGRAM_LEN: usize = 1162;
 /// Largest payload: `MAX_DATAGRAM_LEN - HEADER_LEN` = 1148 bytes.
 pub const MAX_PAYLOAD_LEN: usize = MAX_DATAGRAM_LEN - HEADER_LEN;
 
-/// Samples in one 20 ms frame at 16 kHz; the timestamp advances by this per frame.
-pub const SAMPLES_PER_FRAME: u32 = 320;
+pub use media_core::codec::Codec;
 
-/// Size of one 20 ms PCM frame: 320 samples of 16-bit little-endian mono audio.
-pub const PCM16K_FRAME_LEN: usize = 640;
+// One payload bound for the packet type and the wire.
+const _: () = assert!(MAX_PAYLOAD_LEN == media_core::packet::MAX_PAYLOAD);
 
-/// Audio codec carried by a datagram (wire byte 2) and negotiated in `Join`/`Accept`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Codec {
-    /// 16 kHz mono PCM, signed 16-bit little-endian, exactly 640 bytes per 20 ms.
-    Pcm16k,
-    /// Opus, 16 kHz mono, one 20 ms frame per datagram.
-    Opus16k,
-}
-
-impl Codec {
-    /// The wire byte for this codec.
-    pub const fn to_byte(self) -> u8 {
-        match self {
-            Codec::Pcm16k => 0,
-            Codec::Opus16k => 1,
-        }
+/// Checks that `len` is a legal payload length for `codec`.
+///
+/// PCM frames are exactly [`FRAME_BYTES`] bytes, Opus frames 1 to [`MAX_PAYLOAD_LEN`]
+/// bytes; a datagram flagged [`Flags::SILENCE`] may also carry an empty payload (the
+/// receiver plays silence).
+pub const fn check_payload_len(codec: Codec, len: usize, flags: Flags) -> Result<(), WireError> {
+    if len > MAX_PAYLOAD_LEN {
+        return Err(WireError::PayloadTooLarge {
+            len,
+            max: MAX_PAYLOAD_LEN,
+        });
     }
-
-    /// Parses a wire byte.
-    pub const fn from_byte(byte: u8) -> Result<Self, WireError> {
-        match byte {
-            0 => Ok(Codec::Pcm16k),
-            1 => Ok(Codec::Opus16k),
-            other => Err(WireError::UnknownCodec(other)),
-        }
+    if len == 0 && flags.contains(Flags::SILENCE) {
+        return Ok(());
     }
-
-    /// Checks that `len` is a legal payload length for this codec.
-    ///
-    /// PCM frames are exactly [`PCM16K_FRAME_LEN`] bytes, Opus frames 1 to
-    /// [`MAX_PAYLOAD_LEN`] bytes; a datagram flagged [`Flags::SILENCE`] may also
-    /// carry an empty payload (the receiver plays silence).
-    pub const fn check_payload_len(self, len: usize, flags: Flags) -> Result<(), WireError> {
-        if len > MAX_PAYLOAD_LEN {
-            return Err(WireError::PayloadTooLarge {
-                len,
-                max: MAX_PAYLOAD_LEN,
-            });
-        }
-        if len == 0 && flags.contains(Flags::SILENCE) {
-            return Ok(());
-        }
-        match self {
-            Codec::Pcm16k if len != PCM16K_FRAME_LEN => Err(WireError::PayloadSizeMismatch {
-                codec: self,
-                expected: PCM16K_FRAME_LEN,
-                got: len,
-            }),
-            Codec::Opus16k if len == 0 => Err(WireError::PayloadSizeMismatch {
-                codec: self,
-                expected: 1,
-                got: 0,
-            }),
-            _ => Ok(()),
-        }
+    match codec {
+        Codec::Pcm16k if len != FRAME_BYTES => Err(WireError::PayloadSizeMismatch {
+            codec,
+            expected: FRAME_BYTES,
+            got: len,
+        }),
+        Codec::Opus16k if len == 0 => Err(WireError::PayloadSizeMismatch {
+            codec,
+            expected: 1,
+            got: 0,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -158,7 +126,7 @@ pub struct DatagramHeader {
     /// Per-stream sequence number, +1 per datagram, wrapping.
     pub sequence: u16,
     /// Media time of the first sample, in 16 kHz samples, wrapping
-    /// (+[`SAMPLES_PER_FRAME`] per 20 ms frame).
+    /// (+[`TIMESTAMP_STEP`] per 20 ms frame).
     pub timestamp: u32,
 }
 
@@ -167,7 +135,7 @@ impl DatagramHeader {
     fn write(&self, out: &mut [u8; HEADER_LEN]) {
         out[0] = DATAGRAM_VERSION;
         out[1] = self.flags.bits();
-        out[2] = self.codec.to_byte();
+        out[2] = self.codec.id();
         out[3] = 0;
         out[4..8].copy_from_slice(&self.stream_id.to_be_bytes());
         out[8..10].copy_from_slice(&self.sequence.to_be_bytes());
@@ -201,9 +169,7 @@ impl<'a> DatagramRef<'a> {
     /// ([`WireError::PayloadTooLarge`], [`WireError::PayloadSizeMismatch`]) or `out`
     /// is too short ([`WireError::BufferTooSmall`]). Never allocates.
     pub fn encode_into(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        self.header
-            .codec
-            .check_payload_len(self.payload.len(), self.header.flags)?;
+        check_payload_len(self.header.codec, self.payload.len(), self.header.flags)?;
         let len = self.encoded_len();
         let got = out.len();
         let Some(dst) = out.get_mut(..len) else {
@@ -245,8 +211,8 @@ impl<'a> DatagramRef<'a> {
             return Err(WireError::UnsupportedVersion(head[0]));
         }
         let flags = Flags::from_bits_truncate(head[1]);
-        let codec = Codec::from_byte(head[2])?;
-        codec.check_payload_len(payload.len(), flags)?;
+        let codec = Codec::from_id(head[2]).ok_or(WireError::UnknownCodec(head[2]))?;
+        check_payload_len(codec, payload.len(), flags)?;
         let header = DatagramHeader {
             flags,
             codec,
@@ -263,19 +229,11 @@ pub fn decode(buf: &[u8]) -> Result<DatagramRef<'_>, WireError> {
     DatagramRef::decode(buf)
 }
 
-impl fmt::Display for Codec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Codec::Pcm16k => "pcm16k",
-            Codec::Opus16k => "opus16k",
-        })
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use media_core::packet::TIMESTAMP_STEP;
 
     fn header() -> DatagramHeader {
         DatagramHeader {
@@ -314,7 +272,7 @@ mod tests {
             codec: Codec::Opus16k,
             stream_id: 1,
             sequence: 7,
-            timestamp: 7 * SAMPLES_PER_FRAME,
+            timestamp: 7 * TIMESTAMP_STEP,
         };
         let mut out = [0u8; 64];
         let n = DatagramRef::new(h, &[0xfc, 0xff, 0xfe])

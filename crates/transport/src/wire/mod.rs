@@ -16,7 +16,7 @@ pub use control::{
 };
 pub use datagram::{
     Codec, DATAGRAM_VERSION, DatagramHeader, DatagramRef, Flags, HEADER_LEN, MAX_DATAGRAM_LEN,
-    MAX_PAYLOAD_LEN, PCM16K_FRAME_LEN, SAMPLES_PER_FRAME, decode,
+    MAX_PAYLOAD_LEN, check_payload_len, decode,
 };
 
 /// What is wrong with bytes received from (or about to be sent to) the wire.

@@ -1,13 +1,13 @@
 //! Helpers shared by the integration tests (real QUIC over 127.0.0.1).
 #![allow(dead_code, clippy::unwrap_used)]
 
+use media_core::packet::TIMESTAMP_STEP;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use transport::wire::{
-    Codec, ControlDecoder, ControlMessage, DatagramHeader, DatagramRef, Flags, Join,
-    SAMPLES_PER_FRAME, encode_control,
+    Codec, ControlDecoder, ControlMessage, DatagramHeader, DatagramRef, Flags, Join, encode_control,
 };
 use transport::{
     CertFingerprint, ClientConfig, MediaServer, ServerConfig, ServerIdentity, ServerTrust,
@@ -55,7 +55,7 @@ pub fn header(stream_id: u32, seq: u16) -> DatagramHeader {
         codec: Codec::Pcm16k,
         stream_id,
         sequence: seq,
-        timestamp: u32::from(seq) * SAMPLES_PER_FRAME,
+        timestamp: u32::from(seq) * TIMESTAMP_STEP,
     }
 }
 
