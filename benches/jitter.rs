@@ -20,7 +20,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// 10 s of the evaluation's speech-like signal, encoded: (payload, silence flag).
 fn encoded(kind: Codec) -> Vec<(Vec<u8>, bool)> {
-    let speech = media_core::eval::speech_like(500 * FRAME_SAMPLES, 3);
+    let speech = media_core::speech::speech_like(500 * FRAME_SAMPLES, 3);
     let mut enc: Box<dyn AudioEncoder> =
         new_encoder(kind, &OpusConfig::default()).expect("encoder");
     let mut buf = [0u8; MAX_PAYLOAD];

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot::{
-    BotConfig, BotHost, EchoBot, FarEndConfig, PlatformSessions, QuicFarEnd, SessionOptions,
-};
+use bot::{BotHost, EchoBot, PlatformSessions, SessionOptions};
 use emulator::{Emulator, EmulatorConfig};
+use harness::local::bot_config_for;
+use harness::{FarEndConfig, QuicFarEnd};
 use platform::{MediaPlatformSettings, ServerTrust};
 use signaling::Scenario;
 
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. The bot: token, calls API and signed callbacks, all against the emulator.
     let app = emulator.apps()[0].clone();
-    let bot = BotHost::start(BotConfig::for_emulator(&emulator, &app), sessions.clone()).await?;
+    let bot = BotHost::start(bot_config_for(&emulator, &app), sessions.clone()).await?;
     let mut events = bot.runtime().subscribe();
 
     // 4. Place an app-hosted P2P call; the runtime puts the media blob into it.

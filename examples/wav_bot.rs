@@ -1,5 +1,5 @@
 //! A bot that plays a WAV into a call and records the other side, against the local
-//! Graph emulator (`bot::Local` starts emulator, bot and far end in one go).
+//! Graph emulator (`harness::Local` starts emulator, bot and far end in one go).
 //!
 //! Run: `cargo run --example wav_bot [prompt.wav]` (default: a generated speech-like
 //! prompt). Writes into `out/wav_bot/`: the bot's recording of the far end, and what
@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot::{Local, LocalConfig, WavBot};
+use bot::WavBot;
+use harness::{Local, LocalConfig};
 use signaling::Scenario;
 
 #[tokio::main]
@@ -21,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bot = match std::env::args().nth(1) {
         Some(path) => WavBot::from_file(path.as_ref(), Some(out.clone()))?,
         None => WavBot::new(
-            media_core::eval::speech_like(4 * 16_000, 3),
+            media_core::speech::speech_like(4 * 16_000, 3),
             Some(out.clone()),
         ),
     };
@@ -66,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
     {
         let path = out.join("farend_heard.wav");
-        bot::report::write_wav(&path, &far.received)?;
+        harness::report::write_wav(&path, &far.received)?;
         println!(
             "far end heard: {} ({} packets)",
             path.display(),

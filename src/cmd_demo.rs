@@ -68,7 +68,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         args.duration_s.is_finite() && args.duration_s > 0.0 && args.duration_s <= 3600.0,
         "--duration-s must be in (0, 3600]"
     );
-    let mut config = bot::DemoConfig {
+    let mut config = harness::DemoConfig {
         scenario,
         profile,
         duration: Duration::from_secs_f64(args.duration_s),
@@ -95,7 +95,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let result = bot::demo::run_blocking(config);
+    let result = harness::demo::run_blocking(config);
     if let Some(bridge) = bridge {
         match bridge.stop() {
             Ok(stats) => {

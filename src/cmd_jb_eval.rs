@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use media_core::eval::{self, EvalCodec, EvalConfig};
+use harness::eval::{self, EvalConfig};
+use media_core::codec::Codec;
 use media_core::sim::Profile;
 
 /// Arguments of `media-processor jb-eval`.
@@ -27,7 +28,7 @@ pub struct JbEvalArgs {
     pub duration_s: f64,
     /// Codec: opus or pcm.
     #[arg(long, default_value = "opus", value_parser = parse_codec)]
-    pub codec: EvalCodec,
+    pub codec: Codec,
     /// Seed of the network impairments (and of the built-in speech).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -50,7 +51,7 @@ fn parse_profile(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_codec(s: &str) -> Result<EvalCodec, String> {
+fn parse_codec(s: &str) -> Result<Codec, String> {
     s.parse()
 }
 
@@ -64,7 +65,7 @@ pub fn run(args: &JbEvalArgs) -> anyhow::Result<()> {
     }
     let input = match &args.wav {
         Some(path) => Some(
-            eval::read_wav_mono_16k(path)
+            media_core::wav::read_mono_16k(path)
                 .with_context(|| format!("reading the speech input {}", path.display()))?,
         ),
         None => None,

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use harness::loadtest::{LoadtestConfig, run as run_loadtest};
 use platform::Codec;
-use platform::loadtest::{LoadtestConfig, run as run_loadtest};
 
 /// Arguments of `media-processor loadtest`.
 #[derive(Debug, clap::Args)]

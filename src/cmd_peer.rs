@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use harness::app::{PeerOptions, run_peer};
 use media_blob::MediaSessionConfig;
-use platform::app::{PeerOptions, run_peer};
 use platform::{CertFingerprint, Codec};
 
 /// Arguments of `media-processor peer`.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::app::{ServeOptions, serve};
+use harness::app::{ServeOptions, serve};
 use platform::{Certificate, Codec, Engine, MediaPlatformSettings, ServerIdentity};
 use uuid::Uuid;
 
@@ -201,7 +201,7 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
 }
 
 /// Binds a session to the default output and input devices for its call.
-fn devices_hook() -> platform::app::SessionHook {
+fn devices_hook() -> harness::app::SessionHook {
     std::sync::Arc::new(|socket: &mut platform::AudioSocket| {
         let frames = socket
             .take_frames()

@@ -41,22 +41,17 @@
 //! # }
 //! ```
 
-pub mod demo;
 pub mod device;
-pub mod farend;
 pub mod local;
 pub mod media;
-pub mod report;
 
 pub use platform::Codec;
 
-pub use demo::{DemoConfig, DemoReport, DemoSecond};
 pub use device::{
     BridgeConfig, BridgeError, BridgeStats, CaptureEnd, DeviceBridge, FillController, FrameInput,
     PlaybackEnd,
 };
-pub use farend::{FarEndConfig, FarEndReport, FarEndStats, QuicFarEnd};
-pub use local::{BotConfig, BotError, BotHost, Local, LocalConfig};
+pub use local::{BotConfig, BotError, BotHost};
 pub use media::{
     BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters, SessionOptions,
     SessionReport, SessionSnapshot, WavBot,

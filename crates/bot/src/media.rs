@@ -130,7 +130,7 @@ impl WavBot {
     /// Plays the WAV file at `path` (any rate or channel count; converted to 16 kHz
     /// mono).
     pub fn from_file(path: &Path, record_dir: Option<PathBuf>) -> Result<Self, String> {
-        let samples = media_core::eval::read_wav_mono_16k(path).map_err(|e| e.to_string())?;
+        let samples = media_core::wav::read_mono_16k(path).map_err(|e| e.to_string())?;
         Ok(Self::new(samples, record_dir))
     }
 }
@@ -194,7 +194,9 @@ impl CallBehaviour for WavPlayer {
 
     fn finish(&mut self, _received: &[i16]) -> Result<(), String> {
         match &self.record {
-            Some(path) => crate::report::write_wav(path, &self.recorded),
+            Some(path) => {
+                media_core::wav::write_mono_16k(path, &self.recorded).map_err(|e| e.to_string())
+            }
             None => Ok(()),
         }
     }

@@ -19,15 +19,16 @@ use bot::device::{
 };
 use devices::ringbuf::traits::Producer;
 use devices::{Backend, DeviceSelector, SampleSink, StreamFormat, WavSink, WavSource};
+use harness::signal::{self, SignalGenerator};
+use harness::{Peer, PeerConfig};
 use media_core::frame::FRAME_SAMPLES;
 use media_core::framer::Framer;
 use media_core::jitter::JitterConfig;
 use media_core::playout::ReceiveConfig;
 use media_core::resample::{CaptureResampler, DeviceFormat, PlayoutResampler, ResamplerMode};
-use platform::signal::{self, SignalGenerator};
 use platform::{
-    AudioFrame, AudioSender, Codec, FrameDelivery, MediaPlatform, MediaPlatformSettings, Peer,
-    PeerConfig, ServerTrust,
+    AudioFrame, AudioSender, Codec, FrameDelivery, MediaPlatform, MediaPlatformSettings,
+    ServerTrust,
 };
 use transport::TransportSettings;
 
@@ -126,7 +127,7 @@ fn peer_config(
 ) -> PeerConfig {
     let mut c = PeerConfig::new(ServerTrust::pinned(platform.certificate_fingerprint()));
     c.codecs = vec![Codec::Pcm16k];
-    c.source = platform::PeerSource::Signal(source);
+    c.source = harness::PeerSource::Signal(source);
     c.send_for = Duration::from_secs_f64(send);
     c.run_for = Duration::from_secs_f64(run);
     c.receive = receive_config();

@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bot::Local;
 use common::*;
 use graph::{RuntimeConfig, RuntimeEvent, RuntimeEventKind, TeardownReason};
+use harness::Local;
 use signaling::{CallState, Scenario};
 use tokio::sync::broadcast;
 

@@ -57,7 +57,7 @@ fn has_roster(s: Scenario) -> bool {
     )
 }
 
-async fn one_scenario(local: Arc<bot::Local>, s: Scenario) {
+async fn one_scenario(local: Arc<harness::Local>, s: Scenario) {
     let mut rx = local.bot.runtime().subscribe();
     let call = local.place(s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     let id = call.call_id.clone();

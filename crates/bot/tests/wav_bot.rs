@@ -14,7 +14,7 @@ use signaling::Scenario;
 async fn wav_bot_plays_its_prompt_and_records_the_far_end() {
     let dir = std::env::temp_dir().join(format!("bot-wav-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let prompt = media_core::eval::speech_like(2 * 16_000, 5);
+    let prompt = media_core::speech::speech_like(2 * 16_000, 5);
     let mut cfg = config();
     cfg.bot = Arc::new(WavBot::new(prompt.clone(), Some(dir.clone())));
     cfg.far_end.record = true;
@@ -48,7 +48,7 @@ async fn wav_bot_plays_its_prompt_and_records_the_far_end() {
         .await
         .unwrap();
     // What the far end heard is the prompt, delayed (PCM, clean network).
-    let delay = bot::demo::echo_delay_ms(&prompt, &far.received);
+    let delay = harness::demo::echo_delay_ms(&prompt, &far.received);
     assert!(
         delay.is_some(),
         "prompt not found in what the far end heard"

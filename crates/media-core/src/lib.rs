@@ -32,7 +32,7 @@
 //! | [`send`], [`playout`] | the two pipelines |
 //! | [`ring`] | lock-free hand-off to real-time device threads |
 //! | [`sim`] | seeded network impairment and a virtual clock |
-//! | [`eval`] | the jitter-buffer evaluation behind `media-processor jb-eval` |
+//! | [`speech`], [`wav`] | a deterministic speech-like test signal; 16 kHz mono WAV files |
 //! | [`alloc_count`] | the counting global allocator of the zero-allocation tests |
 //!
 //! # Realtime safety
@@ -81,7 +81,6 @@
 
 pub mod alloc_count;
 pub mod codec;
-pub mod eval;
 pub mod frame;
 pub mod framer;
 pub mod jitter;
@@ -91,5 +90,7 @@ pub mod resample;
 pub mod ring;
 pub mod send;
 pub mod sim;
+pub mod speech;
 pub mod time;
 pub mod vad;
+pub mod wav;

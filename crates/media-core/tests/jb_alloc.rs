@@ -17,7 +17,7 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn steady_state_allocations(kind: Codec) -> usize {
     // Everything that may allocate happens here, before watching.
-    let speech = media_core::eval::speech_like(600 * FRAME_SAMPLES, 5);
+    let speech = media_core::speech::speech_like(600 * FRAME_SAMPLES, 5);
     let mut enc: Box<dyn AudioEncoder> = new_encoder(kind, &OpusConfig::default()).expect("enc");
     let mut buf = [0u8; MAX_PAYLOAD];
     let packets: Vec<AudioPacket> = speech

@@ -94,7 +94,7 @@ pub fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8
 
 /// Encodes and sends every packet the pipeline has ready through `send`; returns how
 /// many were sent.
-pub(crate) fn flush_send(
+pub fn flush_send(
     send: &mut SendPipeline,
     pkt: &mut AudioPacket,
     mut send_datagram: impl FnMut(&DatagramHeader, &[u8]) -> bool,

@@ -5,10 +5,8 @@
 //! (the app-hosted media *blob* plus an [`AudioSocket`]), and then reads and writes
 //! 20 ms `Pcm16K` frames while the platform runs the jitter buffer, the codecs, the
 //! paced sender, QoE and health. It is the open, Linux-native counterpart of
-//! Microsoft's `MediaPlatform` / `AudioSocket` / `AudioVideoFramePlayer`. The crate
-//! also holds the reference far end ([`peer`]), the load tool ([`loadtest`]), test
-//! signals and echo measures ([`signal`]), and blocking entry points for the
-//! command line ([`app`]: `serve`, `peer`).
+//! Microsoft's `MediaPlatform` / `AudioSocket` / `AudioVideoFramePlayer`. Far ends,
+//! the load tool and other tooling live in the `harness` crate.
 //!
 //! # Data flow
 //!
@@ -74,24 +72,17 @@
 //! and counted when the bot falls behind) or a callback on the call task. Health comes
 //! from measured tick time ([`health`]), never from guesses.
 
-pub mod app;
 pub mod call;
 pub mod error;
 pub mod health;
-mod loadpeer;
-pub mod loadtest;
 pub mod pacer;
-pub mod peer;
 mod platform;
-pub mod procstat;
 pub mod settings;
-pub mod signal;
 mod socket;
 
 pub use error::{ControlError, EnqueueError, PlatformError};
 pub use health::{Health, HealthReport, HealthSettings, TickTotals};
 pub use pacer::{AudioSender, IdlePolicy, PacerSettings};
-pub use peer::{Peer, PeerConfig, PeerError, PeerReport, PeerSource, PeerStats};
 pub use platform::MediaPlatform;
 pub use settings::{Certificate, Engine, Limits, MediaPlatformSettings};
 pub use socket::{

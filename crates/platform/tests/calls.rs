@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use platform::peer::join_for;
+use harness::peer::join_for;
+use harness::{Peer, PeerError};
 use platform::{
     AudioEvent, Codec, DtmfTone, Engine, FrameDelivery, Health, IdlePolicy, Incoming,
-    MediaPlatform, Pcm16kFrame, Peer, PeerError, PlatformError, SendStatus,
+    MediaPlatform, Pcm16kFrame, PlatformError, SendStatus,
 };
 use transport::ConnectError;
 use transport::wire::{
@@ -186,7 +187,7 @@ async fn burst_leaves_paced(engine: Engine) {
         }
     }
     let mut g =
-        platform::signal::SignalGenerator::new(platform::signal::SignalKind::Tone(440.0, 0.3), 0);
+        harness::signal::SignalGenerator::new(harness::signal::SignalKind::Tone(440.0, 0.3), 0);
     let mut frames = Vec::new();
     for _ in 0..50 {
         let mut f = [0i16; 320];
@@ -428,14 +429,14 @@ fn loadtest_smoke() {
         (Engine::Tasks, Engine::Tasks),
         (Engine::Reactor, Engine::Reactor),
     ] {
-        let cfg = platform::loadtest::LoadtestConfig {
+        let cfg = harness::loadtest::LoadtestConfig {
             calls: 4,
             duration: Duration::from_secs(1),
             engine,
             peer_engine,
             ..Default::default()
         };
-        let report = platform::loadtest::run(&cfg, |_| {}).unwrap();
+        let report = harness::loadtest::run(&cfg, |_| {}).unwrap();
         eprintln!("{}", report.to_text());
         assert_eq!(report.engine, format!("{engine:?}"));
         assert_eq!(report.peer_engine, format!("{peer_engine:?}"));
@@ -445,6 +446,6 @@ fn loadtest_smoke() {
         assert!(s.processor_cpu_per_call_pct > 0.0);
         assert!(s.loss_down_pct < 50.0 && s.loss_up_pct < 50.0, "{s:?}");
     }
-    let b = platform::loadtest::measure_opus(&Default::default(), 200, 2).unwrap();
+    let b = harness::loadtest::measure_opus(&Default::default(), 200, 2).unwrap();
     assert!(b.encode_us > 0.0 && b.calls_per_core > 0.0);
 }

@@ -19,8 +19,9 @@ fn deep_receive_config() -> ReceiveConfig {
     };
     c
 }
-use platform::signal::SignalGenerator;
-use platform::{Codec, Peer, PeerSource};
+use harness::signal::SignalGenerator;
+use harness::{Peer, PeerSource};
+use platform::Codec;
 
 engine_tests! {
     fifty_concurrent_calls_all_round_trip => fifty_calls,
@@ -57,7 +58,7 @@ async fn fifty_calls(engine: platform::Engine) {
         t.ticks,
         t.late_pct(),
         t.busy_ns as f64 / t.ticks.max(1) as f64 / 1000.0,
-        platform::procstat::process_cpu()
+        harness::procstat::process_cpu()
     );
     let mut medians = Vec::new();
     let mut goods = Vec::new();
@@ -82,7 +83,7 @@ async fn fifty_calls(engine: platform::Engine) {
         own.sort_by(f64::total_cmp);
         let good = own.iter().filter(|&&c| c >= 0.9).count();
         let other = &reports[(i + 1) % CALLS];
-        let crossed = platform::signal::segment_correlations(
+        let crossed = harness::signal::segment_correlations(
             &other.sent[..8 * 16_000],
             &r.received,
             4_000,

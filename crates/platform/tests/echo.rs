@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use platform::{AudioEvent, Codec, Engine, Peer, SendStatus};
+use harness::Peer;
+use platform::{AudioEvent, Codec, Engine, SendStatus};
 
 engine_tests! {
     pcm_echo_round_trips_sample_aligned => pcm_echo,
@@ -17,7 +18,7 @@ engine_tests! {
 async fn echo_call(
     codec: Codec,
     engine: Engine,
-) -> (platform::PeerReport, EchoSummary, platform::MediaPlatform) {
+) -> (harness::PeerReport, EchoSummary, platform::MediaPlatform) {
     // One call at a time: the PCM check is a whole-call, sample-aligned correlation.
     let _serial = CPU_HEAVY.lock().await;
     let platform = start_on(engine);

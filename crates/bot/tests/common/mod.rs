@@ -4,9 +4,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bot::{EchoBot, Local, LocalConfig};
+use bot::EchoBot;
 use emulator::{SigningKey, Timing};
 use graph::{RuntimeEvent, RuntimeEventKind};
+use harness::{Local, LocalConfig};
 use media_core::sim::Profile;
 use tokio::sync::broadcast;
 

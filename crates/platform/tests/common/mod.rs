@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use harness::PeerConfig;
 use media_core::playout::ReceiveConfig;
 use platform::{
     AudioEvent, AudioSocket, Codec, Engine, Incoming, MediaPlatform, MediaPlatformSettings,
-    PeerConfig, QoeStats, ServerTrust,
+    QoeStats, ServerTrust,
 };
 use tokio::task::JoinHandle;
 use transport::TransportSettings;
@@ -15,7 +16,7 @@ use transport::TransportSettings;
 /// jitter of a loaded test machine, and it does not time-stretch, so the echo stays
 /// sample-aligned for the correlation checks.
 pub fn receive_config() -> ReceiveConfig {
-    platform::peer::measuring_receive_config(Duration::from_millis(60))
+    harness::peer::measuring_receive_config(Duration::from_millis(60))
 }
 
 /// Loopback settings with a 2 s idle timeout (fast vanish detection).

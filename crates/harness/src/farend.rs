@@ -39,7 +39,7 @@ use transport::{
     TransportSettings,
 };
 
-use crate::media::lock;
+use crate::lock;
 
 /// An encoded frame's payload in flight through the uplink impairment.
 type Payload = Arc<[u8]>;
@@ -83,7 +83,7 @@ impl FarEndConfig {
         Self {
             trust,
             codec: Codec::Opus16k,
-            source: media_core::eval::speech_like(10 * 16_000, 1).into(),
+            source: media_core::speech::speech_like(10 * 16_000, 1).into(),
             profile: Profile::named("clean").unwrap_or(Profile::ideal("clean", Duration::ZERO)),
             impair_downlink: true,
             seed: 1,
@@ -260,7 +260,7 @@ impl QuicFarEnd {
         call_id: String,
         blob: MediaSessionConfig,
     ) -> Result<Box<dyn MediaLeg>, String> {
-        let server = platform::peer::resolve_mp_uri(&blob).map_err(|e| e.to_string())?;
+        let server = crate::peer::resolve_mp_uri(&blob).map_err(|e| e.to_string())?;
         let cut = Arc::new(AtomicBool::new(false));
         let target = if config.via_relay {
             start_relay(server, cut.clone())
@@ -269,7 +269,7 @@ impl QuicFarEnd {
         } else {
             server
         };
-        let join = platform::peer::join_for(&blob, vec![config.codec]);
+        let join = crate::peer::join_for(&blob, vec![config.codec]);
         let mut cc = ClientConfig::new(target, config.trust.clone());
         cc.settings = config.transport.clone();
         cc.bind = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));

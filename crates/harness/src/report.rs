@@ -15,7 +15,7 @@ pub const PLOT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// Writes 16 kHz mono 16-bit PCM to `path`.
 pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
-    media_core::eval::write_wav(path, samples).map_err(|e| format!("{}: {e}", path.display()))
+    media_core::wav::write_mono_16k(path, samples).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Registers [`PLOT_FONT`] as "sans-serif" once; false if it is not available.

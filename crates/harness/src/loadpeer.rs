@@ -19,9 +19,9 @@ use transport::{
     ClientConfig, CloseReason, ConnectError, LinkStats, ServerTrust, TransportSettings,
 };
 
-use crate::call::{fill_packet, flush_send};
-use crate::health::{LATE_TICK, LoadMeter};
 use crate::peer::{join_for, next_frame, resolve_mp_uri};
+use platform::call::{fill_packet, flush_send};
+use platform::health::{LATE_TICK, LoadMeter};
 
 const DIALING: u8 = 0;
 const CONNECTED: u8 = 1;

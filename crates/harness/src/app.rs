@@ -9,17 +9,17 @@ use media_blob::MediaSessionConfig;
 use transport::{CertFingerprint, ServerTrust};
 
 use crate::peer::{Peer, PeerConfig, PeerReport, PeerSource};
-use crate::settings::MediaPlatformSettings;
 use crate::signal::{self, SignalGenerator};
-use crate::socket::{AudioEvent, FrameDelivery, Incoming};
-use crate::{Codec, MediaPlatform};
+use platform::MediaPlatformSettings;
+use platform::{AudioEvent, FrameDelivery, Incoming};
+use platform::{Codec, MediaPlatform};
 
 /// Attaches something to each new session's socket before its call starts (e.g. audio
 /// devices: take its frames, send through its sender) and returns what must live as
 /// long as the call; dropped when the call ends. An error is printed and the session
 /// served without it.
 pub type SessionHook =
-    Arc<dyn Fn(&mut crate::AudioSocket) -> Result<Box<dyn Send>, String> + Send + Sync>;
+    Arc<dyn Fn(&mut platform::AudioSocket) -> Result<Box<dyn Send>, String> + Send + Sync>;
 
 /// What [`serve`] runs.
 #[derive(Clone)]
@@ -60,7 +60,7 @@ impl std::fmt::Debug for ServeOptions {
 pub enum AppError {
     /// The platform failed.
     #[error(transparent)]
-    Platform(#[from] crate::PlatformError),
+    Platform(#[from] platform::PlatformError),
     /// The peer failed.
     #[error(transparent)]
     Peer(#[from] crate::PeerError),
@@ -124,7 +124,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), AppError> {
                     _ = tokio::signal::ctrl_c() => break true,
                     _ = tokio::time::sleep_until(sleep_until) => break true,
                     _ = stats.tick() => {
-                        if socket.state() == crate::CallState::Connected {
+                        if socket.state() == platform::CallState::Connected {
                             let q = socket.qoe();
                             println!(
                                 "qoe: rx {} tx {} loss {:.2} % jitter {:.2} ms rtt {:.2} ms jb target {:.0} ms",

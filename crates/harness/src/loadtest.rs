@@ -47,14 +47,14 @@ use media_core::playout::ReceiveConfig;
 use serde::Serialize;
 use transport::{ServerTrust, TransportSettings};
 
-use crate::MediaPlatform;
-use crate::health::LoadMeter;
 use crate::loadpeer::{PeerSetup, ReactorPeers};
 use crate::peer::{Peer, PeerConfig, PeerSource};
 use crate::procstat;
-use crate::settings::{Engine, MediaPlatformSettings};
 use crate::signal::SignalGenerator;
-use crate::socket::{AudioFrame, FrameDelivery};
+use platform::MediaPlatform;
+use platform::health::LoadMeter;
+use platform::settings::{Engine, MediaPlatformSettings};
+use platform::{AudioFrame, FrameDelivery};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     let mut sockets = Vec::with_capacity(calls);
     let mut blobs = Vec::with_capacity(calls);
     for _ in 0..calls {
-        let echo = |f: &AudioFrame, tx: &crate::AudioSender| {
+        let echo = |f: &AudioFrame, tx: &platform::AudioSender| {
             let _ = tx.enqueue(&f.samples);
         };
         let (blob, socket) = platform
@@ -432,7 +432,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     // Warm up, then measure.
     std::thread::sleep(Duration::from_secs(1));
     let rss1 = procstat::rss_bytes().unwrap_or(0);
-    let snap = |peers: &Peers, sockets: &[crate::AudioSocket]| {
+    let snap = |peers: &Peers, sockets: &[platform::AudioSocket]| {
         let down = peers.packets_received();
         let up: u64 = sockets.iter().map(|s| s.qoe().packets_received).sum();
         (down, up)

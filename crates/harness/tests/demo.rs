@@ -1,11 +1,12 @@
-//! `bot::demo` end to end for ~3 s over the `wifi` profile: the report, the plot and
+//! `harness::demo` end to end for ~3 s over the `wifi` profile: the report, the plot and
 //! the WAVs exist, and the statistics are sane.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use bot::{Codec, DemoConfig};
+use harness::DemoConfig;
 use media_core::sim::Profile;
+use platform::Codec;
 use signaling::Scenario;
 
 fn wav_seconds(path: &std::path::Path) -> f64 {
@@ -32,7 +33,7 @@ async fn demo_runs_three_seconds_over_wifi() {
         tap: None,
     };
     let t0 = std::time::Instant::now();
-    let report = bot::demo::run(config).await.unwrap();
+    let report = harness::demo::run(config).await.unwrap();
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(15), "demo took {took:?}");
 

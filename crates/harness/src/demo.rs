@@ -20,11 +20,11 @@ use uuid::Uuid;
 
 use crate::farend::{FarEndReport, FarEndStats};
 use crate::local::{Local, LocalConfig};
-use crate::media::{
+use crate::report;
+use bot::{
     BotOutput, CallBehaviour, MediaBot, SessionCounters, SessionOptions, SessionReport,
     SessionSnapshot,
 };
-use crate::report;
 
 /// A callback receiving every frame the bot receives (e.g. to play it on a device).
 pub type FrameTap = Arc<dyn Fn(&Pcm16kFrame) + Send + Sync>;
@@ -411,10 +411,10 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<DemoReport> {
     let app_hosted = scenario.is_app_hosted();
     std::fs::create_dir_all(&config.out)?;
     let speech: Arc<[i16]> = match &config.speech {
-        Some(path) => media_core::eval::read_wav_mono_16k(path)
+        Some(path) => media_core::wav::read_mono_16k(path)
             .map_err(|e| anyhow::anyhow!("speech WAV {}: {e}", path.display()))?
             .into(),
-        None => media_core::eval::speech_like(12 * 16_000, config.seed).into(),
+        None => media_core::speech::speech_like(12 * 16_000, config.seed).into(),
     };
     let mut local_cfg = LocalConfig::new(Arc::new(TapEcho(config.tap.clone())));
     local_cfg.sessions = SessionOptions {
@@ -827,7 +827,7 @@ mod tests {
         /// The envelope search finds a whole-frame echo delay of speech.
         #[test]
         fn echo_delay_finds_frame_shifts(frames in 0usize..40, seed in 0u64..1000) {
-            let sent = media_core::eval::speech_like(6 * 16_000, seed);
+            let sent = media_core::speech::speech_like(6 * 16_000, seed);
             let mut received = vec![0i16; frames * 320];
             received.extend_from_slice(&sent[..sent.len() - frames * 320]);
             prop_assert_eq!(echo_delay_ms(&sent, &received), Some(frames as f64 * 20.0));
@@ -836,7 +836,7 @@ mod tests {
 
     #[test]
     fn echo_delay_needs_a_correlated_echo() {
-        let sent = media_core::eval::speech_like(4 * 16_000, 1);
+        let sent = media_core::speech::speech_like(4 * 16_000, 1);
         assert_eq!(echo_delay_ms(&sent, &vec![0; sent.len()]), None);
         assert_eq!(echo_delay_ms(&sent[..320 * 10], &sent[..320 * 10]), None);
     }

@@ -2,15 +2,15 @@
 //! (delay search, correlation, per-frame level envelopes).
 //!
 //! The speech-like signal is media-core's deterministic (seeded) synthetic talker,
-//! [`SpeechLike`] (the source of [`media_core::eval::speech_like`], streamed without
+//! [`SpeechLike`] (the source of [`media_core::speech::speech_like`], streamed without
 //! its peak normalisation): words of syllables with a moving pitch through gliding
 //! formants, separated by pauses, at about -18 dBFS while talking. Its pitch never
 //! repeats exactly, so a cross-correlation finds one clear delay.
 
 use std::path::Path;
 
-use media_core::eval::SpeechLike;
 use media_core::frame::{FRAME_SAMPLES, PCM16K_RATE};
+use media_core::speech::SpeechLike;
 
 /// A deterministic generator of test audio, one 20 ms frame at a time.
 #[derive(Debug, Clone)]

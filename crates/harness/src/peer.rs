@@ -30,9 +30,9 @@ use transport::{
     TransportSettings,
 };
 
-use crate::call::{TICK, fill_packet, flush_send};
-use crate::health::{LATE_TICK, LoadMeter};
 use crate::signal::{self, SignalGenerator};
+use platform::call::{TICK, fill_packet, flush_send};
+use platform::health::{LATE_TICK, LoadMeter};
 
 /// What the peer sends.
 #[derive(Debug, Clone)]

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use media_core::eval::{self, EvalCodec, EvalConfig};
+use harness::eval::{self, EvalConfig};
+use media_core::codec::Codec;
 
-fn check(codec: EvalCodec, seed: u64) {
+fn check(codec: Codec, seed: u64) {
     let cfg = EvalConfig {
         duration: Duration::from_secs(20),
         codec,
@@ -36,10 +37,10 @@ fn check(codec: EvalCodec, seed: u64) {
 
 #[test]
 fn every_profile_meets_the_target_with_pcm() {
-    check(EvalCodec::Pcm, 1);
+    check(Codec::Pcm16k, 1);
 }
 
 #[test]
 fn every_profile_meets_the_target_with_opus() {
-    check(EvalCodec::Opus, 2);
+    check(Codec::Opus16k, 2);
 }
