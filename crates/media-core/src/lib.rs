@@ -80,10 +80,13 @@
 //! ```
 
 pub mod alloc_count;
+pub mod call;
 pub mod codec;
+pub mod control;
 pub mod frame;
 pub mod framer;
 pub mod jitter;
+pub mod link;
 pub mod packet;
 pub mod playout;
 pub mod resample;
@@ -91,6 +94,7 @@ pub mod ring;
 pub mod send;
 pub mod sim;
 pub mod speech;
+pub mod tick;
 pub mod time;
 pub mod vad;
 pub mod wav;

@@ -46,6 +46,8 @@ pub struct AudioPacket {
     pub codec: Codec,
     /// The sender's voice-activity detector judged this frame silent.
     pub silence: bool,
+    /// The first packet of a stream or of a talkspurt (RTP's marker bit).
+    pub marker: bool,
     len: u16,
     payload: [u8; MAX_PAYLOAD],
 }
@@ -57,6 +59,7 @@ impl std::fmt::Debug for AudioPacket {
             .field("timestamp", &self.timestamp)
             .field("codec", &self.codec)
             .field("silence", &self.silence)
+            .field("marker", &self.marker)
             .field("len", &self.len)
             .finish()
     }
@@ -70,6 +73,7 @@ impl AudioPacket {
             timestamp: 0,
             codec,
             silence: false,
+            marker: false,
             len: 0,
             payload: [0; MAX_PAYLOAD],
         }

@@ -120,7 +120,10 @@ mod tests {
         let path = dir.join("t.wav");
         let samples: Vec<i16> = (0..1600).map(|i| (i * 7 % 2000) as i16 - 1000).collect();
         write_mono_16k(&path, &samples).expect("write");
-        assert!(read_mono_16k(&path).expect("read") == samples, "16 kHz mono reads bit-exact");
+        assert!(
+            read_mono_16k(&path).expect("read") == samples,
+            "16 kHz mono reads bit-exact"
+        );
         let err = read_mono_16k(&dir.join("missing.wav")).expect_err("missing file");
         assert!(err.to_string().contains("missing.wav"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

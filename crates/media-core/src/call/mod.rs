@@ -1,0 +1,631 @@
+//! One call's media, sans-IO: [`CallMedia`].
+//!
+//! Everything a call does per 20 ms, whatever link carries it and whoever is at the
+//! other end of the audio: the media processor's bot, a reference far end, a load peer.
+//! It paces a [`FrameSource`] out at one frame per send tick through the
+//! [`SendPipeline`], plays received packets out through the jitter buffer at one frame
+//! per playout tick ([`ReceivePipeline`]), turns control messages into events (DTMF,
+//! speakers, send status), measures the inbound stream (RFC 3550) and reports it to the
+//! far end, and ends with a typed reason. It never reads a clock and owns no socket,
+//! thread or channel: inputs are `handle_*(now, ..)`, outputs come from
+//! [`poll_output`](CallMedia::poll_output), and [`poll_timeout`](CallMedia::poll_timeout)
+//! says when the next tick is due.
+//!
+//! ```text
+//!  link ── handle_packet(now, &AudioPacket) ──> InboundStats, ReceivePipeline
+//!       ── handle_control(Control) ───────────> AudioEvent (DTMF, speakers, send status)
+//!  handle_timeout(now):
+//!    send tick:    FrameSource ─ pacer (prebuffer, idle policy, LowOnFrames) ─> SendPipeline
+//!    playout tick: ReceivePipeline::poll_frame ─> AudioFrame; 1/s CallStats; 5 s QualityReport
+//!  poll_output():  Packet, Control (for the link) · Event, Frame, Stats (for the application)
+//! ```
+//!
+//! Send and playout run on their own [`TickGrid`]s: both 20 ms by default, on the same
+//! instants; a far end simulating a drifting sender clock sets
+//! [`CallConfig::send_period`]. Each `handle_timeout` runs at most one tick of each
+//! grid, so a caller that drains the outputs after every call never loses a frame;
+//! [`CallMedia::run_due`] does that loop against a [`MediaLink`].
+//!
+//! # Example: two calls wired back to back on a virtual clock
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use media_core::call::{AudioSender, CallConfig, CallMedia, Output};
+//! use media_core::codec::Codec;
+//! use media_core::frame::Pcm16kFrame;
+//!
+//! let t0 = Instant::now();
+//! let config = CallConfig::new(Codec::Pcm16k);
+//! let (tx, queue) = AudioSender::new(50);
+//! let mut a = CallMedia::new(t0, &config, Box::new(queue)).expect("call a");
+//! let (_silent, nothing) = AudioSender::new(1);
+//! let mut b = CallMedia::new(t0, &config, Box::new(nothing)).expect("call b");
+//!
+//! let mut tone = Pcm16kFrame::silent();
+//! for (i, s) in tone.samples_mut().iter_mut().enumerate() {
+//!     *s = ((i as f32 * 0.2).sin() * 8000.0) as i16;
+//! }
+//! let mut heard = 0;
+//! for k in 0..50u32 {
+//!     let now = t0 + Duration::from_millis(20) * k;
+//!     tx.enqueue(&tone).expect("room");
+//!     a.handle_timeout(now);
+//!     while let Some(out) = a.poll_output() {
+//!         if let Output::Packet(p) = out {
+//!             let p = p.clone();
+//!             b.handle_packet(now, &p); // a perfect network
+//!         }
+//!     }
+//!     b.handle_timeout(now);
+//!     while let Some(out) = b.poll_output() {
+//!         if let Output::Frame(f) = out {
+//!             heard += usize::from(!f.is_silence);
+//!         }
+//!     }
+//! }
+//! assert!(heard > 40, "after the jitter buffer's start-up delay b hears the tone");
+//! ```
+//!
+//! # Realtime safety
+//! [`CallMedia::new`] creates the codec state, the pipelines and every buffer. After
+//! that, ticks, packets and control messages allocate nothing: packets and frames live
+//! in fixed arrays inside the call, outputs borrow them, and the queues of control
+//! messages and events are reserved up front (events are rare; only the final one
+//! carries a heap-allocated reason). `tests/call_alloc.rs` proves it with a counting
+//! allocator, PCM and Opus, with loss and reordering.
+
+mod pacer;
+mod stats;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use self::pacer::{
+    AudioSender, EnqueueError, FrameSource, IdlePolicy, LowOnFrames, PacerSettings, SendQueue,
+};
+pub use self::stats::{CallStats, InboundStats};
+use crate::codec::{Codec, CodecError, OpusConfig, new_decoder};
+use crate::control::{ActiveSpeakers, Control, DtmfTone, QualityReport, SendStatus};
+use crate::frame::Pcm16kFrame;
+use crate::link::{CloseReason, LinkEvent, MediaLink};
+use crate::packet::AudioPacket;
+use crate::playout::{ReceiveConfig, ReceivePipeline};
+use crate::send::{SendConfig, SendPipeline, SendSetupError};
+use crate::tick::{TICK, TickGrid};
+use crate::time::Ticks100ns;
+
+/// One received 20 ms frame, played out of the jitter buffer (Microsoft's
+/// `AudioMediaBuffer`).
+#[derive(Debug, Clone, Copy)]
+pub struct AudioFrame {
+    /// 320 samples of 16 kHz mono PCM.
+    pub samples: Pcm16kFrame,
+    /// Media time of the first sample on the sender's clock, 100 ns ticks.
+    pub timestamp: Ticks100ns,
+    /// The frame is silence (sender VAD or level below -50 dBFS).
+    pub is_silence: bool,
+    /// Some samples were concealed (packet loss).
+    pub concealed: bool,
+    /// Active speakers when the frame was played (excluding the bot).
+    pub active_speakers: ActiveSpeakers,
+}
+
+/// Events of one call, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AudioEvent {
+    /// Whether this side's audio is being sent (`AudioSendStatusChanged`).
+    SendStatusChanged(SendStatus),
+    /// The far end sent a DTMF tone (`ToneReceived`).
+    ToneReceived {
+        /// The tone.
+        tone: DtmfTone,
+        /// Its duration in ms (0 if unknown).
+        duration_ms: u32,
+    },
+    /// The dominant speaker changed (`DominantSpeakerChanged`); `None` = nobody.
+    DominantSpeakerChanged {
+        /// The new dominant speaker's MSI.
+        current: Option<u32>,
+        /// The previous one.
+        previous: Option<u32>,
+    },
+    /// The set of active speakers changed.
+    ActiveSpeakersChanged(ActiveSpeakers),
+    /// The send queue fell below the low-water mark; `remaining` audio is left.
+    LowOnFrames {
+        /// Audio still queued.
+        remaining: Duration,
+    },
+    /// The far end's periodic quality report.
+    PeerStats(QualityReport),
+    /// The media connection failed (peer vanished, protocol or transport error)
+    /// (`MediaStreamFailure`).
+    MediaStreamFailure {
+        /// What happened.
+        reason: CloseReason,
+    },
+    /// The call ended in an orderly way (peer left, hang-up, shutdown).
+    Ended {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// How a call's media runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallConfig {
+    /// The call's codec (both directions).
+    pub codec: Codec,
+    /// Opus encoder settings (when the codec is Opus).
+    pub opus: OpusConfig,
+    /// The receive pipeline and its jitter buffer.
+    pub receive: ReceiveConfig,
+    /// The paced sender.
+    pub pacer: PacerSettings,
+    /// Period of the send clock (default 20 ms). Only a far end simulating a drifting
+    /// sender sets it off nominal.
+    pub send_period: Duration,
+    /// Playout ticks between [`Output::Stats`] (default 50: once a second).
+    pub stats_every: u32,
+    /// Playout ticks between quality reports to the far end (default 250: every 5 s;
+    /// 0: never).
+    pub report_every: u32,
+}
+
+impl CallConfig {
+    /// Defaults for `codec`: default Opus, jitter buffer and pacer, 20 ms clocks, stats
+    /// once a second, a report to the far end every 5 s.
+    pub fn new(codec: Codec) -> Self {
+        Self {
+            codec,
+            opus: OpusConfig::default(),
+            receive: ReceiveConfig::default(),
+            pacer: PacerSettings::default(),
+            send_period: TICK,
+            stats_every: 50,
+            report_every: 250,
+        }
+    }
+}
+
+/// Why a call's media could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallSetupError {
+    /// The send pipeline (encoder) could not be created.
+    #[error("cannot create the {codec} send pipeline: {source}")]
+    Send {
+        /// The call's codec.
+        codec: Codec,
+        /// Why.
+        source: SendSetupError,
+    },
+    /// The decoder could not be created.
+    #[error("cannot create the {codec} decoder: {source}")]
+    Decoder {
+        /// The call's codec.
+        codec: Codec,
+        /// Why.
+        source: CodecError,
+    },
+}
+
+/// What a call's media wants done; see [`CallMedia::poll_output`].
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// For the link: an encoded packet to send.
+    Packet(&'a AudioPacket),
+    /// For the link: a control message to send.
+    Control(Control),
+    /// For the application: an event.
+    Event(AudioEvent),
+    /// For the application: the frame of this playout tick.
+    Frame(&'a AudioFrame),
+    /// For the application: the statistics, once a second and at the end.
+    Stats(&'a CallStats),
+}
+
+/// Control messages or events queued at most between two drains, before the queues
+/// would grow (they are reserved for this many; more still works, allocating).
+const QUEUE_RESERVE: usize = 16;
+
+/// One call's media. See the [module documentation](self).
+pub struct CallMedia {
+    codec: Codec,
+    send: SendPipeline,
+    recv: ReceivePipeline,
+    source: Box<dyn FrameSource>,
+    pacer: PacerSettings,
+    low: LowOnFrames,
+    priming: bool,
+    active: bool,
+    first_packet: bool,
+    scratch: Pcm16kFrame,
+    tx_pkt: AudioPacket,
+    frame: AudioFrame,
+    frame_ready: bool,
+    receiving: bool,
+    speakers: ActiveSpeakers,
+    dominant: Option<u32>,
+    inbound: InboundStats,
+    t0: Instant,
+    send_grid: TickGrid,
+    play_grid: TickGrid,
+    stats_every: u64,
+    report_every: u64,
+    controls: VecDeque<Control>,
+    events: VecDeque<AudioEvent>,
+    stats_due: bool,
+    snapshot: CallStats,
+    closed: bool,
+    packets_sent: u64,
+    packets_refused: u64,
+    frames_played: u64,
+    frames_concealed: u64,
+    send_underruns: u64,
+}
+
+impl std::fmt::Debug for CallMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallMedia")
+            .field("codec", &self.codec)
+            .field("receiving", &self.receiving)
+            .field("active", &self.active)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallMedia {
+    /// A call starting at `now` (its first send and playout ticks are due then),
+    /// sending what `source` produces. Creates the codec state and every buffer.
+    pub fn new(
+        now: Instant,
+        config: &CallConfig,
+        source: Box<dyn FrameSource>,
+    ) -> Result<Self, CallSetupError> {
+        let codec = config.codec;
+        let send = SendPipeline::new(&SendConfig {
+            codec,
+            opus: config.opus,
+            queue_frames: 4,
+            ..SendConfig::default()
+        })
+        .map_err(|source| CallSetupError::Send { codec, source })?;
+        let decoder =
+            new_decoder(codec).map_err(|source| CallSetupError::Decoder { codec, source })?;
+        let mut events = VecDeque::with_capacity(QUEUE_RESERVE);
+        events.push_back(AudioEvent::SendStatusChanged(SendStatus::Active));
+        Ok(Self {
+            codec,
+            send,
+            recv: ReceivePipeline::new(config.receive, decoder),
+            source,
+            pacer: config.pacer,
+            low: LowOnFrames::new(config.pacer.low_on_frames),
+            priming: true,
+            active: true,
+            first_packet: true,
+            scratch: Pcm16kFrame::silent(),
+            tx_pkt: AudioPacket::empty(codec),
+            frame: AudioFrame {
+                samples: Pcm16kFrame::silent(),
+                timestamp: Ticks100ns(0),
+                is_silence: true,
+                concealed: false,
+                active_speakers: ActiveSpeakers::default(),
+            },
+            frame_ready: false,
+            receiving: false,
+            speakers: ActiveSpeakers::default(),
+            dominant: None,
+            inbound: InboundStats::default(),
+            t0: now,
+            send_grid: TickGrid::with_period(now, config.send_period),
+            play_grid: TickGrid::new(now),
+            stats_every: u64::from(config.stats_every.max(1)),
+            report_every: u64::from(config.report_every),
+            controls: VecDeque::with_capacity(QUEUE_RESERVE),
+            events,
+            stats_due: false,
+            snapshot: CallStats::default(),
+            closed: false,
+            packets_sent: 0,
+            packets_refused: 0,
+            frames_played: 0,
+            frames_concealed: 0,
+            send_underruns: 0,
+        })
+    }
+
+    /// The call's codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// True once the first packet arrived (playout has started).
+    pub fn is_receiving(&self) -> bool {
+        self.receiving
+    }
+
+    /// True after [`handle_close`](Self::handle_close).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// A packet of this call arrived at `now`.
+    pub fn handle_packet(&mut self, now: Instant, packet: &AudioPacket) {
+        if self.closed {
+            return;
+        }
+        let arrival_us =
+            i64::try_from(now.saturating_duration_since(self.t0).as_micros()).unwrap_or(i64::MAX);
+        self.inbound
+            .on_packet(arrival_us, packet.seq, packet.timestamp);
+        if self.recv.handle_packet(now, packet).is_ok() {
+            self.receiving = true;
+        }
+    }
+
+    /// A control message from the far end.
+    pub fn handle_control(&mut self, control: Control) {
+        if self.closed {
+            return;
+        }
+        let event = match control {
+            Control::Dtmf { tone, duration_ms } => AudioEvent::ToneReceived { tone, duration_ms },
+            Control::DominantSpeaker(current) => {
+                let previous = std::mem::replace(&mut self.dominant, current);
+                AudioEvent::DominantSpeakerChanged { current, previous }
+            }
+            Control::ActiveSpeakers(s) => {
+                self.speakers = s;
+                AudioEvent::ActiveSpeakersChanged(s)
+            }
+            Control::SendStatus(status) => {
+                let active = status == SendStatus::Active;
+                if active == self.active {
+                    return;
+                }
+                self.active = active;
+                AudioEvent::SendStatusChanged(status)
+            }
+            Control::Report(r) => AudioEvent::PeerStats(r),
+        };
+        self.events.push_back(event);
+    }
+
+    /// A [`LinkEvent`] at `now`: packets, control messages and the end, each to its
+    /// `handle_*`.
+    pub fn handle_link_event(&mut self, now: Instant, event: LinkEvent<'_>) {
+        match event {
+            LinkEvent::Packet(p) => self.handle_packet(now, p),
+            LinkEvent::Control(c) => self.handle_control(c),
+            LinkEvent::Closed(reason) => self.handle_close(reason),
+        }
+    }
+
+    /// Queues a control message for the far end (DTMF, speakers, send status).
+    pub fn send_control(&mut self, control: Control) {
+        if !self.closed {
+            self.controls.push_back(control);
+        }
+    }
+
+    /// Whether this side may send audio now.
+    pub fn send_status(&self) -> SendStatus {
+        if self.active && !self.closed {
+            SendStatus::Active
+        } else {
+            SendStatus::Inactive
+        }
+    }
+
+    /// The link ended with `reason`: final statistics, `SendStatusChanged(Inactive)`,
+    /// then `Ended` (orderly) or `MediaStreamFailure` (a failure). Nothing runs after.
+    pub fn handle_close(&mut self, reason: &CloseReason) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.stats_due = true;
+        self.frame_ready = false;
+        self.events
+            .push_back(AudioEvent::SendStatusChanged(SendStatus::Inactive));
+        let reason = reason.clone();
+        self.events.push_back(if reason.is_failure() {
+            AudioEvent::MediaStreamFailure { reason }
+        } else {
+            AudioEvent::Ended { reason }
+        });
+    }
+
+    /// When a tick is due next (`None` once closed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        Some(
+            self.send_grid
+                .next_deadline()
+                .min(self.play_grid.next_deadline()),
+        )
+    }
+
+    /// Runs at most one send tick and one playout tick due at `now`. Drain
+    /// [`poll_output`](Self::poll_output) before the next call.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.send_grid.poll(now).is_some() {
+            self.send_tick();
+        }
+        if let Some(tick) = self.play_grid.poll(now) {
+            self.play_tick(tick.scheduled, tick.index + 1);
+        }
+    }
+
+    /// One frame from the source (or silence, or nothing) into the send pipeline.
+    fn send_tick(&mut self) {
+        if !self.active {
+            return;
+        }
+        let before = self.source.ready();
+        if self.priming && before >= self.pacer.prebuffer_frames.max(1) {
+            self.priming = false;
+        }
+        let got = !self.priming && self.source.next_frame(&mut self.scratch);
+        if !got {
+            if !self.priming {
+                self.send_underruns += 1;
+                self.priming = self.pacer.prebuffer_frames > 1;
+            }
+            match self.pacer.idle {
+                IdlePolicy::SendSilence => self.scratch = Pcm16kFrame::silent(),
+                IdlePolicy::Pause => return self.observe_low(before),
+            }
+        }
+        // The pipeline's queue holds 4 frames and is drained by every poll_output
+        // loop: a full one means the caller skipped draining; the frame is dropped.
+        let _ = self.send.push_pcm16k_frame(&self.scratch);
+        self.observe_low(before);
+    }
+
+    fn observe_low(&mut self, before: usize) {
+        if let Some(remaining) = self.low.observe(before, self.source.ready()) {
+            self.events.push_back(AudioEvent::LowOnFrames { remaining });
+        }
+    }
+
+    /// One frame out of the jitter buffer (once packets arrive); periodic stats.
+    fn play_tick(&mut self, scheduled: Instant, ticks: u64) {
+        if self.receiving {
+            let info = self.recv.poll_frame(scheduled, &mut self.frame.samples);
+            self.frame.timestamp = info.timestamp;
+            self.frame.is_silence = info.silence;
+            self.frame.concealed = info.concealed;
+            self.frame.active_speakers = self.speakers;
+            self.frame_ready = true;
+            self.frames_played += 1;
+            self.frames_concealed += u64::from(info.concealed);
+        }
+        if ticks.is_multiple_of(self.stats_every) {
+            self.stats_due = true;
+        }
+        if self.report_every > 0 && ticks.is_multiple_of(self.report_every) {
+            self.controls.push_back(Control::Report(self.report()));
+        }
+    }
+
+    /// What this side saw of the far end's stream, for the far end.
+    fn report(&self) -> QualityReport {
+        QualityReport {
+            jitter_ms: self.inbound.mean_jitter_ms() as f32,
+            max_jitter_ms: self.inbound.max_jitter_ms() as f32,
+            loss_pct: self.inbound.loss_pct() as f32,
+            rtt_ms: 0.0,
+            packets_sent: self.packets_sent,
+            packets_received: self.inbound.received(),
+            packets_lost: self.inbound.lost(),
+        }
+    }
+
+    /// The next output, or `None` when nothing is pending. Packets and control
+    /// messages are for the link; events, frames and stats for the application.
+    pub fn poll_output(&mut self) -> Option<Output<'_>> {
+        if self.send.poll_packet(&mut self.tx_pkt) {
+            self.tx_pkt.marker = std::mem::take(&mut self.first_packet);
+            return Some(Output::Packet(&self.tx_pkt));
+        }
+        if let Some(c) = self.controls.pop_front() {
+            return Some(Output::Control(c));
+        }
+        if let Some(e) = self.events.pop_front() {
+            return Some(Output::Event(e));
+        }
+        if self.frame_ready {
+            self.frame_ready = false;
+            return Some(Output::Frame(&self.frame));
+        }
+        if self.stats_due {
+            self.stats_due = false;
+            self.snapshot = self.stats();
+            return Some(Output::Stats(&self.snapshot));
+        }
+        None
+    }
+
+    /// Drains every output: packets and control messages to `link` (counting what it
+    /// takes and refuses), the rest to `app`.
+    pub fn flush(&mut self, link: &mut dyn MediaLink, mut app: impl FnMut(Output<'_>)) {
+        while let Some(out) = self.poll_output() {
+            let sent = match out {
+                Output::Packet(p) => Some(link.send_packet(p).is_ok()),
+                Output::Control(c) => {
+                    let _ = link.send_control(&c);
+                    None
+                }
+                other => {
+                    app(other);
+                    None
+                }
+            };
+            match sent {
+                Some(true) => self.packets_sent += 1,
+                Some(false) => self.packets_refused += 1,
+                None => {}
+            }
+        }
+    }
+
+    /// Runs every tick due at `now`, one at a time, flushing after each (see
+    /// [`flush`](Self::flush)).
+    pub fn run_due(
+        &mut self,
+        now: Instant,
+        link: &mut dyn MediaLink,
+        mut app: impl FnMut(Output<'_>),
+    ) {
+        while self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+            self.flush(link, &mut app);
+        }
+    }
+
+    /// Handles a link event and flushes (see [`flush`](Self::flush)).
+    pub fn run_event(
+        &mut self,
+        now: Instant,
+        event: LinkEvent<'_>,
+        link: &mut dyn MediaLink,
+        app: impl FnMut(Output<'_>),
+    ) {
+        self.handle_link_event(now, event);
+        self.flush(link, app);
+    }
+
+    /// The statistics now.
+    pub fn stats(&self) -> CallStats {
+        CallStats {
+            inbound_jitter_ms: self.inbound.mean_jitter_ms(),
+            max_inbound_jitter_ms: self.inbound.max_jitter_ms(),
+            loss_pct: self.inbound.loss_pct(),
+            packets_received: self.inbound.received(),
+            packets_lost: self.inbound.lost(),
+            packets_sent: self.packets_sent,
+            packets_refused: self.packets_refused,
+            frames_encoded: self.send.stats().frames_encoded,
+            frames_played: self.frames_played,
+            frames_concealed: self.frames_concealed,
+            send_underruns: self.send_underruns,
+            jitter_buffer: self.recv.stats(),
+            playout: self.play_grid.stats(),
+            send: self.send_grid.stats(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
