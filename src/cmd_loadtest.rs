@@ -29,19 +29,12 @@ pub struct LoadtestArgs {
     /// Time budget of the ramp, seconds.
     #[arg(long, default_value_t = 120.0)]
     pub budget: f64,
-    /// Worker threads of the processor runtime (figures are per thread).
+    /// Reactor threads of the processor (figures are per thread).
     #[arg(long, default_value_t = 1)]
     pub processor_threads: usize,
-    /// Worker threads of the peers' runtime.
+    /// Reactor threads of the peers.
     #[arg(long, default_value_t = 1)]
     pub peer_threads: usize,
-    /// Processor engine: tasks (quinn + a task per call) or reactor (one thread owns
-    /// the socket, connections and calls).
-    #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
-    pub engine: platform::Engine,
-    /// Peers' engine: reactor (default) or tasks (the reference peer, a tokio task each).
-    #[arg(long, default_value = "reactor", value_parser = crate::cmd_serve::parse_engine)]
-    pub peer_engine: platform::Engine,
     /// The reactors' shortest turn interval in microseconds (default 1000; 0: a turn
     /// per packet).
     #[arg(long)]
@@ -67,8 +60,6 @@ pub fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         time_budget: Duration::from_secs_f64(args.budget.max(1.0)),
         processor_threads: args.processor_threads.max(1),
         peer_threads: args.peer_threads.max(1),
-        engine: args.engine,
-        peer_engine: args.peer_engine,
         reactor_batch: args.reactor_batch_us.map(Duration::from_micros),
         ..LoadtestConfig::default()
     };

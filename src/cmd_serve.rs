@@ -1,5 +1,6 @@
-//! `media-processor serve`: run the media processor (QUIC media server) with an echo
-//! or listen-only bot, printing each session's blob and the certificate fingerprint.
+//! `media-processor serve`: run the media processor (its reactor threads on one UDP
+//! port) with an echo or listen-only bot, printing each session's blob and the
+//! certificate fingerprint.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use harness::app::{ServeOptions, serve};
-use platform::{Certificate, Codec, Engine, MediaPlatformSettings, ServerIdentity};
+use platform::{Certificate, Codec, MediaPlatformSettings, ServerIdentity};
 use uuid::Uuid;
 
 /// Arguments of `media-processor serve`.
@@ -68,33 +69,15 @@ pub struct ServeArgs {
     /// Stop after this many calls have ended.
     #[arg(long)]
     pub calls: Option<usize>,
-    /// Engine: reactor (default: threads that own the sockets, connections and calls)
-    /// or tasks (quinn + a tokio task per call).
-    #[arg(long, value_parser = parse_engine)]
-    pub engine: Option<Engine>,
-    /// Reactor threads (with --engine reactor; default: one per CPU).
+    /// Reactor threads: each owns a socket on the port, its connections and their calls
+    /// (default: one per CPU).
     #[arg(long)]
     pub reactor_threads: Option<usize>,
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
 pub fn parse_codec(s: &str) -> Result<Codec, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "pcm" | "pcm16k" => Ok(Codec::Pcm16k),
-        "opus" | "opus16k" => Ok(Codec::Opus16k),
-        other => Err(format!("unknown codec {other:?} (expected pcm or opus)")),
-    }
-}
-
-/// Parses an engine name.
-pub fn parse_engine(s: &str) -> Result<Engine, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "tasks" => Ok(Engine::Tasks),
-        "reactor" => Ok(Engine::Reactor),
-        other => Err(format!(
-            "unknown engine {other:?} (expected tasks or reactor)"
-        )),
-    }
+    s.parse()
 }
 
 /// The JSON settings file.
@@ -116,7 +99,6 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     seconds: Option<f64>,
     calls: Option<usize>,
-    engine: Option<String>,
     reactor_threads: Option<usize>,
 }
 
@@ -167,11 +149,6 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         vec![Codec::Pcm16k, Codec::Opus16k]
     };
     s.codecs = codecs;
-    s.engine = match (&args.engine, &file.engine) {
-        (Some(e), _) => *e,
-        (None, Some(name)) => parse_engine(name).map_err(anyhow::Error::msg)?,
-        (None, None) => Engine::default(),
-    };
     if let Some(n) = args.reactor_threads.or(file.reactor_threads) {
         s.reactor_threads = n;
     }

@@ -264,7 +264,11 @@ pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
         echo_envelope_correlation: delay.map(|d| report.echo_envelope_correlation(d, span)),
         concealed_samples: report.stats.jitter.concealed_samples,
         jitter_buffer_target_ms: report.stats.jitter.target_delay_ms,
-        rtt_ms: report.stats.link.rtt.as_secs_f64() * 1000.0,
+        rtt_ms: report
+            .stats
+            .link
+            .rtt
+            .map_or(0.0, |r| r.as_secs_f64() * 1000.0),
         close: report.close.map(|c| c.to_string()),
     })
 }

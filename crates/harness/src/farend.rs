@@ -1,48 +1,45 @@
 //! [`QuicFarEnd`]: the far end of app-hosted calls for the emulator (its
-//! [`MediaPeerConnector`]). It connects to the blob's `mpUri` over QUIC, pinning the
+//! [`MediaPeerConnector`]). It dials the blob's `mpUri` over QUIC, pinning the
 //! processor's certificate, plays speech into the call through a seeded network
 //! impairment, and records what the bot sends back.
 //!
 //! ```text
-//!  speech (WAV or built-in) --tick (sender clock, drift)--> SendPipeline --> uplink Impairment
-//!        --(due)--> QUIC datagram --> media processor
-//!  media processor --> QUIC datagram --> downlink Impairment --(due)--> ReceivePipeline
-//!        --20 ms playout tick--> recording ("far end received") + per-second stats
+//!  speech (WAV or built-in) ─ FarCall (CallMedia, send clock with the profile's drift)
+//!        ─> uplink Impairment ─(due)─> QUIC datagram ─> media processor
+//!  media processor ─> QUIC datagram ─> downlink Impairment ─(due)─> FarCall (jitter
+//!        buffer, 20 ms playout) ─> recording ("far end received") + per-second stats
 //! ```
 //!
-//! Both directions go through a [`media_core::sim::Impairment`] with the same profile
-//! (different seeds). With [`FarEndConfig::via_relay`] the QUIC packets also pass a
+//! Every leg is a [`FarCall`](crate::farcall) inside a [`FarEndCall`] (the
+//! impairments both ways, the same profile with different seeds), run by the far end's
+//! own reactor thread. With [`FarEndConfig::via_relay`] the QUIC packets also pass a
 //! loopback UDP relay that [`QuicFarEnd::cut_network`] can silence, so a test can make
 //! the far end vanish without a goodbye.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use emulator::{BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector};
 use media_blob::MediaSessionConfig;
-use media_core::codec::{OpusConfig, new_decoder};
-use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
+use media_core::call::CallConfig;
+use media_core::codec::{Codec, OpusConfig};
+use media_core::control::Control;
 use media_core::jitter::JitterStats;
+use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
-use media_core::playout::{ReceiveConfig, ReceivePipeline};
-use media_core::send::{SendConfig, SendPipeline};
+use media_core::playout::ReceiveConfig;
 use media_core::sim::{Impairment, ImpairmentStats, Profile};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use transport::wire::{Codec, DatagramHeader, Flags, StreamDirection};
-use transport::{
-    ClientConfig, CloseReason, MediaClient, MediaDatagram, MediaSender, ServerTrust,
-    TransportSettings,
-};
+use tokio::sync::{oneshot, watch};
+use transport::reactor::ReactorClient;
+use transport::{ClientConfig, ServerTrust, TransportSettings};
 
+use crate::farcall::{FarCall, FarOptions, FarShared, PeerSource, Recording, SourceFrames};
 use crate::lock;
-
-/// An encoded frame's payload in flight through the uplink impairment.
-type Payload = Arc<[u8]>;
+use crate::peer::{FarDialer, join_for, local_for, resolve_mp_uri};
+use crate::relay::UdpRelay;
 
 /// Settings of the far end.
 #[derive(Debug, Clone)]
@@ -158,21 +155,194 @@ pub struct FarEndReport {
     pub received: Vec<i16>,
 }
 
+/// The far end's call: a [`FarCall`] behind the network impairment, both ways.
+struct FarEndCall {
+    far: FarCall,
+    up: Impairment<AudioPacket>,
+    down: Impairment<AudioPacket>,
+    shared: Arc<FarShared>,
+    net: Arc<Mutex<FarEndStats>>,
+    counts: FarEndStats,
+    t0: Instant,
+    next_second: Duration,
+    report: FarEndReport,
+    sent: Arc<Mutex<Vec<i16>>>,
+    recording: Option<oneshot::Receiver<Recording>>,
+    end: Option<oneshot::Sender<FarEndReport>>,
+    failed: Option<watch::Sender<Option<String>>>,
+}
+
+/// The link as the far end's call sees it: its packets enter the uplink impairment.
+struct Uplink<'a> {
+    up: &'a mut Impairment<AudioPacket>,
+    link: &'a mut dyn MediaLink,
+    now: Instant,
+    frames: &'a mut u64,
+}
+
+impl MediaLink for Uplink<'_> {
+    fn send_packet(&mut self, packet: &AudioPacket) -> Result<(), LinkError> {
+        *self.frames += 1;
+        self.up.send(self.now, packet.clone());
+        Ok(())
+    }
+
+    fn send_control(&mut self, control: &Control) -> Result<(), LinkError> {
+        self.link.send_control(control)
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.link.close(reason);
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        self.link.stats()
+    }
+}
+
+impl FarEndCall {
+    /// Moves due packets: uplink ones to the link, downlink ones to the call.
+    fn run_network(&mut self, now: Instant, link: &mut dyn MediaLink) {
+        while let Some(p) = self.up.poll(now) {
+            if link.send_packet(&p).is_ok() {
+                self.counts.packets_sent += 1;
+                self.counts.bytes_sent += p.payload().len() as u64;
+            }
+        }
+        while let Some(p) = self.down.poll(now) {
+            let mut uplink = Uplink {
+                up: &mut self.up,
+                link,
+                now,
+                frames: &mut self.counts.frames_sent,
+            };
+            self.far
+                .handle_event(now, LinkEvent::Packet(&p), &mut uplink);
+        }
+    }
+
+    /// The counters now, published for the emulator and, once a second, recorded.
+    fn publish(&mut self, now: Instant) {
+        let far = *lock(&self.shared.stats);
+        self.counts.frames_played = far.frames_played;
+        self.counts.frames_concealed = far.frames_concealed;
+        self.counts.jitter = far.jitter;
+        self.counts.uplink = self.up.stats();
+        self.counts.downlink = self.down.stats();
+        *lock(&self.net) = self.counts;
+        let t = now.saturating_duration_since(self.t0);
+        if t >= self.next_second {
+            self.report.seconds.push(FarEndSecond {
+                t: t.as_secs_f64(),
+                stats: self.counts,
+            });
+            self.next_second += Duration::from_secs(1);
+        }
+    }
+}
+
+impl CallHandler for FarEndCall {
+    fn handle_event(&mut self, now: Instant, event: LinkEvent<'_>, link: &mut dyn MediaLink) {
+        match event {
+            LinkEvent::Packet(p) => {
+                self.counts.packets_received += 1;
+                self.counts.bytes_received += p.payload().len() as u64;
+                self.down.send(now, p.clone());
+            }
+            LinkEvent::Control(_) => {
+                let mut uplink = Uplink {
+                    up: &mut self.up,
+                    link,
+                    now,
+                    frames: &mut self.counts.frames_sent,
+                };
+                self.far.handle_event(now, event, &mut uplink);
+            }
+            LinkEvent::Closed(reason) => {
+                self.far.handle_event(now, event, link);
+                self.publish(now);
+                let rec = self
+                    .recording
+                    .take()
+                    .and_then(|mut r| r.try_recv().ok())
+                    .unwrap_or_default();
+                let by_us = matches!(reason, CloseReason::Closed { .. });
+                if !by_us && let Some(f) = self.failed.take() {
+                    f.send_replace(Some(reason.to_string()));
+                }
+                let mut report = std::mem::take(&mut self.report);
+                report.stats = self.counts;
+                report.close = Some(reason.to_string());
+                report.sent = std::mem::take(&mut *lock(&self.sent));
+                report.received = rec.received;
+                if let Some(end) = self.end.take() {
+                    let _ = end.send(report);
+                }
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, link: &mut dyn MediaLink) {
+        self.run_network(now, link);
+        if self.far.poll_timeout().is_some_and(|t| t <= now) {
+            let mut uplink = Uplink {
+                up: &mut self.up,
+                link,
+                now,
+                frames: &mut self.counts.frames_sent,
+            };
+            self.far.handle_timeout(now, &mut uplink);
+        }
+        // Packets the call just sent may be due at once (no delay on the profile).
+        self.run_network(now, link);
+        self.publish(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.far.poll_timeout(),
+            self.up.poll_timeout(),
+            self.down.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// One leg, as the far end keeps it while it runs.
 struct LegShared {
+    shared: Arc<FarShared>,
+    net: Arc<Mutex<FarEndStats>>,
+    relay: Option<UdpRelay>,
+    end: Mutex<Option<oneshot::Receiver<FarEndReport>>>,
+    failed: watch::Receiver<Option<String>>,
     failure_grace: Duration,
-    stats: Mutex<FarEndStats>,
-    stop: AtomicBool,
-    stop_tx: watch::Sender<bool>,
-    cut: Arc<AtomicBool>,
-    task: Mutex<Option<JoinHandle<FarEndReport>>>,
-    link: MediaSender,
 }
 
 #[derive(Default)]
 struct FarEndInner {
+    client: Mutex<Option<Arc<ReactorClient>>>,
     legs: Mutex<HashMap<String, Arc<LegShared>>>,
     reports: Mutex<HashMap<String, FarEndReport>>,
     reports_tx: Mutex<Option<watch::Sender<u64>>>,
+}
+
+impl FarEndInner {
+    /// The far end's reactor thread, started with the first leg.
+    fn client(&self, transport: &TransportSettings) -> Result<Arc<ReactorClient>, String> {
+        let mut c = lock(&self.client);
+        if let Some(client) = c.as_ref() {
+            return Ok(client.clone());
+        }
+        let local = local_for(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let client = Arc::new(
+            ReactorClient::bind(local, transport)
+                .map_err(|e| format!("far end cannot start: {e}"))?,
+        );
+        *c = Some(client.clone());
+        Ok(client)
+    }
 }
 
 /// The emulator's far end over QUIC. Cheap to clone: clones share the legs and reports.
@@ -220,16 +390,17 @@ impl QuicFarEnd {
 
     /// Live counters of the leg of `call_id`.
     pub fn stats(&self, call_id: &str) -> Option<FarEndStats> {
-        lock(&self.inner.legs).get(call_id).map(|l| *lock(&l.stats))
+        lock(&self.inner.legs).get(call_id).map(|l| *lock(&l.net))
     }
 
     /// Silences the relay of `call_id`'s leg (needs [`FarEndConfig::via_relay`]): no
     /// packet passes either way, as if the far end had vanished. False if no such leg.
     pub fn cut_network(&self, call_id: &str) -> bool {
-        lock(&self.inner.legs).get(call_id).is_some_and(|l| {
-            l.cut.store(true, Ordering::Release);
-            true
-        })
+        lock(&self.inner.legs)
+            .get(call_id)
+            .and_then(|l| l.relay.as_ref())
+            .map(UdpRelay::cut)
+            .is_some()
     }
 
     /// Removes and returns the report of the finished leg of `call_id`.
@@ -260,75 +431,149 @@ impl QuicFarEnd {
         call_id: String,
         blob: MediaSessionConfig,
     ) -> Result<Box<dyn MediaLeg>, String> {
-        let server = crate::peer::resolve_mp_uri(&blob).map_err(|e| e.to_string())?;
-        let cut = Arc::new(AtomicBool::new(false));
-        let target = if config.via_relay {
-            start_relay(server, cut.clone())
-                .await
-                .map_err(|e| format!("far end relay: {e}"))?
-        } else {
-            server
+        let server = resolve_mp_uri(&blob).map_err(|e| e.to_string())?;
+        let relay = match config.via_relay {
+            true => Some(
+                UdpRelay::start(server)
+                    .await
+                    .map_err(|e| format!("far end relay: {e}"))?,
+            ),
+            false => None,
         };
-        let join = crate::peer::join_for(&blob, vec![config.codec]);
+        let target = relay.as_ref().map_or(server, UdpRelay::address);
+        let client = inner.client(&config.transport)?;
+        let profile = config.profile;
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(FarShared::default());
+        let (rec_tx, rec_rx) = oneshot::channel();
+        let (end_tx, end_rx) = oneshot::channel();
+        let (failed_tx, failed_rx) = watch::channel(None);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let net = Arc::new(Mutex::new(FarEndStats::default()));
+        let far = FarOptions {
+            config: CallConfig {
+                opus: config.opus,
+                receive: config.receive,
+                // The far end's sender clock runs with the profile's drift.
+                send_period: profile.sender_frame_period(),
+                ..CallConfig::new(config.codec)
+            },
+            source: Box::new(SourceFrames::new(
+                PeerSource::Loop(config.source.clone()),
+                Duration::MAX,
+                config.record.then(|| sent.clone()),
+            )),
+            record: config.record,
+            log_arrivals: false,
+            run_ticks: None,
+            shared: shared.clone(),
+            commands: None,
+            events: None,
+            done: Some(rec_tx),
+        };
+        let down_profile = if config.impair_downlink {
+            profile
+        } else {
+            Profile::ideal("none", Duration::ZERO)
+        };
+        let wrap = FarEndWrap {
+            up: Impairment::new(profile, config.seed),
+            down: Impairment::new(down_profile, config.seed.wrapping_add(1)),
+            net: net.clone(),
+            report: FarEndReport {
+                call_id: call_id.clone(),
+                codec: config.codec.to_string(),
+                profile: profile.name.to_owned(),
+                ..FarEndReport::default()
+            },
+            sent,
+            recording: rec_rx,
+            end: end_tx,
+            failed: failed_tx,
+        };
         let mut cc = ClientConfig::new(target, config.trust.clone());
         cc.settings = config.transport.clone();
-        cc.bind = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let conn = MediaClient::connect(cc, join)
-            .await
-            .map_err(|e| format!("far end could not join the media processor at {server}: {e}"))?;
-        let codec = conn.accept().codec;
-        let stream = |dir| {
-            conn.accept()
-                .streams
-                .iter()
-                .find(|s| s.direction == dir)
-                .map(|s| s.stream_id)
+        let dialer = FarEndDialer {
+            dialer: FarDialer {
+                opts: far,
+                ready: Some(ready_tx),
+            },
+            wrap,
         };
-        // The processor receives on render streams and sends on source streams.
-        let send_stream = stream(StreamDirection::Render).ok_or("no render stream assigned")?;
-        let recv_stream = stream(StreamDirection::Source).ok_or("no source stream assigned")?;
-        let kind = codec;
-        let send = SendPipeline::new(&SendConfig {
-            codec: kind,
-            opus: config.opus,
-            queue_frames: 4,
-            ..SendConfig::default()
-        })
-        .map_err(|e| format!("far end send pipeline: {e}"))?;
-        let decoder = new_decoder(kind).map_err(|e| format!("far end decoder: {e}"))?;
-        let recv = ReceivePipeline::new(config.receive, decoder);
-        let (link, datagrams, control) = conn.split();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(LegShared {
+        client
+            .connect(&cc, join_for(&blob, vec![config.codec]), Box::new(dialer))
+            .map_err(|e| format!("far end could not dial {server}: {e}"))?;
+        match ready_rx.await {
+            Ok(Ok(_codec)) => {}
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "far end could not join the media processor at {server}: {e}"
+                ));
+            }
+            Err(_) => return Err("far end: the dial was dropped".into()),
+        }
+        let leg = Arc::new(LegShared {
+            shared,
+            net,
+            relay,
+            end: Mutex::new(Some(end_rx)),
+            failed: failed_rx,
             failure_grace: config.failure_grace,
-            stats: Mutex::new(FarEndStats::default()),
-            stop: AtomicBool::new(false),
-            stop_tx,
-            cut,
-            task: Mutex::new(None),
-            link: link.clone(),
         });
-        let run = LegRun {
-            config: config.clone(),
-            call_id: call_id.clone(),
-            codec,
-            link,
-            send,
-            recv,
-            send_stream,
-            recv_stream,
-            shared: shared.clone(),
-        };
-        // The control receiver stays with the task: the far end ignores control messages
-        // but keeps the channel open.
-        let task = tokio::spawn(run.run(datagrams, stop_rx, control));
-        *lock(&shared.task) = Some(task);
-        lock(&inner.legs).insert(call_id.clone(), shared.clone());
+        lock(&inner.legs).insert(call_id.clone(), leg.clone());
         Ok(Box::new(FarEndLeg {
             call_id,
-            shared,
+            leg,
             inner,
         }))
+    }
+}
+
+/// The parts of a [`FarEndCall`] ready before the codec is known.
+struct FarEndWrap {
+    up: Impairment<AudioPacket>,
+    down: Impairment<AudioPacket>,
+    net: Arc<Mutex<FarEndStats>>,
+    report: FarEndReport,
+    sent: Arc<Mutex<Vec<i16>>>,
+    recording: oneshot::Receiver<Recording>,
+    end: oneshot::Sender<FarEndReport>,
+    failed: watch::Sender<Option<String>>,
+}
+
+/// Dials like a peer, then wraps the call in the network impairment.
+struct FarEndDialer {
+    dialer: FarDialer,
+    wrap: FarEndWrap,
+}
+
+impl transport::reactor::Dialer for FarEndDialer {
+    fn accepted(self: Box<Self>, call: transport::reactor::NewCall<'_>) -> Box<dyn CallHandler> {
+        let FarEndDialer { dialer, wrap } = *self;
+        let shared = dialer.opts.shared.clone();
+        let now = call.now;
+        match dialer.start(&call) {
+            Ok(far) => Box::new(FarEndCall {
+                far,
+                up: wrap.up,
+                down: wrap.down,
+                shared,
+                net: wrap.net,
+                counts: FarEndStats::default(),
+                t0: now,
+                next_second: Duration::from_secs(1),
+                report: wrap.report,
+                sent: wrap.sent,
+                recording: Some(wrap.recording),
+                end: Some(wrap.end),
+                failed: Some(wrap.failed),
+            }),
+            Err(leaving) => Box::new(leaving),
+        }
+    }
+
+    fn failed(self: Box<Self>, error: transport::ConnectError) {
+        Box::new(self.dialer).failed(error);
     }
 }
 
@@ -350,13 +595,13 @@ impl MediaPeerConnector for QuicFarEnd {
 /// One connected far end (the emulator holds it while the call lives).
 struct FarEndLeg {
     call_id: String,
-    shared: Arc<LegShared>,
+    leg: Arc<LegShared>,
     inner: Arc<FarEndInner>,
 }
 
 impl MediaLeg for FarEndLeg {
     fn stats(&self) -> MediaLegStats {
-        let s = *lock(&self.shared.stats);
+        let s = *lock(&self.leg.net);
         MediaLegStats {
             packets_sent: s.packets_sent,
             packets_received: s.packets_received,
@@ -366,20 +611,22 @@ impl MediaLeg for FarEndLeg {
     }
 
     fn stop(&self) -> BoxFuture<'static, ()> {
-        let shared = self.shared.clone();
+        let leg = self.leg.clone();
         let inner = self.inner.clone();
         let call_id = self.call_id.clone();
         Box::pin(async move {
-            shared.stop.store(true, Ordering::Release);
-            shared.stop_tx.send_replace(true);
-            let task = lock(&shared.task).take();
-            let report = match task {
-                Some(t) => t.await.ok(),
+            leg.shared.stop.store(true, Ordering::Release);
+            let end = lock(&leg.end).take();
+            let report = match end {
+                Some(rx) => tokio::time::timeout(Duration::from_secs(5), rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
                 None => None,
             };
             lock(&inner.legs).remove(&call_id);
-            if let Some(r) = report {
-                lock(&inner.reports).insert(call_id, r);
+            if let Some(report) = report {
+                lock(&inner.reports).insert(call_id, report);
                 if let Some(tx) = lock(&inner.reports_tx).as_ref() {
                     tx.send_modify(|n| *n += 1);
                 }
@@ -388,237 +635,19 @@ impl MediaLeg for FarEndLeg {
     }
 
     fn closed(&self) -> BoxFuture<'static, String> {
-        let shared = self.shared.clone();
+        let mut failed = self.leg.failed.clone();
+        let grace = self.leg.failure_grace;
         Box::pin(async move {
-            let reason = shared.link.closed().await;
-            if shared.stop.load(Ordering::Acquire) || matches!(reason, CloseReason::Closed { .. }) {
-                // We closed it (stop): not a failure of the leg.
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(shared.failure_grace).await;
+            let failure = failed
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.clone().unwrap_or_default());
+            let Ok(reason) = failure else {
+                // The leg ended without failing (stopped): never resolves.
+                return std::future::pending().await;
+            };
+            tokio::time::sleep(grace).await;
             format!("far end media connection ended: {reason}")
         })
     }
-}
-
-#[derive(Clone)]
-struct UpPacket {
-    header: DatagramHeader,
-    payload: Payload,
-}
-
-struct LegRun {
-    config: Arc<FarEndConfig>,
-    call_id: String,
-    codec: Codec,
-    link: MediaSender,
-    send: SendPipeline,
-    recv: ReceivePipeline,
-    send_stream: u32,
-    recv_stream: u32,
-    shared: Arc<LegShared>,
-}
-
-fn fill_packet(pkt: &mut AudioPacket, header: &DatagramHeader, payload: &[u8]) -> bool {
-    if pkt.set_payload(payload).is_err() {
-        return false;
-    }
-    pkt.seq = header.sequence;
-    pkt.timestamp = header.timestamp;
-    pkt.codec = header.codec;
-    pkt.silence = header.flags.contains(Flags::SILENCE);
-    true
-}
-
-impl LegRun {
-    async fn run(
-        mut self,
-        mut datagrams: mpsc::Receiver<MediaDatagram>,
-        mut stop: watch::Receiver<bool>,
-        _control: mpsc::Receiver<transport::wire::ControlMessage>,
-    ) -> FarEndReport {
-        let cfg = self.config.clone();
-        let profile = cfg.profile;
-        let mut uplink: Impairment<UpPacket> = Impairment::new(profile, cfg.seed);
-        let down_profile = if cfg.impair_downlink {
-            profile
-        } else {
-            Profile::ideal("none", Duration::ZERO)
-        };
-        let mut downlink: Impairment<MediaDatagram> =
-            Impairment::new(down_profile, cfg.seed.wrapping_add(1));
-        let mut report = FarEndReport {
-            call_id: self.call_id.clone(),
-            codec: format!("{:?}", self.codec),
-            profile: profile.name.to_owned(),
-            ..FarEndReport::default()
-        };
-        let mut stats = FarEndStats::default();
-        let source = cfg.source.clone();
-        let mut pos = 0usize;
-        let mut frame = [0i16; FRAME_SAMPLES];
-        let mut out = Pcm16kFrame::silent();
-        let mut tx_pkt = AudioPacket::empty(self.codec);
-        let mut rx_pkt = AudioPacket::empty(self.codec);
-        let mut first = true;
-        let mut receiving = false;
-        // The far end's sender clock runs with the profile's drift; playout is nominal.
-        let mut send_tick = tokio::time::interval(profile.sender_frame_period());
-        send_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut play_tick = tokio::time::interval(Duration::from_millis(20));
-        play_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let t0 = Instant::now();
-        let mut play_ticks = 0u64;
-        let mut next_second = 1.0;
-        let far_future = tokio::time::Instant::now() + Duration::from_secs(3600 * 24);
-        loop {
-            let due = [uplink.poll_timeout(), downlink.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or(far_future);
-            tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                reason = self.link.closed() => {
-                    report.close = Some(reason.to_string());
-                    break;
-                }
-                _ = send_tick.tick() => {
-                    if source.is_empty() {
-                        frame.fill(0);
-                    } else {
-                        for s in frame.iter_mut() {
-                            *s = source[pos];
-                            pos = (pos + 1) % source.len();
-                        }
-                    }
-                    if cfg.record {
-                        report.sent.extend_from_slice(&frame);
-                    }
-                    stats.frames_sent += 1;
-                    if self.send.push_pcm16k_frame(&Pcm16kFrame::new(frame)).is_ok() {
-                        let now = Instant::now();
-                        while self.send.poll_packet(&mut tx_pkt) {
-                            let mut flags = if tx_pkt.silence { Flags::SILENCE } else { Flags::NONE };
-                            if first {
-                                flags = flags.union(Flags::MARKER);
-                                first = false;
-                            }
-                            let header = DatagramHeader {
-                                flags,
-                                codec: tx_pkt.codec,
-                                stream_id: self.send_stream,
-                                sequence: tx_pkt.seq,
-                                timestamp: tx_pkt.timestamp,
-                            };
-                            uplink.send(now, UpPacket { header, payload: tx_pkt.payload().into() });
-                        }
-                    }
-                }
-                _ = play_tick.tick() => {
-                    let now = Instant::now();
-                    if receiving {
-                        let info = self.recv.poll_frame(now, &mut out);
-                        stats.frames_played += 1;
-                        stats.frames_concealed += u64::from(info.concealed);
-                    } else {
-                        out = Pcm16kFrame::silent();
-                    }
-                    if cfg.record {
-                        report.received.extend_from_slice(out.samples());
-                    }
-                    play_ticks += 1;
-                    if play_ticks.is_multiple_of(10) {
-                        stats.jitter = self.recv.stats();
-                        stats.uplink = uplink.stats();
-                        stats.downlink = downlink.stats();
-                        *lock(&self.shared.stats) = stats;
-                        let t = (now - t0).as_secs_f64();
-                        if t >= next_second {
-                            report.seconds.push(FarEndSecond { t, stats });
-                            next_second += 1.0;
-                        }
-                    }
-                }
-                Some(d) = datagrams.recv() => {
-                    if d.header.stream_id == self.recv_stream {
-                        stats.packets_received += 1;
-                        stats.bytes_received += d.payload.len() as u64;
-                        downlink.send(Instant::now(), d);
-                    }
-                }
-                _ = tokio::time::sleep_until(due) => {}
-            }
-            let now = Instant::now();
-            while let Some(p) = uplink.poll(now) {
-                if self.link.send_datagram(&p.header, &p.payload).is_ok() {
-                    stats.packets_sent += 1;
-                    stats.bytes_sent += p.payload.len() as u64;
-                }
-            }
-            while let Some(d) = downlink.poll(now) {
-                if fill_packet(&mut rx_pkt, &d.header, &d.payload)
-                    && self.recv.handle_packet(now, &rx_pkt).is_ok()
-                {
-                    receiving = true;
-                }
-            }
-        }
-        if report.close.is_none() {
-            self.link.close("far end done");
-        }
-        stats.jitter = self.recv.stats();
-        stats.uplink = uplink.stats();
-        stats.downlink = downlink.stats();
-        *lock(&self.shared.stats) = stats;
-        report.stats = stats;
-        report
-    }
-}
-
-/// A loopback UDP relay between the far end and the processor; `cut` drops every
-/// packet both ways. Returns the address the far end should connect to.
-async fn start_relay(server: SocketAddr, cut: Arc<AtomicBool>) -> std::io::Result<SocketAddr> {
-    let front = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let back = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    back.connect(server).await?;
-    let addr = front.local_addr()?;
-    tokio::spawn(async move {
-        let mut client: Option<SocketAddr> = None;
-        let mut a = vec![0u8; 65_536];
-        let mut b = vec![0u8; 65_536];
-        let idle = Duration::from_secs(10);
-        let mut errors = 0u32;
-        loop {
-            tokio::select! {
-                r = front.recv_from(&mut a) => match r {
-                    Ok((n, from)) => {
-                        client = Some(from);
-                        if !cut.load(Ordering::Acquire) {
-                            let _ = back.send(&a[..n]).await;
-                        }
-                    }
-                    Err(_) => break,
-                },
-                r = back.recv(&mut b) => match r {
-                    Ok(n) => {
-                        if let (Some(c), false) = (client, cut.load(Ordering::Acquire)) {
-                            let _ = front.send_to(&b[..n], c).await;
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        if errors > 100 {
-                            break;
-                        }
-                    }
-                },
-                // Ends once nothing has passed for a while (the call is over).
-                _ = tokio::time::sleep(idle) => break,
-            }
-        }
-    });
-    Ok(addr)
 }

@@ -39,12 +39,14 @@
 pub mod app;
 pub mod demo;
 pub mod eval;
+mod farcall;
 pub mod farend;
 mod loadpeer;
 pub mod loadtest;
 pub mod local;
 pub mod peer;
 pub mod procstat;
+pub mod relay;
 pub mod report;
 pub mod signal;
 

@@ -2,10 +2,10 @@
 //! over loopback QUIC in one process, and what they cost.
 //!
 //! The processor (platform + echo bots, echo by callback inside each call's tick) runs
-//! on [`LoadtestConfig::processor_threads`] threads (reactor threads, or tokio workers
-//! with the task engine; default 1, so "per call" figures are per core); the peers run
-//! on [`LoadtestConfig::peer_threads`] threads of their own (reactor threads dialling
-//! out by default, so they cost about what the processor costs per call).
+//! on [`LoadtestConfig::processor_threads`] reactor threads (default 1, so "per call"
+//! figures are per core); the peers run on [`LoadtestConfig::peer_threads`] reactor
+//! threads of their own, dialling out, so they cost about what the processor costs per
+//! call.
 //! Each step connects N calls, warms up for a second, then measures for `duration`:
 //!
 //! - **CPU per call**: user+system CPU (as `getrusage` reports it; read from
@@ -38,7 +38,6 @@
 //! bound: the cost of the codec work itself at that scale, with no transport, timers
 //! or pipelines.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use media_core::codec::{Codec, OpusConfig, new_decoder, new_encoder};
@@ -47,14 +46,10 @@ use media_core::playout::ReceiveConfig;
 use serde::Serialize;
 use transport::{ServerTrust, TransportSettings};
 
-use crate::loadpeer::{PeerSetup, ReactorPeers};
-use crate::peer::{Peer, PeerConfig, PeerSource};
+use crate::loadpeer::{LoadPeers, PeerSetup};
 use crate::procstat;
 use crate::signal::SignalGenerator;
-use platform::MediaPlatform;
-use platform::health::LoadMeter;
-use platform::settings::{Engine, MediaPlatformSettings};
-use platform::{AudioFrame, FrameDelivery};
+use platform::{AudioFrame, FrameDelivery, MediaPlatform, MediaPlatformSettings};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -73,20 +68,15 @@ pub struct LoadtestConfig {
     pub max_calls: usize,
     /// Stop ramping when this much time has been spent.
     pub time_budget: Duration,
-    /// Worker threads of the processor runtime.
+    /// Reactor threads of the processor.
     pub processor_threads: usize,
-    /// Worker threads of the peers' runtime.
+    /// Reactor threads of the peers.
     pub peer_threads: usize,
     /// Opus settings (processor and peers).
     pub opus: OpusConfig,
-    /// The processor's engine.
-    pub engine: Engine,
     /// The reactor's turn interval (`TransportSettings::reactor_batch_interval`) for
     /// the processor and the peers; `None`: the default (1 ms).
     pub reactor_batch: Option<Duration>,
-    /// How the peers run: reactor threads (`peer_threads` of them; default) or one
-    /// tokio task per peer on a runtime of `peer_threads` workers.
-    pub peer_engine: Engine,
 }
 
 impl Default for LoadtestConfig {
@@ -102,8 +92,6 @@ impl Default for LoadtestConfig {
             processor_threads: 1,
             peer_threads: 1,
             opus: OpusConfig::default(),
-            engine: Engine::default(),
-            peer_engine: Engine::Reactor,
             reactor_batch: None,
         }
     }
@@ -122,10 +110,9 @@ pub struct StepResult {
     pub processor_cpu_per_call_pct: f64,
     /// Whole-process CPU (processor + peers) per call, percent of one core.
     pub process_cpu_per_call_pct: f64,
-    /// Wall-clock time inside call ticks per call, percent of one core (column
-    /// `tickCPU%`). Preemption inside a tick counts too, so on a busy machine this is
-    /// above the ticks' CPU time: at 300 calls it read 0.025–0.03 % (5–6 µs per tick)
-    /// where a profile of the processor thread put the ticks at ≈ 2.2 µs.
+    /// Wall-clock time inside the calls' media (ticks: pacing, encoding, playout) per
+    /// call, percent of one core (column `tickCPU%`). Preemption inside a tick counts
+    /// too, so on a busy machine this is above the ticks' CPU time.
     pub tick_busy_per_call_pct: f64,
     /// Calls one core could carry at this processor CPU per call.
     pub capacity_by_cpu: f64,
@@ -146,8 +133,8 @@ pub struct StepResult {
     pub udp_per_media_up: f64,
     /// Late ticks stayed under 0.1 % and every call connected.
     pub passed: bool,
-    /// The processor reactor's loop in the measured window (reactor engine only).
-    pub reactor: Option<ReactorStep>,
+    /// The processor reactor's loop in the measured window.
+    pub reactor: ReactorStep,
 }
 
 /// How the processor's reactor loop ran during a step: batching, and where late ticks
@@ -187,11 +174,7 @@ pub struct OpusBound {
 pub struct LoadtestReport {
     /// `pcm16k` or `opus16k`.
     pub codec: String,
-    /// The processor's engine: `Tasks` or `Reactor`.
-    pub engine: String,
-    /// The peers' engine: `Tasks` or `Reactor`.
-    pub peer_engine: String,
-    /// Processor worker threads.
+    /// Processor reactor threads.
     pub processor_threads: usize,
     /// Logical CPUs of the machine.
     pub cpus: usize,
@@ -296,53 +279,32 @@ pub fn measure_opus(
     })
 }
 
-fn runtime(
-    name: &str,
-    threads: usize,
-    tids: Option<Arc<Mutex<Vec<u32>>>>,
-) -> Result<tokio::runtime::Runtime, LoadtestError> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(threads.max(1))
-        .thread_name(name)
-        .enable_all();
-    if let Some(tids) = tids {
-        b.on_thread_start(move || {
-            if let (Some(tid), Ok(mut v)) = (procstat::current_tid(), tids.lock()) {
-                v.push(tid);
-            }
-        });
-    }
-    b.build().map_err(err)
-}
-
-fn threads_cpu(tids: &Mutex<Vec<u32>>) -> Duration {
-    tids.lock()
-        .map(|v| v.iter().filter_map(|&t| procstat::thread_cpu(t)).sum())
-        .unwrap_or_default()
+fn threads_cpu(tids: &[u32]) -> Duration {
+    tids.iter().filter_map(|&t| procstat::thread_cpu(t)).sum()
 }
 
 /// Runs one step with `calls` calls.
 pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, LoadtestError> {
-    let tids = Arc::new(Mutex::new(Vec::new()));
-    let prt = runtime("mp-processor", config.processor_threads, Some(tids.clone()))?;
-    let peer_rt = runtime("mp-peers", config.peer_threads, None)?;
+    // The platform's health task needs a runtime; the calls run on reactor threads.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
     let rss0 = procstat::rss_bytes().unwrap_or(0);
 
-    // Processor: platform and echo bots (callback delivery: the echo runs on each
-    // call's own task, no extra task per call).
+    // Processor: platform and echo bots (callback delivery: the echo runs inside each
+    // call's tick, no extra task per call).
     let mut settings = MediaPlatformSettings::dev_loopback();
     settings.codecs = vec![config.codec];
     settings.opus = config.opus;
     settings.limits.max_sessions = calls + 16;
-    settings.accept_queue = calls + 16;
     settings.pacer.prebuffer_frames = 2;
-    settings.engine = config.engine;
     settings.reactor_threads = config.processor_threads.max(1);
     if let Some(b) = config.reactor_batch {
         settings.transport.reactor_batch_interval = b;
     }
     let platform = {
-        let _g = prt.enter();
+        let _g = rt.enter();
         MediaPlatform::start(settings).map_err(err)?
     };
     let mut sockets = Vec::with_capacity(calls);
@@ -361,90 +323,44 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         blobs.push(blob);
     }
 
-    // Peers.
-    let trust = ServerTrust::pinned(platform.certificate_fingerprint());
-    let source: Arc<[i16]> = SignalGenerator::speech(11).take_seconds(2.0).into();
-    let peer_meter = Arc::new(LoadMeter::default());
-    let peers = match config.peer_engine {
-        Engine::Reactor => {
-            let setup = PeerSetup {
-                trust,
-                codec: config.codec,
-                opus: config.opus,
-                receive: ReceiveConfig::default(),
-                transport: TransportSettings {
-                    reactor_batch_interval: config
-                        .reactor_batch
-                        .unwrap_or(TransportSettings::default().reactor_batch_interval),
-                    ..TransportSettings::default()
-                },
-                source,
-                meter: peer_meter.clone(),
-            };
-            // One dial every 0.5 ms spreads the calls' 20 ms grids over the period.
-            let wait = Duration::from_secs(10) + Duration::from_millis(2 * calls as u64);
-            let peers = ReactorPeers::dial(
-                &blobs,
-                &setup,
-                config.peer_threads,
-                Duration::from_micros(500),
-                wait,
-            )
-            .map_err(err)?;
-            Peers::Reactor(peers)
-        }
-        Engine::Tasks => {
-            let total = config.duration + Duration::from_secs(3);
-            let peers: Vec<Peer> = peer_rt.block_on(async {
-                let mut handles = Vec::with_capacity(calls);
-                for (i, blob) in blobs.iter().enumerate() {
-                    let mut cfg = PeerConfig::new(trust.clone());
-                    cfg.codecs = vec![config.codec];
-                    cfg.opus = config.opus;
-                    cfg.source = PeerSource::Loop(source.clone());
-                    cfg.send_for = total;
-                    cfg.run_for = total;
-                    cfg.record = false;
-                    cfg.meter = Some(peer_meter.clone());
-                    let blob = blob.clone();
-                    handles.push(tokio::spawn(async move {
-                        // Spread the calls' tick phases over the 20 ms period.
-                        tokio::time::sleep(Duration::from_micros((i as u64 * 997) % 20_000)).await;
-                        Peer::connect(&blob, cfg).await
-                    }));
-                    if i % 64 == 63 {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-                let mut peers = Vec::with_capacity(calls);
-                for h in handles {
-                    if let Ok(Ok(p)) = h.await {
-                        peers.push(p);
-                    }
-                }
-                peers
-            });
-            Peers::Tasks(peers)
-        }
+    // Peers, one dial every 0.5 ms: the calls' 20 ms grids spread over the period.
+    let setup = PeerSetup {
+        trust: ServerTrust::pinned(platform.certificate_fingerprint()),
+        codec: config.codec,
+        opus: config.opus,
+        receive: ReceiveConfig::default(),
+        transport: TransportSettings {
+            reactor_batch_interval: config
+                .reactor_batch
+                .unwrap_or(TransportSettings::default().reactor_batch_interval),
+            ..TransportSettings::default()
+        },
+        source: SignalGenerator::speech(11).take_seconds(2.0).into(),
     };
+    let wait = Duration::from_secs(10) + Duration::from_millis(2 * calls as u64);
+    let peers = LoadPeers::dial(
+        &blobs,
+        &setup,
+        config.peer_threads,
+        Duration::from_micros(500),
+        wait,
+    )
+    .map_err(err)?;
     let connected = peers.connected();
 
     // Warm up, then measure.
     std::thread::sleep(Duration::from_secs(1));
     let rss1 = procstat::rss_bytes().unwrap_or(0);
-    let snap = |peers: &Peers, sockets: &[platform::AudioSocket]| {
+    let snap = |peers: &LoadPeers, sockets: &[platform::AudioSocket]| {
         let down = peers.packets_received();
         let up: u64 = sockets.iter().map(|s| s.qoe().packets_received).sum();
         (down, up)
     };
-    // The reactor's threads run the calls outside the processor runtime.
-    if let Ok(mut v) = tids.lock() {
-        v.extend(platform.engine_thread_ids());
-    }
+    let tids = platform.reactor_thread_ids();
     let t0 = Instant::now();
     let ticks0 = platform.tick_totals();
     let io0 = platform.reactor_io_stats();
-    let peer_ticks0 = peer_meter.totals();
+    let peer_ticks0 = peers.ticks();
     let pcpu0 = threads_cpu(&tids);
     let cpu0 = procstat::process_cpu().unwrap_or_default();
     let (down0, up0) = snap(&peers, &sockets);
@@ -459,15 +375,15 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
         .saturating_sub(cpu0);
     let ticks = platform.tick_totals().since(&ticks0);
     let io1 = platform.reactor_io_stats();
-    let peer_ticks = peer_meter.totals().since(&peer_ticks0);
+    let peer_ticks = peers.ticks();
 
     // Tear down.
     peers.stop();
     drop(sockets);
-    prt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
-    drop(platform);
-    peer_rt.shutdown_timeout(Duration::from_secs(2));
-    prt.shutdown_timeout(Duration::from_secs(2));
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        platform.shutdown().await;
+    });
 
     let n = connected.max(1) as f64;
     let w = wall.as_secs_f64();
@@ -475,6 +391,7 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
     let loss = |got: u64| (100.0 * (1.0 - got as f64 / expected)).max(0.0);
     let processor_cpu_per_call_pct = 100.0 * pcpu.as_secs_f64() / w / n;
     let late_ticks_pct = ticks.late_pct();
+    let peer_late = ratio(peer_ticks.1 - peer_ticks0.1, peer_ticks.0 - peer_ticks0.0);
     Ok(StepResult {
         calls,
         connected,
@@ -488,72 +405,23 @@ pub fn run_step(config: &LoadtestConfig, calls: usize) -> Result<StepResult, Loa
             0.0
         },
         late_ticks_pct,
-        peer_late_ticks_pct: peer_ticks.late_pct(),
+        peer_late_ticks_pct: 100.0 * peer_late,
         loss_up_pct: loss(up1.saturating_sub(up0)),
         loss_down_pct: loss(down1.saturating_sub(down0)),
         rss_per_call_bytes: rss1.saturating_sub(rss0) as f64 / n,
         udp_per_media_down: ratio(udp_rx1.saturating_sub(udp_rx0), down1.saturating_sub(down0)),
         udp_per_media_up: ratio(udp_tx1.saturating_sub(udp_tx0), up1.saturating_sub(up0)),
         passed: late_ticks_pct < 0.1 && connected == calls,
-        reactor: match (io0, io1) {
-            (Some(a), Some(b)) => Some(ReactorStep {
-                turns_per_s: (b.turns - a.turns) as f64 / w,
-                datagrams_per_turn: ratio(b.datagrams_in - a.datagrams_in, b.turns - a.turns),
-                long_turns: b.long_turns - a.long_turns,
-                preempted_turns: b.preempted_turns - a.preempted_turns,
-                late_wakeups: b.late_wakeups - a.late_wakeups,
-                max_turn_ms: b.max_turn.as_secs_f64() * 1e3,
-                max_oversleep_ms: b.max_oversleep.as_secs_f64() * 1e3,
-            }),
-            _ => None,
+        reactor: ReactorStep {
+            turns_per_s: (io1.turns - io0.turns) as f64 / w,
+            datagrams_per_turn: ratio(io1.datagrams_in - io0.datagrams_in, io1.turns - io0.turns),
+            long_turns: io1.long_turns - io0.long_turns,
+            preempted_turns: io1.preempted_turns - io0.preempted_turns,
+            late_wakeups: io1.late_wakeups - io0.late_wakeups,
+            max_turn_ms: io1.max_turn.as_secs_f64() * 1e3,
+            max_oversleep_ms: io1.max_oversleep.as_secs_f64() * 1e3,
         },
     })
-}
-
-/// The far ends of a load step.
-enum Peers {
-    /// Reference peers, one tokio task each ([`Peer`]).
-    Tasks(Vec<Peer>),
-    /// Peers inside reactor threads.
-    Reactor(ReactorPeers),
-}
-
-impl Peers {
-    fn connected(&self) -> usize {
-        match self {
-            Peers::Tasks(p) => p.len(),
-            Peers::Reactor(r) => r.connected(),
-        }
-    }
-
-    fn packets_received(&self) -> u64 {
-        match self {
-            Peers::Tasks(p) => p.iter().map(|p| p.stats().packets_received).sum(),
-            Peers::Reactor(r) => r.packets_received(),
-        }
-    }
-
-    /// UDP datagrams (received, sent) by the peers' connections.
-    fn udp(&self) -> (u64, u64) {
-        match self {
-            Peers::Tasks(p) => p.iter().fold((0u64, 0u64), |(rx, tx), p| {
-                let q = p.link().quic_stats();
-                (rx + q.udp_rx.datagrams, tx + q.udp_tx.datagrams)
-            }),
-            Peers::Reactor(r) => r.udp(),
-        }
-    }
-
-    fn stop(self) {
-        match self {
-            Peers::Tasks(p) => {
-                for peer in &p {
-                    peer.stop();
-                }
-            }
-            Peers::Reactor(r) => r.stop(),
-        }
-    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -612,8 +480,6 @@ pub fn run(
         opus_bound_interleaved.map(|b| capacity_by_cpu / b.calls_per_core);
     Ok(LoadtestReport {
         codec: config.codec.to_string(),
-        engine: format!("{:?}", config.engine),
-        peer_engine: format!("{:?}", config.peer_engine),
         processor_threads: threads,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_before,
@@ -631,11 +497,9 @@ impl LoadtestReport {
     /// A human-readable table.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "codec {}, engine {} (peers: {}), {} processor thread(s), {} CPUs, load average before {:?}\n\
+            "codec {}, {} processor thread(s), {} CPUs, load average before {:?}\n\
              {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6} {}\n",
             self.codec,
-            self.engine,
-            self.peer_engine,
             self.processor_threads,
             self.cpus,
             self.load_average_before,
@@ -672,7 +536,8 @@ impl LoadtestReport {
                 st.udp_per_media_up,
                 if st.passed { "yes" } else { "no" }
             ));
-            if let Some(r) = st.reactor {
+            {
+                let r = st.reactor;
                 s.push_str(&format!(
                     "       reactor: {:.0} turns/s, {:.1} datagrams per turn; turns > 4 ms: {} working, {} preempted (longest {:.1} ms); wake-ups > 4 ms late: {} (longest {:.1} ms late)\n",
                     r.turns_per_s,

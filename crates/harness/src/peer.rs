@@ -1,49 +1,40 @@
-//! The reference far end of a call: connects to a processor named by a blob, sends a
-//! WAV file or a test signal paced at 50 frames/s, and records what comes back.
+//! The reference far end of a call: [`Peer`]. It joins the processor named by a blob,
+//! sends a WAV file or a test signal paced at 50 frames/s, and records what comes back.
 //!
 //! ```text
-//!  source (SignalGenerator | WAV samples) --20 ms tick--> SendPipeline --> datagram (render stream)
-//!  datagrams (source stream) --> ReceivePipeline.handle_packet(arrival) ; poll_frame each tick --> recording
+//!  Peer (async handle) ──commands──> FarCall on its ReactorClient's thread ══QUIC══> processor
+//!       <──events, live stats, report──┘
 //! ```
 //!
-//! The sent and the received recordings share one timeline (one frame each per tick
-//! from the first tick; silence until the first packet arrives), so the lag between
-//! them is the mouth-to-ear echo delay through the processor.
+//! The call itself is a [`FarCall`](crate::farcall) (media-core's `CallMedia`) run by
+//! a reactor thread of the peer's own [`ReactorClient`]; this handle only talks to it
+//! through channels. With [`PeerConfig::via_relay`] the peer's packets pass a
+//! [`UdpRelay`] that [`Peer::cut_network`] can silence.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use media_blob::MediaSessionConfig;
-use media_core::codec::{OpusConfig, new_decoder};
-use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
-use media_core::jitter::JitterStats;
+use media_core::call::{AudioEvent, CallConfig};
+use media_core::codec::{Codec, OpusConfig};
+use media_core::control::{Control, DtmfTone};
+use media_core::link::{CallHandler, CloseReason};
 use media_core::packet::AudioPacket;
-use media_core::playout::{ReceiveConfig, ReceivePipeline};
-use media_core::send::{SendConfig, SendPipeline};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use transport::wire::{Codec, ControlMessage, Dtmf, DtmfTone, Flags, Join, StreamDirection};
-use transport::{
-    ClientConfig, CloseReason, ConnectError, LinkStats, MediaClient, MediaSender, ServerTrust,
-    TransportSettings,
+use media_core::playout::ReceiveConfig;
+use tokio::sync::{mpsc, oneshot};
+use transport::reactor::{Dialer, NewCall, ReactorClient};
+use transport::wire::Join;
+use transport::{ClientConfig, ConnectError, ServerTrust, TransportError, TransportSettings};
+
+pub use crate::farcall::{Arrival, PeerSource, PeerStats};
+use crate::farcall::{
+    FarCall, FarCommand, FarOptions, FarShared, Leaving, Recording, SourceFrames,
 };
-
+use crate::lock;
+use crate::relay::UdpRelay;
 use crate::signal::{self, SignalGenerator};
-use platform::call::{TICK, fill_packet, flush_send};
-use platform::health::{LATE_TICK, LoadMeter};
-
-/// What the peer sends.
-#[derive(Debug, Clone)]
-pub enum PeerSource {
-    /// A generated signal.
-    Signal(SignalGenerator),
-    /// Recorded samples (16 kHz mono), e.g. from a WAV file; played once.
-    Samples(Arc<[i16]>),
-    /// Samples played in a loop (cheap to share between many peers).
-    Loop(Arc<[i16]>),
-}
 
 /// Settings of a [`Peer`].
 #[derive(Debug, Clone)]
@@ -68,10 +59,8 @@ pub struct PeerConfig {
     pub receive: ReceiveConfig,
     /// QUIC settings.
     pub transport: TransportSettings,
-    /// Local UDP address (default: an ephemeral port on the server's family).
-    pub bind: Option<SocketAddr>,
-    /// Tick accounting shared by many peers (load tool).
-    pub meter: Option<Arc<LoadMeter>>,
+    /// Route the packets through a loopback UDP relay ([`Peer::cut_network`]).
+    pub via_relay: bool,
 }
 
 /// Samples per segment of [`PeerReport::echo_segment_correlations`] (250 ms).
@@ -112,13 +101,12 @@ impl PeerConfig {
             opus: OpusConfig::default(),
             receive: ReceiveConfig::default(),
             transport: TransportSettings::default(),
-            bind: None,
-            meter: None,
+            via_relay: false,
         }
     }
 }
 
-/// Why a peer could not connect.
+/// Why a peer could not join.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerError {
@@ -128,42 +116,18 @@ pub enum PeerError {
     /// The blob has no audio contexts to join with.
     #[error("the blob has no audio contexts")]
     NoContexts,
+    /// The peer's socket, relay or reactor thread could not start.
+    #[error("cannot start the peer: {0}")]
+    Setup(#[from] TransportError),
+    /// The relay could not start.
+    #[error("cannot start the relay: {0}")]
+    Relay(std::io::Error),
     /// Connecting or joining failed (rejected, certificate, timeout).
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The codec pipelines could not be created.
-    #[error("pipeline setup failed: {0}")]
-    Pipeline(String),
-}
-
-/// One received packet, as logged with [`PeerConfig::log_arrivals`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arrival {
-    /// Sequence number.
-    pub seq: u16,
-    /// Media timestamp.
-    pub timestamp: u32,
-    /// Arrival time since the peer's first tick.
-    pub at: Duration,
-    /// The packet was flagged silent.
-    pub silence: bool,
-}
-
-/// Counters of a peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PeerStats {
-    /// Media packets sent.
-    pub packets_sent: u64,
-    /// Media packets received from the processor.
-    pub packets_received: u64,
-    /// Ticks run.
-    pub ticks: u64,
-    /// Ticks that started more than 5 ms late.
-    pub late_ticks: u64,
-    /// Jitter buffer statistics of the receive side.
-    pub jitter: JitterStats,
-    /// Transport counters.
-    pub link: LinkStats,
+    /// The call's media could not be set up.
+    #[error("cannot set up the call's media: {0}")]
+    Media(String),
 }
 
 /// What a peer sent, received and measured.
@@ -179,7 +143,7 @@ pub struct PeerReport {
     pub arrivals: Vec<Arrival>,
     /// Final counters.
     pub stats: PeerStats,
-    /// Why the connection ended (`None`: the peer left by itself).
+    /// Why the call ended (`None`: the peer left by itself).
     pub close: Option<CloseReason>,
 }
 
@@ -221,40 +185,7 @@ impl PeerReport {
     }
 }
 
-#[derive(Debug, Default)]
-struct PeerShared {
-    stats: Mutex<PeerStats>,
-}
-
-/// The reference far end of one call. See the [module documentation](self).
-#[derive(Debug)]
-pub struct Peer {
-    codec: Codec,
-    link: MediaSender,
-    control: mpsc::UnboundedReceiver<ControlMessage>,
-    shared: Arc<PeerShared>,
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<PeerReport>,
-}
-
-/// Copies the next 20 ms of `samples` from `*pos` into `frame` and advances `*pos`;
-/// `looped` starts over when less than a frame is left, else the end is zero-padded.
-pub(crate) fn next_frame(
-    samples: &[i16],
-    pos: &mut usize,
-    looped: bool,
-    frame: &mut [i16; FRAME_SAMPLES],
-) {
-    if looped && *pos + FRAME_SAMPLES > samples.len() {
-        *pos = 0;
-    }
-    let n = FRAME_SAMPLES.min(samples.len().saturating_sub(*pos));
-    frame[..n].copy_from_slice(&samples[*pos..*pos + n]);
-    frame[n..].fill(0);
-    *pos += n;
-}
-
-/// The join a peer sends for `blob` offering `codecs`.
+/// The join a far end sends for `blob` offering `codecs`.
 pub fn join_for(blob: &MediaSessionConfig, codecs: Vec<Codec>) -> Join {
     let ids = |l: &media_blob::ContextList| -> Vec<uuid::Uuid> {
         l.iter().flatten().flatten().copied().collect()
@@ -282,15 +213,91 @@ pub fn resolve_mp_uri(blob: &MediaSessionConfig) -> Result<SocketAddr, PeerError
         .ok_or_else(|| PeerError::Resolve(uri.host().to_string()))
 }
 
+/// The local address to dial `server` from: any port of its family's loopback or
+/// wildcard.
+pub(crate) fn local_for(server: SocketAddr) -> SocketAddr {
+    match server {
+        SocketAddr::V4(a) if a.ip().is_loopback() => SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    }
+}
+
+/// Hands the prepared far-end call to the reactor once the processor admits it.
+pub(crate) struct FarDialer {
+    pub(crate) opts: FarOptions,
+    pub(crate) ready: Option<oneshot::Sender<Result<Codec, PeerError>>>,
+}
+
+impl FarDialer {
+    /// The call the processor accepted, in its codec; or, when its media cannot be set
+    /// up, a call that leaves at once. Whoever waits for the outcome hears it.
+    pub(crate) fn start(self, call: &NewCall<'_>) -> Result<FarCall, Leaving> {
+        let FarDialer { mut opts, ready } = self;
+        opts.config.codec = call.accept.codec;
+        match FarCall::new(call.now, opts) {
+            Ok(far) => {
+                if let Some(r) = ready {
+                    let _ = r.send(Ok(far.codec()));
+                }
+                Ok(far)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if let Some(r) = ready {
+                    let _ = r.send(Err(PeerError::Media(reason.clone())));
+                }
+                Err(Leaving {
+                    reason,
+                    at: call.now,
+                })
+            }
+        }
+    }
+}
+
+impl Dialer for FarDialer {
+    fn accepted(self: Box<Self>, call: NewCall<'_>) -> Box<dyn CallHandler> {
+        match self.start(&call) {
+            Ok(far) => Box::new(far),
+            Err(leaving) => Box::new(leaving),
+        }
+    }
+
+    fn failed(self: Box<Self>, error: ConnectError) {
+        tracing::debug!(%error, "far end could not join");
+        self.opts
+            .shared
+            .state
+            .store(crate::farcall::FAILED, Ordering::Release);
+        if let Some(r) = self.ready {
+            let _ = r.send(Err(PeerError::Connect(error)));
+        }
+    }
+}
+
+/// The reference far end of one call. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Peer {
+    codec: Codec,
+    commands: crossbeam_channel::Sender<FarCommand>,
+    events: mpsc::UnboundedReceiver<AudioEvent>,
+    shared: Arc<FarShared>,
+    sent: Arc<Mutex<Vec<i16>>>,
+    done: oneshot::Receiver<Recording>,
+    relay: Option<UdpRelay>,
+    client: ReactorClient,
+}
+
 impl Peer {
-    /// Connects to the processor named by `blob` and joins its session.
+    /// Joins the session of `blob` at the processor its `mpUri` names.
     pub async fn connect(blob: &MediaSessionConfig, config: PeerConfig) -> Result<Peer, PeerError> {
         let server = resolve_mp_uri(blob)?;
         let join = join_for(blob, config.codecs.clone());
         Self::connect_join(server, join, config).await
     }
 
-    /// Connects to `server` with an explicit `join`.
+    /// Joins with an explicit `join` at `server`.
     pub async fn connect_join(
         server: SocketAddr,
         join: Join,
@@ -299,55 +306,57 @@ impl Peer {
         if join.context_count() == 0 {
             return Err(PeerError::NoContexts);
         }
-        let mut cc = ClientConfig::new(server, config.trust.clone());
-        cc.settings = config.transport.clone();
-        cc.bind = config.bind;
-        let conn = MediaClient::connect(cc, join).await?;
-        let codec = conn.accept().codec;
-        let kind = codec;
-        let stream = |dir| {
-            conn.accept()
-                .streams
-                .iter()
-                .find(|s| s.direction == dir)
-                .map(|s| s.stream_id)
+        let relay = match config.via_relay {
+            true => Some(UdpRelay::start(server).await.map_err(PeerError::Relay)?),
+            false => None,
         };
-        // The processor receives on render streams and sends on source streams.
-        let send_stream = stream(StreamDirection::Render);
-        let recv_stream = stream(StreamDirection::Source);
-        let send = SendPipeline::new(&SendConfig {
-            codec: kind,
-            opus: config.opus,
-            queue_frames: 4,
-            ..SendConfig::default()
-        })
-        .map_err(|e| PeerError::Pipeline(e.to_string()))?;
-        let decoder = new_decoder(kind).map_err(|e| PeerError::Pipeline(e.to_string()))?;
-        let recv = ReceivePipeline::new(config.receive, decoder);
-        let (link, datagrams, control_rx) = conn.split();
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(PeerShared::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let run = PeerRun {
-            config,
-            codec,
-            link: link.clone(),
-            send,
-            recv,
-            send_stream,
-            recv_stream,
+        let target = relay.as_ref().map_or(server, UdpRelay::address);
+        let client = ReactorClient::bind(local_for(target), &config.transport)?;
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let source = SourceFrames::new(
+            config.source.clone(),
+            config.send_for,
+            config.record.then(|| sent.clone()),
+        );
+        let shared = Arc::new(FarShared::default());
+        let (commands_tx, commands_rx) = crossbeam_channel::bounded(256);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let opts = FarOptions {
+            config: CallConfig {
+                opus: config.opus,
+                receive: config.receive,
+                ..CallConfig::new(Codec::Pcm16k)
+            },
+            source: Box::new(source),
+            record: config.record,
+            log_arrivals: config.log_arrivals,
+            run_ticks: Some((config.run_for.as_millis() / 20) as u64),
             shared: shared.clone(),
-            stop: stop.clone(),
-            ctl_tx,
+            commands: Some(commands_rx),
+            events: Some(events_tx),
+            done: Some(done_tx),
         };
-        let task = tokio::spawn(run.run(datagrams, control_rx));
+        let mut cc = ClientConfig::new(target, config.trust.clone());
+        cc.settings = config.transport.clone();
+        let dialer = FarDialer {
+            opts,
+            ready: Some(ready_tx),
+        };
+        client.connect(&cc, join, Box::new(dialer))?;
+        let codec = ready_rx
+            .await
+            .map_err(|_| PeerError::Connect(ConnectError::Timeout))??;
         Ok(Peer {
             codec,
-            link,
-            control: ctl_rx,
+            commands: commands_tx,
+            events: events_rx,
             shared,
-            stop,
-            task,
+            sent,
+            done: done_rx,
+            relay,
+            client,
         })
     }
 
@@ -356,207 +365,86 @@ impl Peer {
         self.codec
     }
 
-    /// The raw sending half (control messages, hand-made datagrams).
-    pub fn link(&self) -> &MediaSender {
-        &self.link
+    /// Sends a DTMF tone to the processor (on the call's next tick).
+    pub fn send_dtmf(&self, tone: DtmfTone, duration_ms: u32) -> Result<(), PeerError> {
+        self.send_control(Control::Dtmf { tone, duration_ms })
     }
 
-    /// Sends a DTMF tone to the processor.
-    pub fn send_dtmf(&self, tone: DtmfTone, duration_ms: u32) -> Result<(), transport::SendError> {
-        self.link.send_control(&ControlMessage::Dtmf(Dtmf {
-            tone,
-            stream_id: 0,
-            duration_ms,
-        }))
+    /// Sends a control message (on the call's next tick).
+    pub fn send_control(&self, control: Control) -> Result<(), PeerError> {
+        self.command(FarCommand::Control(control))
     }
 
-    /// Sends any control message.
-    pub fn send_control(&self, msg: &ControlMessage) -> Result<(), transport::SendError> {
-        self.link.send_control(msg)
+    /// Sends `packet` as it is, whatever its codec, sequence number or timestamp (for
+    /// tests that need nonsense on the wire).
+    pub fn inject(&self, packet: AudioPacket) -> Result<(), PeerError> {
+        self.command(FarCommand::Inject(Box::new(packet)))
     }
 
-    /// The next control message from the processor.
-    pub async fn next_control(&mut self) -> Option<ControlMessage> {
-        self.control.recv().await
+    fn command(&self, c: FarCommand) -> Result<(), PeerError> {
+        self.commands
+            .try_send(c)
+            .map_err(|_| PeerError::Connect(ConnectError::Protocol("the call has ended".into())))
     }
 
-    /// A control message from the processor if one is waiting.
-    pub fn try_next_control(&mut self) -> Option<ControlMessage> {
-        self.control.try_recv().ok()
+    /// The next event of the call (DTMF, speakers, the processor's reports, the end).
+    pub async fn next_event(&mut self) -> Option<AudioEvent> {
+        self.events.recv().await
+    }
+
+    /// An event if one is waiting.
+    pub fn try_next_event(&mut self) -> Option<AudioEvent> {
+        self.events.try_recv().ok()
     }
 
     /// Live counters (refreshed every second).
     pub fn stats(&self) -> PeerStats {
-        self.shared.stats.lock().map(|g| *g).unwrap_or_default()
+        *lock(&self.shared.stats)
+    }
+
+    /// True while the call runs.
+    pub fn is_connected(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) == crate::farcall::CONNECTED
+    }
+
+    /// Silences the relay (needs [`PeerConfig::via_relay`]): from now on no packet passes
+    /// either way, as if the peer had vanished. False without a relay.
+    pub fn cut_network(&self) -> bool {
+        self.relay.as_ref().map(UdpRelay::cut).is_some()
     }
 
     /// Ends the run early (the peer leaves at its next tick).
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
     }
 
-    /// Waits for the run to end (after `run_for`, `stop`, or when the processor
+    /// Waits for the call to end (after `run_for`, `stop`, or when the processor
     /// closes) and returns the report.
     pub async fn finish(self) -> PeerReport {
-        self.task.await.unwrap_or_default()
+        let Peer {
+            codec,
+            sent,
+            done,
+            client,
+            ..
+        } = self;
+        let rec = done.await.unwrap_or_default();
+        // The client's thread lets the connection drain (up to a second): not here.
+        std::thread::spawn(move || client.shutdown());
+        let sent = std::mem::take(&mut *lock(&sent));
+        PeerReport {
+            codec: Some(codec),
+            sent,
+            received: rec.received,
+            arrivals: rec.arrivals,
+            stats: rec.stats,
+            close: rec.close,
+        }
     }
 
     /// Leaves now and returns the report.
     pub async fn leave(self) -> PeerReport {
         self.stop();
         self.finish().await
-    }
-}
-
-struct PeerRun {
-    config: PeerConfig,
-    codec: Codec,
-    link: MediaSender,
-    send: SendPipeline,
-    recv: ReceivePipeline,
-    send_stream: Option<u32>,
-    recv_stream: Option<u32>,
-    shared: Arc<PeerShared>,
-    stop: Arc<AtomicBool>,
-    ctl_tx: mpsc::UnboundedSender<ControlMessage>,
-}
-
-impl PeerRun {
-    async fn run(
-        mut self,
-        mut datagrams: mpsc::Receiver<transport::MediaDatagram>,
-        mut control: mpsc::Receiver<ControlMessage>,
-    ) -> PeerReport {
-        let run_ticks = (self.config.run_for.as_millis() / TICK.as_millis()) as u64;
-        let send_ticks = (self.config.send_for.as_millis() / TICK.as_millis()) as u64;
-        let cap = if self.config.record {
-            run_ticks as usize * FRAME_SAMPLES
-        } else {
-            0
-        };
-        let mut report = PeerReport {
-            codec: Some(self.codec),
-            sent: Vec::with_capacity(cap),
-            received: Vec::with_capacity(cap),
-            arrivals: Vec::with_capacity(if self.config.log_arrivals {
-                run_ticks as usize + 16
-            } else {
-                0
-            }),
-            ..PeerReport::default()
-        };
-        let mut stats = PeerStats::default();
-        let looped = matches!(self.config.source, PeerSource::Loop(_));
-        let mut samples = match &self.config.source {
-            PeerSource::Samples(s) | PeerSource::Loop(s) => Some((s.clone(), 0usize)),
-            PeerSource::Signal(_) => None,
-        };
-        let mut generator = match &self.config.source {
-            PeerSource::Signal(g) => Some(g.clone()),
-            _ => None,
-        };
-        let mut frame = [0i16; FRAME_SAMPLES];
-        let mut out = Pcm16kFrame::silent();
-        let mut tx_pkt = AudioPacket::empty(self.codec);
-        let mut rx_pkt = AudioPacket::empty(self.codec);
-        let mut first = true;
-        let mut receiving = false;
-        let mut interval = tokio::time::interval(TICK);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let t0 = Instant::now();
-        let mut tick: u64 = 0;
-        loop {
-            let scheduled = interval.tick().await.into_std();
-            let start = Instant::now();
-            let late = start.saturating_duration_since(scheduled) > LATE_TICK;
-            if self.stop.load(Ordering::Acquire) || tick >= run_ticks {
-                self.link.close("peer done");
-                break;
-            }
-            if let Some(reason) = self.link.close_reason() {
-                report.close = Some(reason);
-                break;
-            }
-            while let Ok(m) = control.try_recv() {
-                let _ = self.ctl_tx.send(m);
-            }
-            // Send one frame.
-            if tick < send_ticks {
-                if let Some(g) = generator.as_mut() {
-                    g.fill(&mut frame);
-                } else if let Some((s, pos)) = samples.as_mut() {
-                    next_frame(s, pos, looped, &mut frame);
-                }
-            } else {
-                frame.fill(0);
-            }
-            if self.config.record {
-                report.sent.extend_from_slice(&frame);
-            }
-            if let Some(stream) = self.send_stream
-                && self
-                    .send
-                    .push_pcm16k_frame(&Pcm16kFrame::new(frame))
-                    .is_ok()
-            {
-                stats.packets_sent += flush_send(
-                    &mut self.send,
-                    &mut tx_pkt,
-                    |h, p| self.link.send_datagram(h, p).is_ok(),
-                    stream,
-                    &mut first,
-                );
-            }
-            // Receive.
-            while let Ok(d) = datagrams.try_recv() {
-                if Some(d.header.stream_id) != self.recv_stream {
-                    continue;
-                }
-                stats.packets_received += 1;
-                if self.config.log_arrivals {
-                    report.arrivals.push(Arrival {
-                        seq: d.header.sequence,
-                        timestamp: d.header.timestamp,
-                        at: d.received_at.saturating_duration_since(t0),
-                        silence: d.header.flags.contains(Flags::SILENCE),
-                    });
-                }
-                if fill_packet(&mut rx_pkt, &d.header, &d.payload)
-                    && self.recv.handle_packet(d.received_at, &rx_pkt).is_ok()
-                {
-                    receiving = true;
-                }
-            }
-            if receiving {
-                self.recv.poll_frame(scheduled, &mut out);
-            } else {
-                out = Pcm16kFrame::silent();
-            }
-            if self.config.record {
-                report.received.extend_from_slice(out.samples());
-            }
-            tick += 1;
-            stats.ticks += 1;
-            if late {
-                stats.late_ticks += 1;
-            }
-            if let Some(m) = &self.config.meter {
-                m.record_tick(start.elapsed(), late);
-            }
-            if tick.is_multiple_of(50) {
-                stats.jitter = self.recv.stats();
-                stats.link = self.link.stats();
-                if let Ok(mut g) = self.shared.stats.lock() {
-                    *g = stats;
-                }
-            }
-        }
-        stats.jitter = self.recv.stats();
-        stats.link = self.link.stats();
-        if let Ok(mut g) = self.shared.stats.lock() {
-            *g = stats;
-        }
-        report.stats = stats;
-        report
     }
 }

@@ -160,7 +160,7 @@ pub enum SendStatus {
 }
 
 /// A periodic quality report of one receiving side (what it saw of the stream the
-/// other side sends). Floating-point fields are finite.
+/// other side sends). Floating-point fields must be finite ([`QualityReport::is_finite`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityReport {
@@ -170,11 +170,9 @@ pub struct QualityReport {
     #[serde(default)]
     pub max_jitter_ms: f32,
     /// Inbound packets lost, percent of expected.
-    #[serde(default)]
     pub loss_pct: f32,
     /// Round-trip time as the reporting side's link measures it, milliseconds (0 if
     /// unknown; links fill it in when they send the report).
-    #[serde(default)]
     pub rtt_ms: f32,
     /// Media packets the reporting side sent.
     #[serde(default)]
@@ -185,6 +183,20 @@ pub struct QualityReport {
     /// Inbound packets missing from the sequence.
     #[serde(default)]
     pub packets_lost: u64,
+}
+
+impl QualityReport {
+    /// True when every floating-point field is finite (decoders refuse others).
+    pub fn is_finite(&self) -> bool {
+        [
+            self.jitter_ms,
+            self.max_jitter_ms,
+            self.loss_pct,
+            self.rtt_ms,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+    }
 }
 
 /// A control message between the two ends of a call.

@@ -51,8 +51,9 @@ pub trait MediaLink {
     /// The handler's [`LinkEvent::Closed`] follows with [`CloseReason::Closed`].
     fn close(&mut self, reason: &str);
 
-    /// The link's counters now.
-    fn stats(&self) -> LinkStats;
+    /// The link's counters now (`&mut`: some transports update their path figures
+    /// when read).
+    fn stats(&mut self) -> LinkStats;
 }
 
 /// What a link hands to a call's media.
@@ -124,6 +125,11 @@ pub struct LinkStats {
     pub max_packet_size: Option<usize>,
     /// Packets of the link's own transport declared lost (QUIC packets, ...).
     pub lost_packets: u64,
+    /// Datagrams (or segments) the link's transport put on the wire, handshakes and
+    /// acknowledgements included (0 where the transport does not say).
+    pub transport_sent: u64,
+    /// Datagrams (or segments) the link's transport took off the wire.
+    pub transport_received: u64,
     /// Media packets received from the far end.
     pub packets_received: u64,
     /// Media packets handed to the call.

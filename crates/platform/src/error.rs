@@ -37,31 +37,16 @@ pub enum PlatformError {
     /// The media session configuration could not be built (bad public host name).
     #[error("cannot build the media session configuration: {0}")]
     Blob(#[from] media_blob::BlobError),
-    /// A codec or pipeline could not be created.
-    #[error("media pipeline setup failed: {0}")]
-    Pipeline(String),
-}
-
-/// Why a frame could not be queued for sending. Small and `Copy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EnqueueError {
-    /// The send queue is full: wait for `LowOnFrames` or call `clear`.
-    #[error("send queue full")]
-    Full,
-    /// The call has ended.
-    #[error("call ended")]
-    Closed,
 }
 
 /// Why a control message (DTMF, ...) could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ControlError {
     /// The peer has not joined yet (or the call ended).
     #[error("no peer connected")]
     NotConnected,
-    /// The transport refused the message.
-    #[error("cannot send: {0}")]
-    Send(String),
+    /// The bot queued more control messages than the call sends per tick: try again.
+    #[error("control queue full")]
+    QueueFull,
 }

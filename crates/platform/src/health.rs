@@ -1,12 +1,13 @@
 //! Platform health: `Normal` / `HeavilyLoaded` / `Overloaded`, computed from measured
 //! per-call tick load.
 //!
-//! Every call's 20 ms tick records how long its work took and how late it started
-//! ([`LoadMeter`], lock-free atomics). Once per window the platform turns the window's
-//! totals into a [`HealthReport`] with [`HealthMonitor::evaluate`] (sans-IO, time is an
-//! argument): the *load* is busy time divided by the wall time of all runtime worker
-//! threads, and the *late-tick share* is the fraction of ticks that started more than
-//! [`LATE_TICK`] after their scheduled instant. Health rises at once and falls only after
+//! Every call records how long its ticks took, and once a second how many ticks it ran
+//! and how many of them started late ([`LoadMeter`], lock-free atomics shared by the
+//! reactor threads). Once per window the platform turns the window's figures into a
+//! [`HealthReport`] with [`HealthMonitor::evaluate`] (sans-IO, time is an argument):
+//! the *load* is the reactor threads' busy time (packets, QUIC and ticks) divided by
+//! their wall time, and the *late-tick share* is the fraction of ticks that started
+//! more than [`LATE_TICK`] after their scheduled instant. Health rises at once and falls only after
 //! [`HealthSettings::recover_windows`] calm windows, so it does not flap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// A tick that starts more than this after its scheduled instant is late.
-pub const LATE_TICK: Duration = Duration::from_millis(5);
+pub use media_core::tick::LATE_TICK;
 
 /// How loaded the platform is (Microsoft's `MediaPlatformHealthStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -138,22 +138,21 @@ impl TickTotals {
 }
 
 impl LoadMeter {
-    /// Records one tick: its work time and whether it started late.
-    pub fn record_tick(&self, busy: Duration, late: bool) {
+    /// Records the time one call spent in its ticks.
+    pub fn record_busy(&self, busy: Duration) {
         let ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
         self.window_busy_ns.fetch_add(ns, Ordering::Relaxed);
-        self.window_ticks.fetch_add(1, Ordering::Relaxed);
         self.total_busy_ns.fetch_add(ns, Ordering::Relaxed);
-        self.total_ticks.fetch_add(1, Ordering::Relaxed);
-        if late {
-            self.window_late.fetch_add(1, Ordering::Relaxed);
-            self.total_late.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
-    /// Records ticks skipped after a stall.
-    pub fn record_skipped(&self, n: u64) {
-        self.total_skipped.fetch_add(n, Ordering::Relaxed);
+    /// Records ticks a call ran since its last report: how many, how many of them
+    /// late, and how many it skipped after a stall.
+    pub fn record_ticks(&self, ticks: u64, late: u64, skipped: u64) {
+        self.window_ticks.fetch_add(ticks, Ordering::Relaxed);
+        self.window_late.fetch_add(late, Ordering::Relaxed);
+        self.total_ticks.fetch_add(ticks, Ordering::Relaxed);
+        self.total_late.fetch_add(late, Ordering::Relaxed);
+        self.total_skipped.fetch_add(skipped, Ordering::Relaxed);
     }
 
     /// Adds busy time to the current window without a tick (load injection for drills
@@ -307,8 +306,9 @@ mod tests {
     #[test]
     fn meter_windows_reset_and_totals_accumulate() {
         let meter = LoadMeter::default();
-        meter.record_tick(Duration::from_micros(10), false);
-        meter.record_tick(Duration::from_micros(30), true);
+        meter.record_busy(Duration::from_micros(10));
+        meter.record_busy(Duration::from_micros(30));
+        meter.record_ticks(2, 1, 0);
         let (busy, ticks, late) = meter.take_window();
         assert_eq!((busy, ticks, late), (Duration::from_micros(40), 2, 1));
         assert_eq!(meter.take_window(), (Duration::ZERO, 0, 0));

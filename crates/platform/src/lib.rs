@@ -72,27 +72,35 @@
 //! and counted when the bot falls behind) or a callback on the call task. Health comes
 //! from measured tick time ([`health`]), never from guesses.
 
-pub mod call;
+pub(crate) mod call;
 pub mod error;
 pub mod health;
-pub mod pacer;
 mod platform;
 pub mod settings;
 mod socket;
 
-pub use error::{ControlError, EnqueueError, PlatformError};
+pub use error::{ControlError, PlatformError};
 pub use health::{Health, HealthReport, HealthSettings, TickTotals};
-pub use pacer::{AudioSender, IdlePolicy, PacerSettings};
 pub use platform::MediaPlatform;
-pub use settings::{Certificate, Engine, Limits, MediaPlatformSettings};
-pub use socket::{
-    ActiveSpeakers, AudioEvent, AudioFrame, AudioSocket, CallState, FrameCallback, FrameDelivery,
-    Incoming, MAX_ACTIVE_SPEAKERS, QoeStats, SendStatus,
-};
+pub use settings::{Certificate, Limits, MediaPlatformSettings};
+pub use socket::{AudioSocket, CallState, FrameCallback, FrameDelivery, Incoming, QoeStats};
 
 // Re-exported so bots need not depend on the lower crates for the common types.
 pub use media_blob::{MediaSessionConfig, MpUri};
+pub use media_core::call::{
+    AudioEvent, AudioFrame, AudioSender, EnqueueError, IdlePolicy, PacerSettings,
+};
+pub use media_core::codec::Codec;
+pub use media_core::control::{
+    ActiveSpeakers, Control, DtmfTone, MAX_ACTIVE_SPEAKERS, QualityReport, SendStatus,
+};
 pub use media_core::frame::Pcm16kFrame;
+pub use media_core::link::CloseReason;
 pub use media_core::time::Ticks100ns;
-pub use transport::wire::{Codec, DtmfTone};
-pub use transport::{CertFingerprint, CloseReason, ServerIdentity, ServerTrust};
+pub use transport::{CertFingerprint, ServerIdentity, ServerTrust};
+
+// The zero-allocation test of a call (`call_tests.rs`) counts with this allocator.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: media_core::alloc_count::CountingAllocator =
+    media_core::alloc_count::CountingAllocator;

@@ -1,4 +1,5 @@
-//! [`MediaPlatform`]: the QUIC media server, the session table and the health task.
+//! [`MediaPlatform`]: the media server's reactor threads, the session table and the
+//! health task.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -6,29 +7,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use media_blob::{MediaSessionConfig, MpUri};
+use media_core::call::{AudioEvent, AudioSender, CallConfig};
+use media_core::codec::Codec;
+use media_core::link::{CallHandler, CloseReason};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use transport::reactor::{CallApp, NewCall, ReactorCall, ReactorServer};
-use transport::wire::{Codec, Join, Reject, RejectCode};
-use transport::{
-    Admission, CertFingerprint, CloseReason, MediaServer, ServerConfig, ServerIdentity,
-    ServerStats, SessionRegistry,
-};
+use transport::quic::ServerStats;
+use transport::reactor::{CallApp, NewCall, ReactorIoStats, ReactorServer, StartError};
+use transport::wire::{Join, Reject, RejectCode};
+use transport::{Admission, CertFingerprint, ServerConfig, ServerIdentity};
 use uuid::Uuid;
 
-use crate::call::{CallContext, Delivery, PendingCall, ReactorCallTask, new_call, run_call};
+use crate::call::{CallContext, Delivery, PendingCall, PlatformCall};
 use crate::error::PlatformError;
 use crate::health::{Health, HealthMonitor, HealthReport, LoadMeter, TickTotals};
-use crate::pacer::AudioSender;
-use crate::settings::{Certificate, Engine, MediaPlatformSettings};
-use crate::socket::{AudioEvent, AudioSocket, CallShared, FrameDelivery};
+use crate::settings::{Certificate, MediaPlatformSettings};
+use crate::socket::{AudioSocket, CallShared, CallState, FrameDelivery};
 
 enum Slot {
     /// Blob handed out, no join yet.
     Waiting(Box<PendingCall>),
-    /// Join admitted; the connection is on its way to the accept loop.
+    /// Join admitted; its call is being started.
     Admitted(Box<PendingCall>),
-    /// The call task runs.
+    /// The call runs.
     Joined,
 }
 
@@ -48,6 +49,16 @@ impl std::fmt::Debug for SessionTable {
 }
 
 impl SessionTable {
+    /// An empty table admitting joins that offer one of `codecs`, holding at most
+    /// `max_sessions`.
+    pub(crate) fn new(codecs: Vec<Codec>, max_sessions: usize) -> Self {
+        SessionTable {
+            slots: Mutex::new(HashMap::new()),
+            codecs,
+            max_sessions,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Slot>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -82,7 +93,7 @@ impl SessionTable {
         }
     }
 
-    fn take_admitted(&self, id: &Uuid) -> Option<Box<PendingCall>> {
+    pub(crate) fn take_admitted(&self, id: &Uuid) -> Option<Box<PendingCall>> {
         let mut slots = self.lock();
         match slots.remove(id) {
             Some(Slot::Admitted(p)) => {
@@ -102,7 +113,8 @@ impl SessionTable {
     }
 }
 
-impl SessionRegistry for SessionTable {
+impl SessionTable {
+    /// Admits a join of a registered, not yet joined session.
     fn admit(&self, join: &Join) -> Result<Admission, Reject> {
         let codec = join.choose_codec(&self.codecs)?;
         let id = join.mp_media_session_id;
@@ -130,10 +142,11 @@ impl SessionRegistry for SessionTable {
         }
     }
 
+    /// An admitted join ended: frees its session (a call that ran freed it already).
     fn release(&self, join: &Join, reason: &CloseReason) {
         let removed = self.lock().remove(&join.mp_media_session_id);
         if let Some(Slot::Admitted(p)) = removed {
-            // The connection died before its call task started: tell the bot here.
+            // The connection died before its call started: tell the bot here.
             let ev = if reason.is_failure() {
                 AudioEvent::MediaStreamFailure {
                     reason: reason.clone(),
@@ -143,14 +156,14 @@ impl SessionRegistry for SessionTable {
                     reason: reason.clone(),
                 }
             };
-            p.shared.set_state(crate::socket::CallState::Ended);
+            p.shared.set_state(CallState::Ended);
             let _ = p.events.send(ev);
         }
     }
 }
 
-/// The reactor engine's view of the platform: admission through the session table,
-/// each admitted call's media state as a [`ReactorCallTask`].
+/// The platform as each reactor thread's application: admission through the session
+/// table, each admitted call's media as a [`PlatformCall`].
 struct PlatformApp {
     table: Arc<SessionTable>,
     ctx: Arc<CallContext>,
@@ -161,18 +174,14 @@ impl CallApp for PlatformApp {
         self.table.admit(join)
     }
 
-    fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn ReactorCall>, String> {
+    fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
         let id = call.join.mp_media_session_id;
         let Some(pending) = self.table.take_admitted(&id) else {
             self.table.remove(&id);
-            return Err("media session no longer exists".into());
+            return Err(StartError::Withdrawn);
         };
-        let task = new_call(call.accept, *pending, &self.ctx)?;
-        Ok(Box::new(ReactorCallTask::new(
-            task,
-            call.handle,
-            self.ctx.clone(),
-        )))
+        let handler = PlatformCall::start(call.now, call.accept.codec, *pending, &self.ctx)?;
+        Ok(Box::new(handler))
     }
 
     fn release(&mut self, join: &Join, reason: &CloseReason) {
@@ -180,42 +189,34 @@ impl CallApp for PlatformApp {
     }
 }
 
-/// The QUIC media server of either engine.
-#[derive(Debug)]
-enum Server {
-    Tasks(Arc<MediaServer>),
-    Reactor(Arc<ReactorServer>),
-}
-
-/// The media platform: one QUIC media server, any number of calls (Microsoft's
-/// `MediaPlatform`). See the crate documentation for an example.
+/// The media platform: one media server (reactor threads on one UDP port), any number
+/// of calls (Microsoft's `MediaPlatform`). See the crate documentation for an example.
 pub struct MediaPlatform {
     table: Arc<SessionTable>,
-    server: Server,
+    server: Arc<ReactorServer>,
     load: Arc<LoadMeter>,
     health_rx: watch::Receiver<HealthReport>,
     fingerprint: CertFingerprint,
     mp_uri: MpUri,
-    local_addr: SocketAddr,
     ctx: Arc<CallContext>,
-    tasks: Vec<JoinHandle<()>>,
+    health_task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for MediaPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MediaPlatform")
             .field("mp_uri", &self.mp_uri.to_string())
-            .field("local_addr", &self.local_addr)
+            .field("local_addr", &self.server.local_addr())
             .field("sessions", &self.table.len())
             .finish_non_exhaustive()
     }
 }
 
 impl MediaPlatform {
-    /// Binds the QUIC media server and starts the accept loop and the health task.
-    /// Must be called inside a tokio runtime (multi-thread recommended).
+    /// Binds the media server (its reactor threads) and starts the health task. Must
+    /// be called inside a tokio runtime.
     pub fn start(settings: MediaPlatformSettings) -> Result<MediaPlatform, PlatformError> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| PlatformError::NoRuntime)?;
+        tokio::runtime::Handle::try_current().map_err(|_| PlatformError::NoRuntime)?;
         if settings.codecs.is_empty() {
             return Err(PlatformError::InvalidSettings("codecs: empty".into()));
         }
@@ -233,78 +234,59 @@ impl MediaPlatform {
             }
         };
         let fingerprint = identity.fingerprint();
-        let table = Arc::new(SessionTable {
-            slots: Mutex::new(HashMap::new()),
-            codecs: settings.codecs.clone(),
-            max_sessions: settings.limits.max_sessions,
-        });
+        let table = Arc::new(SessionTable::new(
+            settings.codecs.clone(),
+            settings.limits.max_sessions,
+        ));
         let mut cfg = ServerConfig::new(settings.bind, identity);
         cfg.settings = settings.transport.clone();
-        cfg.accept_queue = settings.accept_queue;
         let load = Arc::new(LoadMeter::default());
         let ctx = Arc::new(CallContext {
-            receive: settings.receive,
-            opus: settings.opus,
-            pacer: settings.pacer,
+            config: CallConfig {
+                opus: settings.opus,
+                receive: settings.receive,
+                pacer: settings.pacer,
+                ..CallConfig::new(settings.codecs[0])
+            },
             load: load.clone(),
             table: table.clone(),
         });
-        let transport_err = |source| PlatformError::Transport {
+        let threads = match settings.reactor_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let server = ReactorServer::bind_threads(cfg, threads, || {
+            Box::new(PlatformApp {
+                table: table.clone(),
+                ctx: ctx.clone(),
+            })
+        })
+        .map_err(|source| PlatformError::Transport {
             addr: settings.bind,
             source,
-        };
-        let mut tasks = Vec::new();
-        let (server, local_addr, workers) = match settings.engine {
-            Engine::Tasks => {
-                let server =
-                    Arc::new(MediaServer::bind(cfg, table.clone()).map_err(transport_err)?);
-                tasks.push(tokio::spawn(accept_loop(
-                    server.clone(),
-                    table.clone(),
-                    ctx.clone(),
-                )));
-                let addr = server.local_addr();
-                (Server::Tasks(server), addr, handle.metrics().num_workers())
-            }
-            Engine::Reactor => {
-                let threads = match settings.reactor_threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    n => n,
-                };
-                let server = ReactorServer::bind_threads(cfg, threads, || {
-                    Box::new(PlatformApp {
-                        table: table.clone(),
-                        ctx: ctx.clone(),
-                    })
-                })
-                .map_err(transport_err)?;
-                let addr = server.local_addr();
-                (Server::Reactor(Arc::new(server)), addr, threads)
-            }
-        };
-        let port = settings.public_port.unwrap_or(local_addr.port());
+        })?;
+        let server = Arc::new(server);
+        let port = settings.public_port.unwrap_or(server.local_addr().port());
         let mp_uri = MpUri::quic(&settings.public_host, port)?;
         let (health_tx, health_rx) = watch::channel(HealthReport::default());
-        // The reactor measures its threads' whole busy time (packets, QUIC, ticks);
-        // the task engine only its ticks.
-        let engine_busy: Option<EngineBusy> = match &server {
-            Server::Reactor(r) => {
-                let r = Arc::downgrade(r);
-                Some(Box::new(move || {
-                    r.upgrade().map(|r| r.io_stats().busy).unwrap_or_default()
-                }))
+        let busy = {
+            let server = Arc::downgrade(&server);
+            move || {
+                server
+                    .upgrade()
+                    .map(|s| s.io_stats().busy)
+                    .unwrap_or_default()
             }
-            Server::Tasks(_) => None,
         };
-        tasks.push(tokio::spawn(health_loop(
+        let health_task = tokio::spawn(health_loop(
             load.clone(),
             HealthMonitor::new(settings.health),
             settings.health.window,
-            workers,
-            engine_busy,
+            threads,
+            busy,
             health_tx,
-        )));
-        tracing::info!(%mp_uri, %fingerprint, "media platform started");
+        ));
+        tracing::info!(%mp_uri, %fingerprint, threads, "media platform started");
         Ok(MediaPlatform {
             table,
             server,
@@ -312,9 +294,8 @@ impl MediaPlatform {
             health_rx,
             fingerprint,
             mp_uri,
-            local_addr,
             ctx,
-            tasks,
+            health_task,
         })
     }
 
@@ -343,7 +324,8 @@ impl MediaPlatform {
         let session_id = config.session_id();
         let shared = Arc::new(CallShared::new(session_id, call_id));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let sender = AudioSender::new(self.ctx.pacer.queue_frames);
+        let (sender, queue) = AudioSender::new(self.ctx.config.pacer.queue_frames);
+        let (commands_tx, commands_rx) = crossbeam_channel::bounded(64);
         let (delivery, frames) = match delivery {
             FrameDelivery::Channel(n) => {
                 let (tx, rx) = mpsc::channel(n.max(1));
@@ -355,7 +337,9 @@ impl MediaPlatform {
             shared: shared.clone(),
             delivery,
             events: events_tx,
-            queue: sender.clone(),
+            sender: sender.clone(),
+            queue,
+            commands: commands_rx,
         };
         self.table.insert_waiting(session_id, pending)?;
         let socket = AudioSocket {
@@ -363,6 +347,7 @@ impl MediaPlatform {
             frames,
             events: events_rx,
             sender,
+            commands: commands_tx,
             table: self.table.clone(),
         };
         Ok((config, socket))
@@ -380,7 +365,7 @@ impl MediaPlatform {
 
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.server.local_addr()
     }
 
     /// Current health.
@@ -413,38 +398,19 @@ impl MediaPlatform {
         self.load.totals()
     }
 
-    /// The QUIC server's counters.
+    /// The media server's counters (all reactor threads).
     pub fn server_stats(&self) -> ServerStats {
-        match &self.server {
-            Server::Tasks(s) => s.stats(),
-            Server::Reactor(s) => s.stats(),
-        }
+        self.server.stats()
     }
 
-    /// The engine that runs the calls.
-    pub fn engine(&self) -> Engine {
-        match &self.server {
-            Server::Tasks(_) => Engine::Tasks,
-            Server::Reactor(_) => Engine::Reactor,
-        }
+    /// The reactor threads' loop counters (batching, busy time, stalls).
+    pub fn reactor_io_stats(&self) -> ReactorIoStats {
+        self.server.io_stats()
     }
 
-    /// The reactor threads' loop counters (batching, busy time, stalls); `None` on the
-    /// task engine.
-    pub fn reactor_io_stats(&self) -> Option<transport::reactor::ReactorIoStats> {
-        match &self.server {
-            Server::Tasks(_) => None,
-            Server::Reactor(s) => Some(s.io_stats()),
-        }
-    }
-
-    /// Kernel ids of the threads the engine runs calls on besides the caller's tokio
-    /// runtime (the reactor thread), for CPU accounting.
-    pub fn engine_thread_ids(&self) -> Vec<u32> {
-        match &self.server {
-            Server::Tasks(_) => Vec::new(),
-            Server::Reactor(s) => s.thread_ids(),
-        }
+    /// Kernel ids of the reactor threads, for CPU accounting.
+    pub fn reactor_thread_ids(&self) -> Vec<u32> {
+        self.server.thread_ids()
     }
 
     /// Adds `busy` to the current load window as if call ticks had spent it. For drills
@@ -455,71 +421,39 @@ impl MediaPlatform {
 
     /// Closes every call (peers see `ServerShutdown`) and stops the platform.
     pub async fn shutdown(self) {
-        match &self.server {
-            Server::Tasks(s) => s.shutdown().await,
-            Server::Reactor(s) => {
-                let s = s.clone();
-                let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
-            }
-        }
+        let server = self.server.clone();
+        let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
     }
 }
 
 impl Drop for MediaPlatform {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.health_task.abort();
     }
 }
-
-async fn accept_loop(server: Arc<MediaServer>, table: Arc<SessionTable>, ctx: Arc<CallContext>) {
-    while let Some(conn) = server.accept().await {
-        let id = conn.join().mp_media_session_id;
-        match table.take_admitted(&id) {
-            Some(pending) => {
-                tokio::spawn(run_call(conn, *pending, ctx.clone()));
-            }
-            None => {
-                table.remove(&id);
-                conn.close("media session no longer exists");
-            }
-        }
-    }
-}
-
-/// Cumulative busy time of the engine's threads, where the engine measures it.
-type EngineBusy = Box<dyn Fn() -> Duration + Send>;
 
 async fn health_loop(
     load: Arc<LoadMeter>,
     mut monitor: HealthMonitor,
     window: Duration,
-    workers: usize,
-    engine_busy: Option<EngineBusy>,
+    threads: usize,
+    reactor_busy: impl Fn() -> Duration + Send + 'static,
     tx: watch::Sender<HealthReport>,
 ) {
     let mut interval = tokio::time::interval(window);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     let mut last = Instant::now();
-    let mut engine_last = engine_busy.as_ref().map(|f| f()).unwrap_or_default();
+    let mut busy_last = reactor_busy();
     loop {
         interval.tick().await;
         let now = Instant::now();
-        let (tick_busy, ticks, late) = load.take_window();
-        let injected = load.take_injected();
-        let busy = match &engine_busy {
-            // The threads' own busy time covers the ticks and everything around them.
-            Some(f) => {
-                let total = f();
-                let delta = total.saturating_sub(engine_last);
-                engine_last = total;
-                delta + injected
-            }
-            None => tick_busy,
-        };
-        let report = monitor.evaluate(busy, now - last, workers, ticks, late);
+        let (_tick_busy, ticks, late) = load.take_window();
+        // The threads' own busy time covers the ticks and everything around them.
+        let total = reactor_busy();
+        let busy = total.saturating_sub(busy_last) + load.take_injected();
+        busy_last = total;
+        let report = monitor.evaluate(busy, now - last, threads, ticks, late);
         last = now;
         let changed = tx.borrow().health != report.health;
         if changed {

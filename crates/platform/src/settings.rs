@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 
-use media_core::codec::OpusConfig;
+use media_core::call::PacerSettings;
+use media_core::codec::{Codec, OpusConfig};
 use media_core::playout::ReceiveConfig;
-use transport::wire::Codec;
 use transport::{ServerIdentity, TransportSettings};
 
 use crate::health::HealthSettings;
-use crate::pacer::PacerSettings;
 
 /// The certificate the media server presents.
 #[derive(Debug, Clone)]
@@ -33,19 +32,6 @@ impl Default for Limits {
             max_sessions: 10_000,
         }
     }
-}
-
-/// How the platform runs its calls' media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// quinn's endpoint with its connection tasks, and one tokio task per call, on the
-    /// caller's runtime.
-    Tasks,
-    /// Reactor threads (one per CPU by default) own the UDP sockets, every QUIC
-    /// connection and every call (`transport::reactor`, docs/reactor.md): batched
-    /// socket I/O, no per-call tasks, ≈ 1.3× less CPU per PCM call (BENCHMARKS.md).
-    #[default]
-    Reactor,
 }
 
 /// Everything [`MediaPlatform::start`](crate::MediaPlatform::start) needs.
@@ -74,12 +60,8 @@ pub struct MediaPlatformSettings {
     /// QUIC timeouts and buffers (the idle timeout decides how fast a vanished peer is
     /// detected).
     pub transport: TransportSettings,
-    /// Admitted connections waiting for the platform's accept loop (task engine).
-    pub accept_queue: usize,
-    /// Which engine runs the calls.
-    pub engine: Engine,
-    /// Reactor threads ([`Engine::Reactor`]), each with its own `SO_REUSEPORT` socket
-    /// on the port; 0 (default): one per available CPU.
+    /// Reactor threads, each with its own `SO_REUSEPORT` socket on the port and the
+    /// calls the kernel hashes to it; 0 (default): one per available CPU.
     pub reactor_threads: usize,
 }
 
@@ -99,8 +81,6 @@ impl MediaPlatformSettings {
             pacer: PacerSettings::default(),
             health: HealthSettings::default(),
             transport: TransportSettings::default(),
-            accept_queue: 256,
-            engine: Engine::default(),
             reactor_threads: 0,
         }
     }

@@ -1,83 +1,19 @@
 //! The bot's handle on one call's audio: [`AudioSocket`].
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use media_core::call::{AudioEvent, AudioFrame, AudioSender, CallStats, EnqueueError};
+use media_core::control::{Control, DtmfTone, SendStatus};
 use media_core::frame::Pcm16kFrame;
 use media_core::jitter::JitterStats;
-use media_core::time::Ticks100ns;
+use media_core::link::LinkStats;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use transport::CloseReason;
-use transport::wire::{ControlMessage, Dtmf, DtmfTone};
 use uuid::Uuid;
 
-use crate::error::{ControlError, EnqueueError};
-use crate::pacer::AudioSender;
+use crate::error::ControlError;
 use crate::platform::SessionTable;
-
-/// Most active speakers carried with a frame.
-pub const MAX_ACTIVE_SPEAKERS: usize = 8;
-
-/// Media source ids (MSIs) of the active speakers, loudest first. A fixed-size value:
-/// copying it never allocates.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ActiveSpeakers {
-    len: u8,
-    msis: [u32; MAX_ACTIVE_SPEAKERS],
-}
-
-impl ActiveSpeakers {
-    /// From a list (only the first [`MAX_ACTIVE_SPEAKERS`] are kept).
-    pub fn from_slice(msis: &[u32]) -> Self {
-        let mut s = Self::default();
-        let n = msis.len().min(MAX_ACTIVE_SPEAKERS);
-        s.msis[..n].copy_from_slice(&msis[..n]);
-        s.len = n as u8;
-        s
-    }
-
-    /// The ids, loudest first.
-    pub fn as_slice(&self) -> &[u32] {
-        &self.msis[..usize::from(self.len)]
-    }
-
-    /// True when nobody speaks.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl std::fmt::Debug for ActiveSpeakers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-/// One received 20 ms frame (Microsoft's `AudioMediaBuffer`).
-#[derive(Debug, Clone, Copy)]
-pub struct AudioFrame {
-    /// 320 samples of 16 kHz mono PCM.
-    pub samples: Pcm16kFrame,
-    /// Media time of the first sample on the sender's clock, 100 ns ticks.
-    pub timestamp: Ticks100ns,
-    /// The frame is silence (sender VAD or level below -50 dBFS).
-    pub is_silence: bool,
-    /// Some samples were concealed (packet loss).
-    pub concealed: bool,
-    /// Active speakers when the frame was delivered (excluding the bot).
-    pub active_speakers: ActiveSpeakers,
-}
-
-/// Whether the bot may send audio now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum SendStatus {
-    /// The peer has joined and wants audio: frames are paced out at 50/s.
-    Active,
-    /// No peer, the peer asked for silence, or the call ended: nothing is sent.
-    Inactive,
-}
 
 /// Where the call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -88,49 +24,6 @@ pub enum CallState {
     Connected,
     /// The call ended (peer left or vanished, or the bot hung up).
     Ended,
-}
-
-/// Events of one call, in order, on one channel.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum AudioEvent {
-    /// Whether the bot's audio is being sent (`AudioSendStatusChanged`).
-    SendStatusChanged(SendStatus),
-    /// The peer reported a DTMF tone (`ToneReceived`).
-    ToneReceived {
-        /// The tone.
-        tone: DtmfTone,
-        /// Its duration in ms (0 if unknown).
-        duration_ms: u32,
-    },
-    /// The dominant speaker changed (`DominantSpeakerChanged`); `None` = nobody
-    /// (0xFFFFFFFF on the wire).
-    DominantSpeakerChanged {
-        /// The new dominant speaker's MSI.
-        current: Option<u32>,
-        /// The previous one.
-        previous: Option<u32>,
-    },
-    /// The set of active speakers changed.
-    ActiveSpeakersChanged(ActiveSpeakers),
-    /// The send queue fell below the low-water mark; `remaining` audio is left.
-    LowOnFrames {
-        /// Audio still queued.
-        remaining: Duration,
-    },
-    /// The peer's periodic quality report.
-    PeerStats(transport::wire::StatsReport),
-    /// The media connection failed (peer vanished, protocol error, transport error):
-    /// the session is freed (`MediaStreamFailure`).
-    MediaStreamFailure {
-        /// What happened.
-        reason: CloseReason,
-    },
-    /// The call ended in an orderly way (peer left, bot hung up, shutdown).
-    Ended {
-        /// Why.
-        reason: CloseReason,
-    },
 }
 
 /// A frame or an event, from [`AudioSocket::recv`].
@@ -174,63 +67,24 @@ pub struct QoeStats {
     pub jitter_buffer: JitterStats,
 }
 
-/// RFC 3550 interarrival jitter and sequence-gap loss (sans-IO).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct InboundStats {
-    started: bool,
-    last_arrival_us: i64,
-    last_ts: u32,
-    jitter_us: f64,
-    jitter_sum: f64,
-    samples: u64,
-    max_jitter_us: f64,
-    base_seq: u64,
-    max_seq: u64,
-    received: u64,
-}
-
-impl InboundStats {
-    pub(crate) fn on_packet(&mut self, arrival_us: i64, seq: u16, ts: u32) {
-        if !self.started {
-            self.started = true;
-            self.base_seq = u64::from(seq) + (1 << 32);
-            self.max_seq = self.base_seq;
-        } else {
-            let transit_diff = (arrival_us - self.last_arrival_us) as f64
-                - f64::from(ts.wrapping_sub(self.last_ts) as i32) * 62.5;
-            self.jitter_us += (transit_diff.abs() - self.jitter_us) / 16.0;
-            self.jitter_sum += self.jitter_us;
-            self.samples += 1;
-            self.max_jitter_us = self.max_jitter_us.max(self.jitter_us);
-            // Unwrap the sequence number around the highest seen.
-            let delta = i64::from(seq.wrapping_sub(self.max_seq as u16) as i16);
-            let ext = (self.max_seq as i64 + delta) as u64;
-            self.max_seq = self.max_seq.max(ext);
+impl QoeStats {
+    /// The bot's view of a call: what its media measured, what its link measured, and
+    /// how its frames were delivered.
+    pub(crate) fn of(call: &CallStats, link: &LinkStats, delivered: u64, dropped: u64) -> Self {
+        QoeStats {
+            inbound_jitter_ms: call.inbound_jitter_ms,
+            max_inbound_jitter_ms: call.max_inbound_jitter_ms,
+            loss_pct: call.loss_pct,
+            rtt_ms: link.rtt.map_or(0.0, |r| r.as_secs_f64() * 1000.0),
+            packets_received: call.packets_received,
+            packets_sent: call.packets_sent,
+            packets_lost: call.packets_lost,
+            frames_delivered: delivered,
+            frames_dropped: dropped,
+            send_underruns: call.send_underruns,
+            inbound_dropped: link.inbound_dropped(),
+            jitter_buffer: call.jitter_buffer,
         }
-        self.last_arrival_us = arrival_us;
-        self.last_ts = ts;
-        self.received += 1;
-    }
-
-    pub(crate) fn fill(&self, q: &mut QoeStats) {
-        q.inbound_jitter_ms = if self.samples == 0 {
-            0.0
-        } else {
-            self.jitter_sum / self.samples as f64 / 1000.0
-        };
-        q.max_inbound_jitter_ms = self.max_jitter_us / 1000.0;
-        q.packets_received = self.received;
-        let expected = if self.started {
-            self.max_seq - self.base_seq + 1
-        } else {
-            0
-        };
-        q.packets_lost = expected.saturating_sub(self.received);
-        q.loss_pct = if expected == 0 {
-            0.0
-        } else {
-            100.0 * q.packets_lost as f64 / expected as f64
-        };
     }
 }
 
@@ -246,7 +100,6 @@ pub(crate) struct CallShared {
     pub(crate) hangup: AtomicBool,
     state: AtomicU8,
     active: AtomicBool,
-    pub(crate) link: OnceLock<crate::call::ControlLink>,
     pub(crate) qoe: Mutex<QoeStats>,
 }
 
@@ -258,7 +111,6 @@ impl CallShared {
             hangup: AtomicBool::new(false),
             state: AtomicU8::new(STATE_WAITING),
             active: AtomicBool::new(false),
-            link: OnceLock::new(),
             qoe: Mutex::new(QoeStats::default()),
         }
     }
@@ -346,6 +198,7 @@ pub struct AudioSocket {
     pub(crate) frames: Option<mpsc::Receiver<AudioFrame>>,
     pub(crate) events: mpsc::UnboundedReceiver<AudioEvent>,
     pub(crate) sender: AudioSender,
+    pub(crate) commands: crossbeam_channel::Sender<Control>,
     pub(crate) table: Arc<SessionTable>,
 }
 
@@ -431,24 +284,26 @@ impl AudioSocket {
         self.sender.clear()
     }
 
-    /// Sends a DTMF tone to the peer.
+    /// Sends a DTMF tone to the peer (on the call's next tick).
     pub fn send_dtmf(&self, tone: DtmfTone, duration_ms: u32) -> Result<(), ControlError> {
-        let link = self.shared.link.get().ok_or(ControlError::NotConnected)?;
-        link.send_control(&ControlMessage::Dtmf(Dtmf {
-            tone,
-            stream_id: 0,
-            duration_ms,
-        }))
-        .map_err(|e| ControlError::Send(e.to_string()))
+        self.send_control(Control::Dtmf { tone, duration_ms })
+    }
+
+    /// Sends a control message to the peer (on the call's next tick): DTMF, speakers,
+    /// send status.
+    pub fn send_control(&self, control: Control) -> Result<(), ControlError> {
+        if self.shared.state() != CallState::Connected {
+            return Err(ControlError::NotConnected);
+        }
+        self.commands.try_send(control).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => ControlError::QueueFull,
+            crossbeam_channel::TrySendError::Disconnected(_) => ControlError::NotConnected,
+        })
     }
 
     /// Live QoE figures (refreshed once a second, and at the end of the call).
     pub fn qoe(&self) -> QoeStats {
-        let mut q = self.shared.qoe.lock().map(|g| *g).unwrap_or_default();
-        if let Some(rtt) = self.shared.link.get().and_then(|l| l.rtt()) {
-            q.rtt_ms = rtt.as_secs_f64() * 1000.0;
-        }
-        q
+        self.shared.qoe.lock().map(|g| *g).unwrap_or_default()
     }
 
     /// Hangs up: closes the media connection (the peer sees `Leave`) and frees the
@@ -470,30 +325,35 @@ impl Drop for AudioSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn active_speakers_are_bounded() {
-        let s = ActiveSpeakers::from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        assert_eq!(s.as_slice(), &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(ActiveSpeakers::default().is_empty());
-    }
-
-    #[test]
-    fn inbound_stats_count_gaps_across_wrap() {
-        let mut s = InboundStats::default();
-        let mut t = 0i64;
-        for (i, seq) in [65_530u16, 65_531, 65_533, 65_534, 0, 1, 3]
-            .iter()
-            .enumerate()
-        {
-            t += 20_000;
-            s.on_packet(t, *seq, (i as u32) * 320);
-        }
-        let mut q = QoeStats::default();
-        s.fill(&mut q);
-        assert_eq!(q.packets_received, 7);
-        // 65530..=3 is 10 sequence numbers: 3 missing.
-        assert_eq!(q.packets_lost, 3);
-        assert!((q.loss_pct - 30.0).abs() < 1e-9);
+    fn qoe_merges_the_call_the_link_and_the_delivery() {
+        let call = CallStats {
+            loss_pct: 2.0,
+            packets_received: 98,
+            packets_lost: 2,
+            packets_sent: 100,
+            send_underruns: 3,
+            ..CallStats::default()
+        };
+        let link = LinkStats {
+            rtt: Some(Duration::from_micros(1500)),
+            malformed: 4,
+            flood_dropped: 1,
+            ..LinkStats::default()
+        };
+        let q = QoeStats::of(&call, &link, 97, 1);
+        assert_eq!(
+            (q.packets_received, q.packets_lost, q.packets_sent),
+            (98, 2, 100)
+        );
+        assert_eq!(
+            (q.frames_delivered, q.frames_dropped, q.send_underruns),
+            (97, 1, 3)
+        );
+        assert_eq!(q.inbound_dropped, 5);
+        assert!((q.rtt_ms - 1.5).abs() < 1e-9);
+        assert!((q.loss_pct - 2.0).abs() < 1e-9);
     }
 }

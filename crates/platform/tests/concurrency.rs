@@ -23,17 +23,14 @@ use harness::signal::SignalGenerator;
 use harness::{Peer, PeerSource};
 use platform::Codec;
 
-engine_tests! {
-    fifty_concurrent_calls_all_round_trip => fifty_calls,
-}
-
-async fn fifty_calls(engine: platform::Engine) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_calls_all_round_trip() {
     const CALLS: usize = 50;
     // Deep buffers: this test is functional, and a shared, loaded machine stalls
     // tasks for tens of milliseconds; 200 ms of jitter buffer and 100 ms of send
     // prebuffer ride that out.
     let deep = deep_receive_config();
-    let mut s = settings_on(engine);
+    let mut s = settings();
     s.receive = deep;
     s.pacer.prebuffer_frames = 6;
     let platform = platform::MediaPlatform::start(s).unwrap();

@@ -8,20 +8,12 @@ use std::time::Duration;
 
 use common::*;
 use harness::Peer;
-use platform::{AudioEvent, Codec, Engine, SendStatus};
+use platform::{AudioEvent, Codec, SendStatus};
 
-engine_tests! {
-    pcm_echo_round_trips_sample_aligned => pcm_echo,
-    opus_echo_keeps_the_energy_envelope => opus_echo,
-}
-
-async fn echo_call(
-    codec: Codec,
-    engine: Engine,
-) -> (harness::PeerReport, EchoSummary, platform::MediaPlatform) {
+async fn echo_call(codec: Codec) -> (harness::PeerReport, EchoSummary, platform::MediaPlatform) {
     // One call at a time: the PCM check is a whole-call, sample-aligned correlation.
     let _serial = CPU_HEAVY.lock().await;
-    let platform = start_on(engine);
+    let platform = start();
     let (blob, socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
         .unwrap();
@@ -40,14 +32,15 @@ async fn echo_call(
     (report, summary, platform)
 }
 
-async fn pcm_echo(engine: Engine) {
-    let (report, bot, platform) = echo_call(Codec::Pcm16k, engine).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcm_echo_round_trips_sample_aligned() {
+    let (report, bot, platform) = echo_call(Codec::Pcm16k).await;
     let delay = report
         .echo_delay(Duration::from_secs(1))
         .expect("echo found");
     let corr = report.echo_correlation(delay, Duration::from_millis(3500));
     eprintln!(
-        "PCM echo ({engine:?}): latency {:.1} ms, correlation {corr:.4}, bot frames {}, peer stats {:?}",
+        "PCM echo: latency {:.1} ms, correlation {corr:.4}, bot frames {}, peer stats {:?}",
         delay.as_secs_f64() * 1000.0,
         bot.frames,
         report.stats
@@ -67,15 +60,16 @@ async fn pcm_echo(engine: Engine) {
     assert!(eventually(Duration::from_secs(2), || platform.session_count() == 0).await);
 }
 
-async fn opus_echo(engine: Engine) {
-    let (report, bot, _platform) = echo_call(Codec::Opus16k, engine).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_echo_keeps_the_energy_envelope() {
+    let (report, bot, _platform) = echo_call(Codec::Opus16k).await;
     let delay = report
         .echo_delay(Duration::from_secs(1))
         .expect("echo found");
     let env = report.echo_envelope_correlation(delay, Duration::from_millis(3500));
     let corr = report.echo_correlation(delay, Duration::from_millis(3500));
     eprintln!(
-        "Opus echo ({engine:?}): latency {:.1} ms, envelope correlation {env:.4}, waveform correlation {corr:.4}, bot frames {}",
+        "Opus echo: latency {:.1} ms, envelope correlation {env:.4}, waveform correlation {corr:.4}, bot frames {}",
         delay.as_secs_f64() * 1000.0,
         bot.frames
     );

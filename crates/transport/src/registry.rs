@@ -5,8 +5,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use uuid::Uuid;
 
-use crate::endpoint::CloseReason;
 use crate::wire::{Codec, Join, Reject, RejectCode};
+use media_core::link::CloseReason;
 
 /// The server's verdict on an admitted join.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,10 +29,10 @@ impl Admission {
     }
 }
 
-/// Decides whether a `Join` may proceed. Supplied by the application to
-/// [`MediaServer::bind`](crate::MediaServer::bind).
+/// Decides whether a `Join` may proceed: the admission half of a
+/// [`CallApp`](crate::reactor::CallApp), shareable between reactor threads.
 ///
-/// Called from the connection's task: return quickly, do not block on I/O.
+/// Called on a reactor thread: return quickly, do not block on I/O.
 pub trait SessionRegistry: Send + Sync + 'static {
     /// Admit or refuse a join. The server has already checked the protocol
     /// version and that the join has contexts and codecs.

@@ -606,6 +606,11 @@ impl CallMedia {
         self.flush(link, app);
     }
 
+    /// The playout clock's counters (cheap; [`stats`](Self::stats) has everything).
+    pub fn playout_stats(&self) -> crate::tick::GridStats {
+        self.play_grid.stats()
+    }
+
     /// The statistics now.
     pub fn stats(&self) -> CallStats {
         CallStats {

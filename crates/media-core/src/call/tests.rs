@@ -30,7 +30,7 @@ impl MediaLink for Recorder {
     fn close(&mut self, reason: &str) {
         self.closed = Some(reason.to_owned());
     }
-    fn stats(&self) -> LinkStats {
+    fn stats(&mut self) -> LinkStats {
         LinkStats::default()
     }
 }

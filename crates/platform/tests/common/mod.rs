@@ -6,8 +6,8 @@ use std::time::Duration;
 use harness::PeerConfig;
 use media_core::playout::ReceiveConfig;
 use platform::{
-    AudioEvent, AudioSocket, Codec, Engine, Incoming, MediaPlatform, MediaPlatformSettings,
-    QoeStats, ServerTrust,
+    AudioEvent, AudioSocket, Codec, Incoming, MediaPlatform, MediaPlatformSettings, QoeStats,
+    ServerTrust,
 };
 use tokio::task::JoinHandle;
 use transport::TransportSettings;
@@ -32,36 +32,6 @@ pub fn settings() -> MediaPlatformSettings {
 
 pub fn start() -> MediaPlatform {
     MediaPlatform::start(settings()).unwrap()
-}
-
-/// [`settings`] on the given engine.
-pub fn settings_on(engine: Engine) -> MediaPlatformSettings {
-    let mut s = settings();
-    s.engine = engine;
-    s
-}
-
-/// A platform with [`settings`] on the given engine.
-pub fn start_on(engine: Engine) -> MediaPlatform {
-    MediaPlatform::start(settings_on(engine)).unwrap()
-}
-
-/// Defines, for each `name => body`, a module `name` with two tests that run the
-/// async fn `body(engine)` on the task engine and on the reactor.
-#[macro_export]
-macro_rules! engine_tests {
-    ($($name:ident => $body:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn tasks() {
-                super::$body(platform::Engine::Tasks).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn reactor() {
-                super::$body(platform::Engine::Reactor).await
-            }
-        }
-    )*};
 }
 
 pub fn peer_config(platform: &MediaPlatform, codec: Codec, send: f64, run: f64) -> PeerConfig {

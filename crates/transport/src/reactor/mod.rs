@@ -1,50 +1,49 @@
-//! The batched media reactor: one thread owns a UDP socket, the QUIC endpoint, every
-//! connection on it and the calls themselves (docs/reactor.md).
+//! The reactor: threads that each own a UDP socket, a QUIC [`Core`](crate::quic::Core)
+//! and the calls on it (docs/reactor.md).
 //!
-//! [`MediaServer`](crate::MediaServer) gives each connection quinn's driver task, a
-//! datagram task, channels and timers; at one datagram per 20 ms each way that
-//! per-event machinery costs more than the QUIC and UDP work it moves. The reactor
-//! runs the same protocol (join / accept / reject on the control stream, datagrams,
-//! rate limits, counters, close reasons; `docs/wire-format.md` is unchanged) on
-//! `quinn-proto` directly:
+//! At one datagram per 20 ms each way, per-event machinery (a task per connection,
+//! channels, timers) costs more than the QUIC and UDP work it moves. A reactor thread
+//! runs everything of its calls in one loop instead: a turn reads the socket in batches
+//! (`recvmmsg` through `quinn-udp`), hands the datagrams to the core, runs the calls
+//! whose deadline has come, and writes the turn's transmits.
 //!
 //! ```text
-//!  UDP socket ──recvmmsg──> Core::handle_datagram ──> Connection::handle_event
-//!                             │ join on the control stream → CallApp::admit / start
-//!                             │ datagrams → checked → ReactorCall::on_datagram (at once)
-//!  timer heap ──due──> Core::poll_timers: QUIC timers, join/leave deadlines,
-//!                             20 ms ticks → ReactorCall::tick(Link) → datagrams out
-//!  UDP socket <──sendmsg── Core::poll_transmits (every connection touched this turn)
+//!  UDP socket ──recvmmsg──> Core::handle_datagram ──> Core::poll_event ──> Calls::dispatch
+//!                                                      Join ─> CallApp::admit / start
+//!                                                      Packet, Control, Closed ─> CallHandler::handle_event
+//!  call deadlines (their ticks) ─────────────────────────────────────────> CallHandler::handle_timeout
+//!                                  handlers send through QuicLink ─> Core::send_packet / send_control
+//!  UDP socket <──sendmsg── Core::poll_transmits
 //! ```
 //!
-//! - [`Core`] is sans-IO: it takes `(now, datagrams in, commands)` and gives
-//!   transmits and its next deadline. Tests drive it with a virtual clock.
-//! - [`ReactorServer`] is the shell: a thread with the socket, `recvmmsg`/`sendmsg`
-//!   through `quinn-udp`, and `ppoll` until the next deadline or a command.
-//! - The application plugs in through [`CallApp`] (admission, one [`ReactorCall`] per
-//!   admitted join) and talks to a call from other threads through its
-//!   [`LinkHandle`].
+//! - The QUIC core is sans-IO and returns events; it never calls application code.
+//! - [`Calls`](calls) is the dispatcher: it answers joins through the [`CallApp`],
+//!   keeps one [`CallHandler`] per call and their deadlines, and runs them against
+//!   [`QuicLink`](crate::quic::QuicLink)s. Also sans-IO: tests drive it on a virtual
+//!   clock.
+//! - [`ReactorServer`] and [`ReactorClient`] are the shells: threads, sockets,
+//!   `epoll`, the turn's batching, and the commands other threads send.
 //!
 //! # Example: a reactor that echoes every call
 //!
 //! ```no_run
 //! use std::time::Instant;
-//! use transport::reactor::{CallApp, Link, NewCall, ReactorCall, ReactorServer};
-//! use transport::wire::{DatagramHeader, Join, Reject};
-//! use transport::{Admission, CloseReason, LinkStats, ServerConfig, ServerIdentity};
+//! use media_core::link::{CallHandler, LinkEvent, MediaLink};
+//! use transport::reactor::{CallApp, NewCall, ReactorServer, StartError};
+//! use transport::wire::{Join, Reject};
+//! use transport::{Admission, ServerConfig, ServerIdentity};
 //!
-//! struct Echo(Vec<(DatagramHeader, Vec<u8>)>);
-//! impl ReactorCall for Echo {
-//!     fn on_datagram(&mut self, h: &DatagramHeader, payload: &[u8], _at: Instant) {
-//!         self.0.push((*h, payload.to_vec()));
-//!     }
-//!     fn tick(&mut self, _scheduled: Instant, link: &mut Link<'_>) {
-//!         for (h, p) in self.0.drain(..) {
-//!             let _ = link.send_datagram(&h, &p);
+//! /// Sends every packet straight back.
+//! struct Echo;
+//! impl CallHandler for Echo {
+//!     fn handle_event(&mut self, _now: Instant, event: LinkEvent<'_>, link: &mut dyn MediaLink) {
+//!         if let LinkEvent::Packet(p) = event {
+//!             let _ = link.send_packet(p);
 //!         }
 //!     }
-//!     fn ended(self: Box<Self>, reason: &CloseReason, _stats: &LinkStats) {
-//!         println!("call ended: {reason}");
+//!     fn handle_timeout(&mut self, _now: Instant, _link: &mut dyn MediaLink) {}
+//!     fn poll_timeout(&self) -> Option<Instant> {
+//!         None
 //!     }
 //! }
 //!
@@ -53,8 +52,8 @@
 //!     fn admit(&mut self, _join: &Join) -> Result<Admission, Reject> {
 //!         Ok(Admission::new())
 //!     }
-//!     fn start(&mut self, _call: NewCall<'_>) -> Result<Box<dyn ReactorCall>, String> {
-//!         Ok(Box::new(Echo(Vec::new())))
+//!     fn start(&mut self, _call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
+//!         Ok(Box::new(Echo))
 //!     }
 //! }
 //!
@@ -68,36 +67,52 @@
 //! # Ok(()) }
 //! ```
 
-mod core;
+pub mod calls;
 mod shell;
+pub(crate) mod timers;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
-pub use self::core::{CommandQueue, Core, TICK, Transmit, Transmits};
+use media_core::call::CallSetupError;
+use media_core::link::{CallHandler, CloseReason};
+
+pub use self::calls::Calls;
 pub use self::shell::{ReactorClient, ReactorIoStats, ReactorServer};
-
-use crate::endpoint::{CloseReason, ConnectError, LinkStats, OutgoingControl, SendError};
+use crate::quic::ConnId;
 use crate::registry::Admission;
-use crate::wire::{Accept, ControlMessage, DatagramHeader, Join, Reject};
+use crate::settings::ConnectError;
+use crate::wire::{Accept, Join, Reject};
 
-/// The application side of a reactor: admission and one [`ReactorCall`] per
-/// admitted join. Runs on the reactor thread: return quickly, never block.
+/// The application side of a server's reactor thread: admission and one
+/// [`CallHandler`] per admitted join. Runs on the reactor thread: return quickly,
+/// never block.
 pub trait CallApp: Send + 'static {
-    /// Admit or refuse a join. The reactor has already checked the protocol version,
-    /// the contexts and that codecs are offered (as [`MediaServer`](crate::MediaServer)).
+    /// Admit or refuse a join. The protocol version, the contexts and the codec
+    /// offer are already checked.
     fn admit(&mut self, join: &Join) -> Result<Admission, Reject>;
 
-    /// The join was accepted and `Accept` is on its way: the call to run. `Err` closes
-    /// the connection with that reason (and [`CallApp::release`] follows).
-    fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn ReactorCall>, String>;
+    /// The join was accepted and `Accept` is on its way: the call to run. An error
+    /// ends the connection with its text (and [`CallApp::release`] follows).
+    fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError>;
 
-    /// Called once when an admitted join ends, for any reason (after
-    /// [`ReactorCall::ended`]). Default: nothing.
+    /// Called once when an admitted join ends, for any reason (after its handler saw
+    /// `Closed`). Default: nothing.
     fn release(&mut self, join: &Join, reason: &CloseReason) {
         let _ = (join, reason);
     }
+}
+
+/// Why [`CallApp::start`] could not start an admitted call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// What the join was admitted for is gone (the session was dropped meanwhile).
+    #[error("the media session no longer exists")]
+    Withdrawn,
+    /// The call's media could not be set up.
+    #[error(transparent)]
+    Media(#[from] CallSetupError),
 }
 
 /// The dialling side of a call ([`ReactorClient::connect`]): told once whether the
@@ -105,13 +120,28 @@ pub trait CallApp: Send + 'static {
 /// reactor thread.
 pub trait Dialer: Send {
     /// `Accept` arrived: the call to run from now on.
-    fn accepted(self: Box<Self>, call: NewCall<'_>) -> Box<dyn ReactorCall>;
+    fn accepted(self: Box<Self>, call: NewCall<'_>) -> Box<dyn CallHandler>;
 
-    /// The connection or the join failed (rejected, handshake, timeout).
+    /// The connection or the join failed (rejected, handshake, timeout, shutdown).
     fn failed(self: Box<Self>, error: ConnectError);
 }
 
-/// A dial request for the reactor thread.
+/// What [`CallApp::start`] and [`Dialer::accepted`] get for a new call.
+#[derive(Debug)]
+pub struct NewCall<'a> {
+    /// The connection.
+    pub conn: ConnId,
+    /// The join.
+    pub join: &'a Join,
+    /// The accept: codec and stream ids.
+    pub accept: &'a Accept,
+    /// The other side's address.
+    pub remote: SocketAddr,
+    /// The reactor's clock at admission.
+    pub now: Instant,
+}
+
+/// A dial request for a reactor thread.
 pub(crate) struct Dial {
     pub(crate) config: quinn_proto::ClientConfig,
     pub(crate) remote: SocketAddr,
@@ -125,182 +155,5 @@ impl std::fmt::Debug for Dial {
         f.debug_struct("Dial")
             .field("remote", &self.remote)
             .finish_non_exhaustive()
-    }
-}
-
-/// What [`CallApp::start`] gets for a new call.
-#[derive(Debug)]
-pub struct NewCall<'a> {
-    /// The peer's join.
-    pub join: &'a Join,
-    /// The accept sent back: codec and stream ids.
-    pub accept: &'a Accept,
-    /// The peer's address.
-    pub remote: SocketAddr,
-    /// The reactor's clock at admission.
-    pub now: Instant,
-    /// A handle for other threads (send control messages, close).
-    pub handle: LinkHandle,
-}
-
-/// One admitted call, run by the reactor thread.
-///
-/// Its methods run on the reactor thread between socket reads and writes: they must
-/// not block (the bot-facing side should be lock-free queues and channels).
-pub trait ReactorCall: Send {
-    /// A media datagram of this call arrived, already checked (header, assigned
-    /// stream, rate limit). `received_at` is when its socket read happened.
-    fn on_datagram(&mut self, header: &DatagramHeader, payload: &[u8], received_at: Instant);
-
-    /// A control message from the peer (never a handshake message or `Leave`).
-    fn on_control(&mut self, msg: ControlMessage) {
-        let _ = msg;
-    }
-
-    /// The 20 ms tick scheduled at `scheduled` (on a fixed grid from admission; a
-    /// delayed tick is caught up at once). Send through `link`; [`Link::close`]
-    /// ends the call.
-    fn tick(&mut self, scheduled: Instant, link: &mut Link<'_>);
-
-    /// The reactor fell more than 200 ms behind and skipped `ticks` ticks of this call
-    /// (the grid restarts at the present).
-    fn skipped(&mut self, ticks: u64) {
-        let _ = ticks;
-    }
-
-    /// The call is over: the final reason and counters.
-    fn ended(self: Box<Self>, reason: &CloseReason, stats: &LinkStats);
-}
-
-/// A call's connection during [`ReactorCall::tick`]: send media and control.
-pub struct Link<'a> {
-    pub(crate) inner: self::core::LinkInner<'a>,
-}
-
-impl std::fmt::Debug for Link<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").finish_non_exhaustive()
-    }
-}
-
-impl Link<'_> {
-    /// Encodes and queues one media datagram for this turn's batch. Never blocks.
-    /// Counted as in [`MediaSender::send_datagram`](crate::MediaSender::send_datagram).
-    pub fn send_datagram(
-        &mut self,
-        header: &DatagramHeader,
-        payload: &[u8],
-    ) -> Result<(), SendError> {
-        self.inner.send_datagram(header, payload)
-    }
-
-    /// Queues a control message (not a handshake message; `Leave` closes).
-    pub fn send_control(&mut self, msg: &ControlMessage) -> Result<(), SendError> {
-        match OutgoingControl::of(msg)? {
-            OutgoingControl::Leave(reason) => {
-                self.close(reason);
-                Ok(())
-            }
-            OutgoingControl::Frame(frame) => self.inner.send_control_frame(&frame),
-        }
-    }
-
-    /// Leaves the call after this tick: `Leave { reason }` on the control stream, then
-    /// a normal close. The call's [`ReactorCall::ended`] follows with
-    /// [`CloseReason::Closed`].
-    pub fn close(&mut self, reason: &str) {
-        self.inner.close(reason);
-    }
-
-    /// Counters and RTT of this connection.
-    pub fn stats(&self) -> LinkStats {
-        self.inner.stats()
-    }
-
-    /// quinn's full statistics for this connection (UDP and frame counts).
-    pub fn quic_stats(&self) -> quinn::ConnectionStats {
-        self.inner.quic_stats()
-    }
-}
-
-/// Identifies one connection of a reactor across slot reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct ConnKey {
-    pub(crate) index: usize,
-    pub(crate) id: u64,
-}
-
-/// Work for the reactor thread from other threads.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// An encoded control frame for a call.
-    Control { key: ConnKey, frame: Vec<u8> },
-    /// Leave a call.
-    Close { key: ConnKey, reason: String },
-    /// Close everything and stop.
-    Shutdown,
-    /// Dial a media server.
-    Connect(Box<Dial>),
-}
-
-/// Sends commands to the reactor thread and wakes it.
-#[derive(Clone, Debug)]
-pub(crate) struct Commands {
-    pub(crate) tx: crossbeam_channel::Sender<Command>,
-    pub(crate) waker: Option<Arc<shell::Waker>>,
-}
-
-impl Commands {
-    /// The handle of connection `index` with unique id `id`.
-    pub(crate) fn handle(&self, index: usize, id: u64) -> LinkHandle {
-        LinkHandle {
-            key: ConnKey { index, id },
-            commands: self.clone(),
-        }
-    }
-
-    pub(crate) fn send(&self, cmd: Command) -> Result<(), SendError> {
-        match self.tx.try_send(cmd) {
-            Ok(()) => {
-                if let Some(w) = &self.waker {
-                    w.wake();
-                }
-                Ok(())
-            }
-            Err(crossbeam_channel::TrySendError::Full(_)) => Err(SendError::ControlQueueFull),
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(SendError::Closed),
-        }
-    }
-}
-
-/// A call's connection seen from other threads (the bot's DTMF, hang-up).
-#[derive(Clone, Debug)]
-pub struct LinkHandle {
-    pub(crate) key: ConnKey,
-    pub(crate) commands: Commands,
-}
-
-impl LinkHandle {
-    /// Queues a control message for the peer (not a handshake message; `Leave`
-    /// closes). Never blocks; the reactor writes it on its next turn.
-    pub fn send_control(&self, msg: &ControlMessage) -> Result<(), SendError> {
-        match OutgoingControl::of(msg)? {
-            OutgoingControl::Leave(reason) => {
-                self.close(reason);
-                Ok(())
-            }
-            OutgoingControl::Frame(frame) => self.commands.send(Command::Control {
-                key: self.key,
-                frame,
-            }),
-        }
-    }
-
-    /// Leaves the call (`Leave`, then a normal close) on the reactor's next turn.
-    pub fn close(&self, reason: &str) {
-        let _ = self.commands.send(Command::Close {
-            key: self.key,
-            reason: reason.to_owned(),
-        });
     }
 }

@@ -1,25 +1,28 @@
-//! The reactor's shell: one thread, one UDP socket, `recvmmsg` / `sendmsg` through
-//! `quinn-udp`, and `epoll` (mio) until the next deadline or a command.
+//! The reactor's shell: one thread per socket, `recvmmsg` / `sendmsg` through
+//! `quinn-udp`, `epoll` (mio) until the next deadline or a command.
 
 use std::io::{ErrorKind, IoSliceMut};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use media_core::link::CallHandler;
 use mio::{Events, Interest, Poll, Token};
 use quinn_udp::{RecvMeta, UdpSocketState};
 
-use super::core::{CommandQueue, Core, Transmits};
-use super::{CallApp, Command, Commands, Dial, Dialer};
-use crate::endpoint::{
-    ClientConfig, ConnectError, ServerConfig, ServerCounters, ServerStats, SocketBuffers,
-    TransportError, TransportSettings, bind_udp, quinn_client_config, quinn_server_config,
+use super::calls::Calls;
+use super::{CallApp, Dial, Dialer, NewCall, StartError};
+use crate::quic::{Core, ServerStats, Transmits};
+use crate::registry::Admission;
+use crate::settings::{
+    ClientConfig, ConnectError, ServerConfig, SocketBuffers, TransportError, TransportSettings,
+    bind_udp, quic_client_config, quic_server_config,
 };
 use crate::thread::{current_thread_cpu as thread_cpu, current_tid};
-use crate::wire::Join;
+use crate::wire::{Join, Reject, RejectCode};
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -33,35 +36,171 @@ const MAX_RECV_ROUNDS: usize = 8;
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// How long shutdown waits for connections to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// A turn or a wake-up this much late is a stall (ticks more than 5 ms late are
+/// counted late; a stall of 4 ms plus the 1 ms turn interval makes them so).
+const STALL: Duration = Duration::from_millis(4);
 
-/// Wakes the reactor thread from another thread (an `eventfd` registered with its
-/// `epoll`).
+/// Work for a reactor thread from other threads.
 #[derive(Debug)]
-pub(crate) struct Waker(mio::Waker);
+enum Command {
+    /// Dial a media server.
+    Connect(Box<Dial>),
+    /// Close everything and stop.
+    Shutdown,
+}
 
-impl Waker {
-    pub(crate) fn wake(&self) {
-        let _ = self.0.wake();
+/// Counters of a reactor's loop: how well it batches, how busy it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactorIoStats {
+    /// Loop turns (each: receive, commands, timers, calls, transmits).
+    pub turns: u64,
+    /// `recvmmsg` results (UDP payloads or GRO batches) read.
+    pub datagrams_in: u64,
+    /// UDP sends (each one `sendmsg`; a GSO batch counts once).
+    pub transmits_out: u64,
+    /// Wall time spent in turns (not waiting): the threads' measured load.
+    pub busy: Duration,
+    /// Turns that took more than 4 ms of the thread's CPU time (its own work).
+    pub long_turns: u64,
+    /// Turns that took more than 4 ms of wall time but not of CPU time: the thread was
+    /// preempted in the middle of the turn.
+    pub preempted_turns: u64,
+    /// The longest turn.
+    pub max_turn: Duration,
+    /// Wake-ups more than 4 ms after the time asked for (the OS's stalls: the thread
+    /// was ready but not running).
+    pub late_wakeups: u64,
+    /// The longest oversleep.
+    pub max_oversleep: Duration,
+}
+
+impl ReactorIoStats {
+    /// The sum (maxima: the larger) of two threads' counters.
+    #[must_use]
+    pub fn merged(self, o: ReactorIoStats) -> ReactorIoStats {
+        ReactorIoStats {
+            turns: self.turns + o.turns,
+            datagrams_in: self.datagrams_in + o.datagrams_in,
+            transmits_out: self.transmits_out + o.transmits_out,
+            busy: self.busy + o.busy,
+            long_turns: self.long_turns + o.long_turns,
+            preempted_turns: self.preempted_turns + o.preempted_turns,
+            max_turn: self.max_turn.max(o.max_turn),
+            late_wakeups: self.late_wakeups + o.late_wakeups,
+            max_oversleep: self.max_oversleep.max(o.max_oversleep),
+        }
+    }
+
+    /// The loop asked to sleep `asked` and slept `slept`: counts oversleeping.
+    fn woke(&mut self, slept: Duration, asked: Duration) {
+        let over = slept.saturating_sub(asked);
+        if over > STALL {
+            self.late_wakeups += 1;
+        }
+        self.max_oversleep = self.max_oversleep.max(over);
     }
 }
 
-/// One reactor thread: its command channel, thread id, loop counters and handle.
+/// What a reactor thread publishes for other threads, once per turn.
+#[derive(Debug, Clone, Copy, Default)]
+struct Published {
+    server: ServerStats,
+    io: ReactorIoStats,
+}
+
+/// Wakes a reactor thread (an `eventfd` registered with its `epoll`).
+#[derive(Debug)]
+struct Waker(mio::Waker);
+
+/// One reactor thread: its command channel, thread id, published counters, handle.
 struct ReactorThread {
-    commands: Commands,
+    tx: crossbeam_channel::Sender<Command>,
+    waker: Arc<Waker>,
     tid: Arc<AtomicU32>,
-    io: Arc<IoCounters>,
+    published: Arc<Mutex<Published>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// A media server run by reactor threads: the [`MediaServer`](crate::MediaServer)
-/// protocol with calls inside the loop (see the [module documentation](super)). With
-/// several threads ([`ReactorServer::bind_threads`]) each has its own `SO_REUSEPORT`
-/// socket on the same port and the kernel spreads connections over them by address
-/// hash.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ReactorThread {
+    fn send(&self, cmd: Command) -> Result<(), TransportError> {
+        self.tx
+            .try_send(cmd)
+            .map_err(|e| TransportError::Config(format!("reactor thread: {e}")))?;
+        let _ = self.waker.0.wake();
+        Ok(())
+    }
+
+    fn published(&self) -> Published {
+        *lock(&self.published)
+    }
+
+    fn tid(&self) -> Option<u32> {
+        Some(self.tid.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
+    /// Asks the thread to stop and waits for it. Idempotent.
+    fn stop(&self) {
+        let _ = self.send(Command::Shutdown);
+        let thread = lock(&self.thread).take();
+        if let Some(h) = thread {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Starts reactor thread `name` on `socket`.
+fn spawn(
+    name: String,
+    socket: std::net::UdpSocket,
+    server_cfg: Option<Arc<quinn_proto::ServerConfig>>,
+    settings: &TransportSettings,
+    app: Box<dyn CallApp>,
+) -> std::io::Result<ReactorThread> {
+    let state = UdpSocketState::new((&socket).into())?;
+    let mut socket = mio::net::UdpSocket::from_std(socket);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut socket, SOCKET, Interest::READABLE)?;
+    let waker = Arc::new(Waker(mio::Waker::new(poll.registry(), WAKE)?));
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let core = Core::new(server_cfg, settings.clone(), state.max_gso_segments());
+    let tid = Arc::new(AtomicU32::new(0));
+    let published = Arc::new(Mutex::new(Published::default()));
+    let shell = Shell {
+        core,
+        calls: Calls::new(app),
+        socket,
+        state,
+        poll,
+        rx,
+        tid: tid.clone(),
+        published: published.clone(),
+        io: ReactorIoStats::default(),
+        batch_interval: settings.reactor_batch_interval,
+    };
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || shell.run())?;
+    Ok(ReactorThread {
+        tx,
+        waker,
+        tid,
+        published,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+/// A media server run by reactor threads (see the [module documentation](super)).
+/// With several threads ([`ReactorServer::bind_threads`]) each has its own
+/// `SO_REUSEPORT` socket on the same port and the kernel spreads connections over
+/// them by address hash.
 pub struct ReactorServer {
     local_addr: SocketAddr,
     buffers: SocketBuffers,
-    server: Arc<ServerCounters>,
     threads: Vec<ReactorThread>,
 }
 
@@ -93,7 +232,7 @@ impl ReactorServer {
         mut make_app: impl FnMut() -> Box<dyn CallApp>,
     ) -> Result<Self, TransportError> {
         let threads = threads.max(1);
-        let mut server_cfg = quinn_server_config(&config.identity, &config.settings)?;
+        let mut server_cfg = quic_server_config(&config.identity, &config.settings)?;
         if threads > 1 {
             server_cfg.migration(false);
         }
@@ -106,7 +245,6 @@ impl ReactorServer {
         let (first, buffers) =
             bind_udp(config.listen, &config.settings, reuse).map_err(bind_err)?;
         let local_addr = first.local_addr().map_err(bind_err)?;
-        let server = Arc::new(ServerCounters::default());
         let mut started = Vec::with_capacity(threads);
         let mut socket = Some(first);
         for i in 0..threads {
@@ -124,7 +262,6 @@ impl ReactorServer {
                 Some(server_cfg.clone()),
                 &config.settings,
                 make_app(),
-                server.clone(),
             )
             .map_err(bind_err)?;
             started.push(t);
@@ -139,7 +276,6 @@ impl ReactorServer {
         Ok(ReactorServer {
             local_addr,
             buffers,
-            server,
             threads: started,
         })
     }
@@ -154,28 +290,18 @@ impl ReactorServer {
         self.buffers
     }
 
-    /// Server-wide counters (all threads).
+    /// Server-wide counters (all threads; as of each thread's last turn).
     pub fn stats(&self) -> ServerStats {
-        self.server.snapshot()
+        self.threads.iter().fold(ServerStats::default(), |a, t| {
+            a.merged(t.published().server)
+        })
     }
 
     /// How the loops batch: turns, datagrams read, sends (all threads).
     pub fn io_stats(&self) -> ReactorIoStats {
-        let mut s = ReactorIoStats::default();
-        for t in &self.threads {
-            s.turns += t.io.turns.load(Ordering::Relaxed);
-            s.datagrams_in += t.io.datagrams_in.load(Ordering::Relaxed);
-            s.transmits_out += t.io.transmits_out.load(Ordering::Relaxed);
-            s.busy += Duration::from_nanos(t.io.busy_ns.load(Ordering::Relaxed));
-            s.long_turns += t.io.long_turns.load(Ordering::Relaxed);
-            s.preempted_turns += t.io.preempted_turns.load(Ordering::Relaxed);
-            s.late_wakeups += t.io.late_wakeups.load(Ordering::Relaxed);
-            let max_turn = Duration::from_nanos(t.io.max_turn_ns.load(Ordering::Relaxed));
-            s.max_turn = s.max_turn.max(max_turn);
-            let over = Duration::from_nanos(t.io.max_oversleep_ns.load(Ordering::Relaxed));
-            s.max_oversleep = s.max_oversleep.max(over);
-        }
-        s
+        self.threads
+            .iter()
+            .fold(ReactorIoStats::default(), |a, t| a.merged(t.published().io))
     }
 
     /// Reactor threads running.
@@ -185,83 +311,30 @@ impl ReactorServer {
 
     /// The reactor threads' kernel thread ids (for CPU accounting), once they run.
     pub fn thread_ids(&self) -> Vec<u32> {
-        self.threads
-            .iter()
-            .map(|t| t.tid.load(Ordering::Acquire))
-            .filter(|&t| t != 0)
-            .collect()
+        self.threads.iter().filter_map(ReactorThread::tid).collect()
     }
 
-    /// Closes every connection ([`CloseReason::ServerShutdown`](crate::CloseReason)
-    /// at the peers, `ended` for every call), waits up to 1 s for them to drain and
-    /// stops the threads. Blocks; idempotent.
+    /// Closes every connection (`ServerShutdown` at the peers, `Closed` for every
+    /// call), waits up to 1 s for them to drain and stops the threads. Blocks;
+    /// idempotent.
     pub fn shutdown(&self) {
         for t in &self.threads {
-            let _ = t.commands.send(Command::Shutdown);
+            let _ = t.send(Command::Shutdown);
         }
         for t in &self.threads {
-            let thread = t.thread.lock().ok().and_then(|mut h| h.take());
-            if let Some(h) = thread {
-                let _ = h.join();
-            }
+            t.stop();
         }
     }
 }
 
-/// Starts reactor thread `name` on `socket`.
-fn spawn(
-    name: String,
-    socket: std::net::UdpSocket,
-    server_cfg: Option<Arc<quinn_proto::ServerConfig>>,
-    settings: &TransportSettings,
-    app: Box<dyn CallApp>,
-    server: Arc<ServerCounters>,
-) -> std::io::Result<ReactorThread> {
-    let state = UdpSocketState::new((&socket).into())?;
-    let mut socket = mio::net::UdpSocket::from_std(socket);
-    let poll = Poll::new()?;
-    poll.registry()
-        .register(&mut socket, SOCKET, Interest::READABLE)?;
-    let waker = mio::Waker::new(poll.registry(), WAKE)?;
-    let (tx, rx) = crossbeam_channel::bounded(4096);
-    let commands = Commands {
-        tx,
-        waker: Some(Arc::new(Waker(waker))),
-    };
-    let core = Core::with_commands(
-        server_cfg,
-        settings.clone(),
-        app,
-        state.max_gso_segments(),
-        commands.clone(),
-        server,
-    );
-    let tid = Arc::new(AtomicU32::new(0));
-    let io = Arc::new(IoCounters::default());
-    let shell = Shell {
-        io: io.clone(),
-        batch_interval: settings.reactor_batch_interval,
-        core,
-        socket,
-        state,
-        poll,
-        rx: CommandQueue(rx),
-        tid: tid.clone(),
-    };
-    let thread = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || shell.run())?;
-    Ok(ReactorThread {
-        commands,
-        tid,
-        io,
-        thread: Mutex::new(Some(thread)),
-    })
+impl Drop for ReactorServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 /// The dialling side on one reactor thread: many outgoing calls on one UDP socket,
-/// each run inside the loop like a server's (the reactor counterpart of
-/// [`MediaClient`](crate::MediaClient), for load generators and bots that dial).
+/// each run inside the loop like a server's.
 pub struct ReactorClient {
     local_addr: SocketAddr,
     thread: ReactorThread,
@@ -276,8 +349,8 @@ impl std::fmt::Debug for ReactorClient {
 }
 
 impl ReactorClient {
-    /// Binds `local` (port 0: any) and starts the thread. `settings` rule the
-    /// socket, the join timeout and the rate limits of received datagrams.
+    /// Binds `local` (port 0: any) and starts the thread. `settings` rule the socket,
+    /// the join timeout and the rate limits of received datagrams.
     pub fn bind(local: SocketAddr, settings: &TransportSettings) -> Result<Self, TransportError> {
         let bind_err = |source| TransportError::Bind {
             addr: local,
@@ -291,7 +364,6 @@ impl ReactorClient {
             None,
             settings,
             Box::new(RefuseAll),
-            Arc::new(ServerCounters::default()),
         )
         .map_err(bind_err)?;
         Ok(ReactorClient { local_addr, thread })
@@ -310,32 +382,31 @@ impl ReactorClient {
         join: Join,
         dialer: Box<dyn Dialer>,
     ) -> Result<(), ConnectError> {
-        let quic = quinn_client_config(&config.trust, &config.settings)?;
-        self.thread
-            .commands
-            .send(Command::Connect(Box::new(Dial {
-                config: quic,
-                remote: config.server,
-                server_name: config.server_name.clone(),
-                join,
-                dialer,
-            })))
-            .map_err(|e| ConnectError::Setup(TransportError::Config(e.to_string())))
+        let quic = quic_client_config(&config.trust, &config.settings)?;
+        self.thread.send(Command::Connect(Box::new(Dial {
+            config: quic,
+            remote: config.server,
+            server_name: config.server_name.clone(),
+            join,
+            dialer,
+        })))?;
+        Ok(())
     }
 
     /// The thread's kernel id (for CPU accounting), once it runs.
     pub fn thread_id(&self) -> Option<u32> {
-        Some(self.thread.tid.load(Ordering::Acquire)).filter(|&t| t != 0)
+        self.thread.tid()
     }
 
-    /// Closes every call ([`CloseReason::ServerShutdown`](crate::CloseReason) at the
-    /// servers) and stops the thread. Blocks up to about 1 s; idempotent.
+    /// How the loop batches.
+    pub fn io_stats(&self) -> ReactorIoStats {
+        self.thread.published().io
+    }
+
+    /// Closes every call (`ServerShutdown` at the servers) and stops the thread.
+    /// Blocks up to about 1 s; idempotent.
     pub fn shutdown(&self) {
-        let _ = self.thread.commands.send(Command::Shutdown);
-        let handle = self.thread.thread.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.thread.stop();
     }
 }
 
@@ -345,93 +416,34 @@ impl Drop for ReactorClient {
     }
 }
 
-/// The application of threads beyond those `make_app` was asked for, and of clients:
-/// refuses joins.
+/// The application of client threads and of threads beyond those `make_app` was asked
+/// for: refuses joins.
 struct RefuseAll;
 
 impl CallApp for RefuseAll {
-    fn admit(&mut self, _: &crate::wire::Join) -> Result<crate::Admission, crate::wire::Reject> {
-        Err(crate::wire::Reject::new(
-            crate::wire::RejectCode::Overloaded,
+    fn admit(&mut self, _: &Join) -> Result<Admission, Reject> {
+        Err(Reject::new(
+            RejectCode::Overloaded,
             "no application on this reactor thread",
         ))
     }
 
-    fn start(&mut self, _: super::NewCall<'_>) -> Result<Box<dyn super::ReactorCall>, String> {
-        Err("no application on this reactor thread".into())
-    }
-}
-
-impl Drop for ReactorServer {
-    fn drop(&mut self) {
-        self.shutdown();
+    fn start(&mut self, _: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
+        Err(StartError::Withdrawn)
     }
 }
 
 struct Shell {
     core: Core,
+    calls: Calls,
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
     poll: Poll,
-    rx: CommandQueue,
+    rx: crossbeam_channel::Receiver<Command>,
     tid: Arc<AtomicU32>,
-    io: Arc<IoCounters>,
+    published: Arc<Mutex<Published>>,
+    io: ReactorIoStats,
     batch_interval: Duration,
-}
-
-/// The reactor loop's own counters.
-#[derive(Debug, Default)]
-struct IoCounters {
-    turns: AtomicU64,
-    busy_ns: AtomicU64,
-    long_turns: AtomicU64,
-    preempted_turns: AtomicU64,
-    max_turn_ns: AtomicU64,
-    late_wakeups: AtomicU64,
-    max_oversleep_ns: AtomicU64,
-    datagrams_in: AtomicU64,
-    transmits_out: AtomicU64,
-}
-
-/// A turn or a wake-up this much late is a stall (ticks more than 5 ms late are
-/// counted late; a stall of 4 ms plus the 1 ms turn interval makes them so).
-const STALL_NS: u64 = 4_000_000;
-
-impl IoCounters {
-    /// The loop asked to sleep `asked` and slept `slept`: counts oversleeping.
-    fn woke(&self, slept: Duration, asked: Duration) {
-        let over = u64::try_from(slept.saturating_sub(asked).as_nanos()).unwrap_or(u64::MAX);
-        if over > STALL_NS {
-            self.late_wakeups.fetch_add(1, Ordering::Relaxed);
-        }
-        self.max_oversleep_ns.fetch_max(over, Ordering::Relaxed);
-    }
-}
-
-/// Counters of a reactor's loop: how well it batches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReactorIoStats {
-    /// Loop turns (each: receive, commands, timers, transmits).
-    pub turns: u64,
-    /// `recvmmsg` results (UDP payloads or GRO batches) read.
-    pub datagrams_in: u64,
-    /// UDP sends (each one `sendmsg`; a GSO batch counts once).
-    pub transmits_out: u64,
-    /// Wall time spent in turns (receiving, ticking, sending; not waiting): the
-    /// threads' measured load.
-    pub busy: Duration,
-    /// Turns that took more than 4 ms of the thread's CPU time (the loop's own work).
-    pub long_turns: u64,
-    /// Turns that took more than 4 ms of wall time but not of CPU time: the thread was
-    /// preempted in the middle of the turn.
-    pub preempted_turns: u64,
-    /// The longest turn.
-    pub max_turn: Duration,
-    /// Wake-ups more than 4 ms after the time asked for (the OS's stalls: the thread
-    /// was ready but not running).
-    pub late_wakeups: u64,
-    /// The longest oversleep.
-    pub max_oversleep: Duration,
 }
 
 impl Shell {
@@ -453,27 +465,17 @@ impl Shell {
                 readable = self.receive(&mut slices, &mut metas, &mut out);
             }
             let now = Instant::now();
-            self.core.run_commands(&self.rx, now);
+            self.run_commands(now);
             if self.core.is_shutting_down() && shutdown_at.is_none() {
                 shutdown_at = Some(now);
             }
-            self.core.poll_timers(now);
+            self.core.handle_timeout(now);
+            self.calls.dispatch(&mut self.core, now);
+            self.calls.run_due(&mut self.core, now);
             self.core.poll_transmits(now, &mut out);
             self.send(&out);
-            self.io.turns.fetch_add(1, Ordering::Relaxed);
-            let busy = u64::try_from(turn.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            self.io.busy_ns.fetch_add(busy, Ordering::Relaxed);
-            if busy > STALL_NS {
-                // The thread's own CPU time tells work from preemption.
-                let cpu = thread_cpu().saturating_sub(turn_cpu);
-                if cpu.as_nanos() > u128::from(STALL_NS) {
-                    self.io.long_turns.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.io.preempted_turns.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            self.io.max_turn_ns.fetch_max(busy, Ordering::Relaxed);
             out.clear();
+            self.account(turn, turn_cpu);
             if self.core.is_idle_after_shutdown()
                 || shutdown_at.is_some_and(|t| now - t > SHUTDOWN_GRACE)
             {
@@ -482,7 +484,6 @@ impl Shell {
             if !readable {
                 // Wait for a packet, a command or the next deadline.
                 let timeout = self
-                    .core
                     .next_deadline()
                     .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()))
                     .min(IDLE_WAIT);
@@ -503,14 +504,49 @@ impl Shell {
             // over, so one turn's syscalls and wake-up serve many calls.
             let earliest = turn + self.batch_interval;
             let now = Instant::now();
-            if now < earliest
-                && (readable || self.core.next_deadline().is_some_and(|d| d < earliest))
-            {
+            if now < earliest && (readable || self.next_deadline().is_some_and(|d| d < earliest)) {
                 let asleep = Instant::now();
                 std::thread::sleep(earliest - now);
                 self.io.woke(asleep.elapsed(), earliest - now);
             }
         }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.core.poll_timeout(), self.calls.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn run_commands(&mut self, now: Instant) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Connect(dial) => self.calls.dial(&mut self.core, now, *dial),
+                Command::Shutdown => self.core.shutdown(now),
+            }
+            self.calls.dispatch(&mut self.core, now);
+        }
+    }
+
+    /// Counts the turn and publishes the counters.
+    fn account(&mut self, turn: Instant, turn_cpu: Duration) {
+        let busy = turn.elapsed();
+        self.io.turns += 1;
+        self.io.busy += busy;
+        if busy > STALL {
+            // The thread's own CPU time tells work from preemption.
+            if thread_cpu().saturating_sub(turn_cpu) > STALL {
+                self.io.long_turns += 1;
+            } else {
+                self.io.preempted_turns += 1;
+            }
+        }
+        self.io.max_turn = self.io.max_turn.max(busy);
+        *lock(&self.published) = Published {
+            server: self.core.stats(),
+            io: self.io,
+        };
     }
 
     /// Reads datagrams until the socket would block or `MAX_RECV_ROUNDS` batches;
@@ -531,14 +567,14 @@ impl Shell {
                 }
             };
             let now = Instant::now();
-            self.io.datagrams_in.fetch_add(n as u64, Ordering::Relaxed);
+            self.io.datagrams_in += n as u64;
             for (meta, slot) in metas.iter().zip(slices.iter()).take(n) {
                 let data = &slot[..meta.len];
                 let stride = meta.stride.max(1);
+                let ecn = meta
+                    .ecn
+                    .and_then(|e| quinn_proto::EcnCodepoint::from_bits(e as u8));
                 for seg in data.chunks(stride) {
-                    let ecn = meta
-                        .ecn
-                        .and_then(|e| quinn_proto::EcnCodepoint::from_bits(e as u8));
                     self.core.handle_datagram(
                         now,
                         meta.addr,
@@ -549,14 +585,13 @@ impl Shell {
                     );
                 }
             }
+            self.calls.dispatch(&mut self.core, now);
         }
         true
     }
 
     fn send(&mut self, out: &Transmits) {
-        self.io
-            .transmits_out
-            .fetch_add(out.items.len() as u64, Ordering::Relaxed);
+        self.io.transmits_out += out.items.len() as u64;
         for t in &out.items {
             let transmit = quinn_udp::Transmit {
                 destination: t.destination,

@@ -15,6 +15,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use media_core::control::{
+    DtmfTone, QualityReport as StatsReport, SendStatus as SendStatusKind,
+};
+
 use super::{Codec, WireError};
 
 /// Control protocol version carried in `Join` and `Accept`.
@@ -247,69 +251,6 @@ pub struct Leave {
     pub reason: String,
 }
 
-/// A DTMF tone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(missing_docs)] // The variant names are the tones.
-pub enum DtmfTone {
-    #[serde(rename = "0")]
-    Tone0,
-    #[serde(rename = "1")]
-    Tone1,
-    #[serde(rename = "2")]
-    Tone2,
-    #[serde(rename = "3")]
-    Tone3,
-    #[serde(rename = "4")]
-    Tone4,
-    #[serde(rename = "5")]
-    Tone5,
-    #[serde(rename = "6")]
-    Tone6,
-    #[serde(rename = "7")]
-    Tone7,
-    #[serde(rename = "8")]
-    Tone8,
-    #[serde(rename = "9")]
-    Tone9,
-    #[serde(rename = "*")]
-    Star,
-    #[serde(rename = "#")]
-    Pound,
-    #[serde(rename = "A")]
-    A,
-    #[serde(rename = "B")]
-    B,
-    #[serde(rename = "C")]
-    C,
-    #[serde(rename = "D")]
-    D,
-    #[serde(rename = "flash")]
-    Flash,
-}
-
-impl DtmfTone {
-    /// All tones, in wire order.
-    pub const ALL: [DtmfTone; 17] = [
-        DtmfTone::Tone0,
-        DtmfTone::Tone1,
-        DtmfTone::Tone2,
-        DtmfTone::Tone3,
-        DtmfTone::Tone4,
-        DtmfTone::Tone5,
-        DtmfTone::Tone6,
-        DtmfTone::Tone7,
-        DtmfTone::Tone8,
-        DtmfTone::Tone9,
-        DtmfTone::Star,
-        DtmfTone::Pound,
-        DtmfTone::A,
-        DtmfTone::B,
-        DtmfTone::C,
-        DtmfTone::D,
-        DtmfTone::Flash,
-    ];
-}
-
 /// A DTMF tone event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -340,59 +281,12 @@ pub struct ActiveSpeakers {
     pub msis: Vec<u32>,
 }
 
-/// Send status values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SendStatusKind {
-    /// The receiver of this message should send 50 frames/s.
-    Active,
-    /// The receiver of this message should stop sending.
-    Inactive,
-}
-
 /// Whether the receiver of this message should send audio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendStatus {
     /// Active or inactive.
     pub status: SendStatusKind,
-}
-
-/// Quality report (QoE). Floating-point fields must be finite.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatsReport {
-    /// Mean inbound jitter, milliseconds.
-    pub jitter_ms: f32,
-    /// Maximum inbound jitter, milliseconds.
-    #[serde(default)]
-    pub max_jitter_ms: f32,
-    /// Inbound loss, percent (0-100).
-    pub loss_pct: f32,
-    /// Round-trip time, milliseconds.
-    pub rtt_ms: f32,
-    /// Datagrams sent.
-    #[serde(default)]
-    pub packets_sent: u64,
-    /// Datagrams received.
-    #[serde(default)]
-    pub packets_received: u64,
-    /// Datagrams inferred lost.
-    #[serde(default)]
-    pub packets_lost: u64,
-}
-
-impl StatsReport {
-    fn is_finite(&self) -> bool {
-        [
-            self.jitter_ms,
-            self.max_jitter_ms,
-            self.loss_pct,
-            self.rtt_ms,
-        ]
-        .iter()
-        .all(|v| v.is_finite())
-    }
 }
 
 /// Appends one framed control message (prefix + JSON) to `out`.

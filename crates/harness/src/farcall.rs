@@ -1,0 +1,389 @@
+//! [`FarCall`]: the far end's side of one call, run on a reactor thread: media-core's
+//! `CallMedia` with a test signal (or a recording) as its source, recording what comes
+//! back. The reference peer, the load peers and the emulator's far end all run it.
+//!
+//! ```text
+//!  source (signal, samples, loop) ─> CallMedia (send tick) ─> link
+//!  link ─> CallMedia (jitter buffer, playout tick) ─> recording (one frame per tick)
+//! ```
+//!
+//! The sent and received recordings share one timeline: one frame each per tick from
+//! the first tick, silence until the first packet arrives. The lag between them is the
+//! mouth-to-ear delay through whatever sits between the two ends.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use media_core::call::{AudioEvent, CallConfig, CallMedia, FrameSource, Output};
+use media_core::codec::Codec;
+use media_core::control::Control;
+use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
+use media_core::jitter::JitterStats;
+use media_core::link::{CallHandler, CloseReason, LinkEvent, LinkStats, MediaLink};
+use media_core::packet::AudioPacket;
+use media_core::tick::TICK;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::lock;
+use crate::signal::SignalGenerator;
+
+/// What a far end sends.
+#[derive(Debug, Clone)]
+pub enum PeerSource {
+    /// A generated signal.
+    Signal(SignalGenerator),
+    /// Recorded samples (16 kHz mono), e.g. from a WAV file; played once.
+    Samples(Arc<[i16]>),
+    /// Samples played in a loop (cheap to share between many peers).
+    Loop(Arc<[i16]>),
+}
+
+/// Copies the next 20 ms of `samples` from `*pos` into `frame` and advances `*pos`;
+/// `looped` starts over when less than a frame is left, else the end is zero-padded.
+fn next_frame(samples: &[i16], pos: &mut usize, looped: bool, frame: &mut [i16; FRAME_SAMPLES]) {
+    if looped && *pos + FRAME_SAMPLES > samples.len() {
+        *pos = 0;
+    }
+    let n = FRAME_SAMPLES.min(samples.len().saturating_sub(*pos));
+    frame[..n].copy_from_slice(&samples[*pos..*pos + n]);
+    frame[n..].fill(0);
+    *pos += n;
+}
+
+/// A [`PeerSource`] as a call's frame source: the source for `audio_frames` frames,
+/// then silence; every frame recorded when `sent` is set.
+pub(crate) struct SourceFrames {
+    source: PeerSource,
+    pos: usize,
+    audio_frames: u64,
+    frames: u64,
+    sent: Option<Arc<Mutex<Vec<i16>>>>,
+}
+
+impl SourceFrames {
+    pub(crate) fn new(
+        source: PeerSource,
+        audio: Duration,
+        sent: Option<Arc<Mutex<Vec<i16>>>>,
+    ) -> Self {
+        SourceFrames {
+            source,
+            pos: 0,
+            audio_frames: (audio.as_millis() / TICK.as_millis()) as u64,
+            frames: 0,
+            sent,
+        }
+    }
+}
+
+impl FrameSource for SourceFrames {
+    fn ready(&self) -> usize {
+        usize::MAX
+    }
+
+    fn next_frame(&mut self, out: &mut Pcm16kFrame) -> bool {
+        let frame = out.samples_mut();
+        if self.frames < self.audio_frames {
+            match &mut self.source {
+                PeerSource::Signal(g) => g.fill(frame),
+                PeerSource::Samples(s) => next_frame(s, &mut self.pos, false, frame),
+                PeerSource::Loop(s) => next_frame(s, &mut self.pos, true, frame),
+            }
+        } else {
+            frame.fill(0);
+        }
+        self.frames += 1;
+        if let Some(sent) = &self.sent {
+            lock(sent).extend_from_slice(frame);
+        }
+        true
+    }
+}
+
+/// One received packet, as logged with `log_arrivals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Sequence number.
+    pub seq: u16,
+    /// Media timestamp.
+    pub timestamp: u32,
+    /// Arrival time since the call started.
+    pub at: Duration,
+    /// The packet was flagged silent.
+    pub silence: bool,
+}
+
+/// Counters of a far end's call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeerStats {
+    /// Media packets sent.
+    pub packets_sent: u64,
+    /// Media packets received.
+    pub packets_received: u64,
+    /// Playout ticks run.
+    pub ticks: u64,
+    /// Ticks that ran more than 5 ms late.
+    pub late_ticks: u64,
+    /// Frames played out (once the first packet arrived).
+    pub frames_played: u64,
+    /// Frames played with concealed samples.
+    pub frames_concealed: u64,
+    /// Jitter buffer statistics of the receive side.
+    pub jitter: JitterStats,
+    /// The link's counters.
+    pub link: LinkStats,
+}
+
+/// Where a far end's call is.
+pub(crate) const DIALING: u8 = 0;
+pub(crate) const CONNECTED: u8 = 1;
+pub(crate) const FAILED: u8 = 2;
+pub(crate) const ENDED: u8 = 3;
+
+/// What a far end's call shares with other threads.
+#[derive(Debug, Default)]
+pub(crate) struct FarShared {
+    pub(crate) state: AtomicU8,
+    pub(crate) stop: AtomicBool,
+    pub(crate) stats: Mutex<PeerStats>,
+}
+
+/// What the application asks of a running far end.
+#[derive(Debug)]
+pub(crate) enum FarCommand {
+    /// Send a control message.
+    Control(Control),
+    /// Send this packet as it is (a test's hand-made nonsense).
+    Inject(Box<AudioPacket>),
+}
+
+/// What a far end's call recorded.
+#[derive(Debug, Default)]
+pub(crate) struct Recording {
+    /// Audio received, one frame per playout tick from the first.
+    pub(crate) received: Vec<i16>,
+    /// Received packets (when logged).
+    pub(crate) arrivals: Vec<Arrival>,
+    /// The final counters.
+    pub(crate) stats: PeerStats,
+    /// Why the call ended (`None`: this side left).
+    pub(crate) close: Option<CloseReason>,
+}
+
+/// How a far end's call runs.
+pub(crate) struct FarOptions {
+    pub(crate) config: CallConfig,
+    pub(crate) source: Box<dyn FrameSource>,
+    /// Record what is played out.
+    pub(crate) record: bool,
+    pub(crate) log_arrivals: bool,
+    /// Leave after this many playout ticks (`None`: when told).
+    pub(crate) run_ticks: Option<u64>,
+    pub(crate) shared: Arc<FarShared>,
+    pub(crate) commands: Option<crossbeam_channel::Receiver<FarCommand>>,
+    pub(crate) events: Option<mpsc::UnboundedSender<AudioEvent>>,
+    pub(crate) done: Option<oneshot::Sender<Recording>>,
+}
+
+/// The far end's call. See the [module documentation](self).
+pub(crate) struct FarCall {
+    media: CallMedia,
+    opts: FarOptions,
+    t0: Instant,
+    rec: Recording,
+    stats: Option<PeerStats>,
+}
+
+impl FarCall {
+    /// The call starting at `now` with `opts`; an error (and the shared state
+    /// `FAILED`) if its media cannot be set up.
+    pub(crate) fn new(
+        now: Instant,
+        mut opts: FarOptions,
+    ) -> Result<Self, media_core::call::CallSetupError> {
+        // The source moves into the media; the options keep the rest.
+        let source = std::mem::replace(&mut opts.source, Box::new(Silence));
+        let config = opts.config;
+        match CallMedia::new(now, &config, source) {
+            Ok(media) => {
+                opts.shared.state.store(CONNECTED, Ordering::Release);
+                Ok(FarCall {
+                    media,
+                    opts,
+                    t0: now,
+                    rec: Recording::default(),
+                    stats: None,
+                })
+            }
+            Err(e) => {
+                opts.shared.state.store(FAILED, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// The codec.
+    pub(crate) fn codec(&self) -> Codec {
+        self.media.codec()
+    }
+
+    fn take(
+        rec: &mut Recording,
+        record: bool,
+        events: &Option<mpsc::UnboundedSender<AudioEvent>>,
+        stats: &mut Option<PeerStats>,
+        out: Output<'_>,
+    ) {
+        match out {
+            Output::Frame(f) => {
+                if record {
+                    rec.received.extend_from_slice(f.samples.samples());
+                }
+            }
+            Output::Event(e) => {
+                if let Some(tx) = events {
+                    let _ = tx.send(e);
+                }
+            }
+            Output::Stats(s) => {
+                *stats = Some(PeerStats {
+                    packets_sent: s.packets_sent,
+                    packets_received: s.packets_received,
+                    ticks: s.playout.ticks,
+                    late_ticks: s.playout.late,
+                    frames_played: s.frames_played,
+                    frames_concealed: s.frames_concealed,
+                    jitter: s.jitter_buffer,
+                    link: LinkStats::default(),
+                })
+            }
+            Output::Packet(_) | Output::Control(_) => {}
+        }
+    }
+
+    /// Publishes fresh statistics with the link's counters.
+    fn publish(&mut self, link: &mut dyn MediaLink) {
+        if let Some(mut s) = self.stats.take() {
+            s.link = link.stats();
+            *lock(&self.opts.shared.stats) = s;
+            self.rec.stats = s;
+        }
+    }
+
+    /// Pads the recording with silence for playout ticks that had no frame (before the
+    /// first packet), so it stays on the send timeline.
+    fn pad(&mut self) {
+        if !self.opts.record {
+            return;
+        }
+        let ticks = self.media.playout_stats().ticks as usize;
+        let want = ticks * FRAME_SAMPLES;
+        if self.rec.received.len() < want {
+            self.rec.received.resize(want, 0);
+        }
+    }
+}
+
+impl CallHandler for FarCall {
+    fn handle_event(&mut self, now: Instant, event: LinkEvent<'_>, link: &mut dyn MediaLink) {
+        if let LinkEvent::Packet(p) = event
+            && self.opts.log_arrivals
+        {
+            self.rec.arrivals.push(Arrival {
+                seq: p.seq,
+                timestamp: p.timestamp,
+                at: now.saturating_duration_since(self.t0),
+                silence: p.silence,
+            });
+        }
+        let closed = match event {
+            LinkEvent::Closed(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        let (rec, record, events, stats) = (
+            &mut self.rec,
+            self.opts.record,
+            &self.opts.events,
+            &mut self.stats,
+        );
+        self.media.run_event(now, event, link, |o| {
+            Self::take(rec, record, events, stats, o)
+        });
+        self.publish(link);
+        if let Some(reason) = closed {
+            self.pad();
+            let by_us = matches!(reason, CloseReason::Closed { .. });
+            self.rec.close = (!by_us).then_some(reason);
+            self.opts.shared.state.store(ENDED, Ordering::Release);
+            if let Some(done) = self.opts.done.take() {
+                let _ = done.send(std::mem::take(&mut self.rec));
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, link: &mut dyn MediaLink) {
+        let ticks = self.media.playout_stats().ticks;
+        if self.opts.shared.stop.load(Ordering::Acquire)
+            || self.opts.run_ticks.is_some_and(|n| ticks >= n)
+        {
+            link.close("peer done");
+            return;
+        }
+        if let Some(commands) = &self.opts.commands {
+            while let Ok(c) = commands.try_recv() {
+                match c {
+                    FarCommand::Control(c) => self.media.send_control(c),
+                    FarCommand::Inject(p) => {
+                        let _ = link.send_packet(&p);
+                    }
+                }
+            }
+        }
+        let (rec, record, events, stats) = (
+            &mut self.rec,
+            self.opts.record,
+            &self.opts.events,
+            &mut self.stats,
+        );
+        self.media
+            .run_due(now, link, |o| Self::take(rec, record, events, stats, o));
+        self.publish(link);
+        self.pad();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.media.poll_timeout()
+    }
+}
+
+/// A source that never has a frame (stands in for a source moved into the media).
+struct Silence;
+
+impl FrameSource for Silence {
+    fn ready(&self) -> usize {
+        0
+    }
+
+    fn next_frame(&mut self, _: &mut Pcm16kFrame) -> bool {
+        false
+    }
+}
+
+/// A call that could not start: it leaves at its first turn (`at`) with `reason`.
+pub(crate) struct Leaving {
+    pub(crate) reason: String,
+    pub(crate) at: Instant,
+}
+
+impl CallHandler for Leaving {
+    fn handle_event(&mut self, _: Instant, _: LinkEvent<'_>, _: &mut dyn MediaLink) {}
+
+    fn handle_timeout(&mut self, _: Instant, link: &mut dyn MediaLink) {
+        link.close(&self.reason);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.at)
+    }
+}

@@ -1,0 +1,180 @@
+//! The platform's real per-call type on a virtual clock: a [`PlatformCall`] whose
+//! link loops its packets back (losing and reordering some), with an echo bot reading
+//! the frame channel and enqueuing into the send queue. 5,000 ticks after 500 of
+//! warm-up, PCM and Opus, under the counting allocator: no allocation. Then the end:
+//! the bot hears `Ended` and the session is freed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media_core::alloc_count;
+use media_core::call::{AudioEvent, AudioSender, CallConfig};
+use media_core::codec::Codec;
+use media_core::control::Control;
+use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
+use media_core::packet::AudioPacket;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::health::LoadMeter;
+use crate::platform::SessionTable;
+use crate::socket::CallShared;
+
+/// A link that loops packets back: every 13th is lost, every 7th delivered after its
+/// successor.
+struct Loopback {
+    queue: VecDeque<AudioPacket>,
+    held: Option<AudioPacket>,
+    sent: u64,
+    closed: Option<String>,
+}
+
+impl MediaLink for Loopback {
+    fn send_packet(&mut self, packet: &AudioPacket) -> Result<(), LinkError> {
+        self.sent += 1;
+        match self.sent {
+            n if n % 13 == 0 => {}
+            n if n % 7 == 0 => self.held = Some(packet.clone()),
+            _ => {
+                self.queue.push_back(packet.clone());
+                if let Some(h) = self.held.take() {
+                    self.queue.push_back(h);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, _: &Control) -> Result<(), LinkError> {
+        Ok(())
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.closed = Some(reason.to_owned());
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        LinkStats {
+            rtt: Some(Duration::from_millis(1)),
+            ..LinkStats::default()
+        }
+    }
+}
+
+fn steady_state_allocations(codec: Codec) -> usize {
+    let t0 = Instant::now();
+    let table = Arc::new(SessionTable::new(vec![codec], 4));
+    let ctx = CallContext {
+        config: CallConfig::new(codec),
+        load: Arc::new(LoadMeter::default()),
+        table: table.clone(),
+    };
+    let shared = Arc::new(CallShared::new(uuid::Uuid::new_v4(), uuid::Uuid::new_v4()));
+    let (frames_tx, mut frames_rx) = mpsc::channel(50);
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (sender, queue) = AudioSender::new(64);
+    let (_commands_tx, commands) = crossbeam_channel::bounded(8);
+    let pending = PendingCall {
+        shared: shared.clone(),
+        delivery: Delivery::Channel(frames_tx),
+        events: events_tx,
+        sender: sender.clone(),
+        queue,
+        commands,
+    };
+    let mut call = PlatformCall::start(t0, codec, pending, &ctx).expect("starts");
+    let mut link = Loopback {
+        queue: VecDeque::with_capacity(16),
+        held: None,
+        sent: 0,
+        closed: None,
+    };
+    let mut echoed = 0u64;
+    let mut run = |from: usize, to: usize, call: &mut PlatformCall| {
+        for k in from..to {
+            let now = t0 + Duration::from_millis(20 * k as u64);
+            call.handle_timeout(now, &mut link);
+            while let Some(p) = link.queue.pop_front() {
+                call.handle_event(now, LinkEvent::Packet(&p), &mut link);
+            }
+            // The echo bot: every frame it reads goes back into the send queue.
+            while let Ok(f) = frames_rx.try_recv() {
+                let _ = sender.enqueue(&f.samples);
+                echoed += 1;
+            }
+        }
+    };
+    run(0, 500, &mut call);
+    let (counts, ()) = alloc_count::count(|| run(500, 5_500, &mut call));
+    assert!(echoed > 5_000, "{codec}: the bot echoed {echoed} frames");
+    let qoe = shared.qoe.lock().map(|q| *q).expect("qoe");
+    assert!(
+        qoe.packets_received > 5_000 && qoe.packets_lost > 0 && qoe.rtt_ms > 0.0,
+        "{codec}: {qoe:?}"
+    );
+    assert!(qoe.jitter_buffer.reordered > 0, "{codec}: {qoe:?}");
+    // The end: the bot hears it and the session is gone.
+    let reason = CloseReason::PeerLeft {
+        reason: "done".into(),
+    };
+    call.handle_event(t0, LinkEvent::Closed(&reason), &mut link);
+    let mut events = Vec::new();
+    while let Ok(e) = events_rx.try_recv() {
+        events.push(e);
+    }
+    assert_eq!(
+        events.last(),
+        Some(&AudioEvent::Ended { reason }),
+        "{codec}"
+    );
+    assert_eq!(shared.state(), crate::socket::CallState::Ended);
+    assert_eq!(table.len(), 0);
+    counts.allocations
+}
+
+#[test]
+fn a_platform_call_does_not_allocate_in_steady_state() {
+    for codec in [Codec::Pcm16k, Codec::Opus16k] {
+        let n = steady_state_allocations(codec);
+        assert_eq!(n, 0, "{codec}: {n} allocations in 5000 ticks");
+    }
+}
+
+#[test]
+fn a_hang_up_closes_the_link_at_the_next_tick() {
+    let t0 = Instant::now();
+    let table = Arc::new(SessionTable::new(vec![Codec::Pcm16k], 4));
+    let ctx = CallContext {
+        config: CallConfig::new(Codec::Pcm16k),
+        load: Arc::new(LoadMeter::default()),
+        table,
+    };
+    let shared = Arc::new(CallShared::new(uuid::Uuid::new_v4(), uuid::Uuid::new_v4()));
+    let (frames_tx, _frames_rx) = mpsc::channel(50);
+    let (events_tx, _events_rx) = mpsc::unbounded_channel();
+    let (sender, queue) = AudioSender::new(8);
+    let (_commands_tx, commands) = crossbeam_channel::bounded(8);
+    let pending = PendingCall {
+        shared: shared.clone(),
+        delivery: Delivery::Channel(frames_tx),
+        events: events_tx,
+        sender,
+        queue,
+        commands,
+    };
+    let mut call = PlatformCall::start(t0, Codec::Pcm16k, pending, &ctx).expect("starts");
+    let mut link = Loopback {
+        queue: VecDeque::new(),
+        held: None,
+        sent: 0,
+        closed: None,
+    };
+    call.handle_timeout(t0, &mut link);
+    assert_eq!(link.closed, None);
+    shared
+        .hangup
+        .store(true, std::sync::atomic::Ordering::Release);
+    call.handle_timeout(t0 + Duration::from_millis(20), &mut link);
+    assert_eq!(link.closed.as_deref(), Some("bot hung up"));
+}

@@ -1,0 +1,1038 @@
+//! The sans-IO core: a `quinn_proto::Endpoint`, its connections and one deadline heap.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use media_core::control::Control;
+use media_core::link::{CloseReason, LinkError, LinkStats};
+use media_core::packet::AudioPacket;
+use quinn_proto::{
+    Connection, ConnectionHandle, DatagramEvent, Dir, EcnCodepoint, Endpoint, EndpointConfig,
+    Event as QuicEvent, ServerConfig, StreamEvent,
+};
+
+use super::conn::{Entry, Live, Phase, check_datagram};
+use super::join::{assign_streams, check_join, first_stream};
+use super::link::{control_frame, datagram_header};
+use super::{ConnId, Event, ServerStats};
+use crate::ratelimit::TokenBucket;
+use crate::reactor::timers::Deadlines;
+use crate::registry::Admission;
+use crate::settings::{CloseCode, ConnectError, TransportSettings, close_reason};
+use crate::wire::{
+    Accept, ControlDecoder, ControlMessage, DatagramRef, HEADER_LEN, Join, Leave, MAX_PAYLOAD_LEN,
+    PROTOCOL_VERSION, Reject, RejectCode, StreamDirection, encode_control,
+};
+
+/// How long a leaving call waits for its `Leave` to be acknowledged.
+const LEAVE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a rejected peer gets to read the `Reject` and close.
+const REJECT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One UDP payload (or a GSO batch of equal segments) to send; its bytes are
+/// `Transmits::buf[range]`.
+#[derive(Clone, Debug)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// ECN bits.
+    pub ecn: Option<EcnCodepoint>,
+    /// Source address to send from (`None`: the socket's).
+    pub src_ip: Option<IpAddr>,
+    /// Segment size of a GSO batch (`None`: one datagram).
+    pub segment_size: Option<usize>,
+    /// The bytes in [`Transmits::buf`].
+    pub range: Range<usize>,
+}
+
+/// The transmits of one turn, in one buffer.
+#[derive(Debug, Default)]
+pub struct Transmits {
+    /// All payloads back to back.
+    pub buf: Vec<u8>,
+    /// One entry per UDP send.
+    pub items: Vec<Transmit>,
+}
+
+impl Transmits {
+    /// Empties both (keeps the capacity).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+
+    fn push(&mut self, t: &quinn_proto::Transmit, bytes: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.items.push(Transmit {
+            destination: t.destination,
+            ecn: t.ecn,
+            src_ip: t.src_ip,
+            segment_size: t.segment_size,
+            range: start..self.buf.len(),
+        });
+    }
+}
+
+/// The QUIC media protocol's sans-IO state: see the [module documentation](super).
+pub struct Core {
+    endpoint: Endpoint,
+    server_config: Option<Arc<ServerConfig>>,
+    settings: TransportSettings,
+    conns: Vec<Option<Entry>>,
+    live: usize,
+    next_id: u64,
+    timers: Deadlines,
+    dirty: Vec<usize>,
+    scratch: Vec<u8>,
+    events: VecDeque<Event>,
+    stats: ServerStats,
+    max_segments: usize,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("connections", &self.live)
+            .field("server", &self.server_config.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core serving `server_config` (`None`: one that only dials), with `settings`
+    /// for joins, rate limits and timeouts. `max_segments` is how many datagrams one
+    /// transmit may carry (GSO; 1 without).
+    pub fn new(
+        server_config: Option<Arc<ServerConfig>>,
+        settings: TransportSettings,
+        max_segments: usize,
+    ) -> Core {
+        let endpoint = Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            server_config.clone(),
+            true,
+            None,
+        );
+        Core {
+            endpoint,
+            server_config,
+            settings,
+            conns: Vec::new(),
+            live: 0,
+            next_id: 1,
+            timers: Deadlines::default(),
+            dirty: Vec::new(),
+            scratch: Vec::with_capacity(64 * 1024),
+            events: VecDeque::with_capacity(64),
+            stats: ServerStats::default(),
+            max_segments: max_segments.max(1),
+            shutting_down: false,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &TransportSettings {
+        &self.settings
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Connections in any state (including closing ones).
+    pub fn connections(&self) -> usize {
+        self.live
+    }
+
+    /// True once [`Core::shutdown`] ran.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// True once [`Core::shutdown`] ran and every connection has drained.
+    pub fn is_idle_after_shutdown(&self) -> bool {
+        self.shutting_down && self.live == 0
+    }
+
+    /// The next event, if any. Drain after every input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant [`Core::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    fn entry(&mut self, conn: ConnId) -> Option<&mut Entry> {
+        self.conns
+            .get_mut(conn.index)
+            .and_then(Option::as_mut)
+            .filter(|e| e.id == conn.id)
+    }
+
+    fn conn_id(&self, index: usize) -> Option<ConnId> {
+        let e = self.conns.get(index)?.as_ref()?;
+        Some(ConnId { index, id: e.id })
+    }
+
+    fn mark_dirty(&mut self, index: usize) {
+        if let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut)
+            && !e.dirty
+        {
+            e.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    /// One UDP payload arrived from `remote` (to `local_ip`, if known) at `now`.
+    /// Stateless answers (version negotiation, refusals) go into `out` at once.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+        out: &mut Transmits,
+    ) {
+        self.scratch.clear();
+        match self
+            .endpoint
+            .handle(now, remote, local_ip, ecn, data, &mut self.scratch)
+        {
+            Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
+                if let Some(e) = self.conns.get_mut(ch.0).and_then(Option::as_mut) {
+                    e.conn.handle_event(ev);
+                    self.drive(ch.0, now);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                if self.shutting_down || self.server_config.is_none() {
+                    let t = self.endpoint.refuse(incoming, &mut self.scratch);
+                    out.push(&t, &self.scratch[..t.size]);
+                    return;
+                }
+                self.scratch.clear();
+                match self.endpoint.accept(
+                    incoming,
+                    now,
+                    &mut self.scratch,
+                    self.server_config.clone(),
+                ) {
+                    Ok((ch, conn)) => {
+                        let phase = Phase::AwaitJoin {
+                            deadline: now + self.settings.join_timeout,
+                            stream: None,
+                            decoder: ControlDecoder::new(),
+                        };
+                        self.insert(ch, conn, now, phase);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e.cause, %remote, "refused a connection");
+                        self.stats.handshake_failed += 1;
+                        if let Some(t) = e.response {
+                            out.push(&t, &self.scratch[..t.size]);
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::Response(t)) => out.push(&t, &self.scratch[..t.size]),
+            None => {}
+        }
+    }
+
+    fn insert(
+        &mut self,
+        ch: ConnectionHandle,
+        conn: Connection,
+        now: Instant,
+        phase: Phase,
+    ) -> ConnId {
+        if self.conns.len() <= ch.0 {
+            self.conns.resize_with(ch.0 + 1, || None);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conns[ch.0] = Some(Entry::new(conn, id, phase));
+        self.live += 1;
+        self.drive(ch.0, now);
+        ConnId { index: ch.0, id }
+    }
+
+    /// Dials a media server: QUIC handshake, then `Join` on a control stream.
+    /// [`Event::Accepted`] or [`Event::DialFailed`] follows. Works on a core with or
+    /// without a server configuration.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        config: quinn_proto::ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+        join: Join,
+    ) -> Result<ConnId, ConnectError> {
+        if self.shutting_down {
+            return Err(ConnectError::Connection(
+                quinn_proto::ConnectionError::LocallyClosed,
+            ));
+        }
+        let (ch, conn) = self.endpoint.connect(now, config, remote, server_name)?;
+        let phase = Phase::Dialing {
+            deadline: now + self.settings.join_timeout,
+            stream: None,
+            decoder: ControlDecoder::new(),
+            join,
+        };
+        Ok(self.insert(ch, conn, now, phase))
+    }
+
+    /// Admits the join of [`Event::Join`]: sends `Accept` and the call is live. The
+    /// codec is `admission.codec`, else the peer's first choice. `None` when the
+    /// connection is gone meanwhile or the codec was not offered (then the peer got a
+    /// `Reject`): the application should release what it admitted.
+    pub fn accept(&mut self, conn: ConnId, now: Instant, admission: Admission) -> Option<Accept> {
+        let settings_limit = self.settings.rate_limit;
+        let e = self.entry(conn)?;
+        let Phase::AwaitVerdict { .. } = e.phase else {
+            return None;
+        };
+        let Phase::AwaitVerdict {
+            control,
+            decoder,
+            join,
+            ..
+        } = std::mem::replace(&mut e.phase, Phase::Closed)
+        else {
+            return None;
+        };
+        let codec = admission.codec.unwrap_or(join.codecs[0]);
+        if !join.codecs.contains(&codec) {
+            let msg = format!("the server chose {codec}, which the peer did not offer");
+            e.phase = Phase::AwaitVerdict {
+                deadline: now,
+                control,
+                decoder,
+                join,
+            };
+            self.reject(conn, now, Reject::new(RejectCode::NoCommonCodec, msg));
+            return None;
+        }
+        let accept = Accept {
+            version: PROTOCOL_VERSION,
+            codec,
+            streams: assign_streams(&join),
+            max_payload: MAX_PAYLOAD_LEN as u32,
+        };
+        e.phase = Phase::Live(Box::new(Live {
+            server_side: true,
+            control,
+            decoder,
+            buckets: rate_limits(&accept, settings_limit),
+            send_stream: first_stream(&accept.streams, StreamDirection::Source),
+            recv_stream: first_stream(&accept.streams, StreamDirection::Render),
+        }));
+        let sent = encode_control(&ControlMessage::Accept(accept.clone()))
+            .ok()
+            .is_some_and(|frame| e.queue_control(&frame).is_ok());
+        if !sent {
+            e.close(now, CloseCode::ProtocolError, "could not send accept");
+            self.stats.join_failed += 1;
+            return None;
+        }
+        tracing::info!(remote = %e.conn.remote_address(), session = %join.mp_media_session_id, %codec, "join accepted");
+        self.stats.accepted += 1;
+        self.stats.active += 1;
+        // Control messages that came with the join follow it.
+        self.on_live_control(conn.index, now);
+        self.mark_dirty(conn.index);
+        Some(accept)
+    }
+
+    /// Refuses the join of [`Event::Join`]: sends `Reject`, then closes.
+    pub fn reject(&mut self, conn: ConnId, now: Instant, reject: Reject) {
+        let Some(e) = self.entry(conn) else {
+            return;
+        };
+        let Phase::AwaitVerdict { control, .. } = e.phase else {
+            return;
+        };
+        tracing::info!(remote = %e.conn.remote_address(), reason = %reject, "join rejected");
+        let body = serde_json::to_string(&reject).unwrap_or_default();
+        if let Ok(frame) = encode_control(&ControlMessage::Reject(reject))
+            && e.queue_control(&frame).is_ok()
+        {
+            let _ = e.conn.send_stream(control).finish();
+        }
+        e.phase = Phase::Rejecting {
+            deadline: now + REJECT_GRACE,
+            body,
+        };
+        self.stats.rejected += 1;
+        self.mark_dirty(conn.index);
+    }
+
+    /// Encodes and queues one media packet of a live call (on the stream this side
+    /// sends). Never blocks; refusals are counted.
+    pub fn send_packet(&mut self, conn: ConnId, packet: &AudioPacket) -> Result<(), LinkError> {
+        let Some(e) = self.entry(conn) else {
+            return Err(LinkError::Closed);
+        };
+        let r = try_send(e, packet);
+        if r.is_ok() {
+            e.stats.packets_sent += 1;
+        } else {
+            e.stats.send_dropped += 1;
+        }
+        self.mark_dirty(conn.index);
+        r
+    }
+
+    /// Queues a control message of a live call. A quality report carries this side's
+    /// RTT.
+    pub fn send_control(&mut self, conn: ConnId, control: &Control) -> Result<(), LinkError> {
+        let Some(e) = self.entry(conn) else {
+            return Err(LinkError::Closed);
+        };
+        if !matches!(e.phase, Phase::Live(_)) {
+            return Err(LinkError::Closed);
+        }
+        let rtt = e.conn.rtt();
+        let frame = control_frame(control, rtt)?;
+        e.queue_control(&frame)?;
+        e.stats.control_sent += 1;
+        self.mark_dirty(conn.index);
+        Ok(())
+    }
+
+    /// The counters of a connection, while the core has it.
+    pub fn link_stats(&mut self, conn: ConnId) -> Option<LinkStats> {
+        self.entry(conn).map(Entry::link_stats)
+    }
+
+    /// quinn-proto's statistics of a connection (UDP and frame counts).
+    pub fn quic_stats(&mut self, conn: ConnId) -> Option<quinn_proto::ConnectionStats> {
+        self.entry(conn).map(|e| e.conn.stats())
+    }
+
+    /// Ends a connection from this side. A live call leaves: `Leave { reason }` on the
+    /// control stream, [`Event::Closed`] with [`CloseReason::Closed`], then a normal
+    /// close once acknowledged (or after 250 ms). A dial is abandoned
+    /// ([`Event::DialFailed`]).
+    pub fn close(&mut self, conn: ConnId, now: Instant, reason: &str) {
+        let Some(e) = self.entry(conn) else {
+            return;
+        };
+        match &e.phase {
+            Phase::Live(_) => self.leave(conn.index, now, reason),
+            Phase::Dialing { .. } => {
+                e.close(now, CloseCode::Normal, reason);
+                self.events.push_back(Event::DialFailed {
+                    conn,
+                    error: ConnectError::Connection(quinn_proto::ConnectionError::LocallyClosed),
+                });
+            }
+            Phase::Closed => {}
+            _ => e.close(now, CloseCode::Normal, reason),
+        }
+        self.drive(conn.index, now);
+    }
+
+    /// Closes every connection ([`CloseReason::ServerShutdown`] at the peers) and
+    /// refuses new ones; the shell keeps turning until they drained.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        for index in 0..self.conns.len() {
+            let Some(conn) = self.conn_id(index) else {
+                continue;
+            };
+            if matches!(
+                self.conns[index].as_ref().map(|e| &e.phase),
+                Some(Phase::Dialing { .. })
+            ) {
+                self.events.push_back(Event::DialFailed {
+                    conn,
+                    error: ConnectError::Connection(quinn_proto::ConnectionError::LocallyClosed),
+                });
+            }
+            self.end_call(index, CloseReason::ServerShutdown);
+            if let Some(e) = self.conns[index].as_mut()
+                && (!matches!(e.phase, Phase::Closed) || !e.conn.is_closed())
+            {
+                e.close(now, CloseCode::ServerShutdown, "server shutdown");
+            }
+            self.drive(index, now);
+        }
+    }
+
+    /// Runs everything due at `now`: QUIC timeouts and the join, verdict, reject and
+    /// leave deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((index, id, at)) = self.timers.pop_due(now) {
+            let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if e.id != id || e.scheduled != Some(at) {
+                continue; // superseded by an earlier entry
+            }
+            e.scheduled = None;
+            self.on_due(index, now);
+            self.mark_dirty(index);
+        }
+        let conns = &self.conns;
+        self.timers.compact(self.live, || {
+            conns.iter().enumerate().filter_map(|(index, e)| {
+                let e = e.as_ref()?;
+                Some((e.scheduled?, index, e.id))
+            })
+        });
+    }
+
+    fn on_due(&mut self, index: usize, now: Instant) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        if e.conn.poll_timeout().is_some_and(|t| t <= now) {
+            e.conn.handle_timeout(now);
+        }
+        let conn = ConnId { index, id: e.id };
+        match &mut e.phase {
+            Phase::AwaitJoin { deadline, .. } | Phase::AwaitVerdict { deadline, .. }
+                if *deadline <= now =>
+            {
+                if e.connected {
+                    self.stats.join_failed += 1;
+                } else {
+                    self.stats.handshake_failed += 1;
+                }
+                e.close(now, CloseCode::JoinTimeout, "no join received in time");
+            }
+            Phase::Dialing { deadline, .. } if *deadline <= now => {
+                e.close(now, CloseCode::JoinTimeout, "no accept received in time");
+                self.events.push_back(Event::DialFailed {
+                    conn,
+                    error: ConnectError::Timeout,
+                });
+            }
+            Phase::Rejecting { deadline, body } if *deadline <= now => {
+                let body = std::mem::take(body);
+                e.close(now, CloseCode::Rejected, &body);
+            }
+            Phase::Leaving {
+                deadline, reason, ..
+            } if *deadline <= now => {
+                let reason = std::mem::take(reason);
+                e.close(now, CloseCode::Normal, &reason);
+            }
+            _ => {}
+        }
+        self.drive(index, now);
+    }
+
+    /// Leaves a live call: `Leave` on the control stream, [`Event::Closed`], then a
+    /// normal close once acknowledged (or after [`LEAVE_GRACE`]).
+    fn leave(&mut self, index: usize, now: Instant, reason: &str) {
+        let Some(e) = self.conns[index].as_ref() else {
+            return;
+        };
+        let Phase::Live(live) = &e.phase else {
+            return;
+        };
+        let control = live.control;
+        self.end_call(
+            index,
+            CloseReason::Closed {
+                reason: reason.to_owned(),
+            },
+        );
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        // `end_call` left the phase `Closed`: the stream is the one the call had.
+        e.phase = Phase::Leaving {
+            deadline: now + LEAVE_GRACE,
+            control,
+            reason: reason.to_owned(),
+            finished: false,
+        };
+        let frame = encode_control(&ControlMessage::Leave(Leave {
+            reason: reason.to_owned(),
+        }));
+        if frame.is_ok_and(|f| e.queue_control(&f).is_ok()) {
+            e.finish_leave();
+        } else {
+            e.close(now, CloseCode::Normal, reason);
+        }
+        self.mark_dirty(index);
+    }
+
+    /// Ends the live call of `index` with `reason` ([`Event::Closed`]); leaves the
+    /// phase `Closed` (the caller closes the connection if needed).
+    fn end_call(&mut self, index: usize, reason: CloseReason) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let Phase::Live(_) = e.phase else {
+            return;
+        };
+        let Phase::Live(live) = std::mem::replace(&mut e.phase, Phase::Closed) else {
+            return;
+        };
+        let stats = e.link_stats();
+        tracing::debug!(remote = %e.conn.remote_address(), %reason, "media call ended");
+        if live.server_side {
+            self.stats.active = self.stats.active.saturating_sub(1);
+        }
+        self.events.push_back(Event::Closed {
+            conn: ConnId { index, id: e.id },
+            reason,
+            stats,
+        });
+    }
+
+    /// Processes what a connection has after input: endpoint and application events,
+    /// the control stream, received datagrams.
+    fn drive(&mut self, index: usize, now: Instant) {
+        let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        while let Some(ev) = e.conn.poll_endpoint_events() {
+            if let Some(back) = self.endpoint.handle_event(ConnectionHandle(index), ev) {
+                e.conn.handle_event(back);
+            }
+        }
+        let mut lost = None;
+        let mut readable = false;
+        while let Some(ev) = e.conn.poll() {
+            match ev {
+                QuicEvent::Stream(StreamEvent::Readable { .. } | StreamEvent::Opened { .. }) => {
+                    readable = true;
+                }
+                QuicEvent::Connected => {
+                    e.connected = true;
+                    send_join(e);
+                }
+                QuicEvent::ConnectionLost { reason } => lost = Some(reason),
+                QuicEvent::Stream(StreamEvent::Finished { id }) => {
+                    if let Phase::Leaving {
+                        control, reason, ..
+                    } = &mut e.phase
+                        && *control == id
+                    {
+                        let reason = std::mem::take(reason);
+                        e.close(now, CloseCode::Normal, &reason);
+                    }
+                }
+                QuicEvent::Stream(StreamEvent::Writable { .. }) => e.flush_control(),
+                _ => {}
+            }
+        }
+        if let Phase::AwaitJoin { stream, .. } = &mut e.phase
+            && stream.is_none()
+        {
+            *stream = e.conn.streams().accept(Dir::Bi);
+            readable |= stream.is_some();
+        }
+        // Reading a stream costs a lookup: only when quinn says there is news.
+        if readable {
+            self.read_control(index, now);
+        }
+        self.read_datagrams(index, now);
+        if let Some(err) = lost {
+            self.on_lost(index, &err);
+        }
+        self.mark_dirty(index);
+    }
+
+    fn on_lost(&mut self, index: usize, err: &quinn_proto::ConnectionError) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let conn = ConnId { index, id: e.id };
+        match &e.phase {
+            Phase::Live(_) => {
+                let reason = close_reason(err, self.settings.idle_timeout);
+                self.end_call(index, reason);
+            }
+            Phase::Dialing { .. } => {
+                e.phase = Phase::Closed;
+                self.events.push_back(Event::DialFailed {
+                    conn,
+                    error: ConnectError::lost(err),
+                });
+            }
+            Phase::AwaitJoin { .. } | Phase::AwaitVerdict { .. } => {
+                tracing::debug!(error = %err, "connection lost before admission");
+                if e.connected {
+                    self.stats.join_failed += 1;
+                } else {
+                    self.stats.handshake_failed += 1;
+                }
+                e.phase = Phase::Closed;
+            }
+            _ => e.phase = Phase::Closed,
+        }
+    }
+
+    fn read_datagrams(&mut self, index: usize, now: Instant) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let conn = ConnId { index, id: e.id };
+        while let Some(bytes) = e.conn.datagrams().recv() {
+            e.stats.packets_received += 1;
+            let live = match &mut e.phase {
+                Phase::Live(live) => live,
+                Phase::AwaitJoin { .. }
+                | Phase::AwaitVerdict { .. }
+                | Phase::Rejecting { .. }
+                | Phase::Dialing { .. } => {
+                    e.stats.pre_accept_dropped += 1;
+                    self.stats.pre_accept_dropped += 1;
+                    continue;
+                }
+                // The call is over: nobody takes datagrams any more.
+                Phase::Leaving { .. } | Phase::Closed => {
+                    e.stats.queue_full_dropped += 1;
+                    continue;
+                }
+            };
+            if let Some(header) = check_datagram(&mut e.stats, &bytes, live, now) {
+                e.stats.delivered += 1;
+                self.events.push_back(Event::Packet {
+                    conn,
+                    header,
+                    payload: bytes.slice(HEADER_LEN..),
+                    received_at: now,
+                });
+            }
+        }
+    }
+
+    /// Reads the control stream into its decoder and acts on complete messages.
+    fn read_control(&mut self, index: usize, now: Instant) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let (id, decoder) = match &mut e.phase {
+            Phase::AwaitJoin {
+                stream: Some(id),
+                decoder,
+                ..
+            }
+            | Phase::Dialing {
+                stream: Some(id),
+                decoder,
+                ..
+            }
+            | Phase::AwaitVerdict {
+                control: id,
+                decoder,
+                ..
+            } => (*id, decoder),
+            Phase::Live(l) => (l.control, &mut l.decoder),
+            _ => return,
+        };
+        let mut ended = false;
+        match e.conn.recv_stream(id).read(true) {
+            Ok(mut chunks) => {
+                loop {
+                    match chunks.next(usize::MAX) {
+                        Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+                        Ok(None) | Err(quinn_proto::ReadError::Reset(_)) => {
+                            ended = true;
+                            break;
+                        }
+                        Err(quinn_proto::ReadError::Blocked) => break,
+                    }
+                }
+                let _ = chunks.finalize();
+            }
+            Err(_) => ended = true,
+        }
+        match e.phase {
+            Phase::AwaitJoin { .. } => self.on_join_input(index, now, ended),
+            Phase::Dialing { .. } => self.on_dial_input(index, now, ended),
+            // Messages after the join wait for the verdict.
+            Phase::AwaitVerdict { .. } => {}
+            _ => self.on_live_control(index, now),
+        }
+    }
+
+    fn on_join_input(&mut self, index: usize, now: Instant, ended: bool) {
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let Phase::AwaitJoin {
+            decoder,
+            stream: Some(control),
+            deadline,
+        } = &mut e.phase
+        else {
+            return;
+        };
+        let failure = match decoder.poll() {
+            None if ended => "control stream ended during admission".to_owned(),
+            None => return,
+            Some(Err(err)) => format!("invalid join: {err}"),
+            Some(Ok(ControlMessage::Join(join))) => {
+                let remote = e.conn.remote_address();
+                if let Err(reject) = check_join(&join, &self.settings) {
+                    e.phase = Phase::AwaitVerdict {
+                        deadline: *deadline,
+                        control: *control,
+                        decoder: std::mem::take(decoder),
+                        join,
+                    };
+                    let conn = ConnId { index, id: e.id };
+                    return self.reject(conn, now, reject);
+                }
+                e.phase = Phase::AwaitVerdict {
+                    deadline: *deadline,
+                    control: *control,
+                    decoder: std::mem::take(decoder),
+                    join: join.clone(),
+                };
+                let conn = ConnId { index, id: e.id };
+                self.events.push_back(Event::Join { conn, join, remote });
+                return;
+            }
+            Some(Ok(other)) => format!("expected a join message, got {}", other.kind()),
+        };
+        tracing::debug!(remote = %e.conn.remote_address(), detail = %failure, "closing before admission");
+        self.stats.join_failed += 1;
+        e.close(now, CloseCode::ProtocolError, &failure);
+    }
+
+    /// Dialling side: the server's answer to our `Join`.
+    fn on_dial_input(&mut self, index: usize, now: Instant, ended: bool) {
+        let limit = self.settings.rate_limit;
+        let Some(e) = self.conns[index].as_mut() else {
+            return;
+        };
+        let conn = ConnId { index, id: e.id };
+        let Phase::Dialing {
+            decoder,
+            stream: Some(control),
+            join,
+            ..
+        } = &mut e.phase
+        else {
+            return;
+        };
+        let failure = match decoder.poll() {
+            None if ended => ConnectError::Protocol("control stream ended during admission".into()),
+            None => return,
+            Some(Err(err)) => ConnectError::Protocol(format!("invalid reply to join: {err}")),
+            Some(Ok(ControlMessage::Reject(r))) => ConnectError::Rejected(r),
+            Some(Ok(ControlMessage::Accept(accept)))
+                if accept.version == PROTOCOL_VERSION && join.codecs.contains(&accept.codec) =>
+            {
+                e.phase = Phase::Live(Box::new(Live {
+                    server_side: false,
+                    control: *control,
+                    decoder: std::mem::take(decoder),
+                    buckets: rate_limits(&accept, limit),
+                    send_stream: first_stream(&accept.streams, StreamDirection::Render),
+                    recv_stream: first_stream(&accept.streams, StreamDirection::Source),
+                }));
+                let remote = e.conn.remote_address();
+                self.events.push_back(Event::Accepted {
+                    conn,
+                    accept,
+                    remote,
+                });
+                return self.on_live_control(index, now);
+            }
+            Some(Ok(ControlMessage::Accept(accept))) => ConnectError::Protocol(format!(
+                "accept of version {} with codec {} does not answer our join",
+                accept.version, accept.codec
+            )),
+            Some(Ok(other)) => {
+                ConnectError::Protocol(format!("expected accept or reject, got {}", other.kind()))
+            }
+        };
+        let code = if matches!(failure, ConnectError::Rejected(_)) {
+            CloseCode::Normal
+        } else {
+            CloseCode::ProtocolError
+        };
+        e.close(now, code, &failure.to_string());
+        self.events.push_back(Event::DialFailed {
+            conn,
+            error: failure,
+        });
+    }
+
+    fn on_live_control(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some(e) = self.conns[index].as_mut() else {
+                return;
+            };
+            let conn = ConnId { index, id: e.id };
+            let Phase::Live(live) = &mut e.phase else {
+                return;
+            };
+            let Some(next) = live.decoder.poll() else {
+                return;
+            };
+            let message = match next {
+                Ok(m) => m,
+                Err(err) => {
+                    return self.protocol_error(index, now, format!("control stream: {err}"));
+                }
+            };
+            e.stats.control_received += 1;
+            let control = match message {
+                ControlMessage::Leave(l) => {
+                    let phrase = format!("peer left: {}", l.reason);
+                    self.end_call(index, CloseReason::PeerLeft { reason: l.reason });
+                    if let Some(e) = self.conns[index].as_mut() {
+                        e.close(now, CloseCode::Normal, &phrase);
+                    }
+                    return;
+                }
+                m if m.is_handshake() => {
+                    let detail = format!("unexpected {} message after admission", m.kind());
+                    return self.protocol_error(index, now, detail);
+                }
+                ControlMessage::Dtmf(d) => Control::Dtmf {
+                    tone: d.tone,
+                    duration_ms: d.duration_ms,
+                },
+                ControlMessage::DominantSpeaker(d) => Control::DominantSpeaker(
+                    (d.msi != crate::wire::NO_DOMINANT_SPEAKER).then_some(d.msi),
+                ),
+                ControlMessage::ActiveSpeakers(a) => Control::ActiveSpeakers(
+                    media_core::control::ActiveSpeakers::from_slice(&a.msis),
+                ),
+                ControlMessage::SendStatus(s) => Control::SendStatus(s.status),
+                ControlMessage::Stats(r) => Control::Report(r),
+                _ => continue,
+            };
+            self.events.push_back(Event::Control { conn, control });
+        }
+    }
+
+    fn protocol_error(&mut self, index: usize, now: Instant, detail: String) {
+        if let Some(e) = self.conns[index].as_ref() {
+            tracing::debug!(remote = %e.conn.remote_address(), %detail, "closing: protocol error");
+        }
+        self.end_call(
+            index,
+            CloseReason::ProtocolError {
+                detail: detail.clone(),
+                by_peer: false,
+            },
+        );
+        if let Some(e) = self.conns[index].as_mut() {
+            e.close(now, CloseCode::ProtocolError, &detail);
+        }
+    }
+
+    /// Collects the transmits of every connection touched since the last call,
+    /// re-arms their timers and frees drained connections.
+    pub fn poll_transmits(&mut self, now: Instant, out: &mut Transmits) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &index in &dirty {
+            let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            e.dirty = false;
+            loop {
+                while let Some(ev) = e.conn.poll_endpoint_events() {
+                    if let Some(back) = self.endpoint.handle_event(ConnectionHandle(index), ev) {
+                        e.conn.handle_event(back);
+                    }
+                }
+                self.scratch.clear();
+                let Some(t) = e
+                    .conn
+                    .poll_transmit(now, self.max_segments, &mut self.scratch)
+                else {
+                    break;
+                };
+                out.push(&t, &self.scratch[..t.size]);
+            }
+            while let Some(ev) = e.conn.poll_endpoint_events() {
+                if let Some(back) = self.endpoint.handle_event(ConnectionHandle(index), ev) {
+                    e.conn.handle_event(back);
+                }
+            }
+            if e.conn.is_drained() {
+                self.conns[index] = None;
+                self.live -= 1;
+                continue;
+            }
+            if let Some(d) = e.deadline()
+                && e.scheduled.is_none_or(|s| d < s)
+            {
+                e.scheduled = Some(d);
+                self.timers.schedule(d, index, e.id);
+            }
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+}
+
+/// Client side, once connected: opens the control stream and queues the `Join`.
+fn send_join(e: &mut Entry) {
+    if let Phase::Dialing { stream, join, .. } = &mut e.phase
+        && stream.is_none()
+        && let Some(id) = e.conn.streams().open(Dir::Bi)
+    {
+        *stream = Some(id);
+        if let Ok(frame) = encode_control(&ControlMessage::Join(join.clone())) {
+            let _ = e.queue_control(&frame);
+        }
+    }
+}
+
+/// Encodes `packet` on the call's send stream and queues it as a datagram.
+fn try_send(e: &mut Entry, packet: &AudioPacket) -> Result<(), LinkError> {
+    let Phase::Live(live) = &e.phase else {
+        return Err(LinkError::Closed);
+    };
+    let stream = live.send_stream.ok_or(LinkError::Unsupported(
+        "the join assigned no stream to send on",
+    ))?;
+    let d = DatagramRef::new(datagram_header(packet, stream), packet.payload());
+    let mut buf = BytesMut::zeroed(d.encoded_len());
+    let len = d
+        .encode_into(&mut buf)
+        .map_err(|_| LinkError::Unsupported("payload length illegal for the codec"))?;
+    let mut datagrams = e.conn.datagrams();
+    let max = datagrams
+        .max_size()
+        .ok_or(LinkError::Unsupported("the peer accepts no datagrams"))?;
+    if len > max {
+        return Err(LinkError::TooLarge { len, max });
+    }
+    if datagrams.send_buffer_space() < len {
+        e.stats.send_displaced += 1;
+    }
+    datagrams
+        .send(Bytes::from(buf), true)
+        .map_err(|err| match err {
+            quinn_proto::SendDatagramError::TooLarge => LinkError::TooLarge { len, max },
+            _ => LinkError::Unsupported("the peer accepts no datagrams"),
+        })
+}
+
+/// One token bucket per stream the accept assigns.
+fn rate_limits(accept: &Accept, limit: crate::ratelimit::RateLimit) -> Vec<(u32, TokenBucket)> {
+    accept
+        .streams
+        .iter()
+        .map(|s| (s.stream_id, TokenBucket::new(limit)))
+        .collect()
+}
