@@ -2,7 +2,7 @@
 //!
 //! 1. `quic_proto/*`: quinn-proto alone, in memory. A client and a server
 //!    `quinn_proto::Endpoint` + `Connection` with the crate's own TLS and transport
-//!    configuration ([`transport::quinn_server_config`] / [`transport::quinn_client_config`],
+//!    configuration ([`transport::quic_server_config`] / [`transport::quic_client_config`],
 //!    default [`TransportSettings`]), handshake completed by shuttling the bytes by
 //!    hand. Steady state, per iteration (= 20 ms of one full-duplex call): the server
 //!    sends one 654-byte datagram, 10 ms later the client sends one; every UDP
@@ -56,7 +56,7 @@ use criterion::Criterion;
 use quinn_proto::{Connection, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig, Event};
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use transport::{
-    ServerIdentity, ServerTrust, TransportSettings, quinn_client_config, quinn_server_config,
+    ServerIdentity, ServerTrust, TransportSettings, quic_client_config, quic_server_config,
 };
 
 /// Media datagram payload (a 640-byte PCM frame plus the media header).
@@ -246,9 +246,9 @@ impl QuicPair {
     fn new() -> Self {
         let settings = TransportSettings::default();
         let identity = ServerIdentity::self_signed(&["localhost"]).unwrap();
-        let server_cfg = quinn_server_config(&identity, &settings).unwrap();
+        let server_cfg = quic_server_config(&identity, &settings).unwrap();
         let client_cfg =
-            quinn_client_config(&ServerTrust::pinned(identity.fingerprint()), &settings).unwrap();
+            quic_client_config(&ServerTrust::pinned(identity.fingerprint()), &settings).unwrap();
         let server_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 4433));
         let client_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 50_000));
         let endpoint_cfg = Arc::new(EndpointConfig::default());

@@ -1,139 +1,112 @@
-//! Many calls on one server: 20 concurrent connections, each exchanging datagrams and
-//! a control message both ways.
+//! Many calls at once on the reactor: 20 peers connect and exchange media and control
+//! concurrently, on one reactor thread and on two threads sharing one port
+//! (`SO_REUSEPORT`); shutdown ends the calls of every thread.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use media_core::control::Control;
+use media_core::link::CloseReason;
+use transport::CloseCode;
 use transport::wire::{ControlMessage, DominantSpeaker};
-use transport::{KnownSessions, MediaClient, MediaConnection};
 use uuid::Uuid;
 
 const CALLS: usize = 20;
 const FRAMES: u16 = 25;
-const WITHIN: Duration = Duration::from_secs(10);
 
-/// Sends FRAMES on `out_stream`, receives FRAMES on `in_stream`, checks every one.
-async fn exchange(
-    mut link: MediaConnection,
-    out_stream: u32,
-    in_stream: u32,
-    msi: u32,
-) -> MediaConnection {
-    let sender = link.sender();
-    let send = async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        for seq in 0..FRAMES {
-            tick.tick().await;
-            sender
-                .send_datagram(&header(out_stream, seq), &pcm_frame(out_stream, seq))
-                .unwrap();
-        }
-        sender
-            .send_control(&ControlMessage::DominantSpeaker(DominantSpeaker { msi }))
-            .unwrap();
-    };
-    let recv = async {
-        for seq in 0..FRAMES {
-            let d = tokio::time::timeout(WITHIN, link.recv_datagram())
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!((d.header.stream_id, d.header.sequence), (in_stream, seq));
-            assert_eq!(&d.payload[..], &pcm_frame(in_stream, seq)[..]);
-        }
-        tokio::time::timeout(WITHIN, link.recv_control())
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let ((), ctrl) = tokio::join!(send, recv);
-    assert!(matches!(ctrl, ControlMessage::DominantSpeaker(_)));
-    link
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_concurrent_calls() {
-    let registry = Arc::new(KnownSessions::new());
+/// `CALLS` peers at once on a reactor of `threads` threads: every frame is echoed,
+/// every control message reaches its own call and comes back, shutdown ends them all.
+async fn concurrent_calls(threads: usize) {
     let sessions: Vec<Uuid> = (0..CALLS).map(|_| Uuid::new_v4()).collect();
-    for s in &sessions {
-        registry.expect(*s);
-    }
-    let (server, fp) = start_server(registry.clone(), settings());
-    let server = Arc::new(server);
-    let addr = server.local_addr();
+    let r = Arc::new(Reactor::start_threads(settings(), &sessions, threads));
     let t0 = Instant::now();
-
-    // Server side: accept CALLS links and run each one independently.
-    let srv = server.clone();
-    let server_side = tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..CALLS {
-            let link = srv.accept().await.unwrap();
-            let (source, render) = (
-                link.accept().streams[0].stream_id,
-                link.accept().streams[1].stream_id,
-            );
-            tasks.push(tokio::spawn(exchange(link, source, render, 1)));
-        }
-        let mut links = Vec::new();
-        for t in tasks {
-            links.push(t.await.unwrap());
-        }
-        links
-    });
-
-    let mut clients = Vec::new();
-    for s in &sessions {
-        let cfg = client_config(addr, fp);
-        let join = join_for(*s);
-        clients.push(tokio::spawn(async move {
-            let link = MediaClient::connect(cfg, join).await.unwrap();
-            let (source, render) = (
-                link.accept().streams[0].stream_id,
-                link.accept().streams[1].stream_id,
-            );
-            exchange(link, render, source, 2).await
-        }));
+    let tasks: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, session)| {
+            let (r, session) = (r.clone(), *session);
+            tokio::spawn(async move {
+                let mut peer = r.join(join_for(session)).await;
+                tokio::join!(
+                    peer.send_frames(0, FRAMES, Duration::from_millis(10)),
+                    peer.recv_echoes(0, FRAMES)
+                );
+                let msi = ControlMessage::DominantSpeaker(DominantSpeaker { msi: i as u32 });
+                peer.send_control(&msi).await;
+                assert_eq!(peer.recv_control().await, msi);
+                peer
+            })
+        })
+        .collect();
+    let mut peers = Vec::new();
+    for t in tasks {
+        peers.push(t.await.unwrap());
     }
-    let mut client_links = Vec::new();
-    for c in clients {
-        client_links.push(c.await.unwrap());
-    }
-    let server_links = server_side.await.unwrap();
     eprintln!(
-        "{CALLS} calls x {FRAMES} frames each way in {:?}",
+        "{CALLS} calls x {FRAMES} frames echoed on {threads} thread(s) in {:?}",
         t0.elapsed()
     );
 
-    let by_session: HashMap<Uuid, &MediaConnection> = server_links
-        .iter()
-        .map(|l| (l.join().mp_media_session_id, l))
-        .collect();
-    assert_eq!(by_session.len(), CALLS);
-    for c in &client_links {
-        let s = by_session[&c.join().mp_media_session_id];
-        assert_eq!(s.stats().delivered, u64::from(FRAMES));
-        assert_eq!(c.stats().delivered, u64::from(FRAMES));
-        assert_eq!(s.stats().inbound_dropped(), 0);
+    for (i, s) in sessions.iter().enumerate() {
+        assert_eq!(
+            r.controls_of(*s),
+            [Control::DominantSpeaker(Some(i as u32))],
+            "each call gets its own peer's messages"
+        );
+        let (st, got) = r.live(*s);
+        assert_eq!((st.delivered, got, st.packets_sent), (25, 25, 25), "{st:?}");
+        assert_eq!((st.control_received, st.control_sent), (1, 1), "{st:?}");
+        assert_eq!(st.inbound_dropped(), 0, "{st:?}");
+        assert!(r.sessions.is_joined(s));
     }
-    let st = server.stats();
+    let st = r.server.stats();
     assert_eq!(
         (st.accepted, st.active, st.rejected),
-        (CALLS as u64, CALLS as u64, 0)
+        (CALLS as u64, CALLS as u64, 0),
+        "{st:?}"
     );
+    let names: BTreeSet<String> = sessions
+        .iter()
+        .filter_map(|s| r.started(*s).thread)
+        .collect();
+    let expected: BTreeSet<String> = (0..threads).map(|i| format!("mp-reactor-{i}")).collect();
+    // With 2 threads, 20 peers on distinct ports all on one thread has odds of 2^-19.
+    assert_eq!(names, expected, "the kernel spreads peers over the threads");
+    assert_eq!(r.server.threads(), threads);
+    assert_eq!(r.server.thread_ids().len(), threads);
+    let io = r.server.io_stats();
+    assert!(
+        io.datagrams_in >= (CALLS * FRAMES as usize) as u64,
+        "{io:?}"
+    );
+    assert!(io.turns > 0 && io.busy > Duration::ZERO, "{io:?}");
+
+    tokio::task::block_in_place(|| r.server.shutdown());
     for s in &sessions {
-        assert!(registry.is_joined(s));
-    }
-    server.shutdown().await;
-    for c in &client_links {
         assert_eq!(
-            tokio::time::timeout(WITHIN, c.closed()).await.unwrap(),
-            transport::CloseReason::ServerShutdown
+            r.ended(*s, WITHIN).await.reason,
+            CloseReason::ServerShutdown
         );
     }
+    for peer in &peers {
+        assert_eq!(
+            peer.app_closed().await.error_code,
+            CloseCode::ServerShutdown.to_varint()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_calls_on_one_reactor_thread() {
+    concurrent_calls(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_calls_on_two_threads_sharing_one_port() {
+    concurrent_calls(2).await;
 }

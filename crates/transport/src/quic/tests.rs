@@ -76,10 +76,30 @@ impl CallHandler for Call {
     }
 }
 
-/// Admits everything, or refuses with `UnknownSession` when `refuse` is set.
+/// A broken call whose deadline never moves past the present.
+struct Greedy {
+    seen: Arc<Mutex<Seen>>,
+    at: Instant,
+}
+
+impl CallHandler for Greedy {
+    fn handle_event(&mut self, _: Instant, _: LinkEvent<'_>, _: &mut dyn MediaLink) {}
+
+    fn handle_timeout(&mut self, now: Instant, _: &mut dyn MediaLink) {
+        self.seen.lock().unwrap().ticks.push(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.at)
+    }
+}
+
+/// Admits everything, or refuses with `UnknownSession` when `refuse` is set; starts
+/// [`Greedy`] calls when `greedy` is set.
 struct App {
     seen: Arc<Mutex<Seen>>,
     refuse: bool,
+    greedy: bool,
 }
 
 impl CallApp for App {
@@ -91,6 +111,12 @@ impl CallApp for App {
     }
 
     fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
+        if self.greedy {
+            return Ok(Box::new(Greedy {
+                seen: self.seen.clone(),
+                at: call.now,
+            }));
+        }
         Ok(Box::new(Call {
             seen: self.seen.clone(),
             grid: TickGrid::new(call.now),
@@ -121,6 +147,10 @@ struct Rig {
 
 impl Rig {
     fn new(settings: TransportSettings, refuse: bool) -> Rig {
+        Self::with_app(settings, refuse, false)
+    }
+
+    fn with_app(settings: TransportSettings, refuse: bool, greedy: bool) -> Rig {
         let identity = ServerIdentity::self_signed(&["localhost"]).unwrap();
         let trust = ServerTrust::pinned(identity.fingerprint());
         let server_cfg = quic_server_config(&identity, &settings).unwrap();
@@ -129,6 +159,7 @@ impl Rig {
         let calls = Calls::new(Box::new(App {
             seen: seen.clone(),
             refuse,
+            greedy,
         }));
         let now = Instant::now();
         let mut client = Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None);
@@ -409,4 +440,14 @@ fn shutdown_ends_the_call_and_drains() {
     assert!(rig.conn.is_closed());
     rig.advance(Duration::from_secs(3), Duration::from_millis(10));
     assert!(rig.core.is_idle_after_shutdown());
+}
+
+#[test]
+fn a_call_that_always_wants_the_present_runs_once_per_turn() {
+    let mut rig = Rig::with_app(TransportSettings::default(), false, true);
+    rig.join();
+    rig.advance(Duration::from_millis(10), Duration::from_millis(1));
+    // One run per turn (ten turns), not a thread frozen in one.
+    let ticks = rig.seen.lock().unwrap().ticks.len();
+    assert!((10..=11).contains(&ticks), "{ticks}");
 }

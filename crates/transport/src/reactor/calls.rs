@@ -270,7 +270,7 @@ impl Calls {
                 let mut link = QuicLink::new(core, conn, now);
                 r.handler.handle_timeout(now, &mut link);
             });
-            reschedule(&mut self.timers, conn, r);
+            reschedule_after(&mut self.timers, conn, r, now);
             self.dispatch(core, now);
         }
         let slots = &self.slots;
@@ -290,5 +290,18 @@ fn reschedule(timers: &mut Deadlines, conn: ConnId, r: &mut Running) {
     {
         r.scheduled = Some(t);
         timers.schedule(t, conn.index, conn.id);
+    }
+}
+
+/// After a call's `handle_timeout` at `now`: its next deadline, but never again at or
+/// before `now` in this turn (a handler that keeps asking for the present is run once
+/// per turn instead of freezing the thread).
+fn reschedule_after(timers: &mut Deadlines, conn: ConnId, r: &mut Running, now: Instant) {
+    if let Some(t) = r.handler.poll_timeout() {
+        let t = t.max(now + std::time::Duration::from_nanos(1));
+        if r.scheduled.is_none_or(|s| t < s) {
+            r.scheduled = Some(t);
+            timers.schedule(t, conn.index, conn.id);
+        }
     }
 }

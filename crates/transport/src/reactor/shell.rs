@@ -152,6 +152,12 @@ impl ReactorThread {
     }
 }
 
+impl Drop for ReactorThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Starts reactor thread `name` on `socket`.
 fn spawn(
     name: String,
@@ -245,17 +251,15 @@ impl ReactorServer {
         let (first, buffers) =
             bind_udp(config.listen, &config.settings, reuse).map_err(bind_err)?;
         let local_addr = first.local_addr().map_err(bind_err)?;
+        // Every socket first: a thread starts only once the whole port is ours.
+        let mut sockets = vec![first];
+        for _ in 1..threads {
+            let (s, _) = bind_udp(local_addr, &config.settings, reuse).map_err(bind_err)?;
+            sockets.push(s);
+        }
         let mut started = Vec::with_capacity(threads);
-        let mut socket = Some(first);
-        for i in 0..threads {
-            let socket = match socket.take() {
-                Some(s) => s,
-                None => {
-                    bind_udp(local_addr, &config.settings, reuse)
-                        .map_err(bind_err)?
-                        .0
-                }
-            };
+        for (i, socket) in sockets.into_iter().enumerate() {
+            // On an error the threads already started stop as `started` drops.
             let t = spawn(
                 format!("mp-reactor-{i}"),
                 socket,
@@ -520,7 +524,18 @@ impl Shell {
     }
 
     fn run_commands(&mut self, now: Instant) {
-        while let Ok(cmd) = self.rx.try_recv() {
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(crossbeam_channel::TryRecvError::Empty) => return,
+                // Nobody can reach this thread any more: stop.
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    if self.core.is_shutting_down() {
+                        return;
+                    }
+                    Command::Shutdown
+                }
+            };
             match cmd {
                 Command::Connect(dial) => self.calls.dial(&mut self.core, now, *dial),
                 Command::Shutdown => self.core.shutdown(now),

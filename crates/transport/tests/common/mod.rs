@@ -1,42 +1,36 @@
 //! Helpers shared by the integration tests (real QUIC over 127.0.0.1).
+//!
+//! - [`peer`]: a far end written on quinn from `docs/wire-format.md` alone
+//!   ([`QuicPeer`]), a peer that can vanish, an echoing quinn server for the dialling
+//!   side, and hostile raw peers: the reactor is tested against implementations that
+//!   are not itself.
+//! - [`server`]: the media processor under test, a `ReactorServer` whose `CallApp`
+//!   admits through `KnownSessions` and runs one echoing `CallHandler` per call.
+//! - This file: settings, wire helpers, bad input.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use media_core::packet::TIMESTAMP_STEP;
-use std::net::SocketAddr;
-use std::sync::Arc;
+pub mod peer;
+pub mod server;
+
 use std::time::Duration;
 
+use media_core::packet::TIMESTAMP_STEP;
+use transport::TransportSettings;
 use transport::wire::{
-    Codec, ControlDecoder, ControlMessage, DatagramHeader, DatagramRef, Flags, Join, encode_control,
-};
-use transport::{
-    CertFingerprint, ClientConfig, MediaServer, ServerConfig, ServerIdentity, ServerTrust,
-    SessionRegistry, TransportSettings,
+    Codec, ControlMessage, DatagramHeader, DatagramRef, Flags, Join, encode_control,
 };
 use uuid::Uuid;
 
-pub const LOOPBACK: &str = "127.0.0.1:0";
+pub use peer::*;
+pub use server::*;
 
+pub const LOOPBACK: &str = "127.0.0.1:0";
+/// How long a test waits for something that takes milliseconds on an idle machine.
+pub const WITHIN: Duration = Duration::from_secs(10);
+
+/// Default settings with a 3 s idle timeout.
 pub fn settings() -> TransportSettings {
     TransportSettings::default().with_idle_timeout(Duration::from_secs(3))
-}
-
-pub fn start_server(
-    registry: Arc<dyn SessionRegistry>,
-    settings: TransportSettings,
-) -> (MediaServer, CertFingerprint) {
-    let identity = ServerIdentity::self_signed(&["localhost", "127.0.0.1"]).unwrap();
-    let fp = identity.fingerprint();
-    let mut cfg = ServerConfig::new(LOOPBACK.parse().unwrap(), identity);
-    cfg.settings = settings;
-    (MediaServer::bind(cfg, registry).unwrap(), fp)
-}
-
-pub fn client_config(server: SocketAddr, fp: CertFingerprint) -> ClientConfig {
-    let mut cfg = ClientConfig::new(server, ServerTrust::pinned(fp));
-    cfg.settings = settings();
-    cfg.bind = Some(LOOPBACK.parse().unwrap());
-    cfg
 }
 
 /// A join with one source and one render context.
@@ -66,56 +60,18 @@ pub fn pcm_frame(stream_id: u32, seq: u16) -> Vec<u8> {
         .collect()
 }
 
-pub fn encode(stream_id: u32, seq: u16) -> bytes::Bytes {
-    let payload = pcm_frame(stream_id, seq);
-    let mut out = vec![0u8; 700];
-    let n = DatagramRef::new(header(stream_id, seq), &payload)
-        .encode_into(&mut out)
-        .unwrap();
+/// One datagram: `header` and `payload` as the wire format lays them out.
+pub fn datagram(header: DatagramHeader, payload: &[u8]) -> bytes::Bytes {
+    let d = DatagramRef::new(header, payload);
+    let mut out = vec![0u8; d.encoded_len()];
+    let n = d.encode_into(&mut out).unwrap();
     out.truncate(n);
     out.into()
 }
 
-/// A raw QUIC peer (no MediaClient), for misbehaving on purpose.
-pub async fn raw_connect(
-    server: SocketAddr,
-    fp: CertFingerprint,
-) -> (quinn::Endpoint, quinn::Connection) {
-    let mut ep = quinn::Endpoint::client(LOOPBACK.parse().unwrap()).unwrap();
-    ep.set_default_client_config(
-        transport::quinn_client_config(&ServerTrust::pinned(fp), &settings()).unwrap(),
-    );
-    let conn = ep.connect(server, "localhost").unwrap().await.unwrap();
-    (ep, conn)
-}
-
-/// Sends a Join on a new control stream and returns the server's reply.
-pub async fn raw_join(
-    conn: &quinn::Connection,
-    join: &Join,
-) -> (
-    quinn::SendStream,
-    quinn::RecvStream,
-    ControlDecoder,
-    ControlMessage,
-) {
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&encode_control(&ControlMessage::Join(join.clone())).unwrap())
-        .await
-        .unwrap();
-    let mut dec = ControlDecoder::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        if let Some(m) = dec.poll() {
-            return (send, recv, dec, m.unwrap());
-        }
-        let n = recv
-            .read(&mut buf)
-            .await
-            .unwrap()
-            .expect("stream ended before reply");
-        dec.push(&buf[..n]);
-    }
+/// The PCM datagram of (stream, seq).
+pub fn encode(stream_id: u32, seq: u16) -> bytes::Bytes {
+    datagram(header(stream_id, seq), &pcm_frame(stream_id, seq))
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
@@ -135,8 +91,8 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 /// What is wrong with a join, how to make it so, and the reject it must get.
 pub type Spoiled = (&'static str, fn(&mut Join), transport::wire::RejectCode);
 
-/// Joins the server must reject before asking its registry.
-pub fn spoiled_joins() -> [Spoiled; 4] {
+/// Joins the server must reject before asking its application.
+pub fn spoiled_joins() -> [Spoiled; 5] {
     use transport::wire::RejectCode;
     [
         (
@@ -150,6 +106,11 @@ pub fn spoiled_joins() -> [Spoiled; 4] {
                 j.audio_source_contexts.clear();
                 j.audio_render_contexts.clear();
             },
+            RejectCode::InvalidJoin,
+        ),
+        (
+            "17 contexts",
+            |j| j.audio_source_contexts = (0..16).map(|_| Uuid::new_v4()).collect(),
             RejectCode::InvalidJoin,
         ),
         ("no codecs", |j| j.codecs.clear(), RejectCode::InvalidJoin),
@@ -198,49 +159,6 @@ pub async fn send_garbage(bad: &quinn::Connection, stream: u32) -> u64 {
         }
     }
     oversized_sent
-}
-
-/// A peer in its own runtime that can vanish: it joins, then [`VanishingPeer::vanish`]
-/// aborts its runtime, so no CONNECTION_CLOSE is ever sent (as when a process dies).
-pub struct VanishingPeer {
-    kill: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl VanishingPeer {
-    /// Joins `session` at `addr` (30 s idle timeout on the peer's side) and returns
-    /// once admitted.
-    pub async fn join(addr: SocketAddr, fp: CertFingerprint, session: Uuid) -> Self {
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (kill, kill_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let prt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            let mut cfg = client_config(addr, fp);
-            cfg.settings = TransportSettings::default().with_idle_timeout(Duration::from_secs(30));
-            let link = prt
-                .block_on(transport::MediaClient::connect(cfg, join_for(session)))
-                .unwrap();
-            ready_tx.send(()).unwrap();
-            kill_rx.recv().unwrap();
-            // Abort the runtime: every task (quinn's drivers included) is dropped
-            // without a CONNECTION_CLOSE being sent; the handle is leaked so its drop
-            // cannot send one either.
-            prt.shutdown_background();
-            std::mem::forget(link);
-        });
-        ready_rx.await.unwrap();
-        VanishingPeer { kill, thread }
-    }
-
-    /// Vanishes at once.
-    pub fn vanish(self) {
-        self.kill.send(()).unwrap();
-        self.thread.join().unwrap();
-    }
 }
 
 /// Floods an admitted connection for 1 s: 2000 valid datagrams per second on `stream`
