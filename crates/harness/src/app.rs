@@ -9,7 +9,7 @@ use media_blob::MediaSessionConfig;
 use transport::{CertFingerprint, ServerTrust};
 
 use crate::peer::{Peer, PeerConfig, PeerReport, PeerSource};
-use crate::signal::{self, SignalGenerator};
+use crate::signal::SignalGenerator;
 use platform::MediaPlatformSettings;
 use platform::{AudioEvent, FrameDelivery, Incoming};
 use platform::{Codec, MediaPlatform};
@@ -69,7 +69,7 @@ pub enum AppError {
     Io(String),
     /// A WAV file was unusable.
     #[error(transparent)]
-    Wav(#[from] signal::WavError),
+    Wav(#[from] media_core::wav::WavError),
 }
 
 fn rt() -> Result<tokio::runtime::Runtime, AppError> {
@@ -233,7 +233,7 @@ fn segments_matched_pct(report: &PeerReport, delay: Duration, span: Duration) ->
 /// and measures the echo. Blocks.
 pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
     let source = match &opts.wav_in {
-        Some(p) => PeerSource::Samples(Arc::from(signal::read_wav(p)?)),
+        Some(p) => PeerSource::Samples(Arc::from(media_core::wav::read_mono_16k(p)?)),
         None => PeerSource::Signal(SignalGenerator::speech(1)),
     };
     let mut cfg = PeerConfig::new(ServerTrust::pinned(opts.fingerprint));
@@ -248,7 +248,7 @@ pub fn run_peer(opts: PeerOptions) -> Result<PeerSummary, AppError> {
         Ok::<_, AppError>(peer.finish().await)
     })?;
     if let Some(path) = &opts.record {
-        signal::write_wav(path, &report.received)?;
+        media_core::wav::write_mono_16k(path, &report.received)?;
     }
     let span = Duration::from_secs_f64(opts.seconds);
     let delay = report.echo_delay(Duration::from_secs(1));

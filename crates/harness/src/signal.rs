@@ -1,13 +1,11 @@
-//! Test signals, WAV files and the measures the tests and the load tool use
-//! (delay search, correlation, per-frame level envelopes).
+//! Test signals and the measures the tests and the load tool use (delay search,
+//! correlation, per-frame level envelopes). WAV files: `media_core::wav`.
 //!
 //! The speech-like signal is media-core's deterministic (seeded) synthetic talker,
 //! [`SpeechLike`] (the source of [`media_core::speech::speech_like`], streamed without
 //! its peak normalisation): words of syllables with a moving pitch through gliding
 //! formants, separated by pauses, at about -18 dBFS while talking. Its pitch never
 //! repeats exactly, so a cross-correlation finds one clear delay.
-
-use std::path::Path;
 
 use media_core::frame::{FRAME_SAMPLES, PCM16K_RATE};
 use media_core::speech::SpeechLike;
@@ -307,87 +305,6 @@ pub fn envelope_correlation(reference: &[i16], received: &[i16], lag: usize) -> 
     pearson(&a, &b)
 }
 
-/// Error reading or writing a WAV file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WavError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The underlying error.
-        #[source]
-        source: hound::Error,
-    },
-    /// The file is not 16 kHz 16-bit PCM (mono or stereo).
-    #[error(
-        "{path}: need 16 kHz 16-bit PCM, got {rate} Hz {bits}-bit {channels} channel(s) (convert with e.g. `sox in.wav -r 16000 -b 16 -c 1 out.wav`)"
-    )]
-    Format {
-        /// The file.
-        path: String,
-        /// Its sample rate.
-        rate: u32,
-        /// Its bits per sample.
-        bits: u16,
-        /// Its channel count.
-        channels: u16,
-    },
-}
-
-/// Reads a 16 kHz 16-bit WAV file (stereo is mixed down to mono).
-pub fn read_wav(path: &Path) -> Result<Vec<i16>, WavError> {
-    let p = path.display().to_string();
-    let io = |source| WavError::Io {
-        path: p.clone(),
-        source,
-    };
-    let mut r = hound::WavReader::open(path).map_err(io)?;
-    let spec = r.spec();
-    if spec.sample_rate != PCM16K_RATE
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-        || !(1..=2).contains(&spec.channels)
-    {
-        return Err(WavError::Format {
-            path: p,
-            rate: spec.sample_rate,
-            bits: spec.bits_per_sample,
-            channels: spec.channels,
-        });
-    }
-    let samples: Vec<i16> = r.samples::<i16>().collect::<Result<_, _>>().map_err(io)?;
-    if spec.channels == 2 {
-        Ok(samples
-            .chunks_exact(2)
-            .map(|c| ((i32::from(c[0]) + i32::from(c[1])) / 2) as i16)
-            .collect())
-    } else {
-        Ok(samples)
-    }
-}
-
-/// Writes 16 kHz mono 16-bit PCM to a WAV file.
-pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), WavError> {
-    let p = path.display().to_string();
-    let io = |source| WavError::Io {
-        path: p.clone(),
-        source,
-    };
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: PCM16K_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).map_err(io)?;
-    for &s in samples {
-        w.write_sample(s).map_err(io)?;
-    }
-    w.finalize().map_err(io)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,14 +358,5 @@ mod tests {
             assert!(correlation_at(&x, &y, delay) > 0.999);
             assert!(envelope_correlation(&x, &y, delay) > 0.999);
         }
-    }
-
-    #[test]
-    fn wav_round_trip() {
-        let x = SignalGenerator::new(SignalKind::Tone(440.0, 0.5), 0).take_seconds(0.1);
-        let path = std::env::temp_dir().join(format!("platform-wav-{}.wav", std::process::id()));
-        write_wav(&path, &x).expect("write");
-        assert_eq!(read_wav(&path).expect("read"), x);
-        let _ = std::fs::remove_file(path);
     }
 }

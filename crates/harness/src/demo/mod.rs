@@ -7,17 +7,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph::{RuntimeEvent, RuntimeEventKind, TeardownReason};
 use media_core::frame::Pcm16kFrame;
-use media_core::jitter::JitterStats;
 use media_core::sim::Profile;
 use platform::{AudioFrame, Codec};
 use serde::Serialize;
 use serde_json::{Value, json};
-use signaling::{CallEvent, Scenario};
-use tokio::sync::broadcast;
+use signaling::Scenario;
 use uuid::Uuid;
 
+mod text;
+mod window;
+
+use self::text::{CallView, drain, wait_until};
+pub use self::window::echo_delay_ms;
+use self::window::{far_window, window};
 use crate::farend::{FarEndReport, FarEndStats};
 use crate::local::{Local, LocalConfig};
 use crate::report;
@@ -170,229 +173,6 @@ impl CallBehaviour for TapEchoCall {
             tap(&frame.samples);
         }
     }
-}
-
-fn event_text(kind: &RuntimeEventKind) -> String {
-    match kind {
-        RuntimeEventKind::Created => "created (201)".into(),
-        RuntimeEventKind::MediaStarted => "media started".into(),
-        RuntimeEventKind::Call(e) => match e {
-            CallEvent::StateChanged { to, .. } => format!("state {to}"),
-            CallEvent::Established => "established".into(),
-            CallEvent::Terminated { result } => format!(
-                "terminated{}",
-                result
-                    .as_ref()
-                    .map(|r| format!(
-                        " ({} / {})",
-                        r.code.value().map(|c| c.to_string()).unwrap_or_default(),
-                        r.message.value().cloned().unwrap_or_default()
-                    ))
-                    .unwrap_or_default()
-            ),
-            CallEvent::ParticipantJoined(p) => {
-                format!("participant joined: {}{}", p.label(), lobby(p.is_in_lobby))
-            }
-            CallEvent::ParticipantUpdated(p) => {
-                format!("participant updated: {}{}", p.label(), lobby(p.is_in_lobby))
-            }
-            CallEvent::ParticipantLeft(p) => format!("participant left: {}", p.label()),
-            CallEvent::LobbyChanged {
-                participant_id,
-                in_lobby,
-            } => {
-                format!(
-                    "lobby: {participant_id} {}",
-                    if *in_lobby { "waiting" } else { "admitted" }
-                )
-            }
-            other => format!("{other:?}"),
-        },
-        RuntimeEventKind::Removed(r) => format!("removed: {}", teardown_text(r)),
-        other => format!("{other:?}"),
-    }
-}
-
-fn lobby(in_lobby: bool) -> &'static str {
-    if in_lobby { " (in lobby)" } else { "" }
-}
-
-fn teardown_text(r: &TeardownReason) -> String {
-    match r {
-        TeardownReason::Terminated { result } => format!(
-            "terminated by the service{}",
-            result
-                .as_ref()
-                .and_then(|r| r.message.value().cloned())
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ),
-        TeardownReason::Gone => "call gone (keepAlive 404)".into(),
-        TeardownReason::HungUp => "hung up by the bot".into(),
-        TeardownReason::MediaFailure(m) => format!("media failure: {m}"),
-        TeardownReason::Shutdown => "runtime shut down".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// What the demo tracks about the call from runtime events.
-#[derive(Default)]
-struct CallView {
-    state: String,
-    established: bool,
-    media_started: bool,
-    removed: Option<String>,
-    events: Vec<(f64, String)>,
-}
-
-impl CallView {
-    fn apply(&mut self, t: f64, kind: &RuntimeEventKind, print: bool) {
-        match kind {
-            RuntimeEventKind::Call(CallEvent::StateChanged { to, .. }) => {
-                self.state = to.to_string();
-            }
-            RuntimeEventKind::Call(CallEvent::Established) => self.established = true,
-            RuntimeEventKind::MediaStarted => self.media_started = true,
-            RuntimeEventKind::Removed(r) => self.removed = Some(teardown_text(r)),
-            _ => {}
-        }
-        let text = event_text(kind);
-        if print {
-            println!("  [{t:5.2}s] {text}");
-        }
-        self.events.push((t, text));
-    }
-}
-
-fn drain(
-    rx: &mut broadcast::Receiver<RuntimeEvent>,
-    call_id: &str,
-    view: &mut CallView,
-    t0: Instant,
-    print: bool,
-) {
-    while let Ok(ev) = rx.try_recv() {
-        if ev.call_id == call_id {
-            view.apply(t0.elapsed().as_secs_f64(), &ev.kind, print);
-        }
-    }
-}
-
-async fn wait_until(
-    rx: &mut broadcast::Receiver<RuntimeEvent>,
-    call_id: &str,
-    view: &mut CallView,
-    t0: Instant,
-    print: bool,
-    timeout: Duration,
-    done: impl Fn(&CallView) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !done(view) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(ev)) if ev.call_id == call_id => {
-                view.apply(t0.elapsed().as_secs_f64(), &ev.kind, print)
-            }
-            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(_)) | Err(_) => return done(view),
-        }
-    }
-    true
-}
-
-/// Mean jitter-buffer delay (ms) of the samples emitted between two cumulative
-/// snapshots; `fallback` (the last window's) when none were.
-fn window_jb_delay_ms(prev: &JitterStats, cur: &JitterStats, fallback: f64) -> f64 {
-    let emitted = cur
-        .jitter_buffer_emitted_count
-        .saturating_sub(prev.jitter_buffer_emitted_count);
-    if emitted > 0 {
-        (cur.jitter_buffer_delay - prev.jitter_buffer_delay) / emitted as f64 * 1000.0
-    } else {
-        fallback
-    }
-}
-
-/// Window figures between two cumulative snapshots.
-fn window(prev: &SessionSnapshot, cur: &SessionSnapshot, last: &DemoSecond) -> (f64, f64, f64) {
-    let delay = window_jb_delay_ms(&prev.jitter, &cur.jitter, last.jb_delay_ms);
-    let lost = cur.qoe.packets_lost.saturating_sub(prev.qoe.packets_lost);
-    let got = cur
-        .qoe
-        .packets_received
-        .saturating_sub(prev.qoe.packets_received);
-    let loss = if lost + got > 0 {
-        100.0 * lost as f64 / (lost + got) as f64
-    } else {
-        last.loss_pct
-    };
-    let frames = cur
-        .counters
-        .frames_received
-        .saturating_sub(prev.counters.frames_received);
-    let concealed = cur
-        .counters
-        .frames_concealed
-        .saturating_sub(prev.counters.frames_concealed);
-    let conceal = if frames > 0 {
-        100.0 * concealed as f64 / frames as f64
-    } else {
-        0.0
-    };
-    (delay, loss, conceal)
-}
-
-fn far_window(prev: &FarEndStats, cur: &FarEndStats, last: &DemoSecond) -> (f64, f64) {
-    let delay = window_jb_delay_ms(&prev.jitter, &cur.jitter, last.far_jb_delay_ms);
-    let sent = cur.downlink.sent.saturating_sub(prev.downlink.sent);
-    let lost = cur.downlink.lost.saturating_sub(prev.downlink.lost);
-    let loss = if sent > 0 {
-        100.0 * lost as f64 / sent as f64
-    } else {
-        last.far_loss_pct
-    };
-    (delay, loss)
-}
-
-/// Echo round trip in ms from the 20 ms RMS envelopes of what the far end sent and
-/// played out (searched up to 1 s).
-pub fn echo_delay_ms(sent: &[i16], received: &[i16]) -> Option<f64> {
-    let env = |x: &[i16]| -> Vec<f64> {
-        x.chunks_exact(320)
-            .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 320.0).sqrt())
-            .collect()
-    };
-    let (a, b) = (env(sent), env(received));
-    let n = a.len().min(b.len());
-    if n < 100 {
-        return None;
-    }
-    let mut best = (0usize, f64::MIN);
-    for lag in 0..50.min(n / 2) {
-        let m = n - lag;
-        let xa = &a[..m];
-        let xb = &b[lag..lag + m];
-        let (ma, mb) = (
-            xa.iter().sum::<f64>() / m as f64,
-            xb.iter().sum::<f64>() / m as f64,
-        );
-        let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-        for i in 0..m {
-            let (x, y) = (xa[i] - ma, xb[i] - mb);
-            sab += x * y;
-            saa += x * x;
-            sbb += y * y;
-        }
-        let c = if saa > 0.0 && sbb > 0.0 {
-            sab / (saa * sbb).sqrt()
-        } else {
-            0.0
-        };
-        if c > best.1 {
-            best = (lag, c);
-        }
-    }
-    (best.1 > 0.5).then_some(best.0 as f64 * 20.0)
 }
 
 /// Runs the demo on a new multi-threaded tokio runtime (for command-line front ends).
@@ -817,47 +597,4 @@ async fn drive(local: &Local, config: &DemoConfig) -> anyhow::Result<DemoReport>
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(16))]
-        /// The envelope search finds a whole-frame echo delay of speech.
-        #[test]
-        fn echo_delay_finds_frame_shifts(frames in 0usize..40, seed in 0u64..1000) {
-            let sent = media_core::speech::speech_like(6 * 16_000, seed);
-            let mut received = vec![0i16; frames * 320];
-            received.extend_from_slice(&sent[..sent.len() - frames * 320]);
-            prop_assert_eq!(echo_delay_ms(&sent, &received), Some(frames as f64 * 20.0));
-        }
-    }
-
-    #[test]
-    fn echo_delay_needs_a_correlated_echo() {
-        let sent = media_core::speech::speech_like(4 * 16_000, 1);
-        assert_eq!(echo_delay_ms(&sent, &vec![0; sent.len()]), None);
-        assert_eq!(echo_delay_ms(&sent[..320 * 10], &sent[..320 * 10]), None);
-    }
-
-    #[test]
-    fn windows_carry_the_last_value_when_nothing_changed() {
-        let last = DemoSecond {
-            jb_delay_ms: 42.0,
-            loss_pct: 3.0,
-            ..DemoSecond::default()
-        };
-        let s = SessionSnapshot::default();
-        assert_eq!(window(&s, &s, &last), (42.0, 3.0, 0.0));
-        let mut cur = s;
-        cur.jitter.jitter_buffer_emitted_count = 16_000;
-        cur.jitter.jitter_buffer_delay = 16_000.0 * 0.06;
-        cur.qoe.packets_received = 49;
-        cur.qoe.packets_lost = 1;
-        cur.counters.frames_received = 50;
-        cur.counters.frames_concealed = 5;
-        let (d, l, c) = window(&s, &cur, &last);
-        assert!((d - 60.0).abs() < 1e-9 && (l - 2.0).abs() < 1e-9 && (c - 10.0).abs() < 1e-9);
-    }
-}
+mod tests;
