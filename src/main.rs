@@ -13,6 +13,9 @@
 //! - `devices` lists audio devices; `loopback` measures a device round trip.
 //! - `emulator` runs the local Graph calling API emulator.
 //! - `demo` runs the main job end to end on embedded defaults.
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines
+//! (`--log-format`); a call's events carry its `call_id` and `session` (the `call` span).
 
 use std::process::ExitCode;
 
@@ -28,11 +31,16 @@ mod cmd_loadtest;
 mod cmd_peer;
 mod cmd_request;
 mod cmd_serve;
+mod logging;
 
 /// Open, Linux-native application-hosted real-time media engine for calling bots.
 #[derive(Debug, Parser)]
 #[command(name = "media-processor", version, about)]
 struct Cli {
+    /// Log format on stderr: text or json (one object per line). Filter with RUST_LOG
+    /// (default info), e.g. `RUST_LOG=transport=debug`.
+    #[arg(long, global = true, default_value = "text", value_parser = logging::parse_format)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +74,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Command::Blob(args) => cmd_blob::run(args),
         Command::Request(args) => cmd_request::run(args),

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 fn bin() -> Command {
@@ -26,6 +26,8 @@ struct Served {
     server: Server,
     lines: mpsc::Receiver<String>,
     reader: std::thread::JoinHandle<()>,
+    /// What serve wrote to stderr (its logs), also echoed to this test's stderr.
+    logs: Arc<Mutex<Vec<String>>>,
     blob: std::path::PathBuf,
     fingerprint: String,
     dir: std::path::PathBuf,
@@ -44,10 +46,19 @@ fn serve(tag: &str, extra: &[&str], envs: &[(&str, String)]) -> Served {
             .arg(&blob)
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("serve starts"),
     );
+    let stderr = server.0.stderr.take().expect("stderr is piped");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let kept = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            kept.lock().expect("log lines").push(line);
+        }
+    });
     // Read serve's stdout on a thread: the fingerprint, then the blob file's path.
     let stdout = server.0.stdout.take().expect("stdout is piped");
     let (tx, lines) = mpsc::channel::<String>();
@@ -74,6 +85,7 @@ fn serve(tag: &str, extra: &[&str], envs: &[(&str, String)]) -> Served {
         server,
         lines,
         reader,
+        logs,
         blob,
         fingerprint: fingerprint.expect("serve printed its certificate fingerprint"),
         dir,
@@ -187,4 +199,51 @@ fn serve_devices_plays_the_call_and_sends_what_the_input_captures() {
     assert!(latency < 1_000.0, "{summary}");
     let printed = served.finish();
     eprintln!("serve: {printed:#?}");
+}
+
+#[test]
+fn serve_logs_json_lines_with_the_call_id() {
+    let served = serve(
+        "logs",
+        &["--echo", "--log-format", "json"],
+        &[("RUST_LOG", "info".to_string())],
+    );
+    let blob: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&served.blob).expect("blob")).expect("json");
+    let call_id = blob["callId"].as_str().expect("callId").to_string();
+    served.peer("3");
+    let logs = served.logs.clone();
+    served.finish();
+    let lines = logs.lock().expect("log lines").clone();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let in_call: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["span"]["name"] == "call" && e["span"]["call_id"] == call_id.as_str())
+        .collect();
+    assert!(
+        in_call.iter().any(|e| e["fields"]["message"] == "join accepted"),
+        "the join is logged inside the call's span: {lines:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["level"].is_string() && e["timestamp"].is_string()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn an_invalid_rust_log_is_an_error_naming_it() {
+    let out = bin()
+        .args(["blob", "--mp-uri", "quic://127.0.0.1:1/MediaProcessor", "--call-id"])
+        .arg("8a87a4f9-2ca1-4c47-9d2b-b5ac4e4b1d26")
+        .env("RUST_LOG", "transport=loud")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RUST_LOG") && err.contains("transport=loud"), "{err}");
 }
