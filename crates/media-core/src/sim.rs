@@ -571,3 +571,79 @@ mod tests {
         assert!(pairs / n > 3.0 * n / 20_000.0, "{pairs} {n}");
     }
 }
+
+/// A [`MediaLink`](crate::link::MediaLink) in memory with a fixed pattern of trouble,
+/// for tests that drive a call's media without a network: every `lose_every`-th packet
+/// sent is lost, every `swap_every`-th is held back and delivered right after its
+/// successor (0: never). Sent packets wait in a queue reserved at construction until
+/// [`MemoryLink::pop`]; control messages are counted; `stats` report a fixed 1 ms RTT.
+#[derive(Debug)]
+pub struct MemoryLink {
+    queue: std::collections::VecDeque<crate::packet::AudioPacket>,
+    held: Option<crate::packet::AudioPacket>,
+    sent: u64,
+    lose_every: u64,
+    swap_every: u64,
+    /// Control messages sent.
+    pub controls: u64,
+    /// The reason given to `close`, once it was called.
+    pub closed: Option<String>,
+}
+
+impl MemoryLink {
+    /// A link losing every `lose_every`-th and swapping every `swap_every`-th packet.
+    pub fn new(lose_every: u64, swap_every: u64) -> Self {
+        MemoryLink {
+            queue: std::collections::VecDeque::with_capacity(16),
+            held: None,
+            sent: 0,
+            lose_every,
+            swap_every,
+            controls: 0,
+            closed: None,
+        }
+    }
+
+    /// The next packet that came through, in delivery order.
+    pub fn pop(&mut self) -> Option<crate::packet::AudioPacket> {
+        self.queue.pop_front()
+    }
+}
+
+impl crate::link::MediaLink for MemoryLink {
+    fn send_packet(
+        &mut self,
+        packet: &crate::packet::AudioPacket,
+    ) -> Result<(), crate::link::LinkError> {
+        self.sent += 1;
+        let every = |n: u64| n > 0 && self.sent.is_multiple_of(n);
+        if every(self.lose_every) {
+            return Ok(());
+        }
+        if every(self.swap_every) {
+            self.held = Some(packet.clone());
+            return Ok(());
+        }
+        self.queue.push_back(packet.clone());
+        if let Some(h) = self.held.take() {
+            self.queue.push_back(h);
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, _: &crate::control::Control) -> Result<(), crate::link::LinkError> {
+        self.controls += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.closed = Some(reason.to_owned());
+    }
+
+    fn stats(&mut self) -> crate::link::LinkStats {
+        crate::link::LinkStats {
+            rtt: Some(Duration::from_millis(1)),
+            ..crate::link::LinkStats::default()
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! A call's media does not allocate in steady state: two `CallMedia`s, back to back
-//! over a lossy, reordering in-memory link, PCM and Opus, 5,000 ticks watched by a
+//! over a lossy, reordering in-memory link (`sim::MemoryLink`), PCM and Opus, 5,000 ticks watched by a
 //! counting global allocator after 500 of warm-up. Everything a call does per 20 ms
 //! runs: pacing from the send queue (fed by the "bot" in bursts), encoding, the link,
 //! the jitter buffer with concealment and reordering, playout, control messages (a DTMF
@@ -7,7 +7,6 @@
 //!
 //! (libopus is C and invisible to a Rust allocator; it does not allocate per call.)
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use media_core::alloc_count::{self, CountingAllocator};
@@ -15,59 +14,11 @@ use media_core::call::{AudioSender, CallConfig, CallMedia, Output};
 use media_core::codec::Codec;
 use media_core::control::{Control, DtmfTone};
 use media_core::frame::Pcm16kFrame;
-use media_core::link::{LinkError, LinkEvent, LinkStats, MediaLink};
-use media_core::packet::AudioPacket;
+use media_core::link::LinkEvent;
+use media_core::sim::MemoryLink;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// An in-memory link: packets wait in a preallocated queue; every 17th is lost and
-/// every 11th is delivered after its successor.
-struct Wire {
-    queue: VecDeque<AudioPacket>,
-    held: Option<AudioPacket>,
-    sent: u64,
-    controls: u64,
-}
-
-impl Wire {
-    fn new() -> Self {
-        Wire {
-            queue: VecDeque::with_capacity(16),
-            held: None,
-            sent: 0,
-            controls: 0,
-        }
-    }
-}
-
-impl MediaLink for Wire {
-    fn send_packet(&mut self, packet: &AudioPacket) -> Result<(), LinkError> {
-        self.sent += 1;
-        match self.sent {
-            n if n % 17 == 0 => {}
-            n if n % 11 == 0 => self.held = Some(packet.clone()),
-            _ => {
-                self.queue.push_back(packet.clone());
-                if let Some(h) = self.held.take() {
-                    self.queue.push_back(h);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn send_control(&mut self, _: &Control) -> Result<(), LinkError> {
-        self.controls += 1;
-        Ok(())
-    }
-
-    fn close(&mut self, _: &str) {}
-
-    fn stats(&mut self) -> LinkStats {
-        LinkStats::default()
-    }
-}
 
 /// What the application side saw.
 #[derive(Default)]
@@ -102,7 +53,8 @@ fn steady_state_allocations(codec: Codec) -> usize {
         .chunks_exact(320)
         .map(|c| Pcm16kFrame::from_slice(c).expect("320"))
         .collect();
-    let (mut ab, mut ba) = (Wire::new(), Wire::new());
+    // Every 17th packet lost, every 11th delivered after its successor.
+    let (mut ab, mut ba) = (MemoryLink::new(17, 11), MemoryLink::new(17, 11));
     let (mut seen_a, mut seen_b) = (Seen::default(), Seen::default());
     let mut run = |from: usize, to: usize| {
         for k in from..to {
@@ -121,10 +73,10 @@ fn steady_state_allocations(codec: Codec) -> usize {
             }
             a.run_due(now, &mut ab, |o| seen_a.take(o));
             b.run_due(now, &mut ba, |o| seen_b.take(o));
-            while let Some(p) = ab.queue.pop_front() {
+            while let Some(p) = ab.pop() {
                 b.run_event(now, LinkEvent::Packet(&p), &mut ba, |o| seen_b.take(o));
             }
-            while let Some(p) = ba.queue.pop_front() {
+            while let Some(p) = ba.pop() {
                 a.run_event(now, LinkEvent::Packet(&p), &mut ab, |o| seen_a.take(o));
             }
         }

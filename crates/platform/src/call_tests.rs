@@ -1,10 +1,9 @@
 //! The platform's real per-call type on a virtual clock: a [`PlatformCall`] whose
-//! link loops its packets back (losing and reordering some), with an echo bot reading
+//! link (`sim::MemoryLink`) loops its packets back, losing and reordering some, with an echo bot reading
 //! the frame channel and enqueuing into the send queue. 5,000 ticks after 500 of
 //! warm-up, PCM and Opus, under the counting allocator: no allocation. Then the end:
 //! the bot hears `Ended` and the session is freed.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,55 +11,14 @@ use media_core::alloc_count;
 use media_core::call::{AudioEvent, AudioSender, CallConfig};
 use media_core::codec::Codec;
 use media_core::control::Control;
-use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
-use media_core::packet::AudioPacket;
+use media_core::link::{CallHandler, CloseReason, LinkEvent};
+use media_core::sim::MemoryLink;
 use tokio::sync::mpsc;
 
 use super::*;
 use crate::health::LoadMeter;
 use crate::platform::SessionTable;
 use crate::socket::CallShared;
-
-/// A link that loops packets back: every 13th is lost, every 7th delivered after its
-/// successor.
-struct Loopback {
-    queue: VecDeque<AudioPacket>,
-    held: Option<AudioPacket>,
-    sent: u64,
-    closed: Option<String>,
-}
-
-impl MediaLink for Loopback {
-    fn send_packet(&mut self, packet: &AudioPacket) -> Result<(), LinkError> {
-        self.sent += 1;
-        match self.sent {
-            n if n % 13 == 0 => {}
-            n if n % 7 == 0 => self.held = Some(packet.clone()),
-            _ => {
-                self.queue.push_back(packet.clone());
-                if let Some(h) = self.held.take() {
-                    self.queue.push_back(h);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn send_control(&mut self, _: &Control) -> Result<(), LinkError> {
-        Ok(())
-    }
-
-    fn close(&mut self, reason: &str) {
-        self.closed = Some(reason.to_owned());
-    }
-
-    fn stats(&mut self) -> LinkStats {
-        LinkStats {
-            rtt: Some(Duration::from_millis(1)),
-            ..LinkStats::default()
-        }
-    }
-}
 
 fn steady_state_allocations(codec: Codec) -> usize {
     let t0 = Instant::now();
@@ -84,18 +42,14 @@ fn steady_state_allocations(codec: Codec) -> usize {
         commands,
     };
     let mut call = PlatformCall::start(t0, codec, pending, &ctx).expect("starts");
-    let mut link = Loopback {
-        queue: VecDeque::with_capacity(16),
-        held: None,
-        sent: 0,
-        closed: None,
-    };
+    // Every 13th packet lost, every 7th delivered after its successor.
+    let mut link = MemoryLink::new(13, 7);
     let mut echoed = 0u64;
     let mut run = |from: usize, to: usize, call: &mut PlatformCall| {
         for k in from..to {
             let now = t0 + Duration::from_millis(20 * k as u64);
             call.handle_timeout(now, &mut link);
-            while let Some(p) = link.queue.pop_front() {
+            while let Some(p) = link.pop() {
                 call.handle_event(now, LinkEvent::Packet(&p), &mut link);
             }
             // The echo bot: every frame it reads goes back into the send queue.
@@ -164,12 +118,7 @@ fn a_hang_up_closes_the_link_at_the_next_tick() {
         commands,
     };
     let mut call = PlatformCall::start(t0, Codec::Pcm16k, pending, &ctx).expect("starts");
-    let mut link = Loopback {
-        queue: VecDeque::new(),
-        held: None,
-        sent: 0,
-        closed: None,
-    };
+    let mut link = MemoryLink::new(0, 0);
     call.handle_timeout(t0, &mut link);
     assert_eq!(link.closed, None);
     shared
