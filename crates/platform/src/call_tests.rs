@@ -1,8 +1,8 @@
-//! The platform's real per-call type on a virtual clock: a [`PlatformCall`] whose
-//! link (`sim::MemoryLink`) loops its packets back, losing and reordering some, with an echo bot reading
-//! the frame channel and enqueuing into the send queue. 5,000 ticks after 500 of
-//! warm-up, PCM and Opus, under the counting allocator: no allocation. Then the end:
-//! the bot hears `Ended` and the session is freed.
+//! The platform's real per-call type on a virtual clock: a [`PlatformCall`] whose link
+//! (`sim::MemoryLink`) loops its packets back, losing and reordering some, with an echo
+//! bot reading the frame channel and enqueuing into the send queue. 5,000 ticks after
+//! 500 of warm-up, PCM and Opus, under the counting allocator: no allocation. Then the
+//! end: the bot hears `Ended` and the session is freed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use media_core::alloc_count;
 use media_core::call::{AudioEvent, AudioSender, CallConfig};
 use media_core::codec::Codec;
-use media_core::control::Control;
 use media_core::link::{CallHandler, CloseReason, LinkEvent};
 use media_core::sim::MemoryLink;
 use tokio::sync::mpsc;
