@@ -174,7 +174,6 @@ pub(crate) struct Recording {
 /// How a far end's call runs.
 pub(crate) struct FarOptions {
     pub(crate) config: CallConfig,
-    pub(crate) source: Box<dyn FrameSource>,
     /// Record what is played out.
     pub(crate) record: bool,
     pub(crate) log_arrivals: bool,
@@ -186,13 +185,51 @@ pub(crate) struct FarOptions {
     pub(crate) done: Option<oneshot::Sender<Recording>>,
 }
 
+/// Where a far end's call puts what its media produces for the application.
+struct FarSide {
+    rec: Recording,
+    record: bool,
+    events: Option<mpsc::UnboundedSender<AudioEvent>>,
+    /// Fresh statistics, to publish with the link's.
+    stats: Option<PeerStats>,
+}
+
+impl FarSide {
+    fn take(&mut self, out: Output<'_>) {
+        match out {
+            Output::Frame(f) => {
+                if self.record {
+                    self.rec.received.extend_from_slice(f.samples.samples());
+                }
+            }
+            Output::Event(e) => {
+                if let Some(tx) = &self.events {
+                    let _ = tx.send(e);
+                }
+            }
+            Output::Stats(s) => {
+                self.stats = Some(PeerStats {
+                    packets_sent: s.packets_sent,
+                    packets_received: s.packets_received,
+                    ticks: s.playout.ticks,
+                    late_ticks: s.playout.late,
+                    frames_played: s.frames_played,
+                    frames_concealed: s.frames_concealed,
+                    jitter: s.jitter_buffer,
+                    link: LinkStats::default(),
+                })
+            }
+            Output::Packet(_) | Output::Control(_) => {}
+        }
+    }
+}
+
 /// The far end's call. See the [module documentation](self).
 pub(crate) struct FarCall {
     media: CallMedia,
+    side: FarSide,
     opts: FarOptions,
     t0: Instant,
-    rec: Recording,
-    stats: Option<PeerStats>,
 }
 
 impl FarCall {
@@ -201,19 +238,21 @@ impl FarCall {
     pub(crate) fn new(
         now: Instant,
         mut opts: FarOptions,
+        source: Box<dyn FrameSource>,
     ) -> Result<Self, media_core::call::CallSetupError> {
-        // The source moves into the media; the options keep the rest.
-        let source = std::mem::replace(&mut opts.source, Box::new(Silence));
-        let config = opts.config;
-        match CallMedia::new(now, &config, source) {
+        match CallMedia::new(now, &opts.config, source) {
             Ok(media) => {
                 opts.shared.state.store(CONNECTED, Ordering::Release);
                 Ok(FarCall {
                     media,
+                    side: FarSide {
+                        rec: Recording::default(),
+                        record: opts.record,
+                        events: opts.events.take(),
+                        stats: None,
+                    },
                     opts,
                     t0: now,
-                    rec: Recording::default(),
-                    stats: None,
                 })
             }
             Err(e) => {
@@ -228,59 +267,25 @@ impl FarCall {
         self.media.codec()
     }
 
-    fn take(
-        rec: &mut Recording,
-        record: bool,
-        events: &Option<mpsc::UnboundedSender<AudioEvent>>,
-        stats: &mut Option<PeerStats>,
-        out: Output<'_>,
-    ) {
-        match out {
-            Output::Frame(f) => {
-                if record {
-                    rec.received.extend_from_slice(f.samples.samples());
-                }
-            }
-            Output::Event(e) => {
-                if let Some(tx) = events {
-                    let _ = tx.send(e);
-                }
-            }
-            Output::Stats(s) => {
-                *stats = Some(PeerStats {
-                    packets_sent: s.packets_sent,
-                    packets_received: s.packets_received,
-                    ticks: s.playout.ticks,
-                    late_ticks: s.playout.late,
-                    frames_played: s.frames_played,
-                    frames_concealed: s.frames_concealed,
-                    jitter: s.jitter_buffer,
-                    link: LinkStats::default(),
-                })
-            }
-            Output::Packet(_) | Output::Control(_) => {}
-        }
-    }
-
     /// Publishes fresh statistics with the link's counters.
     fn publish(&mut self, link: &mut dyn MediaLink) {
-        if let Some(mut s) = self.stats.take() {
+        if let Some(mut s) = self.side.stats.take() {
             s.link = link.stats();
             *lock(&self.opts.shared.stats) = s;
-            self.rec.stats = s;
+            self.side.rec.stats = s;
         }
     }
 
     /// Pads the recording with silence for playout ticks that had no frame (before the
     /// first packet), so it stays on the send timeline.
     fn pad(&mut self) {
-        if !self.opts.record {
+        if !self.side.record {
             return;
         }
         let ticks = self.media.playout_stats().ticks as usize;
         let want = ticks * FRAME_SAMPLES;
-        if self.rec.received.len() < want {
-            self.rec.received.resize(want, 0);
+        if self.side.rec.received.len() < want {
+            self.side.rec.received.resize(want, 0);
         }
     }
 }
@@ -290,7 +295,7 @@ impl CallHandler for FarCall {
         if let LinkEvent::Packet(p) = event
             && self.opts.log_arrivals
         {
-            self.rec.arrivals.push(Arrival {
+            self.side.rec.arrivals.push(Arrival {
                 seq: p.seq,
                 timestamp: p.timestamp,
                 at: now.saturating_duration_since(self.t0),
@@ -301,23 +306,16 @@ impl CallHandler for FarCall {
             LinkEvent::Closed(reason) => Some(reason.clone()),
             _ => None,
         };
-        let (rec, record, events, stats) = (
-            &mut self.rec,
-            self.opts.record,
-            &self.opts.events,
-            &mut self.stats,
-        );
-        self.media.run_event(now, event, link, |o| {
-            Self::take(rec, record, events, stats, o)
-        });
+        let side = &mut self.side;
+        self.media.run_event(now, event, link, |o| side.take(o));
         self.publish(link);
         if let Some(reason) = closed {
             self.pad();
             let by_us = matches!(reason, CloseReason::Closed { .. });
-            self.rec.close = (!by_us).then_some(reason);
+            self.side.rec.close = (!by_us).then_some(reason);
             self.opts.shared.state.store(ENDED, Ordering::Release);
             if let Some(done) = self.opts.done.take() {
-                let _ = done.send(std::mem::take(&mut self.rec));
+                let _ = done.send(std::mem::take(&mut self.side.rec));
             }
         }
     }
@@ -340,33 +338,14 @@ impl CallHandler for FarCall {
                 }
             }
         }
-        let (rec, record, events, stats) = (
-            &mut self.rec,
-            self.opts.record,
-            &self.opts.events,
-            &mut self.stats,
-        );
-        self.media
-            .run_due(now, link, |o| Self::take(rec, record, events, stats, o));
+        let side = &mut self.side;
+        self.media.run_due(now, link, |o| side.take(o));
         self.publish(link);
         self.pad();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.media.poll_timeout()
-    }
-}
-
-/// A source that never has a frame (stands in for a source moved into the media).
-struct Silence;
-
-impl FrameSource for Silence {
-    fn ready(&self) -> usize {
-        0
-    }
-
-    fn next_frame(&mut self, _: &mut Pcm16kFrame) -> bool {
-        false
     }
 }
 

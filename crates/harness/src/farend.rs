@@ -458,11 +458,6 @@ impl QuicFarEnd {
                 send_period: profile.sender_frame_period(),
                 ..CallConfig::new(config.codec)
             },
-            source: Box::new(SourceFrames::new(
-                PeerSource::Loop(config.source.clone()),
-                Duration::MAX,
-                config.record.then(|| sent.clone()),
-            )),
             record: config.record,
             log_arrivals: false,
             run_ticks: None,
@@ -493,9 +488,15 @@ impl QuicFarEnd {
         };
         let mut cc = ClientConfig::new(target, config.trust.clone());
         cc.settings = config.transport.clone();
+        let source = SourceFrames::new(
+            PeerSource::Loop(config.source.clone()),
+            Duration::MAX,
+            config.record.then(|| wrap.sent.clone()),
+        );
         let dialer = FarEndDialer {
             dialer: FarDialer {
                 opts: far,
+                source: Box::new(source),
                 ready: Some(ready_tx),
             },
             wrap,

@@ -69,11 +69,6 @@ impl LoadPeers {
                     receive: setup.receive,
                     ..CallConfig::new(setup.codec)
                 },
-                source: Box::new(SourceFrames::new(
-                    PeerSource::Loop(setup.source.clone()),
-                    Duration::MAX,
-                    None,
-                )),
                 record: false,
                 log_arrivals: false,
                 run_ticks: None,
@@ -82,7 +77,13 @@ impl LoadPeers {
                 events: None,
                 done: None,
             };
-            let dialer = FarDialer { opts, ready: None };
+            let source =
+                SourceFrames::new(PeerSource::Loop(setup.source.clone()), Duration::MAX, None);
+            let dialer = FarDialer {
+                opts,
+                source: Box::new(source),
+                ready: None,
+            };
             clients[i % clients.len()]
                 .connect(&cfg, join_for(blob, vec![setup.codec]), Box::new(dialer))
                 .map_err(|e| e.to_string())?;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use media_blob::MediaSessionConfig;
-use media_core::call::{AudioEvent, CallConfig};
+use media_core::call::{AudioEvent, CallConfig, FrameSource};
 use media_core::codec::{Codec, OpusConfig};
 use media_core::control::{Control, DtmfTone};
 use media_core::link::{CallHandler, CloseReason};
@@ -226,6 +226,7 @@ pub(crate) fn local_for(server: SocketAddr) -> SocketAddr {
 /// Hands the prepared far-end call to the reactor once the processor admits it.
 pub(crate) struct FarDialer {
     pub(crate) opts: FarOptions,
+    pub(crate) source: Box<dyn FrameSource>,
     pub(crate) ready: Option<oneshot::Sender<Result<Codec, PeerError>>>,
 }
 
@@ -233,9 +234,13 @@ impl FarDialer {
     /// The call the processor accepted, in its codec; or, when its media cannot be set
     /// up, a call that leaves at once. Whoever waits for the outcome hears it.
     pub(crate) fn start(self, call: &NewCall<'_>) -> Result<FarCall, Leaving> {
-        let FarDialer { mut opts, ready } = self;
+        let FarDialer {
+            mut opts,
+            source,
+            ready,
+        } = self;
         opts.config.codec = call.accept.codec;
-        match FarCall::new(call.now, opts) {
+        match FarCall::new(call.now, opts, source) {
             Ok(far) => {
                 if let Some(r) = ready {
                     let _ = r.send(Ok(far.codec()));
@@ -329,7 +334,6 @@ impl Peer {
                 receive: config.receive,
                 ..CallConfig::new(Codec::Pcm16k)
             },
-            source: Box::new(source),
             record: config.record,
             log_arrivals: config.log_arrivals,
             run_ticks: Some((config.run_for.as_millis() / 20) as u64),
@@ -342,6 +346,7 @@ impl Peer {
         cc.settings = config.transport.clone();
         let dialer = FarDialer {
             opts,
+            source: Box::new(source),
             ready: Some(ready_tx),
         };
         client.connect(&cc, join, Box::new(dialer))?;
