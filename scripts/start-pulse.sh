@@ -13,7 +13,15 @@
 #   `loop.monitor` the default source: what is played to `loop` can be recorded from
 #   `loop.monitor`.
 # - The daemon asks for realtime scheduling and a high nice level (granted to root; silently
-#   refused otherwise), so a busy build machine does not starve the sink's clock.
+#   refused otherwise), so a busy build machine does not starve the sink's clock. PulseAudio
+#   gives realtime only to its I/O threads (the null sink's render thread); its main thread,
+#   which carries every client's audio between the client's socket and those threads, gets
+#   nice -11 and, with two CPUs busy, answers a client's data tens of ms late. A playback
+#   stream (cpal's: 40 ms of server buffer) then underruns inside the server, which plays
+#   silence and keeps the late audio: the stream's timeline slips, out of the client's sight.
+#   So the main thread is raised to realtime round-robin too (priority 4, below the I/O
+#   threads' 5), on every call, also for a daemon that is already running (needs root or
+#   CAP_SYS_NICE; otherwise a warning on stderr, and audio under CPU load may slip).
 # - Waits (about 5 s at most, polling every 0.1 s) until `pactl info` answers.
 #
 # stdout: only `export VAR=value` lines (eval-able); diagnostics go to stderr.
@@ -89,6 +97,18 @@ if ! answers; then
     echo "start-pulse: PulseAudio did not answer at $server" >&2
     cat "$dir/stderr.log" "$log" >&2 2>/dev/null || true
     exit 1
+  fi
+fi
+
+# Realtime for the main thread too (see the header); idempotent.
+main_pid="$(cat "$dir/pid" 2>/dev/null || true)"
+if [ -n "$main_pid" ] && [ "$(cat "/proc/$main_pid/comm" 2>/dev/null || true)" = pulseaudio ]; then
+  if ! command -v chrt >/dev/null 2>&1; then
+    echo "start-pulse: 'chrt' not found (util-linux): PulseAudio's main thread stays at normal" \
+      "priority; under CPU load its clients' audio may slip" >&2
+  elif ! chrt --rr --pid 4 "$main_pid" 2>/dev/null; then
+    echo "start-pulse: cannot give PulseAudio's main thread (pid $main_pid) realtime priority" \
+      "(needs root or CAP_SYS_NICE); under CPU load its clients' audio may slip" >&2
   fi
 fi
 

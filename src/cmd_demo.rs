@@ -114,19 +114,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The bot's received audio on the default output device, at the device's own rate
-/// and channels: a [`bot::DeviceBridge`] with only its playback half, fed through a
+/// and channels: a [`devices::DeviceBridge`] with only its playback half, fed through a
 /// ring of one second. `None` (with a message) when there is no usable output.
 fn start_player() -> Option<(
     devices::HeapProd<media_core::frame::Pcm16kFrame>,
-    bot::DeviceBridge,
+    devices::DeviceBridge,
 )> {
-    let opened = bot::PlaybackEnd::device(
+    let opened = devices::PlaybackEnd::device(
         &devices::DeviceSelector::default(),
         devices::StreamFormat::default(),
     )
     .and_then(|end| {
-        let (prod, input) = bot::FrameInput::ring(50);
-        let bridge = bot::DeviceBridge::builder(bot::BridgeConfig::default())
+        let (prod, input) = devices::FrameInput::ring(50);
+        let bridge = devices::DeviceBridge::builder(devices::BridgeConfig::default())
             .playback(end, input)
             .start()?;
         Ok((prod, bridge))

@@ -42,7 +42,7 @@ pub struct ServeArgs {
     pub echo: bool,
     /// Bind each call's audio to the default audio devices: what the call receives is
     /// played on the output, what the input captures is sent (at the devices' own
-    /// formats, through `bot::DeviceBridge`).
+    /// formats, through `devices::DeviceBridge`).
     #[arg(long, conflicts_with = "echo")]
     pub devices: bool,
     /// Most sessions at once.
@@ -184,14 +184,14 @@ fn devices_hook() -> harness::app::SessionHook {
             .take_frames()
             .ok_or("the session's frames are already taken")?;
         let device = devices::StreamFormat::default();
-        let bridge = bot::DeviceBridge::builder(bot::BridgeConfig::default())
+        let bridge = devices::DeviceBridge::builder(devices::BridgeConfig::default())
             .playback(
-                bot::PlaybackEnd::device(&devices::DeviceSelector::default(), device)
+                devices::PlaybackEnd::device(&devices::DeviceSelector::default(), device)
                     .map_err(|e| e.to_string())?,
-                bot::FrameInput::Channel(frames),
+                devices::FrameInput::Channel(frames),
             )
             .capture(
-                bot::CaptureEnd::device(&devices::DeviceSelector::default(), device)
+                devices::CaptureEnd::device(&devices::DeviceSelector::default(), device)
                     .map_err(|e| e.to_string())?,
                 socket.sender(),
             )

@@ -16,7 +16,9 @@ pub fn parse_format(s: &str) -> Result<LogFormat, String> {
     match s.to_ascii_lowercase().as_str() {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
-        other => Err(format!("unknown log format {other:?} (expected text or json)")),
+        other => Err(format!(
+            "unknown log format {other:?} (expected text or json)"
+        )),
     }
 }
 

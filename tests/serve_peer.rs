@@ -224,7 +224,9 @@ fn serve_logs_json_lines_with_the_call_id() {
         .filter(|e| e["span"]["name"] == "call" && e["span"]["call_id"] == call_id.as_str())
         .collect();
     assert!(
-        in_call.iter().any(|e| e["fields"]["message"] == "join accepted"),
+        in_call
+            .iter()
+            .any(|e| e["fields"]["message"] == "join accepted"),
         "the join is logged inside the call's span: {lines:#?}"
     );
     assert!(
@@ -238,12 +240,20 @@ fn serve_logs_json_lines_with_the_call_id() {
 #[test]
 fn an_invalid_rust_log_is_an_error_naming_it() {
     let out = bin()
-        .args(["blob", "--mp-uri", "quic://127.0.0.1:1/MediaProcessor", "--call-id"])
+        .args([
+            "blob",
+            "--mp-uri",
+            "quic://127.0.0.1:1/MediaProcessor",
+            "--call-id",
+        ])
         .arg("8a87a4f9-2ca1-4c47-9d2b-b5ac4e4b1d26")
         .env("RUST_LOG", "transport=loud")
         .output()
         .expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("RUST_LOG") && err.contains("transport=loud"), "{err}");
+    assert!(
+        err.contains("RUST_LOG") && err.contains("transport=loud"),
+        "{err}"
+    );
 }

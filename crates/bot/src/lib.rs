@@ -1,58 +1,78 @@
-//! # bot: app-hosted calling bots end to end
+//! # bot: what a calling bot developer writes, and the service that runs it
 //!
-//! This crate's job: tie the Graph runtime (`graph`), the media platform (`platform`)
-//! and the Graph emulator (`emulator`) together into a working calling bot on one
-//! machine. [`PlatformSessions`] is graph's `MediaSessions` on a
-//! `platform::MediaPlatform` and runs a bot behaviour per call ([`EchoBot`],
-//! [`WavBot`] or your own [`MediaBot`]); [`QuicFarEnd`] is the emulator's far end
-//! (speech through a seeded `media_core::sim` impairment, recordings, per-second
-//! stats); [`Local`] starts all of it; [`demo`] is `media-processor demo`.
+//! **Job:** the bot-facing side of app-hosted calls. A bot is a [`MediaBot`] that makes
+//! one [`CallBehaviour`] per call: it gets every received 20 ms frame and every call
+//! event (DTMF, speakers, send status, `LowOnFrames`, the end) and sends audio through
+//! a [`BotOutput`] (the call's paced send queue). [`PlatformSessions`] runs those
+//! behaviours on a `platform::MediaPlatform` and is the Graph runtime's
+//! `MediaSessions`: it creates a call's media session (the blob) when the runtime
+//! places or answers a call, starts the behaviour when media flows, and reports a
+//! media failure back so the call is hung up. [`BotHost`] puts it together with the
+//! Graph client, the call runtime and the JWT-checked callback server. Ready bots:
+//! [`EchoBot`], [`WavBot`]. The far ends, the Graph emulator and the demo that exercise
+//! a bot on one machine live in the `harness` crate.
 //!
 //! ## Data flow
 //!
 //! ```text
-//!  emulator (Graph API)  <──HTTP (token, create call, keepAlive, DELETE)──  bot runtime (graph::CallRuntime)
-//!        │              ──HTTP callbacks (signed JWT) ─> callback server ─┘   │ create_session / start / stop
-//!        │ established                                                        v
-//!        └─> QuicFarEnd::connect(blob) ══QUIC (pinned cert)══> media platform <──> echo bot
-//!            speech -> impairment ->  datagrams  ->  jitter buffer -> AudioSocket -> CallBehaviour
-//!            recording <- jitter buffer <- impairment <- datagrams <- paced sender <- BotOutput
-//!            media stream failure ──> MediaReporter::stream_failed ──> DELETE the call
+//!  Graph  <──HTTP (token, create call, keepAlive, DELETE)──  BotHost: graph::CallRuntime
+//!         ──HTTP callbacks (signed JWT)──> callback server ─┘   │ create_session / start / stop
+//!                                                               v
+//!  far end ══media link══> MediaPlatform ─> AudioSocket ─> PlatformSessions' task per call
+//!                                                              CallBehaviour::on_frame / on_event
+//!          <══ paced 50 frames/s ══ send queue <── BotOutput::enqueue ──┘
+//!  media stream failure ──> MediaReporter::stream_failed ──> the runtime hangs up
 //! ```
 //!
-//! ## Example
+//! ## Example: a bot that answers DTMF with a beep
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use std::time::Duration;
-//! use bot::{EchoBot, Local, LocalConfig};
-//! use signaling::Scenario;
+//! use bot::{BotConfig, BotHost, BotOutput, CallBehaviour, MediaBot, PlatformSessions, SessionOptions};
+//! use platform::{AudioEvent, AudioFrame, MediaPlatformSettings, Pcm16kFrame};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let local = Local::start(LocalConfig::new(Arc::new(EchoBot))).await?;
-//! let call = local.place(Scenario::P2pVoipApp).await?;
-//! tokio::time::sleep(Duration::from_secs(3)).await;
-//! if let Some(session) = call.session_id {
-//!     println!("{:?}", local.bot.sessions().snapshot(session));
+//! struct Beeper;
+//! struct BeepCall;
+//!
+//! impl MediaBot for Beeper {
+//!     fn new_call(&self, _session: uuid::Uuid, _call_id: &str) -> Box<dyn CallBehaviour> {
+//!         Box::new(BeepCall)
+//!     }
 //! }
-//! local.bot.runtime().hang_up(&call.call_id).await?;
-//! local.shutdown().await;
-//! # Ok(())
-//! # }
+//!
+//! impl CallBehaviour for BeepCall {
+//!     fn on_frame(&mut self, _frame: &AudioFrame, _out: &mut BotOutput<'_>) {}
+//!     fn on_event(&mut self, event: &AudioEvent, out: &mut BotOutput<'_>) {
+//!         if let AudioEvent::ToneReceived { .. } = event {
+//!             let mut beep = Pcm16kFrame::silent();
+//!             for (i, s) in beep.samples_mut().iter_mut().enumerate() {
+//!                 *s = ((i as f32 * 0.35).sin() * 6000.0) as i16; // ~900 Hz
+//!             }
+//!             for _ in 0..10 {
+//!                 let _ = out.enqueue(&beep); // 200 ms, paced at 50 frames/s
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! # async fn run(config: BotConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let sessions = PlatformSessions::start(
+//!     MediaPlatformSettings::dev_loopback(),
+//!     Arc::new(Beeper),
+//!     SessionOptions::default(),
+//! )?;
+//! let host = BotHost::start(config, sessions).await?;
+//! println!("callbacks at {}", host.callback_url());
+//! # Ok(()) }
 //! ```
 
-pub mod device;
 pub mod local;
 pub mod media;
 
 pub use platform::Codec;
 
-pub use device::{
-    BridgeConfig, BridgeError, BridgeStats, CaptureEnd, DeviceBridge, FillController, FrameInput,
-    PlaybackEnd,
-};
 pub use local::{BotConfig, BotError, BotHost};
 pub use media::{
-    BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters, SessionOptions,
-    SessionReport, SessionSnapshot, WavBot,
+    BehaviourError, BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters,
+    SessionOptions, SessionReport, SessionSnapshot, WavBot,
 };

@@ -36,6 +36,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a [`CallBehaviour`] may fail with: any error of the bot's own.
+pub type BehaviourError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Makes a behaviour for every call of a bot.
 pub trait MediaBot: Send + Sync + 'static {
     /// The behaviour of the call `call_id` (Graph's id), media session `session_id`.
@@ -54,7 +57,7 @@ pub trait CallBehaviour: Send + 'static {
     /// The call's media ended; `received` is the recording of the other side (empty
     /// unless [`SessionOptions::record`]). Errors are reported in the
     /// [`SessionReport`].
-    fn finish(&mut self, received: &[i16]) -> Result<(), String> {
+    fn finish(&mut self, received: &[i16]) -> Result<(), BehaviourError> {
         let _ = received;
         Ok(())
     }
@@ -129,8 +132,11 @@ impl WavBot {
 
     /// Plays the WAV file at `path` (any rate or channel count; converted to 16 kHz
     /// mono).
-    pub fn from_file(path: &Path, record_dir: Option<PathBuf>) -> Result<Self, String> {
-        let samples = media_core::wav::read_mono_16k(path).map_err(|e| e.to_string())?;
+    pub fn from_file(
+        path: &Path,
+        record_dir: Option<PathBuf>,
+    ) -> Result<Self, media_core::wav::WavError> {
+        let samples = media_core::wav::read_mono_16k(path)?;
         Ok(Self::new(samples, record_dir))
     }
 }
@@ -192,11 +198,9 @@ impl CallBehaviour for WavPlayer {
         self.top_up(out);
     }
 
-    fn finish(&mut self, _received: &[i16]) -> Result<(), String> {
+    fn finish(&mut self, _received: &[i16]) -> Result<(), BehaviourError> {
         match &self.record {
-            Some(path) => {
-                media_core::wav::write_mono_16k(path, &self.recorded).map_err(|e| e.to_string())
-            }
+            Some(path) => Ok(media_core::wav::write_mono_16k(path, &self.recorded)?),
             None => Ok(()),
         }
     }
@@ -613,7 +617,11 @@ impl CallRun {
         let qoe = self.socket.qoe();
         *lock(&self.live.socket_view) = Some((qoe, SendStatus::Inactive));
         self.socket.hang_up();
-        let finish_error = self.behaviour.finish(&received).err();
+        let finish_error = self
+            .behaviour
+            .finish(&received)
+            .err()
+            .map(|e| e.to_string());
         SessionReport {
             session_id: self.session_id,
             call_id: Some(self.call_id),

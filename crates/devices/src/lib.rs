@@ -25,6 +25,13 @@
 //! [`loopback`] measures round-trip latency and fidelity through a real output and input
 //! (a PulseAudio null sink and its monitor; `scripts/start-pulse.sh` starts one).
 //!
+//! [`DeviceBridge`] ([`bridge`]) binds one call's audio to a playback and a capture device
+//! (or WAV files): it takes the call's received 20 ms frames (media-core's
+//! [`AudioFrame`](media_core::call::AudioFrame)s) to the output device's format, captured
+//! audio to 16 kHz mono frames for the call's [`AudioSender`](media_core::call::AudioSender),
+//! on a thread of its own ticking every 20 ms, and holds both rings' levels against the
+//! devices' drifting clocks.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -69,6 +76,7 @@
 //! # }
 //! ```
 
+pub mod bridge;
 mod error;
 mod host;
 mod io;
@@ -76,6 +84,10 @@ pub mod loopback;
 pub mod stream;
 pub mod testing;
 
+pub use bridge::{
+    BridgeBuilder, BridgeConfig, BridgeError, BridgeStats, CaptureEnd, CaptureStats,
+    ControllerSettings, DeviceBridge, FillController, FrameInput, PlaybackEnd, PlaybackStats,
+};
 pub use error::DeviceError;
 pub use host::{
     Backend, DefaultConfig, DeviceInfo, DeviceSelector, Direction, HostKind, list_devices,

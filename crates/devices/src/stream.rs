@@ -27,7 +27,13 @@
 //! frames each on a null-sink monitor, whatever `BufferSize::Fixed` asked for). Also note that
 //! with `BufferSize::Fixed`, cpal sets PulseAudio's record buffer (`max_length`) to one period:
 //! a client thread starved of CPU for longer than that loses audio inside the server, where the
-//! ring counters cannot see it ([`crate::loopback`] detects it as a timeline slip).
+//! ring counters cannot see it ([`crate::loopback`] detects it as a timeline slip). Its playback
+//! buffer is two periods (40 ms at 20 ms callbacks, asked for again when 20 ms are left): data
+//! that reaches the server later than that (a late client, or a late server main thread, which
+//! carries every client's audio between its socket and the sink) finds the stream underrun; the
+//! server plays silence and keeps the late audio, so the stream's timeline slips and the device
+//! seems to run slow (fewer callbacks than its clock allows), again out of the counters' sight.
+//! `scripts/start-pulse.sh` runs the test server's main thread realtime for that reason.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Test support for code that needs a real sound server: PulseAudio with the null sink
 //! `loop` (the default output) and its monitor (the default input), as
-//! `scripts/start-pulse.sh` starts it. Used by this crate's device tests, by the bot's
-//! device-bridge tests and by the binary's `serve --devices` test.
+//! `scripts/start-pulse.sh` starts it. Used by this crate's device and device-bridge tests
+//! and by the binary's `serve --devices` test.
 //!
 //! cpal's PulseAudio client finds the server through `PULSE_SERVER` in the environment, and
 //! setting environment variables inside a multi-threaded test process is unsound (and
