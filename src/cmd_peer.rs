@@ -3,11 +3,14 @@
 //! back and reports the echo latency and quality.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use harness::app::{PeerOptions, run_peer};
+use harness::peer::{Peer, PeerConfig, PeerSource, measuring_receive_config};
+use harness::signal::SignalGenerator;
 use media_blob::MediaSessionConfig;
-use platform::{CertFingerprint, Codec};
+use platform::{CertFingerprint, Codec, ServerTrust};
 
 /// Arguments of `media-processor peer`.
 #[derive(Debug, clap::Args)]
@@ -94,4 +97,99 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         println!("recorded to {}", p.display());
     }
     Ok(())
+}
+
+/// What [`run_peer`] does.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// The blob to join.
+    pub blob: MediaSessionConfig,
+    /// The processor certificate's fingerprint.
+    pub fingerprint: CertFingerprint,
+    /// Send this WAV file (16 kHz 16-bit) instead of the speech-like test signal.
+    pub wav_in: Option<PathBuf>,
+    /// Record what comes back into this WAV file.
+    pub record: Option<PathBuf>,
+    /// How long to send.
+    pub seconds: f64,
+    /// Codec to offer.
+    pub codec: Codec,
+}
+
+/// What a peer run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerSummary {
+    /// The codec used.
+    pub codec: String,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Packets received.
+    pub packets_received: u64,
+    /// Echo delay, if the processor echoes.
+    pub echo_latency_ms: Option<f64>,
+    /// Correlation of the echo with what was sent (PCM) after one alignment for the
+    /// whole call. Every time-stretch or concealment of a jitter buffer on the way
+    /// shifts the rest of the echo, so this drops on an intact echo too; see
+    /// `echo_segments_matched_pct`.
+    pub echo_correlation: Option<f64>,
+    /// Of the 250 ms segments where the sent signal is not silent (above −45 dBFS),
+    /// the share whose echo, aligned segment by segment, correlates ≥ 0.9 with what
+    /// was sent (PCM), in percent.
+    pub echo_segments_matched_pct: Option<f64>,
+    /// Samples the peer's jitter buffer inserted or removed to change its delay.
+    pub stretched_samples: u64,
+    /// Correlation of the per-20 ms envelopes (any codec).
+    pub echo_envelope_correlation: Option<f64>,
+    /// Concealed samples in the peer's jitter buffer.
+    pub concealed_samples: u64,
+    /// The peer's jitter-buffer target delay at the end, ms.
+    pub jitter_buffer_target_ms: f64,
+    /// RTT, ms.
+    pub rtt_ms: f64,
+    /// Why the connection ended, if the processor ended it.
+    pub close: Option<String>,
+}
+
+/// Connects a reference peer to the blob's processor, sends for `seconds`, records,
+/// and measures the echo. Blocks.
+pub fn run_peer(opts: PeerOptions) -> anyhow::Result<PeerSummary> {
+    let source = match &opts.wav_in {
+        Some(p) => PeerSource::Samples(Arc::from(media_core::wav::read_mono_16k(p)?)),
+        None => PeerSource::Signal(SignalGenerator::speech(1)),
+    };
+    let mut cfg = PeerConfig::new(ServerTrust::pinned(opts.fingerprint));
+    cfg.codecs = vec![opts.codec];
+    cfg.source = source;
+    // A measuring instrument: a fixed 60 ms playout that does not time-stretch.
+    cfg.receive = measuring_receive_config(Duration::from_millis(60));
+    cfg.send_for = Duration::from_secs_f64(opts.seconds);
+    cfg.run_for = Duration::from_secs_f64(opts.seconds + 1.0);
+    let report = crate::cmd_serve::runtime()?.block_on(async {
+        let peer = Peer::connect(&opts.blob, cfg).await?;
+        anyhow::Ok(peer.finish().await)
+    })?;
+    if let Some(path) = &opts.record {
+        media_core::wav::write_mono_16k(path, &report.received)?;
+    }
+    let span = Duration::from_secs_f64(opts.seconds);
+    let delay = report.echo_delay(Duration::from_secs(1));
+    Ok(PeerSummary {
+        codec: opts.codec.to_string(),
+        packets_sent: report.stats.packets_sent,
+        packets_received: report.stats.packets_received,
+        echo_latency_ms: delay.map(|d| d.as_secs_f64() * 1000.0),
+        echo_correlation: delay.map(|d| report.echo_correlation(d, span)),
+        echo_segments_matched_pct: delay.and_then(|d| report.voiced_segments_matched_pct(d, span)),
+        stretched_samples: report.stats.jitter.inserted_samples_for_deceleration
+            + report.stats.jitter.removed_samples_for_acceleration,
+        echo_envelope_correlation: delay.map(|d| report.echo_envelope_correlation(d, span)),
+        concealed_samples: report.stats.jitter.concealed_samples,
+        jitter_buffer_target_ms: report.stats.jitter.target_delay_ms,
+        rtt_ms: report
+            .stats
+            .link
+            .rtt
+            .map_or(0.0, |r| r.as_secs_f64() * 1000.0),
+        close: report.close.map(|c| c.to_string()),
+    })
 }

@@ -4,11 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::app::{ServeOptions, serve};
-use platform::{Certificate, Codec, MediaPlatformSettings, ServerIdentity};
+use platform::{
+    AudioEvent, Certificate, Codec, FrameDelivery, Incoming, MediaPlatform, MediaPlatformSettings,
+    ServerIdentity,
+};
 use uuid::Uuid;
 
 /// Arguments of `media-processor serve`.
@@ -178,25 +181,22 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
 }
 
 /// Binds a session to the default output and input devices for its call.
-fn devices_hook() -> harness::app::SessionHook {
-    std::sync::Arc::new(|socket: &mut platform::AudioSocket| {
+fn devices_hook() -> SessionHook {
+    Arc::new(|socket: &mut platform::AudioSocket| {
         let frames = socket
             .take_frames()
             .ok_or("the session's frames are already taken")?;
         let device = devices::StreamFormat::default();
         let bridge = devices::DeviceBridge::builder(devices::BridgeConfig::default())
             .playback(
-                devices::PlaybackEnd::device(&devices::DeviceSelector::default(), device)
-                    .map_err(|e| e.to_string())?,
+                devices::PlaybackEnd::device(&devices::DeviceSelector::default(), device)?,
                 devices::FrameInput::Channel(frames),
             )
             .capture(
-                devices::CaptureEnd::device(&devices::DeviceSelector::default(), device)
-                    .map_err(|e| e.to_string())?,
+                devices::CaptureEnd::device(&devices::DeviceSelector::default(), device)?,
                 socket.sender(),
             )
-            .start()
-            .map_err(|e| e.to_string())?;
+            .start()?;
         if let (Some((out, out_dev)), Some((inp, in_dev))) =
             (bridge.playback_format(), bridge.capture_format())
         {
@@ -214,4 +214,137 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let opts = options(args)?;
     serve(opts)?;
     Ok(())
+}
+
+/// Attaches something to each new session's socket before its call starts (e.g. audio
+/// devices: take its frames, send through its sender) and returns what must live as
+/// long as the call; dropped when the call ends. An error is printed and the session
+/// served without it.
+pub type SessionHook = Arc<
+    dyn Fn(&mut platform::AudioSocket) -> Result<Box<dyn Send>, Box<dyn std::error::Error>>
+        + Send
+        + Sync,
+>;
+
+/// What [`serve`] runs.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Platform settings.
+    pub settings: MediaPlatformSettings,
+    /// Echo every received frame back (else: listen only, send nothing).
+    pub echo: bool,
+    /// Graph call id of the first session (default: a fresh one).
+    pub call_id: Option<uuid::Uuid>,
+    /// Also write each session's blob to this file.
+    pub blob_out: Option<PathBuf>,
+    /// Stop after this long (default: until Ctrl-C).
+    pub run_for: Option<Duration>,
+    /// Stop after this many calls ended (default: never).
+    pub max_calls: Option<usize>,
+    /// Run for each session before its call (e.g. bind it to audio devices).
+    pub on_session: Option<SessionHook>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("settings", &self.settings)
+            .field("echo", &self.echo)
+            .field("call_id", &self.call_id)
+            .field("blob_out", &self.blob_out)
+            .field("run_for", &self.run_for)
+            .field("max_calls", &self.max_calls)
+            .field("on_session", &self.on_session.is_some())
+            .finish()
+    }
+}
+
+/// A multi-threaded runtime for the command's control plane.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Runs a media processor with one bot session at a time: prints the blob and the
+/// certificate fingerprint, serves the call (echo or listen-only), prints its events
+/// and QoE, then offers a new session. Blocks until Ctrl-C, `run_for` or `max_calls`.
+pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let platform = MediaPlatform::start(opts.settings.clone())?;
+        println!("media processor listening on {} ({})", platform.local_addr(), platform.mp_uri());
+        println!("certificate fingerprint: {}", platform.certificate_fingerprint());
+        let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
+        let mut call_id = opts.call_id.unwrap_or_else(uuid::Uuid::new_v4);
+        let mut ended = 0usize;
+        loop {
+            let delivery = if opts.echo {
+                FrameDelivery::Callback(Box::new(|f, tx| {
+                    let _ = tx.enqueue(&f.samples);
+                }))
+            } else {
+                FrameDelivery::Channel(50)
+            };
+            let (blob, mut socket) = platform.create_media_configuration_with(call_id, delivery)?;
+            let _attached = match &opts.on_session {
+                Some(hook) => match hook(&mut socket) {
+                    Ok(guard) => Some(guard),
+                    Err(e) => {
+                        eprintln!("session {call_id}: {e}; serving it without");
+                        None
+                    }
+                },
+                None => None,
+            };
+            let json = blob.to_json();
+            println!("blob: {json}");
+            if let Some(path) = &opts.blob_out {
+                std::fs::write(path, &json)
+                    .with_context(|| format!("--blob-out {}", path.display()))?;
+                println!("blob written to {}", path.display());
+            }
+            let mut stats = tokio::time::interval(Duration::from_secs(5));
+            stats.tick().await;
+            let stop = loop {
+                let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break true,
+                    _ = tokio::time::sleep_until(sleep_until) => break true,
+                    _ = stats.tick() => {
+                        if socket.state() == platform::CallState::Connected {
+                            let q = socket.qoe();
+                            println!(
+                                "qoe: rx {} tx {} loss {:.2} % jitter {:.2} ms rtt {:.2} ms jb target {:.0} ms",
+                                q.packets_received, q.packets_sent, q.loss_pct, q.inbound_jitter_ms,
+                                q.rtt_ms, q.jitter_buffer.target_delay_ms
+                            );
+                        }
+                    }
+                    incoming = socket.recv() => match incoming {
+                        Some(Incoming::Event(e)) => {
+                            println!("event: {e:?}");
+                            if matches!(e, AudioEvent::Ended { .. } | AudioEvent::MediaStreamFailure { .. }) {
+                                let q = socket.qoe();
+                                println!("call ended: {q:?}");
+                                break false;
+                            }
+                        }
+                        Some(Incoming::Frame(_)) => {}
+                        None => break false,
+                    },
+                }
+            };
+            if stop {
+                break;
+            }
+            ended += 1;
+            if opts.max_calls.is_some_and(|m| ended >= m) {
+                break;
+            }
+            call_id = uuid::Uuid::new_v4();
+        }
+        platform.shutdown().await;
+        Ok(())
+    })
 }

@@ -36,7 +36,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod app;
 pub mod demo;
 pub mod eval;
 mod farcall;

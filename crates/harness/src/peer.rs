@@ -176,6 +176,24 @@ impl PeerReport {
         signal::segment_correlations(&self.sent[..n], &self.received, ECHO_SEGMENT, lag, 1_600)
     }
 
+    /// Of the 250 ms segments where the sent signal is not silent (above −45 dBFS),
+    /// the share (percent) whose echo, each segment aligned on its own, correlates
+    /// ≥ 0.9 with what was sent; `None` without such segments.
+    pub fn voiced_segments_matched_pct(&self, delay: Duration, span: Duration) -> Option<f64> {
+        let segments = self.echo_segment_correlations(delay, span);
+        let voiced: Vec<f64> = segments
+            .iter()
+            .zip(self.sent.chunks_exact(ECHO_SEGMENT))
+            .filter(|(_, sent)| media_core::frame::rms_dbfs(sent) > -45.0)
+            .map(|(&c, _)| c)
+            .collect();
+        if voiced.is_empty() {
+            return None;
+        }
+        let matched = voiced.iter().filter(|&&c| c >= 0.9).count();
+        Some(100.0 * matched as f64 / voiced.len() as f64)
+    }
+
     fn lag_span(&self, delay: Duration, span: Duration) -> (usize, usize) {
         let lag = (delay.as_secs_f64() * 16_000.0).round() as usize;
         let n = ((span.as_secs_f64() * 16_000.0) as usize)
