@@ -17,16 +17,16 @@
 //!    -> (blob {mpUri quic://host:port/MediaProcessor, mpMediaSessionId, contexts}, AudioSocket)
 //!       blob --> Graph create call --> ... --> peer connects to mpUri, Join{mpMediaSessionId}
 //!                              SessionTable::admit: registered & not yet joined? else Reject
-//!                              Engine::Reactor: a reactor thread runs the call
-//!                              Engine::Tasks: accept loop -> one tokio task per call
+//!                              the reactor thread the peer hashed to runs its PlatformCall
 //!
-//!                              each call, every 20 ms (on a fixed grid; late ticks caught up):
-//!  recv_frame() / callback <-- ReceivePipeline.poll_frame <- handle_packet <-- QUIC datagrams
-//!  enqueue(frame) --> queue --> pacer: 1 frame/tick -> SendPipeline -> poll_packet --> QUIC datagram
-//!  next_event()   <-- control (DTMF, dominant/active speakers, send status, stats),
+//!                              each call (media_core's CallMedia; 20 ms grids, stalls caught up):
+//!  recv_frame() / callback <-- jitter buffer, playout <-- packets <-- the call's link (QUIC)
+//!  enqueue(frame) --> send queue --> pacer: 1 frame/tick -> encode --> the call's link
+//!  send_dtmf()    --> command queue --> the call's next tick --> the link's control
+//!  next_event()   <-- control (DTMF, dominant/active speakers, send status, reports),
 //!                     LowOnFrames, MediaStreamFailure (peer vanished), Ended
-//!  qoe()          <-- jitter/loss/RTT/jitter-buffer stats (refreshed 1/s)
-//!                              tick time -> LoadMeter -> health task -> Normal/HeavilyLoaded/Overloaded
+//!  qoe()          <-- the media's and the link's statistics (refreshed 1/s)
+//!                              reactor busy time, late ticks -> health task -> Normal/HeavilyLoaded/Overloaded
 //! ```
 //!
 //! # Example: an echo bot
@@ -54,23 +54,24 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Engines
-//! [`MediaPlatformSettings::engine`] picks how calls run. [`Engine::Reactor`]
-//! (default): reactor threads (one per CPU unless
+//! # Threads
+//! Calls run on reactor threads (`transport::reactor`; one per CPU unless
 //! [`MediaPlatformSettings::reactor_threads`] says otherwise), each owning a UDP socket
-//! on the port (`SO_REUSEPORT`), its QUIC connections (quinn-proto) and their calls'
-//! ticks, with a turn's socket I/O batched (`transport::reactor`). [`Engine::Tasks`]:
-//! quinn's endpoint, its connection tasks, and one tokio task per call on the caller's
-//! runtime. The same [`AudioSocket`] API and the same tests on both; the reactor costs
-//! less CPU per call (BENCHMARKS.md).
+//! on the port (`SO_REUSEPORT`), its QUIC connections and their calls, with a turn's
+//! socket I/O batched. Each call is a `PlatformCall`: media-core's `CallMedia` behind
+//! the link seam, handing frames and events to the bot. The bot's own code runs
+//! wherever the bot likes (tokio tasks, threads); a frame callback runs on the reactor
+//! thread and must return quickly. The platform's health task needs a tokio runtime.
 //!
 //! # Realtime safety
 //! Per call, codec state, pipelines and buffers are allocated when the peer joins.
-//! A tick (receive, playout, pace, send) allocates nothing itself: frames, packets,
-//! active-speaker lists and the send queue are fixed-size; the transport allocates one
-//! `Bytes` per sent datagram. Frames reach the bot through a bounded channel (dropped
-//! and counted when the bot falls behind) or a callback on the call task. Health comes
-//! from measured tick time ([`health`]), never from guesses.
+//! A tick (receive, playout, pace, send) allocates nothing: frames, packets,
+//! active-speaker lists and the send queue are fixed-size (proved by a counting
+//! allocator on the real `PlatformCall`, PCM and Opus, with loss and reordering); the
+//! QUIC link allocates one buffer per sent datagram (quinn-proto takes ownership).
+//! Frames reach the bot through a bounded channel (dropped and counted when the bot
+//! falls behind) or a callback. Health comes from measured busy time ([`health`]),
+//! never from guesses.
 
 pub(crate) mod call;
 pub mod error;
