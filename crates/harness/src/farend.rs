@@ -10,7 +10,7 @@
 //!        buffer, 20 ms playout) ─> recording ("far end received") + per-second stats
 //! ```
 //!
-//! Every leg is a [`FarCall`](crate::farcall) inside a [`FarEndCall`] (the
+//! Every leg is a `FarCall` (crate-private, `farcall.rs`) inside a `FarEndCall` (the
 //! impairments both ways, the same profile with different seeds), run by the far end's
 //! own reactor thread. With [`FarEndConfig::via_relay`] the QUIC packets also pass a
 //! loopback UDP relay that [`QuicFarEnd::cut_network`] can silence, so a test can make

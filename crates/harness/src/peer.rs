@@ -6,7 +6,7 @@
 //!       <──events, live stats, report──┘
 //! ```
 //!
-//! The call itself is a [`FarCall`](crate::farcall) (media-core's `CallMedia`) run by
+//! The call itself is a `FarCall` (`farcall.rs`: media-core's `CallMedia`) run by
 //! a reactor thread of the peer's own [`ReactorClient`]; this handle only talks to it
 //! through channels. With [`PeerConfig::via_relay`] the peer's packets pass a
 //! [`UdpRelay`] that [`Peer::cut_network`] can silence.

@@ -10,7 +10,7 @@ use crate::packet::AudioPacket;
 
 use super::{FRAME_US, MAX_CAPACITY};
 
-/// Configuration of the [`JitterBuffer`].
+/// Configuration of the [`JitterBuffer`](super::JitterBuffer).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JitterConfig {
     /// Largest delay the buffer holds (default 1 s). Sets the number of packet slots
@@ -27,7 +27,7 @@ pub struct JitterConfig {
     /// With independent packet delays, the `q` quantile of the peak of `n` packets is the
     /// `q^(1/n)` quantile of single packets. NetEQ (25 packets per 500 ms, 0.95) aims at
     /// about 0.2 % late packets; the default (10 packets per 200 ms, 0.9 = `0.99^10`) aims
-    /// at 1 %, the budget of the [evaluation](crate::eval). Taking peaks keeps a single
+    /// at 1 %, the budget of the evaluation (`harness::eval`, `media-processor jb-eval`). Taking peaks keeps a single
     /// spike or burst (one interval) from moving the target much.
     pub quantile: f64,
     /// Histogram forget factor per peak interval (default 0.983: a memory of about 60

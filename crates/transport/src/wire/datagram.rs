@@ -126,7 +126,7 @@ pub struct DatagramHeader {
     /// Per-stream sequence number, +1 per datagram, wrapping.
     pub sequence: u16,
     /// Media time of the first sample, in 16 kHz samples, wrapping
-    /// (+[`TIMESTAMP_STEP`] per 20 ms frame).
+    /// (+[`TIMESTAMP_STEP`](media_core::packet::TIMESTAMP_STEP) per 20 ms frame).
     pub timestamp: u32,
 }
 
