@@ -27,8 +27,8 @@ pub struct JitterConfig {
     /// With independent packet delays, the `q` quantile of the peak of `n` packets is the
     /// `q^(1/n)` quantile of single packets. NetEQ (25 packets per 500 ms, 0.95) aims at
     /// about 0.2 % late packets; the default (10 packets per 200 ms, 0.9 = `0.99^10`) aims
-    /// at 1 %, the budget of the evaluation (`harness::eval`, `media-processor jb-eval`). Taking peaks keeps a single
-    /// spike or burst (one interval) from moving the target much.
+    /// at 1 %, the budget of the evaluation (`media-processor jb-eval`). Taking peaks
+    /// keeps a single spike or burst (one interval) from moving the target much.
     pub quantile: f64,
     /// Histogram forget factor per peak interval (default 0.983: a memory of about 60
     /// intervals, 12 s).
