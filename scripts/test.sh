@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# A CI clone builds once: incremental state would only take disk space.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 eval "$(scripts/start-pulse.sh)"
 cargo test --workspace --locked 2>&1
