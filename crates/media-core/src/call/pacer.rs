@@ -65,6 +65,16 @@ pub trait FrameSource: Send {
     fn next_frame(&mut self, out: &mut Pcm16kFrame) -> bool;
 }
 
+impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
+    fn ready(&self) -> usize {
+        (**self).ready()
+    }
+
+    fn next_frame(&mut self, out: &mut Pcm16kFrame) -> bool {
+        (**self).next_frame(out)
+    }
+}
+
 /// Why a frame could not be queued for sending. Small and `Copy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -70,7 +70,7 @@ fn tone(k: usize) -> Pcm16kFrame {
 struct Rig {
     t0: Instant,
     now: Instant,
-    call: CallMedia,
+    call: CallMedia<SendQueue>,
     tx: AudioSender,
     link: Recorder,
     seen: Seen,
@@ -80,7 +80,7 @@ impl Rig {
     fn new(config: CallConfig) -> Rig {
         let t0 = Instant::now();
         let (tx, queue) = AudioSender::new(100);
-        let call = CallMedia::new(t0, &config, Box::new(queue)).expect("call");
+        let call = CallMedia::new(t0, &config, queue).expect("call");
         Rig {
             t0,
             now: t0,
