@@ -86,6 +86,14 @@ pub trait CallHandler: Send {
 
     /// When [`handle_timeout`](Self::handle_timeout) is due next (`None`: never).
     fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Another thread asked for the call's attention (through the waker its driver
+    /// handed out, e.g. `transport::reactor::CallWaker`): a bot queued a command or
+    /// hung up. Spares the handler a look at shared state on every tick. Default:
+    /// nothing.
+    fn handle_wake(&mut self, now: Instant, link: &mut dyn MediaLink) {
+        let _ = (now, link);
+    }
 }
 
 /// Why a link could not take a packet or a message. Small and `Copy`.

@@ -19,7 +19,6 @@
 //! a mutex once a second.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use media_core::call::{
@@ -33,7 +32,7 @@ use transport::reactor::StartError;
 
 use crate::health::LoadMeter;
 use crate::platform::SessionTable;
-use crate::socket::{CallShared, CallState, FrameCallback, QoeStats};
+use crate::socket::{COMMANDS, CallShared, CallState, CallWake, FrameCallback, HANG_UP, QoeStats};
 
 /// How frames reach the bot.
 pub(crate) enum Delivery {
@@ -100,7 +99,7 @@ impl BotSide {
 
 /// One call of the platform. See the [module documentation](self).
 pub(crate) struct PlatformCall {
-    media: CallMedia,
+    media: CallMedia<SendQueue>,
     bot: BotSide,
     commands: crossbeam_channel::Receiver<Control>,
     load: Arc<LoadMeter>,
@@ -116,6 +115,7 @@ impl PlatformCall {
         now: Instant,
         codec: media_core::codec::Codec,
         pending: PendingCall,
+        waker: CallWake,
         ctx: &CallContext,
     ) -> Result<Self, StartError> {
         let config = CallConfig {
@@ -130,7 +130,7 @@ impl PlatformCall {
             queue,
             commands,
         } = pending;
-        let media = match CallMedia::new(now, &config, Box::new(queue)) {
+        let media = match CallMedia::new(now, &config, queue) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(session_id = %shared.session_id, error = %e, "cannot start the call's media");
@@ -144,6 +144,8 @@ impl PlatformCall {
                 return Err(e.into());
             }
         };
+        // The waker first: from `Connected` on, the bot's commands wake the call.
+        shared.set_waker(waker);
         shared.set_state(CallState::Connected);
         tracing::debug!(session_id = %shared.session_id, %codec, "call connected");
         Ok(PlatformCall {
@@ -197,18 +199,28 @@ impl CallHandler for PlatformCall {
     }
 
     fn handle_timeout(&mut self, now: Instant, link: &mut dyn MediaLink) {
-        if self.bot.shared.hangup.load(Ordering::Acquire) {
-            link.close("bot hung up");
-            return;
-        }
-        while let Ok(control) = self.commands.try_recv() {
-            self.media.send_control(control);
-        }
         let start = Instant::now();
         let bot = &mut self.bot;
         self.media.run_due(now, link, |o| bot.take(o));
         self.load.record_busy(start.elapsed());
         self.publish(link);
+    }
+
+    /// The bot hung up or queued commands (its socket woke the call: nothing here
+    /// looks at the shared state on a tick).
+    fn handle_wake(&mut self, _: Instant, link: &mut dyn MediaLink) {
+        let signals = self.bot.shared.take_signals();
+        if signals & HANG_UP != 0 {
+            link.close("bot hung up");
+            return;
+        }
+        if signals & COMMANDS != 0 {
+            while let Ok(control) = self.commands.try_recv() {
+                self.media.send_control(control);
+            }
+            let bot = &mut self.bot;
+            self.media.flush(link, |o| bot.take(o));
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

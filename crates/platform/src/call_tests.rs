@@ -40,7 +40,7 @@ fn steady_state_allocations(codec: Codec) -> usize {
         queue,
         commands,
     };
-    let mut call = PlatformCall::start(t0, codec, pending, &ctx).expect("starts");
+    let mut call = PlatformCall::start(t0, codec, pending, Box::new(|| {}), &ctx).expect("starts");
     // Every 13th packet lost, every 7th delivered after its successor.
     let mut link = MemoryLink::new(13, 7);
     let mut echoed = 0u64;
@@ -95,7 +95,7 @@ fn a_platform_call_does_not_allocate_in_steady_state() {
 }
 
 #[test]
-fn a_hang_up_closes_the_link_at_the_next_tick() {
+fn a_hang_up_wakes_the_call_which_closes_the_link() {
     let t0 = Instant::now();
     let table = Arc::new(SessionTable::new(vec![Codec::Pcm16k], 4));
     let ctx = CallContext {
@@ -116,13 +116,25 @@ fn a_hang_up_closes_the_link_at_the_next_tick() {
         queue,
         commands,
     };
-    let mut call = PlatformCall::start(t0, Codec::Pcm16k, pending, &ctx).expect("starts");
+    let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = wakes.clone();
+    let wake = Box::new(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut call = PlatformCall::start(t0, Codec::Pcm16k, pending, wake, &ctx).expect("starts");
     let mut link = MemoryLink::new(0, 0);
     call.handle_timeout(t0, &mut link);
     assert_eq!(link.closed, None);
-    shared
-        .hangup
-        .store(true, std::sync::atomic::Ordering::Release);
+    shared.request_hang_up();
+    shared.request_hang_up();
+    assert_eq!(
+        wakes.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one wake-up outstanding at most"
+    );
+    // Ticks do not look at the bot's signals; the wake-up delivers them.
     call.handle_timeout(t0 + Duration::from_millis(20), &mut link);
+    assert_eq!(link.closed, None);
+    call.handle_wake(t0 + Duration::from_millis(21), &mut link);
     assert_eq!(link.closed.as_deref(), Some("bot hung up"));
 }

@@ -120,9 +120,7 @@ impl SessionTable {
         let id = join.mp_media_session_id;
         let mut slots = self.lock();
         match slots.remove(&id) {
-            Some(Slot::Waiting(p))
-                if !p.shared.hangup.load(std::sync::atomic::Ordering::Acquire) =>
-            {
+            Some(Slot::Waiting(p)) if !p.shared.hang_up_requested() => {
                 slots.insert(id, Slot::Admitted(p));
                 Ok(Admission::with_codec(codec))
             }
@@ -180,7 +178,13 @@ impl CallApp for PlatformApp {
             self.table.remove(&id);
             return Err(StartError::Withdrawn);
         };
-        let handler = PlatformCall::start(call.now, call.accept.codec, *pending, &self.ctx)?;
+        let handler = PlatformCall::start(
+            call.now,
+            call.accept.codec,
+            *pending,
+            Box::new(move || call.waker.wake()),
+            &self.ctx,
+        )?;
         Ok(Box::new(handler))
     }
 

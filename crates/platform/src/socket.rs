@@ -1,7 +1,7 @@
 //! The bot's handle on one call's audio: [`AudioSocket`].
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use media_core::call::{AudioEvent, AudioFrame, AudioSender, CallStats, EnqueueError};
 use media_core::control::{Control, DtmfTone, SendStatus};
@@ -92,15 +92,37 @@ const STATE_WAITING: u8 = 0;
 const STATE_CONNECTED: u8 = 1;
 const STATE_ENDED: u8 = 2;
 
+/// Wakes a running call on its thread (the driver's waker, e.g. a reactor's
+/// `CallWaker`).
+pub(crate) type CallWake = Box<dyn Fn() + Send + Sync>;
+
+/// [`CallShared`] signal: the bot hung up.
+pub(crate) const HANG_UP: u8 = 1;
+/// [`CallShared`] signal: commands wait in the call's queue.
+pub(crate) const COMMANDS: u8 = 2;
+
 /// State shared between the bot's socket and the call task.
-#[derive(Debug)]
 pub(crate) struct CallShared {
     pub(crate) session_id: Uuid,
     pub(crate) call_id: Uuid,
-    pub(crate) hangup: AtomicBool,
+    /// What the bot asked of the call ([`HANG_UP`], [`COMMANDS`]) since the call last
+    /// looked; raising the first one wakes the call.
+    signals: AtomicU8,
+    /// Wakes the call on its reactor thread (set when the call starts).
+    waker: OnceLock<CallWake>,
     state: AtomicU8,
     active: AtomicBool,
     pub(crate) qoe: Mutex<QoeStats>,
+}
+
+impl std::fmt::Debug for CallShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallShared")
+            .field("session_id", &self.session_id)
+            .field("call_id", &self.call_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CallShared {
@@ -108,11 +130,53 @@ impl CallShared {
         Self {
             session_id,
             call_id,
-            hangup: AtomicBool::new(false),
+            signals: AtomicU8::new(0),
+            waker: OnceLock::new(),
             state: AtomicU8::new(STATE_WAITING),
             active: AtomicBool::new(false),
             qoe: Mutex::new(QoeStats::default()),
         }
+    }
+
+    /// The bot hangs up.
+    pub(crate) fn request_hang_up(&self) {
+        self.raise(HANG_UP);
+    }
+
+    /// The call's waker, once the call runs; a signal raised before is delivered now.
+    pub(crate) fn set_waker(&self, waker: CallWake) {
+        let waker = self.waker.get_or_init(|| waker);
+        if self.signals.load(Ordering::Acquire) != 0 {
+            waker();
+        }
+    }
+
+    /// Raises `signal`; the first signal since the call last looked wakes it (one
+    /// wake-up outstanding per call at most).
+    fn raise(&self, signal: u8) {
+        let before = self.signals.fetch_or(signal, Ordering::AcqRel);
+        if before == 0
+            && let Some(wake) = self.waker.get()
+        {
+            wake();
+        }
+    }
+
+    /// Whether the bot has hung up.
+    pub(crate) fn hang_up_requested(&self) -> bool {
+        self.signals.load(Ordering::Acquire) & HANG_UP != 0
+    }
+
+    /// The bot queued a command (after pushing it).
+    fn note_command(&self) {
+        self.raise(COMMANDS);
+    }
+
+    /// The signals raised so far; the [`COMMANDS`] bit is cleared (the caller then
+    /// drains the queue: a command pushed after that raises the bit, and wakes the
+    /// call, again).
+    pub(crate) fn take_signals(&self) -> u8 {
+        self.signals.fetch_and(!COMMANDS, Ordering::AcqRel)
     }
 
     pub(crate) fn set_state(&self, s: CallState) {
@@ -298,7 +362,9 @@ impl AudioSocket {
         self.commands.try_send(control).map_err(|e| match e {
             crossbeam_channel::TrySendError::Full(_) => ControlError::QueueFull,
             crossbeam_channel::TrySendError::Disconnected(_) => ControlError::NotConnected,
-        })
+        })?;
+        self.shared.note_command();
+        Ok(())
     }
 
     /// Live QoE figures (refreshed once a second, and at the end of the call).
@@ -309,7 +375,7 @@ impl AudioSocket {
     /// Hangs up: closes the media connection (the peer sees `Leave`) and frees the
     /// session. Also done on drop.
     pub fn hang_up(&self) {
-        self.shared.hangup.store(true, Ordering::Release);
+        self.shared.request_hang_up();
         if self.shared.state() == CallState::WaitingForPeer {
             self.table.forget_waiting(&self.shared.session_id);
         }

@@ -426,6 +426,48 @@ async fn hang_up_delivers_pending_control_then_leave() {
     assert_eq!(ended.stats.control_sent, 1, "{:?}", ended.stats);
 }
 
+/// A call without ticks hears from its bot only through its waker: a control message
+/// queued by the bot reaches the peer after `wake()` (from another thread), and a
+/// wake-up asked for after the call ended does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waker_reaches_a_call_without_ticks() {
+    let session = Uuid::new_v4();
+    let r = Reactor::start(settings(), &[session]);
+    r.idle_calls();
+    let mut peer = r.join(join_for(session)).await;
+    let started = r.started(session);
+    started
+        .bot
+        .send_control(Control::SendStatus(SendStatusKind::Inactive));
+    // Nothing ticks: the message waits in the bot's queue.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), peer.next_control()).await;
+    assert!(quiet.is_err(), "a call without ticks sent {quiet:?}");
+
+    let waker = started.waker.clone();
+    std::thread::spawn(move || waker.wake()).join().unwrap();
+    let got = tokio::time::timeout(WITHIN, peer.next_control())
+        .await
+        .expect("the woken call sends what its bot queued");
+    assert_eq!(
+        got,
+        ControlIn::Message(ControlMessage::SendStatus(SendStatus {
+            status: SendStatusKind::Inactive,
+        }))
+    );
+
+    started.bot.hang_up("bot left");
+    started.waker.wake();
+    let ended = r.ended(session, WITHIN).await;
+    assert_eq!(
+        ended.reason,
+        CloseReason::Closed {
+            reason: "bot left".into()
+        }
+    );
+    started.waker.wake();
+    r.stats_when(|s| s.active == 0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_calls_and_closes_peers() {
     let session = Uuid::new_v4();

@@ -19,12 +19,34 @@ pub(crate) struct Live {
     pub(crate) server_side: bool,
     pub(crate) control: StreamId,
     pub(crate) decoder: ControlDecoder,
-    /// One token bucket per stream the accept assigned.
-    pub(crate) buckets: Vec<(u32, TokenBucket)>,
     /// The stream this side sends on (`None`: the join had no such context).
     pub(crate) send_stream: Option<u32>,
-    /// The stream this side receives on.
-    pub(crate) recv_stream: Option<u32>,
+    /// The stream this side receives on, with its rate limit (looked at for every
+    /// datagram: kept inline).
+    pub(crate) recv: Option<StreamLimit>,
+    /// A rate limit for each other stream the accept assigned (datagrams on them are
+    /// dropped, after taking a token: a flood on them is counted as one).
+    pub(crate) others: Vec<StreamLimit>,
+}
+
+/// A media stream id with its rate limit.
+pub(crate) type StreamLimit = (u32, TokenBucket);
+
+impl Live {
+    /// The stream read (`recv_stream`) with its rate limit, and a rate limit for each
+    /// other stream in `assigned`.
+    pub(crate) fn buckets(
+        assigned: impl Iterator<Item = u32>,
+        recv_stream: Option<u32>,
+        bucket: impl Fn() -> TokenBucket,
+    ) -> (Option<StreamLimit>, Vec<StreamLimit>) {
+        let recv = recv_stream.map(|id| (id, bucket()));
+        let others = assigned
+            .filter(|&id| Some(id) != recv_stream)
+            .map(|id| (id, bucket()))
+            .collect();
+        (recv, others)
+    }
 }
 
 /// What a connection waits for (states named for it; a transition consumes the old).
@@ -53,7 +75,7 @@ pub(crate) enum Phase {
     /// `Reject` sent; the peer should close, or we do at the deadline.
     Rejecting { deadline: Instant, body: String },
     /// Admitted, the call runs.
-    Live(Box<Live>),
+    Live(Live),
     /// `Leave` queued; the stream is finished once everything queued is written, the
     /// connection closed once that is acknowledged or at the deadline.
     Leaving {
@@ -74,8 +96,6 @@ pub(crate) struct Entry {
     pub(crate) stats: LinkStats,
     /// Control bytes not yet accepted by the stream (flow control).
     pub(crate) control_out: Vec<u8>,
-    /// The deadline this entry has in the heap (the earliest of its entries).
-    pub(crate) scheduled: Option<Instant>,
     pub(crate) dirty: bool,
     pub(crate) connected: bool,
 }
@@ -88,7 +108,6 @@ impl Entry {
             phase,
             stats: LinkStats::default(),
             control_out: Vec::new(),
-            scheduled: None,
             dirty: false,
             connected: false,
         }
@@ -208,22 +227,25 @@ pub(crate) fn check_datagram(
             return None;
         }
     };
-    let Some((_, bucket)) = live
-        .buckets
+    if let Some((id, bucket)) = &mut live.recv
+        && *id == header.stream_id
+    {
+        if !bucket.try_take(now) {
+            stats.flood_dropped += 1;
+            return None;
+        }
+        return Some(header);
+    }
+    // Assigned, but the direction this side sends (nothing here reads it), or not
+    // assigned at all.
+    let other = live
+        .others
         .iter_mut()
-        .find(|(id, _)| *id == header.stream_id)
-    else {
-        stats.unknown_stream += 1;
-        return None;
-    };
-    if !bucket.try_take(now) {
+        .find(|(id, _)| *id == header.stream_id);
+    if other.is_some_and(|(_, bucket)| !bucket.try_take(now)) {
         stats.flood_dropped += 1;
-        return None;
-    }
-    if live.recv_stream != Some(header.stream_id) {
-        // Assigned, but the direction this side sends: nothing here reads it.
+    } else {
         stats.unknown_stream += 1;
-        return None;
     }
-    Some(header)
+    None
 }

@@ -156,11 +156,14 @@ impl Rig {
         let server_cfg = quic_server_config(&identity, &settings).unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let core = Core::new(Some(Arc::new(server_cfg)), settings.clone(), 1);
-        let calls = Calls::new(Box::new(App {
-            seen: seen.clone(),
-            refuse,
-            greedy,
-        }));
+        let calls = Calls::new(
+            Box::new(App {
+                seen: seen.clone(),
+                refuse,
+                greedy,
+            }),
+            Arc::new(|_| {}),
+        );
         let now = Instant::now();
         let mut client = Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None);
         let cfg = quic_client_config(&trust, &settings).unwrap();

@@ -6,14 +6,14 @@
 //! joins go to the [`CallApp`]; dials to their [`Dialer`]. Each call runs inside a
 //! `call` tracing span with its call and session ids.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use media_core::codec::Codec;
 use media_core::link::{CallHandler, CloseReason, LinkEvent};
 use media_core::packet::AudioPacket;
 
 use super::timers::Deadlines;
-use super::{CallApp, Dial, Dialer, NewCall};
+use super::{CallApp, CallWaker, Dial, Dialer, NewCall, Wake};
 use crate::quic::{ClosedLink, ConnId, Core, Event, QuicLink, packet_from_datagram};
 use crate::wire::Join;
 
@@ -21,15 +21,13 @@ enum Slot {
     /// Dialled; waiting for `Accept`.
     Dialing { dialer: Box<dyn Dialer>, join: Join },
     /// The call runs.
-    Running(Box<Running>),
+    Running(Running),
 }
 
 struct Running {
     handler: Box<dyn CallHandler>,
     /// The admitted join of a server-side call (released when it ends).
     admitted: Option<Join>,
-    /// The deadline this call has in the heap.
-    scheduled: Option<Instant>,
     span: tracing::Span,
 }
 
@@ -40,6 +38,7 @@ pub struct Calls {
     running: usize,
     timers: Deadlines,
     packet: AudioPacket,
+    wake: Wake,
 }
 
 impl std::fmt::Debug for Calls {
@@ -63,15 +62,39 @@ fn span_of(join: &Join) -> tracing::Span {
 }
 
 impl Calls {
-    /// The calls of `app` (a dialling-only thread passes an app that refuses joins).
-    pub fn new(app: Box<dyn CallApp>) -> Self {
+    /// The calls of `app` (a dialling-only thread passes an app that refuses joins);
+    /// `wake` queues a call for [`Calls::wake`] on this thread (its [`CallWaker`]s
+    /// call it from anywhere).
+    pub fn new(app: Box<dyn CallApp>, wake: Wake) -> Self {
         Calls {
             app,
             slots: Vec::new(),
             running: 0,
             timers: Deadlines::default(),
             packet: AudioPacket::empty(Codec::Pcm16k),
+            wake,
         }
+    }
+
+    fn waker(&self, conn: ConnId) -> CallWaker {
+        CallWaker {
+            conn,
+            wake: self.wake.clone(),
+        }
+    }
+
+    /// Runs the [`CallHandler::handle_wake`] of `conn`'s call, if it still runs.
+    pub fn wake(&mut self, core: &mut Core, now: Instant, conn: ConnId) {
+        let Some(r) = running(&mut self.slots, conn) else {
+            return;
+        };
+        r.span.in_scope(|| {
+            let mut link = QuicLink::new(core, conn, now);
+            r.handler.handle_wake(now, &mut link);
+        });
+        self.timers
+            .set(conn.index, conn.id, r.handler.poll_timeout());
+        self.dispatch(core, now);
     }
 
     /// Calls running.
@@ -80,13 +103,14 @@ impl Calls {
     }
 
     /// The earliest deadline of a call.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&mut self) -> Option<Instant> {
         self.timers.next()
     }
 
     fn take(&mut self, conn: ConnId) -> Option<Slot> {
         let cell = self.slots.get_mut(conn.index)?;
         if cell.as_ref().is_some_and(|(id, _)| *id == conn.id) {
+            self.timers.set(conn.index, conn.id, None);
             return cell.take().map(|(_, s)| s);
         }
         None
@@ -122,13 +146,12 @@ impl Calls {
         span: tracing::Span,
     ) {
         self.running += 1;
-        let mut running = Box::new(Running {
+        self.timers.set(conn.index, conn.id, handler.poll_timeout());
+        let running = Running {
             handler,
             admitted,
-            scheduled: None,
             span,
-        });
-        reschedule(&mut self.timers, conn, &mut running);
+        };
         self.put(conn, Slot::Running(running));
     }
 
@@ -153,6 +176,7 @@ impl Calls {
                             accept: &accept,
                             remote,
                             now,
+                            waker: self.waker(conn),
                         })
                     });
                     self.start(conn, handler, None, span);
@@ -179,7 +203,8 @@ impl Calls {
                                 &mut link,
                             );
                         });
-                        reschedule(&mut self.timers, conn, r);
+                        self.timers
+                            .set(conn.index, conn.id, r.handler.poll_timeout());
                     }
                 }
                 Event::Control { conn, control } => {
@@ -189,7 +214,8 @@ impl Calls {
                             r.handler
                                 .handle_event(now, LinkEvent::Control(control), &mut link);
                         });
-                        reschedule(&mut self.timers, conn, r);
+                        self.timers
+                            .set(conn.index, conn.id, r.handler.poll_timeout());
                     }
                 }
                 Event::Closed {
@@ -234,12 +260,14 @@ impl Calls {
             };
             return self.app.release(&join, &reason);
         };
+        let waker = self.waker(conn);
         let started = self.app.start(NewCall {
             conn,
             join: &join,
             accept: &accept,
             remote,
             now,
+            waker,
         });
         match started {
             Ok(handler) => {
@@ -257,51 +285,23 @@ impl Calls {
 
     /// Runs every call whose deadline has come at `now` (and what that causes).
     pub fn run_due(&mut self, core: &mut Core, now: Instant) {
-        while let Some((index, id, at)) = self.timers.pop_due(now) {
+        while let Some((index, id, _)) = self.timers.pop_due(now) {
             let conn = ConnId { index, id };
             let Some(r) = running(&mut self.slots, conn) else {
                 continue;
             };
-            if r.scheduled != Some(at) {
-                continue; // superseded
-            }
-            r.scheduled = None;
             r.span.in_scope(|| {
                 let mut link = QuicLink::new(core, conn, now);
                 r.handler.handle_timeout(now, &mut link);
             });
-            reschedule_after(&mut self.timers, conn, r, now);
+            // Never again at or before `now` in this turn: a handler that keeps
+            // asking for the present runs once per turn instead of freezing the thread.
+            let next = r
+                .handler
+                .poll_timeout()
+                .map(|t| t.max(now + Duration::from_nanos(1)));
+            self.timers.set(index, id, next);
             self.dispatch(core, now);
-        }
-        let slots = &self.slots;
-        self.timers.compact(self.running, || {
-            slots.iter().enumerate().filter_map(|(index, s)| match s {
-                Some((id, Slot::Running(r))) => Some((r.scheduled?, index, *id)),
-                _ => None,
-            })
-        });
-    }
-}
-
-/// Puts the call's next deadline in the heap if it is earlier than the one there.
-fn reschedule(timers: &mut Deadlines, conn: ConnId, r: &mut Running) {
-    if let Some(t) = r.handler.poll_timeout()
-        && r.scheduled.is_none_or(|s| t < s)
-    {
-        r.scheduled = Some(t);
-        timers.schedule(t, conn.index, conn.id);
-    }
-}
-
-/// After a call's `handle_timeout` at `now`: its next deadline, but never again at or
-/// before `now` in this turn (a handler that keeps asking for the present is run once
-/// per turn instead of freezing the thread).
-fn reschedule_after(timers: &mut Deadlines, conn: ConnId, r: &mut Running, now: Instant) {
-    if let Some(t) = r.handler.poll_timeout() {
-        let t = t.max(now + std::time::Duration::from_nanos(1));
-        if r.scheduled.is_none_or(|s| t < s) {
-            r.scheduled = Some(t);
-            timers.schedule(t, conn.index, conn.id);
         }
     }
 }

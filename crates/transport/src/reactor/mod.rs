@@ -139,6 +139,35 @@ pub struct NewCall<'a> {
     pub remote: SocketAddr,
     /// The reactor's clock at admission.
     pub now: Instant,
+    /// Wakes this call from any thread ([`CallHandler::handle_wake`]).
+    pub waker: CallWaker,
+}
+
+/// Asks a call's reactor thread to run the call's [`CallHandler::handle_wake`]; cheap
+/// to clone, usable from any thread. Waking a call that has ended does nothing.
+#[derive(Clone)]
+pub struct CallWaker {
+    conn: ConnId,
+    wake: Wake,
+}
+
+/// How a thread is asked to wake a call: its shell queues the call and breaks the
+/// thread's wait.
+pub type Wake = std::sync::Arc<dyn Fn(ConnId) + Send + Sync>;
+
+impl std::fmt::Debug for CallWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallWaker")
+            .field("conn", &self.conn)
+            .finish()
+    }
+}
+
+impl CallWaker {
+    /// Wakes the call (on a reactor thread: one queue push, one `eventfd` write).
+    pub fn wake(&self) {
+        (self.wake)(self.conn);
+    }
 }
 
 /// A dial request for a reactor thread.

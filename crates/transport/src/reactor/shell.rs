@@ -15,7 +15,7 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 
 use super::calls::Calls;
 use super::{CallApp, Dial, Dialer, NewCall, StartError};
-use crate::quic::{Core, ServerStats, Transmits};
+use crate::quic::{ConnId, Core, ServerStats, Transmits};
 use crate::registry::Admission;
 use crate::settings::{
     ClientConfig, ConnectError, ServerConfig, SocketBuffers, TransportError, TransportSettings,
@@ -173,12 +173,24 @@ fn spawn(
         .register(&mut socket, SOCKET, Interest::READABLE)?;
     let waker = Arc::new(Waker(mio::Waker::new(poll.registry(), WAKE)?));
     let (tx, rx) = crossbeam_channel::bounded(4096);
+    // Wake-ups of calls (rare: a bot's command or hang-up); unbounded, as a waker must
+    // not fail, and a call has at most one outstanding.
+    let (wake_tx, wakes) = crossbeam_channel::unbounded();
+    let wake: super::Wake = {
+        let waker = waker.clone();
+        Arc::new(move |conn| {
+            if wake_tx.send(conn).is_ok() {
+                let _ = waker.0.wake();
+            }
+        })
+    };
     let core = Core::new(server_cfg, settings.clone(), state.max_gso_segments());
     let tid = Arc::new(AtomicU32::new(0));
     let published = Arc::new(Mutex::new(Published::default()));
     let shell = Shell {
         core,
-        calls: Calls::new(app),
+        calls: Calls::new(app, wake),
+        wakes,
         socket,
         state,
         poll,
@@ -444,6 +456,7 @@ struct Shell {
     state: UdpSocketState,
     poll: Poll,
     rx: crossbeam_channel::Receiver<Command>,
+    wakes: crossbeam_channel::Receiver<ConnId>,
     tid: Arc<AtomicU32>,
     published: Arc<Mutex<Published>>,
     io: ReactorIoStats,
@@ -470,6 +483,9 @@ impl Shell {
             }
             let now = Instant::now();
             self.run_commands(now);
+            while let Ok(conn) = self.wakes.try_recv() {
+                self.calls.wake(&mut self.core, now, conn);
+            }
             if self.core.is_shutting_down() && shutdown_at.is_none() {
                 shutdown_at = Some(now);
             }
@@ -516,7 +532,7 @@ impl Shell {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&mut self) -> Option<Instant> {
         match (self.core.poll_timeout(), self.calls.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

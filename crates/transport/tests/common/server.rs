@@ -5,10 +5,13 @@
 //! received since the last one (the link sends them on the call's source stream,
 //! payload, sequence and flags unchanged) and the control messages, sends what the
 //! test asked through the call's [`Bot`], publishes `link.stats()`, and hangs up if
-//! asked. It reports `LinkEvent::Closed` on a channel.
+//! asked. It reports `LinkEvent::Closed` on a channel. An idle call
+//! ([`Reactor::idle_calls`]) has no ticks: only a wake through its [`CallWaker`] makes
+//! it serve its bot.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +20,7 @@ use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats
 use media_core::packet::AudioPacket;
 use media_core::tick::TickGrid;
 use transport::quic::ServerStats;
-use transport::reactor::{CallApp, NewCall, ReactorServer, StartError};
+use transport::reactor::{CallApp, CallWaker, NewCall, ReactorServer, StartError};
 use transport::wire::{Accept, Join, Reject};
 use transport::{
     Admission, CertFingerprint, ClientConfig, KnownSessions, ServerConfig, ServerIdentity,
@@ -75,6 +78,8 @@ pub struct Started {
     /// The name of the thread `CallApp::start` ran on.
     pub thread: Option<String>,
     pub bot: Arc<Bot>,
+    /// Wakes the call (`CallHandler::handle_wake`: it serves its bot at once).
+    pub waker: CallWaker,
 }
 
 /// What the calls tell the test (shared with the reactor threads).
@@ -89,6 +94,8 @@ struct Probe {
     ended_sessions: Mutex<Vec<Uuid>>,
     /// `CallApp::release` calls: session, reason, and whether `Closed` came before.
     released: Mutex<Vec<(Uuid, CloseReason, bool)>>,
+    /// Calls started from now on have no ticks.
+    idle: AtomicBool,
 }
 
 struct TestApp {
@@ -114,6 +121,7 @@ impl CallApp for TestApp {
                 remote: call.remote,
                 thread: std::thread::current().name().map(str::to_owned),
                 bot: bot.clone(),
+                waker: call.waker.clone(),
             },
         );
         Ok(Box::new(EchoCall {
@@ -123,6 +131,7 @@ impl CallApp for TestApp {
             pending_control: Vec::new(),
             got: 0,
             bot,
+            idle: self.probe.idle.load(Ordering::Relaxed),
             probe: self.probe.clone(),
         }))
     }
@@ -148,6 +157,8 @@ struct EchoCall {
     pending_control: Vec<Control>,
     got: u64,
     bot: Arc<Bot>,
+    /// No ticks (`poll_timeout` is `None`).
+    idle: bool,
     probe: Arc<Probe>,
 }
 
@@ -191,6 +202,21 @@ impl CallHandler for EchoCall {
             let r = link.send_control(&c);
             self.refused(r);
         }
+        self.serve_bot(link);
+    }
+
+    fn handle_wake(&mut self, _now: Instant, link: &mut dyn MediaLink) {
+        self.serve_bot(link);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.idle).then(|| self.grid.next_deadline())
+    }
+}
+
+impl EchoCall {
+    /// Sends what the bot queued, publishes the link's stats, hangs up if asked.
+    fn serve_bot(&mut self, link: &mut dyn MediaLink) {
         let packets = std::mem::take(&mut *lock(&self.bot.packets));
         for p in packets {
             let r = link.send_packet(&p);
@@ -206,10 +232,6 @@ impl CallHandler for EchoCall {
         if let Some(reason) = hang_up {
             link.close(&reason);
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.grid.next_deadline())
     }
 }
 
@@ -275,6 +297,7 @@ impl Reactor {
             ended_tx,
             ended_sessions: Mutex::default(),
             released: Mutex::default(),
+            idle: AtomicBool::new(false),
         });
         let server = ReactorServer::bind_threads(cfg, threads, || {
             Box::new(TestApp {
@@ -292,6 +315,11 @@ impl Reactor {
             ended_rx,
             unclaimed: Mutex::default(),
         }
+    }
+
+    /// Calls started from now on have no ticks: they serve their bot only when woken.
+    pub fn idle_calls(&self) {
+        self.probe.idle.store(true, Ordering::Relaxed);
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -11,7 +11,7 @@ use super::super::conn::{Entry, Live, Phase};
 use super::super::join::{assign_streams, check_join, first_stream};
 use super::super::{ConnId, Event};
 use super::{Core, REJECT_GRACE};
-use crate::ratelimit::{RateLimit, TokenBucket};
+use crate::ratelimit::TokenBucket;
 use crate::registry::Admission;
 use crate::settings::{CloseCode, ConnectError};
 use crate::wire::{
@@ -57,14 +57,19 @@ impl Core {
             streams: assign_streams(&join),
             max_payload: MAX_PAYLOAD_LEN as u32,
         };
-        e.phase = Phase::Live(Box::new(Live {
+        let (recv, others) = Live::buckets(
+            accept.streams.iter().map(|s| s.stream_id),
+            first_stream(&accept.streams, StreamDirection::Render),
+            || TokenBucket::new(settings_limit),
+        );
+        e.phase = Phase::Live(Live {
             server_side: true,
             control,
             decoder,
-            buckets: rate_limits(&accept, settings_limit),
             send_stream: first_stream(&accept.streams, StreamDirection::Source),
-            recv_stream: first_stream(&accept.streams, StreamDirection::Render),
-        }));
+            recv,
+            others,
+        });
         let sent = encode_control(&ControlMessage::Accept(accept.clone()))
             .ok()
             .is_some_and(|frame| e.queue_control(&frame).is_ok());
@@ -224,14 +229,19 @@ impl Core {
             Some(Ok(ControlMessage::Accept(accept)))
                 if accept.version == PROTOCOL_VERSION && join.codecs.contains(&accept.codec) =>
             {
-                e.phase = Phase::Live(Box::new(Live {
+                let (recv, others) = Live::buckets(
+                    accept.streams.iter().map(|s| s.stream_id),
+                    first_stream(&accept.streams, StreamDirection::Source),
+                    || TokenBucket::new(limit),
+                );
+                e.phase = Phase::Live(Live {
                     server_side: false,
                     control: *control,
                     decoder: std::mem::take(decoder),
-                    buckets: rate_limits(&accept, limit),
                     send_stream: first_stream(&accept.streams, StreamDirection::Render),
-                    recv_stream: first_stream(&accept.streams, StreamDirection::Source),
-                }));
+                    recv,
+                    others,
+                });
                 let remote = e.conn.remote_address();
                 self.events.push_back(Event::Accepted {
                     conn,
@@ -338,13 +348,4 @@ pub(super) fn send_join(e: &mut Entry) {
             let _ = e.queue_control(&frame);
         }
     }
-}
-
-/// One token bucket per stream the accept assigns.
-fn rate_limits(accept: &Accept, limit: RateLimit) -> Vec<(u32, TokenBucket)> {
-    accept
-        .streams
-        .iter()
-        .map(|s| (s.stream_id, TokenBucket::new(limit)))
-        .collect()
 }

@@ -166,7 +166,7 @@ impl Core {
     }
 
     /// The earliest instant [`Core::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.timers.next()
     }
 
@@ -388,24 +388,17 @@ impl Core {
     /// Runs everything due at `now`: QUIC timeouts and the join, verdict, reject and
     /// leave deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((index, id, at)) = self.timers.pop_due(now) {
-            let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
-                continue;
-            };
-            if e.id != id || e.scheduled != Some(at) {
-                continue; // superseded by an earlier entry
+        while let Some((index, id, _)) = self.timers.pop_due(now) {
+            if self
+                .conns
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.id == id)
+            {
+                self.on_due(index, now);
+                self.mark_dirty(index);
             }
-            e.scheduled = None;
-            self.on_due(index, now);
-            self.mark_dirty(index);
         }
-        let conns = &self.conns;
-        self.timers.compact(self.live, || {
-            conns.iter().enumerate().filter_map(|(index, e)| {
-                let e = e.as_ref()?;
-                Some((e.scheduled?, index, e.id))
-            })
-        });
     }
 
     fn on_due(&mut self, index: usize, now: Instant) {
@@ -659,16 +652,13 @@ impl Core {
                 }
             }
             if e.conn.is_drained() {
+                self.timers.set(index, e.id, None);
                 self.conns[index] = None;
                 self.live -= 1;
                 continue;
             }
-            if let Some(d) = e.deadline()
-                && e.scheduled.is_none_or(|s| d < s)
-            {
-                e.scheduled = Some(d);
-                self.timers.schedule(d, index, e.id);
-            }
+            // Mostly later than before: each datagram sent re-arms loss detection.
+            self.timers.set(index, e.id, e.deadline());
         }
         dirty.clear();
         if self.dirty.is_empty() {
@@ -691,19 +681,17 @@ fn try_send(e: &mut Entry, packet: &AudioPacket) -> Result<(), LinkError> {
         .encode_into(&mut buf)
         .map_err(|_| LinkError::Unsupported("payload length illegal for the codec"))?;
     let mut datagrams = e.conn.datagrams();
-    let max = datagrams
-        .max_size()
-        .ok_or(LinkError::Unsupported("the peer accepts no datagrams"))?;
-    if len > max {
-        return Err(LinkError::TooLarge { len, max });
+    let displaces = datagrams.send_buffer_space() < len;
+    // `send` checks the size against the path's datagram limit itself.
+    match datagrams.send(Bytes::from(buf), true) {
+        Ok(()) => {
+            e.stats.send_displaced += u64::from(displaces);
+            Ok(())
+        }
+        Err(quinn_proto::SendDatagramError::TooLarge) => Err(LinkError::TooLarge {
+            len,
+            max: e.conn.datagrams().max_size().unwrap_or(0),
+        }),
+        Err(_) => Err(LinkError::Unsupported("the peer accepts no datagrams")),
     }
-    if datagrams.send_buffer_space() < len {
-        e.stats.send_displaced += 1;
-    }
-    datagrams
-        .send(Bytes::from(buf), true)
-        .map_err(|err| match err {
-            quinn_proto::SendDatagramError::TooLarge => LinkError::TooLarge { len, max },
-            _ => LinkError::Unsupported("the peer accepts no datagrams"),
-        })
 }
