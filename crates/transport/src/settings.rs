@@ -74,6 +74,15 @@ impl TransportSettings {
         self
     }
 
+    /// Settings of a throw-away probe socket: OS default buffers.
+    fn probe() -> Self {
+        TransportSettings {
+            udp_receive_buffer: 0,
+            udp_send_buffer: 0,
+            ..TransportSettings::default()
+        }
+    }
+
     /// The QUIC transport configuration. `max_bidi` is how many bidirectional streams
     /// the peer may open (1 on the server, 0 on the client).
     fn quic_transport(
@@ -104,6 +113,18 @@ pub enum TransportError {
         addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// Another process (or another server of this one) already serves the UDP port:
+    /// the port is not shared with it.
+    #[error(
+        "UDP port {} on {} is already in use by another process (a media processor must \
+         own its port; choose another port or stop the other one)",
+        .addr.port(),
+        .addr.ip()
+    )]
+    PortInUse {
+        /// The address asked for.
+        addr: SocketAddr,
     },
     /// TLS material or configuration is unusable.
     #[error(transparent)]
@@ -333,6 +354,110 @@ pub(crate) fn bind_udp(
     Ok((socket.into(), buffers))
 }
 
+/// Binds the `count` (at least 1) UDP sockets of one server on `addr`, all on one
+/// port, and makes sure no other process shares that port.
+///
+/// One socket is bound as usual, without `SO_REUSEPORT`: the kernel refuses it if
+/// anything else is bound there. Several sockets need `SO_REUSEPORT`, and Linux lets
+/// any process of the same user join such a group, so exclusivity takes two steps:
+/// 1. a probe socket is bound on the address *without* `SO_REUSEPORT` and closed
+///    again: it fails if any socket (reuse-port or not) holds the port, which is the
+///    case of a second processor started while the first serves;
+/// 2. after the group is bound, the kernel's table of UDP sockets (`/proc/net/udp`,
+///    `udp6`) must list exactly `count` sockets on the port at an overlapping
+///    address: it catches another processor that started in the instant between
+///    step 1 and the binds (both then see each other's sockets and both fail, never
+///    both serve). Where that table cannot be read the check is skipped (step 1
+///    still holds).
+///
+/// Later binds by others fail at their own step 1. An address in use yields
+/// [`TransportError::PortInUse`]. Returns the sockets and the first's buffer sizes.
+pub(crate) fn bind_exclusive(
+    addr: SocketAddr,
+    settings: &TransportSettings,
+    count: usize,
+) -> Result<(Vec<std::net::UdpSocket>, SocketBuffers), TransportError> {
+    let count = count.max(1);
+    let bind_err = |a: SocketAddr| {
+        move |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                TransportError::PortInUse { addr: a }
+            } else {
+                TransportError::Bind { addr: a, source }
+            }
+        }
+    };
+    if count == 1 {
+        let (s, buffers) = bind_udp(addr, settings, false).map_err(bind_err(addr))?;
+        return Ok((vec![s], buffers));
+    }
+    let probe = bind_udp(addr, &TransportSettings::probe(), false).map_err(bind_err(addr))?;
+    // Port 0: the group takes the port the kernel gave the probe.
+    let addr = probe.0.local_addr().map_err(bind_err(addr))?;
+    drop(probe);
+    let (first, buffers) = bind_udp(addr, settings, true).map_err(bind_err(addr))?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        let (s, _) = bind_udp(addr, settings, true).map_err(bind_err(addr))?;
+        sockets.push(s);
+    }
+    if let Some(n) = udp_sockets_on(addr)
+        && n > count
+    {
+        tracing::warn!(%addr, sockets = n, ours = count, "UDP port shared with another process");
+        return Err(TransportError::PortInUse { addr });
+    }
+    Ok((sockets, buffers))
+}
+
+/// How many UDP sockets the kernel lists (`/proc/net/udp` or `udp6`) on `addr`'s port
+/// at an address overlapping `addr`'s (equal, or either the wildcard). `None` if the
+/// table cannot be read.
+fn udp_sockets_on(addr: SocketAddr) -> Option<usize> {
+    let table = if addr.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    Some(
+        text.lines()
+            .skip(1)
+            .filter_map(|line| parse_proc_local(line.split_whitespace().nth(1)?))
+            .filter(|(ip, port)| {
+                *port == addr.port()
+                    && (*ip == addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified())
+            })
+            .count(),
+    )
+}
+
+/// The local address of a `/proc/net/udp{,6}` line: `0100007F:1F90` (each 32-bit word
+/// of the address printed as a host-order hex number, then the port).
+fn parse_proc_local(field: &str) -> Option<(std::net::IpAddr, u16)> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| -> Option<[u8; 4]> {
+        Some(
+            u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16)
+                .ok()?
+                .to_ne_bytes(),
+        )
+    };
+    let ip = match ip.len() {
+        8 => std::net::IpAddr::from(word(0)?),
+        32 => {
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            std::net::IpAddr::from(b)
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
 /// `s` cut to at most `max` bytes at a character boundary.
 pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -343,4 +468,50 @@ pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_udp_addresses_parse_in_host_order() {
+        // As Linux prints them on a little-endian host.
+        if cfg!(target_endian = "little") {
+            assert_eq!(
+                parse_proc_local("0100007F:1F90"),
+                Some(("127.0.0.1".parse().unwrap(), 8080))
+            );
+            assert_eq!(
+                parse_proc_local("00000000000000000000000001000000:0035"),
+                Some(("::1".parse().unwrap(), 53))
+            );
+        }
+        assert_eq!(parse_proc_local("0100007F"), None);
+        assert_eq!(parse_proc_local("01007F:1F90"), None);
+        assert_eq!(parse_proc_local("0100007G:1F90"), None);
+    }
+
+    #[test]
+    fn the_kernel_table_counts_the_sockets_on_one_address_and_port() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = a.local_addr().unwrap();
+        let Some(n) = udp_sockets_on(addr) else {
+            return; // no /proc here: the check is skipped in production too
+        };
+        assert_eq!(n, 1);
+        // Another address on the same port does not overlap.
+        let other = SocketAddr::new("127.0.0.2".parse().unwrap(), addr.port());
+        let before = udp_sockets_on(other).unwrap();
+        let (group, _) = bind_exclusive(
+            "127.0.0.1:0".parse().unwrap(),
+            &TransportSettings::default(),
+            3,
+        )
+        .unwrap();
+        let port = group[0].local_addr().unwrap();
+        assert_eq!(udp_sockets_on(port), Some(3));
+        assert_eq!(udp_sockets_on(other), Some(before));
+    }
 }

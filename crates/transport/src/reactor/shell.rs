@@ -19,7 +19,7 @@ use crate::quic::{ConnId, Core, ServerStats, Transmits};
 use crate::registry::Admission;
 use crate::settings::{
     ClientConfig, ConnectError, ServerConfig, SocketBuffers, TransportError, TransportSettings,
-    bind_udp, quic_client_config, quic_server_config,
+    bind_exclusive, bind_udp, quic_client_config, quic_server_config,
 };
 use crate::thread::{current_thread_cpu as thread_cpu, current_tid};
 use crate::wire::{Join, Reject, RejectCode};
@@ -241,7 +241,9 @@ impl ReactorServer {
     }
 
     /// Binds `threads` (at least 1) `SO_REUSEPORT` sockets on one port and starts a
-    /// reactor thread on each; `make_app` gives each thread its application. A peer
+    /// reactor thread on each; `make_app` gives each thread its application. The port
+    /// is shared among these threads only: if another process (or server) holds it,
+    /// this fails with [`TransportError::PortInUse`]. A peer
     /// stays on the thread the kernel hashed its address to, so QUIC connection
     /// migration is turned off (a peer whose address changes must reconnect).
     pub fn bind_threads(
@@ -259,16 +261,10 @@ impl ReactorServer {
             addr: config.listen,
             source,
         };
-        let reuse = threads > 1;
-        let (first, buffers) =
-            bind_udp(config.listen, &config.settings, reuse).map_err(bind_err)?;
-        let local_addr = first.local_addr().map_err(bind_err)?;
-        // Every socket first: a thread starts only once the whole port is ours.
-        let mut sockets = vec![first];
-        for _ in 1..threads {
-            let (s, _) = bind_udp(local_addr, &config.settings, reuse).map_err(bind_err)?;
-            sockets.push(s);
-        }
+        // Every socket first: a thread starts only once the whole port is ours, and
+        // only ours (see `bind_exclusive`).
+        let (sockets, buffers) = bind_exclusive(config.listen, &config.settings, threads)?;
+        let local_addr = sockets[0].local_addr().map_err(bind_err)?;
         let mut started = Vec::with_capacity(threads);
         for (i, socket) in sockets.into_iter().enumerate() {
             // On an error the threads already started stop as `started` drops.
