@@ -6,6 +6,7 @@
 //! | Rule | Path |
 //! |---|---|
 //! | `callbackUri` present, `https` (`http` only for 127.0.0.0/8, `::1`, `localhost`) | `callbackUri` |
+//! | `callbackUri` host a DNS name of at most 253 characters or an IP address, port 1-65535 | `callbackUri` |
 //! | `requestedModalities` not empty | `requestedModalities` |
 //! | `mediaConfig` present and of a known type | `mediaConfig` |
 //! | app-hosted media carries a blob that media-blob parses and validates (not the page's placeholder) | `mediaConfig.blob` |
@@ -344,7 +345,13 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|a| a == Ipv6Addr::LOCALHOST)
 }
 
-/// Check a callback URI: absolute, https, or http to a loopback host.
+/// Longest host name accepted in a callback URI (the DNS limit, RFC 1035 §2.3.4, in its
+/// text form without the trailing dot).
+const MAX_CALLBACK_HOST_LEN: usize = 253;
+
+/// Check a callback URI: absolute, https, or http to a loopback host; the host a DNS name
+/// (labels of 1-63 letters, digits or `-`, at most 253 characters without a trailing dot)
+/// or an IP address (IPv6 in brackets), the port, if given, a number from 1 to 65535.
 pub fn check_callback_uri(uri: &str) -> Result<(), RequestError> {
     let invalid = |reason| RequestError::InvalidCallbackUri {
         uri: uri.to_owned(),
@@ -358,16 +365,42 @@ pub fn check_callback_uri(uri: &str) -> Result<(), RequestError> {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         match bracketed.split_once(']') {
-            Some((h, _)) => h,
+            Some((h, after)) => match after.strip_prefix(':') {
+                Some(port) => (h, Some(port)),
+                None if after.is_empty() => (h, None),
+                None => return Err(invalid("unexpected characters after the ']' of the host")),
+            },
             None => return Err(invalid("unclosed '[' in the host")),
         }
     } else {
-        host_port.split(':').next().unwrap_or("")
+        match host_port.split_once(':') {
+            Some((h, port)) => (h, Some(port)),
+            None => (host_port, None),
+        }
     };
     if host.is_empty() {
         return Err(invalid("no host"));
+    }
+    if host.strip_suffix('.').unwrap_or(host).len() > MAX_CALLBACK_HOST_LEN {
+        return Err(invalid("host is longer than 253 characters"));
+    }
+    if host_port.starts_with('[') {
+        if host.parse::<Ipv6Addr>().is_err() {
+            return Err(invalid("the host in brackets is not an IPv6 address"));
+        }
+    } else if host.parse::<Ipv4Addr>().is_err() && !is_dns_name(host) {
+        return Err(invalid(
+            "host is not a DNS name (labels of 1-63 letters, digits or '-') or an IP address",
+        ));
+    }
+    if let Some(port) = port
+        && !(port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p)))
+    {
+        return Err(invalid("port is not a number from 1 to 65535"));
     }
     if scheme.eq_ignore_ascii_case("https")
         || (scheme.eq_ignore_ascii_case("http") && is_loopback_host(host))
@@ -378,4 +411,25 @@ pub fn check_callback_uri(uri: &str) -> Result<(), RequestError> {
             uri: uri.to_owned(),
         })
     }
+}
+
+/// Whether `host` is a DNS host name: dot-separated labels of 1-63 ASCII letters, digits
+/// or `-` (not first or last), an optional trailing dot, and a last label that is not all
+/// digits (such a name would be a malformed IPv4 address).
+fn is_dns_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    !name.is_empty()
+        && name.split('.').all(valid_label)
+        && !name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
 }

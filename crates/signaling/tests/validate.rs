@@ -261,6 +261,69 @@ fn callback_uri_is_https_or_loopback_http() {
 }
 
 #[test]
+fn callback_uri_host_and_port_are_checked() {
+    let long_label = "a".repeat(63);
+    // 3 labels of 63 and one of 61: 253 characters, the DNS limit.
+    let longest = format!("{long_label}.{long_label}.{long_label}.{}", "b".repeat(61));
+    assert_eq!(longest.len(), 253);
+    for ok in [
+        "https://bot.contoso.com:1/cb".to_owned(),
+        "https://bot.contoso.com:65535/cb".to_owned(),
+        "https://bot.contoso.com./cb".to_owned(),
+        "https://x-1.y2.example/cb".to_owned(),
+        "https://10.1.2.3:443/cb".to_owned(),
+        "https://[2001:db8::1]:8443/cb".to_owned(),
+        "https://[2001:db8::1]/cb".to_owned(),
+        format!("https://{longest}/cb"),
+        format!("https://{longest}./cb"),
+    ] {
+        assert_eq!(check_callback_uri(&ok), Ok(()), "{ok}");
+    }
+    let huge_host = format!("https://{}/cb", "h".repeat(3 << 20));
+    let too_long = format!("https://{longest}b/cb");
+    let long_label = format!("https://{long_label}a.example/cb");
+    for (bad, why) in [
+        ("https://h:99999/x", "port"),
+        ("https://h:0/x", "port"),
+        ("https://h:65536/x", "port"),
+        ("https://h:-1/x", "port"),
+        ("https://h:443x/x", "port"),
+        ("https://h:/x", "port"),
+        ("https://h:000000443/x", "port"),
+        ("https://[::1]:99999/x", "port"),
+        ("https://[::1]x/cb", "after the ']'"),
+        ("https://[not-v6]/cb", "IPv6"),
+        ("https://[10.0.0.1]/cb", "IPv6"),
+        ("https://bot_1.contoso.com/cb", "DNS name"),
+        ("https://-bot.contoso.com/cb", "DNS name"),
+        ("https://bot-.contoso.com/cb", "DNS name"),
+        ("https://bot..contoso.com/cb", "DNS name"),
+        ("https://bot.contoso.com../cb", "DNS name"),
+        ("https://b\u{f6}t.example/cb", "DNS name"),
+        ("https://bot%2econtoso.com/cb", "DNS name"),
+        ("https://999.1.2.3/cb", "DNS name"),
+        ("https://1.2.3/cb", "DNS name"),
+        ("https://a:b:c/cb", "port"),
+        (huge_host.as_str(), "longer than 253"),
+        (too_long.as_str(), "longer than 253"),
+        (long_label.as_str(), "DNS name"),
+    ] {
+        match check_callback_uri(bad) {
+            Err(RequestError::InvalidCallbackUri { reason, .. }) => {
+                assert!(reason.contains(why), "{bad:.80}: {reason}");
+            }
+            other => panic!("{bad:.80}: {other:?}"),
+        }
+    }
+    // Through the request validation: the path names the field.
+    let mut call = service(Scenario::P2pVoipService);
+    call.callback_uri = Field::Value("https://bot.contoso.com:99999/callback".into());
+    let err = validate_create_call(&call).expect_err("port");
+    assert_eq!(err.path(), "callbackUri");
+    assert!(err.to_string().contains("port"), "{err}");
+}
+
+#[test]
 fn requested_modalities_are_not_empty() {
     let mut call = service(Scenario::GroupService);
     call.requested_modalities = Field::Value(vec![]);
