@@ -6,6 +6,10 @@ use uuid::Uuid;
 
 use crate::error::{BlobError, BlobErrorKind};
 use crate::format::AudioFormat;
+use crate::limits::{
+    MAX_BLOB_BYTES, MAX_CONTEXTS_PER_LIST, MAX_SHORT_FIELD_BYTES, Seen, check_audio_contexts,
+    check_len,
+};
 use crate::mp_uri::MpUri;
 
 /// A list of media context GUIDs, with null and empty kept apart.
@@ -225,11 +229,14 @@ impl MediaSessionConfig {
             .map_or_else(|| quoted.clone(), str::to_owned)
     }
 
-    /// Parses the blob's JSON text (an object) and checks every field.
+    /// Parses the blob's JSON text (an object) and checks every field and the
+    /// limits of [`crate::limits`] (size, context counts, unique GUIDs).
     ///
     /// Accepts the older form (no `callId`, `null` context entries); use
-    /// [`validate`](Self::validate) to require the current form.
+    /// [`validate`](Self::validate) to require the current form. Text longer than
+    /// [`MAX_BLOB_BYTES`] is refused before it is parsed.
     pub fn parse(json: &str) -> Result<Self, BlobError> {
+        check_len("blob", json, MAX_BLOB_BYTES)?;
         let value: Value =
             serde_json::from_str(json).map_err(|e| BlobError::from_json("invalid JSON", &e, 0))?;
         match &value {
@@ -256,19 +263,78 @@ impl MediaSessionConfig {
     /// quotes), as produced by [`to_embedded`](Self::to_embedded) and shown in the
     /// Graph docs: `{\"mpUri\":...}`.
     pub fn from_embedded(escaped: &str) -> Result<Self, BlobError> {
+        // Escaping at most doubles a blob within the limit (every `"` gains a `\`).
+        check_len("blob", escaped, 2 * MAX_BLOB_BYTES)?;
         Self::parse(&unescape(escaped)?)
     }
 
     /// Checks the configuration is complete and well-formed in the current form:
     /// `callId` present, version strings non-empty without whitespace or control
-    /// characters, and no unknown field named like a known one.
+    /// characters, no unknown field named like a known one, and the limits the media
+    /// port enforces on a join (see [`crate::limits`]): 1 to
+    /// [`MAX_AUDIO_CONTEXTS`](crate::MAX_AUDIO_CONTEXTS) audio contexts, no GUID
+    /// twice among the audio contexts nor within any other list, at most [`MAX_CONTEXTS_PER_LIST`] entries per list,
+    /// short fields at most [`MAX_SHORT_FIELD_BYTES`] and the whole blob at most
+    /// [`MAX_BLOB_BYTES`].
     ///
-    /// Values produced by [`MediaSessionConfigBuilder::build`] with sensible
-    /// version strings always pass.
+    /// Values produced by [`MediaSessionConfigBuilder::build`] with default contexts
+    /// and sensible version strings always pass;
+    /// [`MediaSessionConfigBuilder::try_build`] builds and validates in one step.
     pub fn validate(&self) -> Result<(), BlobError> {
         self.check_fields()?;
         if self.call_id.is_none() {
             return Err(BlobError::missing(CALL_ID));
+        }
+        Ok(())
+    }
+
+    /// The audio contexts a join for this session carries: the non-null entries of
+    /// `audioSourceContexts` and `audioRenderContexts`, in blob order.
+    pub fn join_contexts(&self) -> (Vec<Uuid>, Vec<Uuid>) {
+        let ids = |l: &ContextList| l.iter().flatten().flatten().copied().collect();
+        (
+            ids(&self.audio_source_contexts),
+            ids(&self.audio_render_contexts),
+        )
+    }
+
+    /// Checks that a join claiming this session carries its `callId` and exactly its
+    /// audio contexts ([`join_contexts`](Self::join_contexts), same lists, same order).
+    ///
+    /// The error names the first difference: `callId: the join says X, the session
+    /// was created for Y`, or the context list and index that differ.
+    pub fn check_join(
+        &self,
+        call_id: Uuid,
+        source: &[Uuid],
+        render: &[Uuid],
+    ) -> Result<(), BlobError> {
+        let expected = self.call_id.unwrap_or_default();
+        if call_id != expected {
+            return Err(BlobError::invalid(
+                CALL_ID,
+                format!("the join says {call_id}, the session was created for {expected}"),
+            ));
+        }
+        let (want_source, want_render) = self.join_contexts();
+        for (list, want, got) in [
+            (AUDIO_SOURCE_CONTEXTS, &want_source, source),
+            (AUDIO_RENDER_CONTEXTS, &want_render, render),
+        ] {
+            if let Some(i) = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i)) {
+                let show =
+                    |v: Option<&Uuid>| v.map_or_else(|| "nothing".to_owned(), Uuid::to_string);
+                return Err(BlobError::invalid(
+                    format!("{list}[{i}]"),
+                    format!(
+                        "the join says {}, the session's blob has {} ({} in the join, {} in the blob)",
+                        show(got.get(i)),
+                        show(want.get(i)),
+                        got.len(),
+                        want.len()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -278,6 +344,45 @@ impl MediaSessionConfig {
         check_version(SKYPE_MEDIA_BOTS_VERSION, &self.skype_media_bots_version)?;
         check_version(MEDIA_STACK_VERSION, &self.media_stack_version)?;
         check_version(MP_VERSION, &self.mp_version)?;
+        if let Some(region) = &self.region_affinity {
+            check_len(REGION_AFFINITY, region, MAX_SHORT_FIELD_BYTES)?;
+        }
+        let lists = [
+            (AUDIO_SOURCE_CONTEXTS, &self.audio_source_contexts),
+            (AUDIO_RENDER_CONTEXTS, &self.audio_render_contexts),
+            (VIDEO_RENDER_CONTEXTS, &self.video_render_contexts),
+            (VIDEO_SOURCE_CONTEXTS, &self.video_source_contexts),
+            (DATA_RENDER_CONTEXTS, &self.data_render_contexts),
+            (DATA_SOURCE_CONTEXTS, &self.data_source_contexts),
+        ];
+        for (name, list) in lists {
+            let n = list.as_ref().map_or(0, Vec::len);
+            if n > MAX_CONTEXTS_PER_LIST {
+                return Err(BlobError::invalid(
+                    name,
+                    format!("{n} entries, more than the {MAX_CONTEXTS_PER_LIST} allowed"),
+                ));
+            }
+        }
+        let (source, render) = self.join_contexts();
+        check_audio_contexts(&source, &render)?;
+        // The audio lists are one namespace (the port's streams); each other list
+        // on its own.
+        for (name, list) in &lists[2..] {
+            let mut seen = Seen::default();
+            for (i, id) in list.iter().flatten().enumerate() {
+                if let Some(id) = id {
+                    seen.insert(*id, name, i)?;
+                }
+            }
+        }
+        let size = self.to_json().len();
+        if size > MAX_BLOB_BYTES {
+            return Err(BlobError::invalid(
+                "blob",
+                format!("{size} bytes of JSON, more than the {MAX_BLOB_BYTES} allowed"),
+            ));
+        }
         if let Some(k) = self
             .extra
             .keys()
@@ -495,7 +600,18 @@ impl MediaSessionConfigBuilder {
         self
     }
 
-    /// Finishes the configuration, drawing fresh v4 UUIDs for ids not given.
+    /// Finishes the configuration and [validates](MediaSessionConfig::validate) it:
+    /// the limits the media port enforces (context counts, unique GUIDs, sizes) are
+    /// reported here rather than at join time.
+    pub fn try_build(self) -> Result<MediaSessionConfig, BlobError> {
+        let config = self.build();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Finishes the configuration, drawing fresh v4 UUIDs for ids not given. Does
+    /// not check the limits; prefer [`try_build`](Self::try_build) when contexts or
+    /// versions come from outside.
     pub fn build(self) -> MediaSessionConfig {
         let some_all = |ids: Vec<Uuid>| Some(ids.into_iter().map(Some).collect::<Vec<_>>());
         MediaSessionConfig {
@@ -631,6 +747,7 @@ fn string_from(map: &Map<String, Value>, field: &str) -> Result<String, BlobErro
 }
 
 fn check_version(field: &str, v: &str) -> Result<(), BlobError> {
+    check_len(field, v, MAX_SHORT_FIELD_BYTES)?;
     if v.is_empty() {
         return Err(BlobError::new(BlobErrorKind::Invalid, field, "empty"));
     }

@@ -321,3 +321,173 @@ fn serde_impls_match_to_json() {
     let bad = serde_json::from_str::<MediaSessionConfig>(&without(MP_URI)).expect_err("missing");
     assert!(bad.to_string().contains("mpUri: missing"), "{bad}");
 }
+
+/// `n` distinct GUIDs as a JSON array.
+fn guids(n: usize) -> String {
+    let ids: Vec<String> = (0..n).map(|_| format!("\"{}\"", Uuid::new_v4())).collect();
+    format!("[{}]", ids.join(","))
+}
+
+#[test]
+fn audio_context_counts_are_the_ports() {
+    let none = with(AUDIO_SOURCE_CONTEXTS, "[]");
+    let none = {
+        let mut v: Value = serde_json::from_str(&none).expect("json");
+        v[AUDIO_RENDER_CONTEXTS] = Value::Array(vec![]);
+        v.to_string()
+    };
+    assert_eq!(
+        err(&none),
+        "audioSourceContexts, audioRenderContexts: a media session needs 1 to 16 audio \
+         contexts in all, got 0"
+    );
+    // Only nulls: nothing a join could carry.
+    let nulls = with(AUDIO_SOURCE_CONTEXTS, "[null]").replace(
+        r#""audioRenderContexts":["14778cc4-f54c-43c7-989f-9092e34ef784"]"#,
+        r#""audioRenderContexts":null"#,
+    );
+    assert!(err(&nulls).ends_with("got 0"), "{}", err(&nulls));
+    // 16 in all is the most; 17 is refused.
+    assert!(MediaSessionConfig::parse(&with(AUDIO_SOURCE_CONTEXTS, &guids(15))).is_ok());
+    assert!(err(&with(AUDIO_SOURCE_CONTEXTS, &guids(16))).ends_with("got 17"));
+    // One list longer than the limit is refused by its name, before counting.
+    assert_eq!(
+        err(&with(VIDEO_SOURCE_CONTEXTS, &guids(17))),
+        "videoSourceContexts: 17 entries, more than the 16 allowed"
+    );
+}
+
+#[test]
+fn a_guid_may_appear_once_in_all_lists() {
+    let render = "14778cc4-f54c-43c7-989f-9092e34ef784";
+    let twice = with(AUDIO_SOURCE_CONTEXTS, &format!("[\"{render}\"]"));
+    assert_eq!(
+        err(&twice),
+        format!(
+            "audioRenderContexts[0]: GUID {render} appears twice (first at \
+             audioSourceContexts[0]); every context needs its own GUID"
+        )
+    );
+    let video = Uuid::new_v4();
+    let in_video = with(VIDEO_RENDER_CONTEXTS, &format!("[\"{video}\",\"{video}\"]"));
+    assert!(err(&in_video).starts_with("videoRenderContexts[1]: GUID"));
+    // The issue's case: 200,000 copies of one context.
+    let many = format!(
+        "[{}]",
+        vec![format!("\"{render}\"").as_str(); 200_000].join(",")
+    );
+    let big = with(AUDIO_SOURCE_CONTEXTS, &many);
+    let e = err(&big);
+    assert!(
+        e.starts_with("blob: ") && e.contains("more than the 16384 allowed"),
+        "{e}"
+    );
+    let as_object: Value = serde_json::from_str(&big).expect("json");
+    let e = MediaSessionConfig::from_value(&as_object).expect_err("200,000 contexts");
+    assert_eq!(
+        e.to_string(),
+        "audioSourceContexts: 200000 entries, more than the 16 allowed"
+    );
+}
+
+#[test]
+fn sizes_are_capped() {
+    assert_eq!(
+        err(&with(MP_VERSION, &format!("\"{}\"", "7".repeat(65)))),
+        "mpVersion: 65 bytes, more than the 64 allowed"
+    );
+    assert_eq!(
+        err(&with(REGION_AFFINITY, &format!("\"{}\"", "r".repeat(65)))),
+        "regionAffinity: 65 bytes, more than the 64 allowed"
+    );
+    assert_eq!(
+        err(&with(
+            MP_URI,
+            &format!("\"quic://h:1/{}\"", "p".repeat(2000))
+        )),
+        "mpUri: 2011 bytes, more than the 1024 allowed"
+    );
+    // An unknown field may not carry the blob past its size limit.
+    let mut v: Value = serde_json::from_str(SEED).expect("seed");
+    v["padding"] = Value::String("x".repeat(MAX_BLOB_BYTES));
+    assert_eq!(
+        MediaSessionConfig::from_value(&v)
+            .expect_err("too big")
+            .to_string(),
+        format!(
+            "blob: {} bytes of JSON, more than the 16384 allowed",
+            v.to_string().len()
+        )
+    );
+    let e = MediaSessionConfig::from_embedded(&"x".repeat(3 * MAX_BLOB_BYTES)).expect_err("big");
+    assert_eq!(
+        e.to_string(),
+        "blob: 49152 bytes, more than the 32768 allowed"
+    );
+}
+
+#[test]
+fn the_builder_enforces_the_same_rules() {
+    let uri = || MpUri::quic("localhost", 4433).expect("uri");
+    let a = Uuid::new_v4();
+    let twice = MediaSessionConfig::builder(uri(), Uuid::new_v4())
+        .audio_source_contexts(vec![a])
+        .audio_render_contexts(vec![a])
+        .try_build()
+        .expect_err("same GUID twice");
+    assert_eq!(twice.path(), "audioRenderContexts[0]");
+    let none = MediaSessionConfig::builder(uri(), Uuid::new_v4())
+        .audio_source_contexts(vec![])
+        .audio_render_contexts(vec![])
+        .try_build()
+        .expect_err("no contexts");
+    assert!(none.to_string().ends_with("got 0"), "{none}");
+    let many: Vec<Uuid> = (0..17).map(|_| Uuid::new_v4()).collect();
+    let e = MediaSessionConfig::builder(uri(), Uuid::new_v4())
+        .audio_source_contexts(many)
+        .try_build()
+        .expect_err("17 + 1");
+    assert_eq!(e.path(), "audioSourceContexts");
+    let ok = MediaSessionConfig::builder(uri(), Uuid::new_v4())
+        .try_build()
+        .expect("defaults pass");
+    assert_eq!(
+        MediaSessionConfig::parse(&ok.to_json()).expect("parses"),
+        ok
+    );
+}
+
+#[test]
+fn a_join_must_match_its_session() {
+    let c = sample_built();
+    let (source, render) = c.join_contexts();
+    let call = id("1b69b141-7f1a-4033-9c34-202737190a20");
+    assert!(c.check_join(call, &source, &render).is_ok());
+    let other = Uuid::nil();
+    assert_eq!(
+        c.check_join(other, &source, &render)
+            .expect_err("wrong callId")
+            .to_string(),
+        "callId: the join says 00000000-0000-0000-0000-000000000000, the session was \
+         created for 1b69b141-7f1a-4033-9c34-202737190a20"
+    );
+    assert_eq!(
+        c.check_join(call, &source, &[other])
+            .expect_err("wrong render context")
+            .to_string(),
+        "audioRenderContexts[0]: the join says 00000000-0000-0000-0000-000000000000, the \
+         session's blob has 14778cc4-f54c-43c7-989f-9092e34ef784 (1 in the join, 1 in the blob)"
+    );
+    let e = c
+        .check_join(call, &[source[0], other], &render)
+        .expect_err("extra context");
+    assert_eq!(e.path(), "audioSourceContexts[1]");
+    assert!(
+        e.problem().contains("the session's blob has nothing"),
+        "{e}"
+    );
+    let e = c
+        .check_join(call, &[], &render)
+        .expect_err("missing context");
+    assert_eq!(e.path(), "audioSourceContexts[0]");
+}

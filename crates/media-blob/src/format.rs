@@ -71,7 +71,7 @@ impl FromStr for AudioFormat {
                     "supportedAudioFormat",
                     format!(
                         "unknown format {} (expected Pcm16K or Pcm44KStereo)",
-                        serde_json::Value::from(s)
+                        crate::text::excerpt(s)
                     ),
                 )
             })

@@ -33,6 +33,16 @@
 //! displays as `path: problem`, e.g. `audioSourceContexts[0]: not a GUID (expected
 //! 8-4-4-4-12 hex digits)` or `mpUri: missing port`.
 //!
+//! ## One set of rules
+//!
+//! The limits in [`limits`] (1 to [`MAX_AUDIO_CONTEXTS`] audio contexts, no GUID
+//! twice, field and blob sizes up to [`MAX_BLOB_BYTES`]) are checked by parsing,
+//! [`MediaSessionConfig::validate`] and [`MediaSessionConfigBuilder::try_build`], and
+//! the media port checks a join with the same [`check_audio_contexts`] and
+//! [`MediaSessionConfig::check_join`]: a blob this crate accepts is one the port
+//! admits. Errors quote input only through [`excerpt`] (at most
+//! [`EXCERPT_CHARS`] characters, control characters escaped).
+//!
 //! ## Example
 //!
 //! ```
@@ -70,7 +80,9 @@
 mod config;
 mod error;
 mod format;
+pub mod limits;
 mod mp_uri;
+mod text;
 
 pub use config::{
     ContextList, DEFAULT_MEDIA_STACK_VERSION, DEFAULT_MP_VERSION, DEFAULT_SKYPE_MEDIA_BOTS_VERSION,
@@ -78,4 +90,6 @@ pub use config::{
 };
 pub use error::{BlobError, BlobErrorKind};
 pub use format::AudioFormat;
+pub use limits::{MAX_AUDIO_CONTEXTS, MAX_BLOB_BYTES, check_audio_contexts};
 pub use mp_uri::MpUri;
+pub use text::{EXCERPT_CHARS, escape_controls, excerpt};

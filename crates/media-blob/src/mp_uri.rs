@@ -24,7 +24,10 @@ const FIELD: &str = "mpUri";
 ///   in brackets (`[::1]`);
 /// - port: required, 1-65535, decimal without leading zeros;
 /// - path: required, starts with `/`, RFC 3986 path characters and `%XX` escapes only;
-/// - no userinfo (`user@`), no query (`?`), no fragment (`#`).
+/// - no userinfo (`user@`), no query (`?`), no fragment (`#`);
+/// - at most [`MAX_MP_URI_BYTES`](crate::limits::MAX_MP_URI_BYTES) bytes in all.
+///
+/// Errors quote the input through [`excerpt`](crate::excerpt): bounded, escaped.
 ///
 /// Every accepted string displays back exactly as written.
 ///
@@ -63,6 +66,13 @@ impl MpUri {
     ///
     /// `host` may be an IPv6 address with or without brackets.
     pub fn new(scheme: &str, host: &str, port: u16, path: &str) -> Result<Self, BlobError> {
+        let total = scheme.len() + host.len() + path.len() + 10;
+        if total > crate::limits::MAX_MP_URI_BYTES {
+            return Err(invalid(format!(
+                "about {total} bytes, more than the {} allowed",
+                crate::limits::MAX_MP_URI_BYTES
+            )));
+        }
         validate_scheme(scheme)?;
         let host = if let Some(inner) = host.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or_else(|| {
@@ -150,6 +160,7 @@ impl FromStr for MpUri {
 
     /// Parses `scheme://host:port/path`; errors have the path `mpUri`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::limits::check_len(FIELD, s, crate::limits::MAX_MP_URI_BYTES)?;
         if s.is_empty() {
             return Err(invalid("empty (expected scheme://host:port/path)"));
         }
@@ -205,9 +216,9 @@ fn invalid(problem: impl Into<String>) -> BlobError {
     BlobError::invalid(FIELD, problem)
 }
 
-/// A string as a JSON string literal, for unambiguous error messages.
+/// A string as a bounded, escaped excerpt, for unambiguous error messages.
 fn quoted(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+    crate::text::excerpt(s)
 }
 
 /// Splits `host:port` or `[v6]:port`; returns the host without brackets.

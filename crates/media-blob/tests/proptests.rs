@@ -98,6 +98,7 @@ prop_compose! {
         region in option::of(".{0,12}"),
         versions in (version(), version(), version()),
         extra in extra_fields(),
+        first in uuid(),
     ) -> MediaSessionConfig {
         let mut c = MediaSessionConfig::builder(uri, Uuid::nil())
             .session_id(session)
@@ -112,6 +113,10 @@ prop_compose! {
         c.video_source_contexts = lists.3;
         c.data_render_contexts = lists.4;
         c.data_source_contexts = lists.5;
+        // A session needs an audio context (the port's rule, checked by every parser).
+        if c.join_contexts() == (vec![], vec![]) {
+            c.audio_source_contexts.get_or_insert_with(Vec::new).push(Some(first));
+        }
         c.video_sink_encoding_formats = sinks;
         c.extra = extra;
         c
