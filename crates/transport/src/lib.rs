@@ -93,7 +93,7 @@ pub mod tls;
 pub mod wire;
 
 pub use ratelimit::{RateLimit, TokenBucket};
-pub use registry::{Admission, KnownSessions, SessionRegistry};
+pub use registry::{Admission, KnownSessions, SessionRegistry, mismatch_reject};
 pub use settings::{
     ClientConfig, CloseCode, ConnectError, ServerConfig, SocketBuffers, TransportError,
     TransportSettings, close_reason, quic_client_config, quic_server_config,

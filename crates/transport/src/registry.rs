@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use media_blob::MediaSessionConfig;
 use uuid::Uuid;
 
 use crate::wire::{Codec, Join, Reject, RejectCode};
@@ -49,12 +50,44 @@ pub trait SessionRegistry: Send + Sync + 'static {
 /// connection at a time.
 ///
 /// Unknown ids are refused with [`RejectCode::UnknownSession`], a second
-/// concurrent join with [`RejectCode::AlreadyJoined`]. The codec is the first of
-/// the registry's preference list that the peer offers.
+/// concurrent join with [`RejectCode::AlreadyJoined`]. A session registered with
+/// its blob ([`expect_blob`](Self::expect_blob)) admits only joins carrying the
+/// blob's `callId` and audio contexts; others get [`RejectCode::InvalidJoin`] with
+/// the first difference ([`mismatch_reject`]). The codec is the first of the
+/// registry's preference list that the peer offers.
 #[derive(Debug)]
 pub struct KnownSessions {
-    sessions: Mutex<HashMap<Uuid, bool>>,
+    sessions: Mutex<HashMap<Uuid, Expected>>,
     preference: Vec<Codec>,
+}
+
+/// One expected session: whether a connection holds it, and the blob a join must match.
+#[derive(Debug)]
+struct Expected {
+    joined: bool,
+    blob: Option<Box<MediaSessionConfig>>,
+}
+
+/// The reject for a join whose `callId` or contexts differ from the blob of the
+/// session it names: [`RejectCode::InvalidJoin`], the message naming the session and
+/// the first difference (`callId: the join says X, the session was created for Y`).
+/// `None` when the join matches ([`MediaSessionConfig::check_join`]).
+pub fn mismatch_reject(blob: &MediaSessionConfig, join: &Join) -> Option<Reject> {
+    blob.check_join(
+        join.call_id,
+        &join.audio_source_contexts,
+        &join.audio_render_contexts,
+    )
+    .err()
+    .map(|e| {
+        Reject::new(
+            RejectCode::InvalidJoin,
+            format!(
+                "join does not match media session {}: {e}",
+                join.mp_media_session_id
+            ),
+        )
+    })
 }
 
 impl Default for KnownSessions {
@@ -77,13 +110,29 @@ impl KnownSessions {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, bool>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Expected>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Expect a join for this media session (e.g. after creating its blob).
+    /// Expect a join for this media session id, with any `callId` and contexts.
+    /// Prefer [`expect_blob`](Self::expect_blob), which checks them against the blob.
     pub fn expect(&self, mp_media_session_id: Uuid) {
-        self.lock().entry(mp_media_session_id).or_insert(false);
+        self.lock().entry(mp_media_session_id).or_insert(Expected {
+            joined: false,
+            blob: None,
+        });
+    }
+
+    /// Expect a join for the session `blob` describes (after handing the blob out):
+    /// only a join with the blob's `mpMediaSessionId`, `callId` and audio contexts
+    /// is admitted. Registering the same session again replaces its blob.
+    pub fn expect_blob(&self, blob: &MediaSessionConfig) {
+        let mut map = self.lock();
+        let entry = map.entry(blob.session_id()).or_insert(Expected {
+            joined: false,
+            blob: None,
+        });
+        entry.blob = Some(Box::new(blob.clone()));
     }
 
     /// Stop expecting this session (an existing connection is not affected).
@@ -95,8 +144,7 @@ impl KnownSessions {
     pub fn is_joined(&self, mp_media_session_id: &Uuid) -> bool {
         self.lock()
             .get(mp_media_session_id)
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|e| e.joined)
     }
 }
 
@@ -112,23 +160,96 @@ impl SessionRegistry for KnownSessions {
                     join.mp_media_session_id
                 ),
             )),
-            Some(true) => Err(Reject::new(
+            Some(e) if e.joined => Err(Reject::new(
                 RejectCode::AlreadyJoined,
                 format!(
                     "media session {} is already joined",
                     join.mp_media_session_id
                 ),
             )),
-            Some(joined) => {
-                *joined = true;
+            Some(e) => {
+                if let Some(reject) = e.blob.as_deref().and_then(|b| mismatch_reject(b, join)) {
+                    return Err(reject);
+                }
+                e.joined = true;
                 Ok(Admission::with_codec(codec))
             }
         }
     }
 
     fn release(&self, join: &Join, _reason: &CloseReason) {
-        if let Some(joined) = self.lock().get_mut(&join.mp_media_session_id) {
-            *joined = false;
+        if let Some(e) = self.lock().get_mut(&join.mp_media_session_id) {
+            e.joined = false;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use media_blob::MpUri;
+
+    fn blob() -> MediaSessionConfig {
+        MediaSessionConfig::builder(MpUri::quic("localhost", 4433).unwrap(), Uuid::new_v4())
+            .try_build()
+            .unwrap()
+    }
+
+    fn join_of(b: &MediaSessionConfig) -> Join {
+        let (source, render) = b.join_contexts();
+        Join::new(b.session_id(), b.call_id().unwrap(), source, render)
+    }
+
+    #[test]
+    fn a_join_must_carry_its_blobs_call_id_and_contexts() {
+        let b = blob();
+        let reg = KnownSessions::new();
+        reg.expect_blob(&b);
+        let mut wrong_call = join_of(&b);
+        wrong_call.call_id = Uuid::new_v4();
+        let rej = reg.admit(&wrong_call).unwrap_err();
+        assert_eq!(rej.code, RejectCode::InvalidJoin);
+        assert!(
+            rej.message.starts_with(&format!(
+                "join does not match media session {}: callId: the join says {}",
+                b.session_id(),
+                wrong_call.call_id
+            )),
+            "{rej}"
+        );
+        let mut wrong_context = join_of(&b);
+        wrong_context.audio_render_contexts[0] = Uuid::new_v4();
+        let rej = reg.admit(&wrong_context).unwrap_err();
+        assert!(
+            rej.message
+                .contains("audioRenderContexts[0]: the join says"),
+            "{rej}"
+        );
+        let mut swapped = join_of(&b);
+        std::mem::swap(
+            &mut swapped.audio_render_contexts,
+            &mut swapped.audio_source_contexts,
+        );
+        assert_eq!(
+            reg.admit(&swapped).unwrap_err().code,
+            RejectCode::InvalidJoin
+        );
+        assert!(
+            !reg.is_joined(&b.session_id()),
+            "refused joins hold nothing"
+        );
+        assert!(reg.admit(&join_of(&b)).is_ok());
+        assert!(reg.is_joined(&b.session_id()));
+    }
+
+    #[test]
+    fn a_session_without_a_blob_admits_any_call_id() {
+        let reg = KnownSessions::new();
+        let id = Uuid::new_v4();
+        reg.expect(id);
+        let j = Join::new(id, Uuid::new_v4(), vec![Uuid::new_v4()], vec![]);
+        assert!(reg.admit(&j).is_ok());
+        assert_eq!(reg.admit(&j).unwrap_err().code, RejectCode::AlreadyJoined);
     }
 }

@@ -4,7 +4,10 @@ use crate::settings::TransportSettings;
 use crate::wire::{Join, PROTOCOL_VERSION, Reject, RejectCode, StreamAssignment, StreamDirection};
 
 /// The server's own checks of a join before the application sees it: protocol
-/// version, 1 to `max_contexts` distinct contexts, at least one codec.
+/// version, the blob's context rules ([`media_blob::check_audio_contexts`]: 1 to
+/// [`media_blob::MAX_AUDIO_CONTEXTS`] distinct contexts, the same rules `inspect`,
+/// `request` and the blob builders apply), at most `max_contexts` contexts when the
+/// settings lower that cap, at least one codec.
 pub fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Reject> {
     if join.version != PROTOCOL_VERSION {
         let msg = format!(
@@ -13,26 +16,15 @@ pub fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Rejec
         );
         return Err(Reject::new(RejectCode::UnsupportedVersion, msg));
     }
-    if join.context_count() == 0 || join.context_count() > settings.max_contexts {
+    media_blob::check_audio_contexts(&join.audio_source_contexts, &join.audio_render_contexts)
+        .map_err(|e| Reject::new(RejectCode::InvalidJoin, e.to_string()))?;
+    if join.context_count() > settings.max_contexts {
         let msg = format!(
-            "a join needs 1 to {} contexts, got {}",
+            "a join needs 1 to {} contexts on this server, got {}",
             settings.max_contexts,
             join.context_count()
         );
         return Err(Reject::new(RejectCode::InvalidJoin, msg));
-    }
-    let mut contexts: Vec<&uuid::Uuid> = join
-        .audio_source_contexts
-        .iter()
-        .chain(&join.audio_render_contexts)
-        .collect();
-    contexts.sort_unstable();
-    contexts.dedup();
-    if contexts.len() != join.context_count() {
-        return Err(Reject::new(
-            RejectCode::InvalidJoin,
-            "a context GUID appears twice",
-        ));
     }
     if join.codecs.is_empty() {
         return Err(Reject::new(RejectCode::InvalidJoin, "no codecs offered"));
@@ -104,6 +96,28 @@ mod tests {
         let mut twice = join(1, 1);
         twice.audio_render_contexts[0] = twice.audio_source_contexts[0];
         assert_eq!(codes(&twice), Err(RejectCode::InvalidJoin));
+        // The reasons are the blob's own: the same words `inspect` prints.
+        let reason = check_join(&twice, &s).expect_err("twice").message;
+        assert!(
+            reason.starts_with("audioRenderContexts[0]: GUID "),
+            "{reason}"
+        );
+        assert!(
+            check_join(&join(0, 0), &s)
+                .expect_err("none")
+                .message
+                .ends_with("needs 1 to 16 audio contexts in all, got 0")
+        );
+        // A server may lower the cap below the blob's.
+        let low = TransportSettings {
+            max_contexts: 2,
+            ..TransportSettings::default()
+        };
+        assert!(check_join(&join(1, 1), &low).is_ok());
+        assert_eq!(
+            check_join(&join(2, 1), &low).map_err(|r| r.code),
+            Err(RejectCode::InvalidJoin)
+        );
         let mut v2 = join(1, 1);
         v2.version = 2;
         assert_eq!(codes(&v2), Err(RejectCode::UnsupportedVersion));
