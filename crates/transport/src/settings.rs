@@ -46,6 +46,26 @@ pub struct TransportSettings {
     /// Packets and ticks that come due meanwhile wait (at most this long) and share
     /// one turn's wake-up and syscalls. Default 1 ms; zero wakes for every packet.
     pub reactor_batch_interval: Duration,
+    /// Server side: QUIC handshakes in flight (per reactor thread) from which a new
+    /// connection attempt whose source address is not yet validated is answered
+    /// with a stateless QUIC Retry instead of being accepted. The client must echo the
+    /// Retry token from its address, which proves it receives there (a spoofed
+    /// source cannot), and only then gets connection state; a Retry is smaller than
+    /// the Initial it answers, so nothing is amplified. Below the threshold a
+    /// connection saves that round trip. A handshake is in flight from its first
+    /// Initial until its join is admitted or refused (or the connection is gone).
+    /// Default 16; 0 sends a Retry to every new connection.
+    pub retry_threshold: usize,
+    /// Server side: the most handshakes in flight per reactor thread, validated or
+    /// not; Initials beyond it are dropped without an answer (a genuine client sends
+    /// its Initial again after a probe timeout) and counted in
+    /// [`ServerStats::handshakes_dropped`](crate::quic::ServerStats::handshakes_dropped).
+    /// Default 1024.
+    pub max_handshakes: usize,
+    /// Server side: the most handshakes in flight per reactor thread from one source
+    /// IP address; beyond it Initials are dropped as for `max_handshakes`. Default
+    /// 256 (a media platform may run many calls from few addresses).
+    pub max_handshakes_per_source: usize,
 }
 
 impl Default for TransportSettings {
@@ -61,6 +81,9 @@ impl Default for TransportSettings {
             udp_receive_buffer: 4 << 20,
             udp_send_buffer: 1 << 20,
             reactor_batch_interval: Duration::from_millis(1),
+            retry_threshold: 16,
+            max_handshakes: 1024,
+            max_handshakes_per_source: 256,
         }
     }
 }

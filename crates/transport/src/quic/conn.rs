@@ -98,6 +98,9 @@ pub(crate) struct Entry {
     pub(crate) control_out: Vec<u8>,
     pub(crate) dirty: bool,
     pub(crate) connected: bool,
+    /// Server side: the source IP while the connection counts as a handshake in
+    /// flight (until its join is decided or it is gone).
+    pub(crate) handshake_from: Option<std::net::IpAddr>,
 }
 
 impl Entry {
@@ -110,6 +113,7 @@ impl Entry {
             control_out: Vec::new(),
             dirty: false,
             connected: false,
+            handshake_from: None,
         }
     }
 

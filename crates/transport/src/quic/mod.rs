@@ -136,6 +136,23 @@ pub struct ServerStats {
     /// Datagrams dropped because they arrived before `Accept`, over all connections
     /// (including rejected ones).
     pub pre_accept_dropped: u64,
+    /// New QUIC connection attempts (Initials of unknown connections) received.
+    pub connection_attempts: u64,
+    /// QUIC handshakes in flight now (first Initial accepted, join not yet admitted
+    /// or refused): connection state held for peers not admitted.
+    pub handshakes: u64,
+    /// The most handshakes in flight at any time (several threads: the sum of their
+    /// peaks, an upper bound).
+    pub handshakes_peak: u64,
+    /// The most connections held at any time, in any state (several threads: the sum
+    /// of their peaks).
+    pub connections_peak: u64,
+    /// Stateless Retry packets sent to validate a source address
+    /// ([`TransportSettings::retry_threshold`](crate::TransportSettings::retry_threshold)).
+    pub retries_sent: u64,
+    /// Connection attempts dropped unanswered: too many handshakes in flight, in all
+    /// or from the source address.
+    pub handshakes_dropped: u64,
 }
 
 impl ServerStats {
@@ -149,6 +166,12 @@ impl ServerStats {
             join_failed: self.join_failed + o.join_failed,
             active: self.active + o.active,
             pre_accept_dropped: self.pre_accept_dropped + o.pre_accept_dropped,
+            connection_attempts: self.connection_attempts + o.connection_attempts,
+            handshakes: self.handshakes + o.handshakes,
+            handshakes_peak: self.handshakes_peak + o.handshakes_peak,
+            connections_peak: self.connections_peak + o.connections_peak,
+            retries_sent: self.retries_sent + o.retries_sent,
+            handshakes_dropped: self.handshakes_dropped + o.handshakes_dropped,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The sans-IO core: a `quinn_proto::Endpoint`, its connections and one deadline heap.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
@@ -92,6 +92,9 @@ pub struct Core {
     stats: ServerStats,
     max_segments: usize,
     shutting_down: bool,
+    /// Handshakes in flight (server side), in all and per source IP.
+    handshakes: usize,
+    handshakes_by_source: HashMap<IpAddr, usize>,
 }
 
 impl std::fmt::Debug for Core {
@@ -132,6 +135,8 @@ impl Core {
             stats: ServerStats::default(),
             max_segments: max_segments.max(1),
             shutting_down: false,
+            handshakes: 0,
+            handshakes_by_source: HashMap::new(),
         }
     }
 
@@ -214,11 +219,15 @@ impl Core {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
+                self.stats.connection_attempts += 1;
                 if self.shutting_down || self.server_config.is_none() {
                     let t = self.endpoint.refuse(incoming, &mut self.scratch);
                     out.push(&t, &self.scratch[..t.size]);
                     return;
                 }
+                let Some(incoming) = self.admit_incoming(incoming, out) else {
+                    return;
+                };
                 self.scratch.clear();
                 match self.endpoint.accept(
                     incoming,
@@ -232,7 +241,16 @@ impl Core {
                             stream: None,
                             decoder: ControlDecoder::new(),
                         };
-                        self.insert(ch, conn, now, phase);
+                        let source = remote.ip();
+                        let id = self.insert(ch, conn, now, phase);
+                        if let Some(e) = self.entry(id) {
+                            e.handshake_from = Some(source);
+                            self.handshakes += 1;
+                            *self.handshakes_by_source.entry(source).or_insert(0) += 1;
+                            self.stats.handshakes = self.handshakes as u64;
+                            self.stats.handshakes_peak =
+                                self.stats.handshakes_peak.max(self.handshakes as u64);
+                        }
                     }
                     Err(e) => {
                         tracing::debug!(error = %e.cause, %remote, "refused a connection");
@@ -246,6 +264,68 @@ impl Core {
             Some(DatagramEvent::Response(t)) => out.push(&t, &self.scratch[..t.size]),
             None => {}
         }
+    }
+
+    /// Address validation and the handshake caps, before any connection state: an
+    /// unvalidated source while `retry_threshold` handshakes are in flight gets a
+    /// stateless Retry; an attempt over `max_handshakes` (in all or from its source
+    /// IP) is dropped unanswered. Returns the attempt to accept, if any.
+    fn admit_incoming(
+        &mut self,
+        incoming: quinn_proto::Incoming,
+        out: &mut Transmits,
+    ) -> Option<quinn_proto::Incoming> {
+        let s = &self.settings;
+        if !incoming.remote_address_validated() && self.handshakes >= s.retry_threshold {
+            self.scratch.clear();
+            match self.endpoint.retry(incoming, &mut self.scratch) {
+                Ok(t) => {
+                    self.stats.retries_sent += 1;
+                    out.push(&t, &self.scratch[..t.size]);
+                }
+                // Not reachable (an unvalidated address may always be retried);
+                // dropped rather than let in unvalidated.
+                Err(e) => {
+                    self.stats.handshakes_dropped += 1;
+                    self.endpoint.ignore(e.into_incoming());
+                }
+            }
+            return None;
+        }
+        let source = incoming.remote_address().ip();
+        let from_source = self.handshakes_by_source.get(&source).copied().unwrap_or(0);
+        if self.handshakes >= s.max_handshakes || from_source >= s.max_handshakes_per_source {
+            tracing::debug!(
+                %source,
+                in_flight = self.handshakes,
+                from_source,
+                "too many handshakes in flight: connection attempt dropped"
+            );
+            self.stats.handshakes_dropped += 1;
+            self.endpoint.ignore(incoming);
+            return None;
+        }
+        Some(incoming)
+    }
+
+    /// The connection of `index` stops counting as a handshake in flight.
+    fn end_handshake(&mut self, index: usize) {
+        let Some(source) = self
+            .conns
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .and_then(|e| e.handshake_from.take())
+        else {
+            return;
+        };
+        self.handshakes = self.handshakes.saturating_sub(1);
+        if let Some(n) = self.handshakes_by_source.get_mut(&source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.handshakes_by_source.remove(&source);
+            }
+        }
+        self.stats.handshakes = self.handshakes as u64;
     }
 
     fn insert(
@@ -262,6 +342,7 @@ impl Core {
         self.next_id += 1;
         self.conns[ch.0] = Some(Entry::new(conn, id, phase));
         self.live += 1;
+        self.stats.connections_peak = self.stats.connections_peak.max(self.live as u64);
         self.drive(ch.0, now);
         ConnId { index: ch.0, id }
     }
@@ -651,7 +732,20 @@ impl Core {
                     e.conn.handle_event(back);
                 }
             }
-            if e.conn.is_drained() {
+            let drained = e.conn.is_drained();
+            if e.handshake_from.is_some()
+                && (drained
+                    || !matches!(
+                        e.phase,
+                        Phase::AwaitJoin { .. } | Phase::AwaitVerdict { .. }
+                    ))
+            {
+                self.end_handshake(index);
+            }
+            let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if drained {
                 self.timers.set(index, e.id, None);
                 self.conns[index] = None;
                 self.live -= 1;
