@@ -141,6 +141,9 @@ pub struct EmulatorConfig {
     pub media: Arc<dyn MediaPeerConnector>,
     /// The RSA signing key; generated at start (2048 bit) when `None`.
     pub signing_key: Option<SigningKey>,
+    /// Limits of the HTTP server: header and body read timeouts, connection caps in
+    /// total and per source address, keep-alive (default [`http_guard::Limits`]'s).
+    pub http_limits: http_guard::Limits,
 }
 
 impl Default for EmulatorConfig {
@@ -157,6 +160,7 @@ impl Default for EmulatorConfig {
             max_body_bytes: 4 * 1024 * 1024,
             media: Arc::new(NoMediaConnector),
             signing_key: None,
+            http_limits: http_guard::Limits::default(),
         }
     }
 }
@@ -174,6 +178,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("delivery", &self.delivery)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("signing_key", &self.signing_key)
+            .field("http_limits", &self.http_limits)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +201,9 @@ impl EmulatorConfig {
         }
         if self.delivery.max_attempts == 0 {
             return Some("delivery.max_attempts: must be at least 1".into());
+        }
+        if let Some(problem) = self.http_limits.problem() {
+            return Some(format!("http_{problem}"));
         }
         None
     }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_guard::{HttpServer, Stats, StatsSnapshot};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -69,19 +70,19 @@ impl Emulator {
             http,
         });
         let router = server::router(shared.clone());
+        let http = HttpServer::new(listener, shared.config.http_limits.clone(), "emulator")
+            .map_err(|e| EmulatorError::Config(e.to_string()))?;
+        let http_stats = http.stats();
         let mut stop = shared.shutdown.subscribe();
         shared.tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { wait_shutdown(&mut stop).await })
+            http.serve(router, async move { wait_shutdown(&mut stop).await })
                 .await;
-            if let Err(e) = served {
-                tracing::error!("emulator server stopped: {e}");
-            }
         });
         tracing::info!(%addr, "Graph emulator listening");
         Ok(EmulatorHandle {
             shared,
             addr,
+            http_stats,
             stopped: false,
         })
     }
@@ -104,6 +105,7 @@ pub struct ShutdownReport {
 pub struct EmulatorHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    http_stats: Stats,
     stopped: bool,
 }
 
@@ -205,6 +207,12 @@ impl EmulatorHandle {
     /// Counters since start.
     pub fn counters(&self) -> Counters {
         self.shared.counters.snapshot()
+    }
+
+    /// Counters of the HTTP server's connections since start: admitted, refused over
+    /// a cap, closed by a read timeout.
+    pub fn http_stats(&self) -> StatsSnapshot {
+        self.http_stats.snapshot()
     }
 
     /// Make requests matching `fault` fail (see [`Fault`]).

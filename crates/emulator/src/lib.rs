@@ -136,6 +136,9 @@ pub use driver::CALLBACK_ISSUER;
 pub use error::EmulatorError;
 pub use faults::Fault;
 pub use handle::{Emulator, EmulatorHandle, ShutdownReport, run_until_ctrl_c};
+/// The limits and counters of the emulator's HTTP server
+/// ([`EmulatorConfig::http_limits`], [`EmulatorHandle::http_stats`]).
+pub use http_guard::{Limits as HttpLimits, StatsSnapshot as HttpStats};
 pub use keys::{KEY_BITS, SigningKey};
 pub use media::{
     BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus, NoMediaConnector,
