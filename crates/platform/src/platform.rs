@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use transport::quic::ServerStats;
 use transport::reactor::{CallApp, NewCall, ReactorIoStats, ReactorServer, StartError};
 use transport::wire::{Join, Reject, RejectCode};
-use transport::{Admission, CertFingerprint, ServerConfig, ServerIdentity};
+use transport::{Admission, CertFingerprint, ServerConfig, ServerIdentity, mismatch_reject};
 use uuid::Uuid;
 
 use crate::call::{CallContext, Delivery, PendingCall, PlatformCall};
@@ -25,15 +25,16 @@ use crate::settings::{Certificate, MediaPlatformSettings};
 use crate::socket::{AudioSocket, CallShared, CallState, FrameDelivery};
 
 enum Slot {
-    /// Blob handed out, no join yet.
-    Waiting(Box<PendingCall>),
+    /// Blob handed out, no join yet; a join must match the blob.
+    Waiting(Box<PendingCall>, Box<MediaSessionConfig>),
     /// Join admitted; its call is being started.
     Admitted(Box<PendingCall>),
     /// The call runs.
     Joined,
 }
 
-/// The platform's session registry: admits only registered, not-yet-joined sessions.
+/// The platform's session registry: admits only registered, not-yet-joined sessions,
+/// and only joins carrying the `callId` and audio contexts of the session's blob.
 pub(crate) struct SessionTable {
     slots: Mutex<HashMap<Uuid, Slot>>,
     codecs: Vec<Codec>,
@@ -70,25 +71,30 @@ impl SessionTable {
     fn connected(&self) -> usize {
         self.lock()
             .values()
-            .filter(|s| !matches!(s, Slot::Waiting(_)))
+            .filter(|s| !matches!(s, Slot::Waiting(..)))
             .count()
     }
 
-    fn insert_waiting(&self, id: Uuid, pending: PendingCall) -> Result<(), PlatformError> {
+    fn insert_waiting(
+        &self,
+        id: Uuid,
+        pending: PendingCall,
+        blob: MediaSessionConfig,
+    ) -> Result<(), PlatformError> {
         let mut slots = self.lock();
         if slots.len() >= self.max_sessions {
             return Err(PlatformError::AtCapacity {
                 max: self.max_sessions,
             });
         }
-        slots.insert(id, Slot::Waiting(Box::new(pending)));
+        slots.insert(id, Slot::Waiting(Box::new(pending), Box::new(blob)));
         Ok(())
     }
 
     /// Removes a session that no peer has joined (the bot dropped its socket).
     pub(crate) fn forget_waiting(&self, id: &Uuid) {
         let mut slots = self.lock();
-        if matches!(slots.get(id), Some(Slot::Waiting(_))) {
+        if matches!(slots.get(id), Some(Slot::Waiting(..))) {
             slots.remove(id);
         }
     }
@@ -114,17 +120,22 @@ impl SessionTable {
 }
 
 impl SessionTable {
-    /// Admits a join of a registered, not yet joined session.
+    /// Admits a join of a registered, not yet joined session whose `callId` and
+    /// contexts match the session's blob.
     fn admit(&self, join: &Join) -> Result<Admission, Reject> {
         let codec = join.choose_codec(&self.codecs)?;
         let id = join.mp_media_session_id;
         let mut slots = self.lock();
         match slots.remove(&id) {
-            Some(Slot::Waiting(p)) if !p.shared.hang_up_requested() => {
+            Some(Slot::Waiting(p, blob)) if !p.shared.hang_up_requested() => {
+                if let Some(reject) = mismatch_reject(&blob, join) {
+                    slots.insert(id, Slot::Waiting(p, blob));
+                    return Err(reject);
+                }
                 slots.insert(id, Slot::Admitted(p));
                 Ok(Admission::with_codec(codec))
             }
-            Some(Slot::Waiting(_)) | None => Err(Reject::new(
+            Some(Slot::Waiting(..)) | None => Err(Reject::new(
                 RejectCode::UnknownSession,
                 format!(
                     "no media session {id} is expected here (create its media configuration first)"
@@ -345,7 +356,8 @@ impl MediaPlatform {
             queue,
             commands: commands_rx,
         };
-        self.table.insert_waiting(session_id, pending)?;
+        self.table
+            .insert_waiting(session_id, pending, config.clone())?;
         let socket = AudioSocket {
             shared,
             frames,
