@@ -71,7 +71,7 @@ pub mod media;
 
 pub use platform::Codec;
 
-pub use local::{BotConfig, BotError, BotHost};
+pub use local::{BotConfig, BotError, BotHost, HttpLimits, HttpStats};
 pub use media::{
     BehaviourError, BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters,
     SessionOptions, SessionReport, SessionSnapshot, WavBot,

@@ -9,6 +9,8 @@ use graph::{
     ActiveCall, AuthConfig, CallRuntime, CallbackConfig, GraphClient, GraphConfig, RuntimeConfig,
     RuntimeError,
 };
+use http_guard::{HttpServer, Stats};
+pub use http_guard::{Limits as HttpLimits, StatsSnapshot as HttpStats};
 use signaling::{Field, Scenario};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,6 +27,9 @@ pub enum BotError {
     /// The Graph client could not be built.
     #[error(transparent)]
     Graph(#[from] graph::GraphError),
+    /// The callback server's limits are not usable.
+    #[error(transparent)]
+    Limits(http_guard::GuardError),
     /// The callback server could not bind.
     #[error("cannot bind the callback server on {addr}: {source}")]
     Bind {
@@ -54,6 +59,9 @@ pub struct BotConfig {
     pub runtime: RuntimeConfig,
     /// Where the callback server listens (default `127.0.0.1:0`).
     pub callback_bind: SocketAddr,
+    /// Limits of the callback server: header and body read timeouts, connection caps
+    /// in total and per source address, keep-alive (default [`HttpLimits`]'s).
+    pub callback_limits: HttpLimits,
 }
 
 /// The bot: Graph runtime, callback server and media sessions.
@@ -64,6 +72,7 @@ pub struct BotHost {
     callback_url: String,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    callback_stats: Stats,
 }
 
 impl BotHost {
@@ -96,24 +105,27 @@ impl BotHost {
             addr: config.callback_bind,
             source,
         })?;
+        let http = HttpServer::new(listener, config.callback_limits, "callback")
+            .map_err(BotError::Limits)?;
+        let callback_stats = http.stats();
         let (stop, mut stopped) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("callback server stopped: {e}");
-            }
-        });
+        let server = tokio::spawn(http.serve(router, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
         Ok(Self {
             runtime,
             sessions,
             callback_url: format!("http://{addr}/callback"),
             stop,
             server,
+            callback_stats,
         })
+    }
+
+    /// Counters of the callback server's connections since start: admitted, refused
+    /// over a cap, closed by a read timeout.
+    pub fn callback_stats(&self) -> HttpStats {
+        self.callback_stats.snapshot()
     }
 
     /// The call runtime.

@@ -106,7 +106,8 @@ struct ServerState {
 }
 
 /// The callback router for `config`, handing notifications to `sink`. Serve it with
-/// `axum::serve` (it may be merged into a larger router).
+/// `http_guard::HttpServer` (header and body read timeouts, connection caps), as the
+/// bot does; it may be merged into a larger router.
 pub fn router(config: CallbackConfig, sink: Arc<dyn NotificationSink>) -> Router {
     let validator = match config.auth {
         InboundAuth::Jwt(auth) => Some(JwtValidator::new(auth)),

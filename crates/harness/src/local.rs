@@ -36,6 +36,7 @@ pub fn bot_config_for(emu: &EmulatorHandle, app: &RegisteredApp) -> BotConfig {
         openid_url: Some(emu.openid_url()),
         runtime: RuntimeConfig::default(),
         callback_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        callback_limits: bot::HttpLimits::default(),
     }
 }
 

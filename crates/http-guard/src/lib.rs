@@ -138,8 +138,14 @@ pub enum GuardError {
     #[error("{0}")]
     Limits(String),
     /// The listener's address could not be read.
-    #[error("cannot read the listening address: {0}")]
-    Listener(#[source] std::io::Error),
+    #[error("{server} server: cannot read the listening address: {source}")]
+    Listener {
+        /// The server's name.
+        server: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Counters of one server since it started (see [`Stats::snapshot`]).
@@ -285,7 +291,12 @@ impl HttpServer {
         if let Some(problem) = limits.problem() {
             return Err(GuardError::Limits(format!("{name} server: {problem}")));
         }
-        let addr = listener.local_addr().map_err(GuardError::Listener)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| GuardError::Listener {
+                server: name,
+                source,
+            })?;
         Ok(HttpServer {
             listener,
             addr,
