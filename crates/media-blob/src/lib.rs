@@ -92,4 +92,4 @@ pub use error::{BlobError, BlobErrorKind};
 pub use format::AudioFormat;
 pub use limits::{MAX_AUDIO_CONTEXTS, MAX_BLOB_BYTES, check_audio_contexts};
 pub use mp_uri::MpUri;
-pub use text::{EXCERPT_CHARS, escape_controls, excerpt};
+pub use text::{EXCERPT_CHARS, bounded, escape_controls, excerpt};

@@ -64,6 +64,27 @@ pub fn escape_controls(input: &str) -> String {
     out
 }
 
+/// A message that may carry input (e.g. a serde error quoting a value) made safe to
+/// print: control characters escaped as by [`escape_controls`], and cut after
+/// `max_chars` characters with `… (N bytes)` appended.
+///
+/// ```
+/// use media_blob::bounded;
+/// assert_eq!(bounded("bad\r\nvalue", 80), r"bad\r\nvalue");
+/// assert_eq!(bounded(&"x".repeat(100), 4), "xxxx… (100 bytes)");
+/// ```
+pub fn bounded(message: &str, max_chars: usize) -> String {
+    let cut = message
+        .char_indices()
+        .nth(max_chars)
+        .map_or(message.len(), |(i, _)| i);
+    let mut out = escape_controls(&message[..cut]);
+    if cut < message.len() {
+        let _ = write!(out, "… ({} bytes)", message.len());
+    }
+    out
+}
+
 /// True for characters that must not reach a terminal as they are: control
 /// characters and the Unicode bidirectional overrides and isolates.
 fn needs_escape(c: char) -> bool {
@@ -119,6 +140,15 @@ mod tests {
         let e = excerpt(&ten_mb);
         assert!(e.len() < 6 * EXCERPT_CHARS + 30, "{} bytes", e.len());
         assert!(!e.contains('\x1b'));
+    }
+
+    #[test]
+    fn bounded_escapes_and_cuts() {
+        let msg = format!("unknown variant `{}`", "\x1b".repeat(1 << 20));
+        let b = bounded(&msg, 200);
+        assert!(b.len() < 1300 && !b.contains('\x1b'), "{b}");
+        assert!(b.ends_with(&format!("… ({} bytes)", msg.len())), "{b}");
+        assert_eq!(bounded("short", 200), "short");
     }
 
     #[test]

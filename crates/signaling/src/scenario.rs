@@ -39,7 +39,11 @@ pub enum Scenario {
 
 /// An unknown scenario name; the message lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scenario `{name}`; expected one of: {}", Scenario::names().join(", "))]
+#[error(
+    "unknown scenario {}; expected one of: {}",
+    media_blob::excerpt(name),
+    Scenario::names().join(", ")
+)]
 pub struct UnknownScenario {
     /// The name given.
     pub name: String,

@@ -36,7 +36,10 @@ pub enum RequestError {
     #[error("callbackUri: missing; set the https URL where the service should post notifications")]
     MissingCallbackUri,
     /// `callbackUri` is not a usable absolute URL.
-    #[error("callbackUri: `{uri}` is not a valid absolute URL ({reason})")]
+    #[error(
+        "callbackUri: {} is not a valid absolute URL ({reason})",
+        media_blob::excerpt(uri)
+    )]
     InvalidCallbackUri {
         /// The value.
         uri: String,
@@ -45,8 +48,9 @@ pub enum RequestError {
     },
     /// `callbackUri` is not https (and not http to a loopback host).
     #[error(
-        "callbackUri: `{uri}` must be https; plain http is accepted only for loopback hosts \
-         (127.0.0.0/8, ::1, localhost) when testing locally"
+        "callbackUri: {} must be https; plain http is accepted only for loopback hosts \
+         (127.0.0.0/8, ::1, localhost) when testing locally",
+        media_blob::excerpt(uri)
     )]
     InsecureCallbackUri {
         /// The value.
@@ -109,7 +113,10 @@ pub enum RequestError {
         target_path: String,
     },
     /// A phone number not in E.164 form.
-    #[error("{path}: `{number}` is not an E.164 number ('+' then 1-15 digits, the first not 0)")]
+    #[error(
+        "{path}: {} is not an E.164 number ('+' then 1-15 digits, the first not 0)",
+        media_blob::excerpt(number)
+    )]
     InvalidPhoneNumber {
         /// Where the number is, e.g. `targets[0].identity.phone.id`.
         path: String,
