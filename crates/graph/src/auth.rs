@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use media_blob::{bounded, excerpt};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -51,8 +52,8 @@ pub const MAX_KEY_DOCUMENT_BYTES: usize = 1 << 20;
 const MAX_TRACKED_SOURCES: usize = 4096;
 /// Most `crit` names quoted in an error.
 const MAX_QUOTED_CRIT: usize = 4;
-/// Most characters quoted from one header value (`kid`, a `crit` name) in an error.
-const MAX_QUOTED_CHARS: usize = 40;
+/// Most characters of a library error message (which may quote the token) in an error.
+const MAX_QUOTED_ERROR_CHARS: usize = 200;
 
 /// Configuration of inbound JWT validation.
 #[derive(Debug, Clone)]
@@ -138,7 +139,7 @@ pub enum AuthError {
     /// `Authorization` is not `Bearer <token>`.
     #[error("Authorization is not a Bearer token")]
     NotBearer,
-    /// The token is not a JWT.
+    /// The token is not a JWT (the reason bounded and escaped).
     #[error("malformed JWT: {0}")]
     Malformed(String),
     /// The token is signed with another algorithm than RS256.
@@ -157,7 +158,7 @@ pub enum AuthError {
     /// No published key has this `kid` (after fetching the keys again, or without a
     /// fetch when fetches for unknown `kid`s are rate-limited); the value is a bounded,
     /// escaped excerpt of the `kid`.
-    #[error("no signing key with kid `{0}` in the published keys")]
+    #[error("no signing key with kid {0} in the published keys")]
     UnknownKey(String),
     /// The keys could not be fetched.
     #[error("signing keys unavailable: {0}")]
@@ -337,7 +338,8 @@ impl JwtValidator {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(AuthError::NotBearer),
         };
-        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let header = decode_header(token)
+            .map_err(|e| AuthError::Malformed(bounded(&e.to_string(), MAX_QUOTED_ERROR_CHARS)))?;
         if let Some(crit) = &header.crit {
             return Err(AuthError::UnsupportedCritical(quote_crit(crit)));
         }
@@ -358,7 +360,7 @@ impl JwtValidator {
                 }
                 ErrorKind::InvalidSignature => "bad signature".to_owned(),
                 ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c}"),
-                _ => e.to_string(),
+                _ => bounded(&e.to_string(), MAX_QUOTED_ERROR_CHARS),
             })
         })?;
         let claims = data.claims;
@@ -443,22 +445,8 @@ impl JwtValidator {
     }
 }
 
-/// A header value for an error: cut to [`MAX_QUOTED_CHARS`] characters (marked `…`),
-/// control characters escaped.
-fn excerpt(value: &str) -> String {
-    let mut quoted: String = value
-        .chars()
-        .take(MAX_QUOTED_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if value.chars().nth(MAX_QUOTED_CHARS).is_some() {
-        quoted.push('…');
-    }
-    quoted
-}
-
-/// `crit` names for an error: at most [`MAX_QUOTED_CRIT`] of them, each an
-/// [`excerpt`].
+/// `crit` names for an error: at most [`MAX_QUOTED_CRIT`] of them, each a bounded,
+/// escaped [`excerpt`].
 fn quote_crit(crit: &[String]) -> String {
     if crit.is_empty() {
         return "an empty list, which RFC 7515 also forbids".to_owned();
@@ -466,7 +454,7 @@ fn quote_crit(crit: &[String]) -> String {
     let mut quoted: Vec<String> = crit
         .iter()
         .take(MAX_QUOTED_CRIT)
-        .map(|name| format!("\"{}\"", excerpt(name)))
+        .map(|name| excerpt(name.as_str()))
         .collect();
     if crit.len() > MAX_QUOTED_CRIT {
         quoted.push(format!("… {} names in all", crit.len()));

@@ -16,6 +16,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{APP_ID, ISSUER, claims, key, post_callback, sign_with, state_body, wait_until};
 use graph::{AuthConfig, AuthError, CallbackConfig, Delivery, JwtValidator, NotificationSink};
 use jsonwebtoken::{Algorithm, Header};
@@ -323,7 +325,7 @@ async fn unknown_kids_are_rate_limited_per_source() {
         .unwrap();
     let err = first.await.unwrap().unwrap_err();
     assert!(
-        matches!(err, AuthError::UnknownKey(ref k) if k == "forged-0"),
+        matches!(err, AuthError::UnknownKey(ref k) if k == r#""forged-0""#),
         "{err:?}"
     );
     assert_eq!(endpoint.fetches(), 2, "one fetch for all of them");
@@ -394,9 +396,25 @@ async fn a_crit_header_is_refused() {
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.len() < 500, "{} bytes", message.len());
+    assert!(message.len() < 1000, "{} bytes", message.len());
     assert!(!message.contains('\u{1b}'), "{message}");
     assert!(message.contains("1000 names"), "{message}");
+
+    // A header that is not JSON the library reads: the reason is bounded and escaped.
+    let header = format!(
+        r#"{{"alg":"\u001b[2J{}","kid":"key-1"}}"#,
+        "A".repeat(1 << 20)
+    );
+    let token = format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    let err = validator.validate(Some(&bearer(&token))).await.unwrap_err();
+    assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.len() < 400, "{} bytes", message.len());
+    assert!(!message.contains('\u{1b}'), "{message}");
 
     // Through the callback server: 401.
     let sink = Arc::new(Counter(AtomicUsize::new(0)));
