@@ -1,7 +1,7 @@
 //! `media-processor blob`: build and print a media session configuration.
 
 use anyhow::Context;
-use media_blob::{AudioFormat, MediaSessionConfig, MpUri};
+use media_blob::{AudioFormat, MediaSessionConfig, MpUri, excerpt};
 use uuid::Uuid;
 
 /// Arguments of `media-processor blob`.
@@ -35,7 +35,8 @@ fn parse_format(s: &str) -> Result<AudioFormat, String> {
         "Pcm16K" => Ok(AudioFormat::Pcm16K),
         "Pcm44KStereo" => Ok(AudioFormat::Pcm44KStereo),
         other => Err(format!(
-            "unknown audio format {other:?} (expected Pcm16K or Pcm44KStereo)"
+            "unknown audio format {} (expected Pcm16K or Pcm44KStereo)",
+            excerpt(other)
         )),
     }
 }
@@ -45,7 +46,7 @@ pub fn build(args: &BlobArgs) -> anyhow::Result<MediaSessionConfig> {
     let mp_uri: MpUri = args
         .mp_uri
         .parse()
-        .with_context(|| format!("--mp-uri {:?}", args.mp_uri))?;
+        .with_context(|| format!("--mp-uri {}", excerpt(&args.mp_uri)))?;
     let mut builder =
         MediaSessionConfig::builder(mp_uri, args.call_id).audio_format(args.audio_format);
     if let Some(id) = args.session_id {
@@ -57,11 +58,10 @@ pub fn build(args: &BlobArgs) -> anyhow::Result<MediaSessionConfig> {
     if !args.audio_source_contexts.is_empty() {
         builder = builder.audio_source_contexts(args.audio_source_contexts.clone());
     }
-    let config = builder.build();
-    config
-        .validate()
-        .context("the built configuration is invalid")?;
-    Ok(config)
+    // The limits the media port applies to a join (context count, unique GUIDs).
+    builder
+        .try_build()
+        .context("the built configuration is invalid")
 }
 
 /// Runs the subcommand.

@@ -1,9 +1,13 @@
 //! `media-processor inspect`: identify, validate and summarise one JSON document.
+//!
+//! The document is untrusted: at most `--max-bytes` of it are read, report lines
+//! are printed with control characters escaped ([`media_blob::escape_controls`]),
+//! and errors quote it only through bounded excerpts ([`media_blob::bounded`]).
 
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use media_blob::MediaSessionConfig;
+use media_blob::{MediaSessionConfig, bounded, escape_controls};
 use serde_json::Value;
 use signaling::{Call, CommsNotifications, DocumentKind, MediaConfig};
 
@@ -12,18 +16,46 @@ use signaling::{Call, CommsNotifications, DocumentKind, MediaConfig};
 pub struct InspectArgs {
     /// The JSON file to read, or `-` for standard input.
     pub file: String,
+    /// Largest document read, in bytes; a longer one is refused without being parsed.
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
 }
 
-fn read_input(file: &str) -> anyhow::Result<String> {
-    if file == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading standard input")?;
-        Ok(s)
+/// Default `--max-bytes`: 4 MiB, far above any Graph document or blob.
+pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Longest error detail quoted from a document (serde errors can quote values).
+const MAX_DETAIL_CHARS: usize = 240;
+
+/// Reads at most `max_bytes` (one more to tell a longer input).
+fn read_input(file: &str, max_bytes: u64) -> anyhow::Result<String> {
+    let (name, reader): (String, Box<dyn Read>) = if file == "-" {
+        ("standard input".into(), Box::new(std::io::stdin()))
     } else {
-        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+        let f = std::fs::File::open(file).with_context(|| format!("reading {file}"))?;
+        (file.to_owned(), Box::new(f))
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name}"))?;
+    if bytes.len() as u64 > max_bytes {
+        bail!(
+            "{name} is larger than {max_bytes} bytes (--max-bytes); not read further, raise --max-bytes to inspect it"
+        );
     }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{name} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// An error's message (with its causes) made safe to print: bounded and escaped.
+fn detail(e: impl std::fmt::Display) -> String {
+    bounded(&e.to_string(), MAX_DETAIL_CHARS)
 }
 
 /// A document is a media blob when it is an object with `mpUri`, or a JSON string
@@ -38,12 +70,16 @@ fn looks_like_blob(v: &Value) -> bool {
 
 /// Identifies and validates `text`, returning the report lines.
 pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
-    let v: Value =
-        serde_json::from_str(text).with_context(|| format!("{source} is not valid JSON"))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{source} is not valid JSON: {}", detail(e)))?;
     let mut out = Vec::new();
     if looks_like_blob(&v) {
-        let config = MediaSessionConfig::from_value(&v)
-            .with_context(|| format!("{source}: invalid media session configuration"))?;
+        let config = MediaSessionConfig::from_value(&v).map_err(|e| {
+            anyhow::anyhow!(
+                "{source}: invalid media session configuration: {}",
+                detail(e)
+            )
+        })?;
         out.push("media session configuration (app-hosted media blob): valid".to_owned());
         out.push(format!("  mpUri: {}", config.mp_uri()));
         out.push(format!("  mpMediaSessionId: {}", config.session_id()));
@@ -58,11 +94,15 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
     }
     match signaling::classify(&v) {
         DocumentKind::CreateCallRequest => {
-            let call: Call = serde_json::from_value(v.clone())
-                .with_context(|| format!("{source}: does not fit the call model"))?;
+            let call: Call = serde_json::from_value(v.clone()).map_err(|e| {
+                anyhow::anyhow!("{source}: does not fit the call model: {}", detail(e))
+            })?;
             let problems = signaling::create_call_problems(&call);
             if !problems.is_empty() {
-                let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+                let list: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("  - {}", detail(p)))
+                    .collect();
                 bail!(
                     "{source}: invalid create-call request:\n{}",
                     list.join("\n")
@@ -76,22 +116,27 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
             ));
         }
         DocumentKind::Call => {
-            let call: Call = serde_json::from_value(v.clone())
-                .with_context(|| format!("{source}: does not fit the call model"))?;
+            let call: Call = serde_json::from_value(v.clone()).map_err(|e| {
+                anyhow::anyhow!("{source}: does not fit the call model: {}", detail(e))
+            })?;
             out.push("call resource".to_owned());
             out.push(format!("  {}", call.summary()));
             if let Some(MediaConfig::AppHosted(app)) = call.media_config.value() {
                 let note = match app.blob.value().map(MediaSessionConfig::from_value) {
                     Some(Ok(config)) => format!("blob valid, mpUri {}", config.mp_uri()),
-                    Some(Err(e)) => format!("blob not a valid configuration ({e})"),
+                    Some(Err(e)) => format!("blob not a valid configuration ({})", detail(e)),
                     None => "no blob".to_owned(),
                 };
                 out.push(format!("  app-hosted media: {note}"));
             }
         }
         DocumentKind::Notifications => {
-            let n: CommsNotifications = serde_json::from_value(v.clone())
-                .with_context(|| format!("{source}: does not fit the notifications model"))?;
+            let n: CommsNotifications = serde_json::from_value(v.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "{source}: does not fit the notifications model: {}",
+                    detail(e)
+                )
+            })?;
             out.push("commsNotifications".to_owned());
             for line in n.summary().lines() {
                 out.push(format!("  {line}"));
@@ -100,20 +145,22 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
         _ => bail!(
             "{source}: not a document media-processor knows ({}); expected a media \
              session configuration, a create-call request, a call or commsNotifications",
-            signaling::summarize(&v)
+            detail(signaling::summarize(&v))
         ),
     }
-    Ok(out)
+    // Document values (names, URLs) reach the terminal escaped.
+    Ok(out.iter().map(|l| escape_controls(l)).collect())
 }
 
 /// Runs the subcommand.
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let text = read_input(&args.file)?;
+    let text = read_input(&args.file, args.max_bytes)?;
     let source = if args.file == "-" {
-        "standard input"
+        "standard input".to_owned()
     } else {
-        args.file.as_str()
+        escape_controls(&args.file)
     };
+    let source = source.as_str();
     for line in inspect(source, &text)? {
         println!("{line}");
     }

@@ -2,7 +2,7 @@
 //! scenarios and the permissions it needs.
 
 use anyhow::Context;
-use media_blob::{MediaSessionConfig, MpUri};
+use media_blob::{MediaSessionConfig, MpUri, bounded, excerpt};
 use signaling::{Call, Field, Scenario};
 use uuid::Uuid;
 
@@ -50,14 +50,17 @@ fn blob_text(args: &RequestArgs) -> anyhow::Result<String> {
             let mp_uri: MpUri = args
                 .mp_uri
                 .parse()
-                .with_context(|| format!("--mp-uri {:?}", args.mp_uri))?;
+                .with_context(|| format!("--mp-uri {}", excerpt(&args.mp_uri)))?;
             let call_id = args.call_id.unwrap_or_else(Uuid::new_v4);
             return Ok(MediaSessionConfig::builder(mp_uri, call_id)
                 .build()
                 .to_json());
         }
     };
+    // The same rules the media port applies to the join (validate: current form,
+    // context counts, unique GUIDs, sizes); errors quote the blob only in excerpts.
     let config = MediaSessionConfig::parse(text.trim()).context("--blob")?;
+    config.validate().context("--blob")?;
     Ok(config.to_json())
 }
 
@@ -76,7 +79,10 @@ pub fn build(args: &RequestArgs) -> anyhow::Result<Call> {
     if !args.placeholder {
         let problems = signaling::create_call_problems(&call);
         if !problems.is_empty() {
-            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  - {}", bounded(&p.to_string(), 240)))
+                .collect();
             anyhow::bail!("the {scenario} request is invalid:\n{}", list.join("\n"));
         }
     }

@@ -240,10 +240,16 @@ impl Call {
 }
 
 impl CommsNotifications {
-    /// One line per notification: change, resource, and the resources' gist.
+    /// One line per notification: change, resource, and the resources' gist. Control
+    /// characters from the document are escaped ([`media_blob::escape_controls`]), so
+    /// each notification is one line and none can reach a terminal as it is.
     pub fn summary(&self) -> String {
         let mut lines = vec![format!("{} notification(s)", self.value.len())];
-        lines.extend(self.value.iter().map(|n| format!("  {}", n.summary())));
+        lines.extend(
+            self.value
+                .iter()
+                .map(|n| format!("  {}", media_blob::escape_controls(&n.summary()))),
+        );
         lines.join("\n")
     }
 }
