@@ -369,3 +369,28 @@ async fn shutdown_returns_although_slow_clients_hold_connections() {
         "still listening after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_size_cap_is_answered_431_and_closed() {
+    let server = Running::start(Limits {
+        max_header_bytes: 16 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let head = format!(
+        "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr, head.as_bytes()).await;
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    // A head under the cap is served.
+    let head = format!(
+        "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(4 * 1024)
+    );
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr, head.as_bytes()).await;
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    server.shutdown().await;
+}
