@@ -2,8 +2,10 @@
 //! callbackUri path.
 //!
 //! Per request, in order:
-//! 1. authentication (on by default): the Bearer JWT is checked by a [`JwtValidator`];
-//!    a missing or bad token is answered `401` with a log line, and nothing is processed;
+//! 1. authentication (on by default): the Bearer JWT is checked by a [`JwtValidator`]
+//!    (with the peer address as the source, when the server provides axum's
+//!    `ConnectInfo<SocketAddr>`, as `http_guard` does); a missing or bad token is
+//!    answered `401` with a log line, and nothing is processed;
 //! 2. the body is read up to [`CallbackConfig::max_body_bytes`] (`413` beyond);
 //! 3. it is parsed as `commsNotifications` (`400` with the reason if it is not: bad JSON,
 //!    wrong types, a known `@odata.type` with a wrong shape, another top-level type);
@@ -12,11 +14,12 @@
 //!    not refused here: the call's state machine ignores them with a log line;
 //! 5. `202 Accepted`, before any notification has been processed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header::AUTHORIZATION};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -135,7 +138,13 @@ async fn authenticate(
             .headers()
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("(not text)"));
-        if let Err(e) = validator.validate(header).await {
+        // The peer address, when the server provides it (http_guard does), gives each
+        // source its own budget of key refreshes for unknown `kid`s.
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+        if let Err(e) = validator.validate_from(header, source).await {
             tracing::warn!(uri = %request.uri(), "callback refused (401): {e}");
             return (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}\n")).into_response();
         }

@@ -20,6 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{APP_ID, ISSUER, claims, key, post_callback, sign_with, state_body, wait_until};
 use graph::{AuthConfig, AuthError, CallbackConfig, Delivery, JwtValidator, NotificationSink};
+use http_guard::{HttpServer, Limits};
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 use signaling::CommsNotification;
@@ -355,6 +356,73 @@ async fn unknown_kids_are_rate_limited_per_source() {
         assert!(matches!(err, AuthError::UnknownKey(_)), "{err:?}");
     }
     assert_eq!(endpoint.fetches(), 2);
+}
+
+/// POST a callback with `token` from `client`; the status.
+async fn post_from(client: &reqwest::Client, url: &str, token: &str) -> u16 {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(state_body("c1", "established"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A client whose connections come from 127.0.0.`n`.
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source(n))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_callback_server_budgets_unknown_kids_per_peer_address() {
+    let endpoint = KeyEndpoint::start().await;
+    let interval = Duration::from_secs(2);
+    let config = endpoint
+        .config()
+        .key_refresh(Duration::from_secs(3600), interval)
+        .fetch_timeout(Duration::from_secs(20));
+    let sink = Arc::new(Counter(AtomicUsize::new(0)));
+    let router = graph::callback::router(CallbackConfig::new(config), sink.clone());
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let server = HttpServer::new(listener, Limits::default(), "callback").unwrap();
+    let url = format!("http://{}/callback", server.local_addr());
+    tokio::spawn(server.serve(router, std::future::pending()));
+    let (forger, service) = (client_from(2), client_from(3));
+    let (valid, rotated) = (valid(), with_kid("key-2"));
+    let forged: Vec<String> = (0..2).map(|i| with_kid(&format!("forged-{i}"))).collect();
+    assert_eq!(post_from(&service, &url, &valid).await, 202);
+
+    let mut key_2 = key(1).jwk.clone();
+    key_2["kid"] = json!("key-2");
+    endpoint.publish(&key_2);
+    endpoint.set_delay(Duration::from_secs(3));
+    tokio::time::sleep(interval + Duration::from_millis(50)).await;
+
+    // The forger's unknown kid starts a refresh and waits for it; its next is refused
+    // at once.
+    let first = tokio::spawn({
+        let (forger, url, token) = (forger.clone(), url.clone(), forged[0].clone());
+        async move { post_from(&forger, &url, &token).await }
+    });
+    endpoint.wait_for_fetches(2).await;
+    let started = Instant::now();
+    assert_eq!(post_from(&forger, &url, &forged[1]).await, 401);
+    assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
+    // The service, from another address, has its own budget: its rotated kid waits for
+    // the same refresh and is accepted.
+    assert_eq!(post_from(&service, &url, &rotated).await, 202);
+    assert_eq!(first.await.unwrap(), 401);
+    assert_eq!(endpoint.fetches(), 2);
+    assert_eq!(sink.0.load(Ordering::SeqCst), 2);
 }
 
 /// A token under the published key with the header's `crit` set.

@@ -20,6 +20,10 @@
 //! Every refusal and timeout is counted ([`Stats`]); refusals are logged at most once
 //! a second per server (with the number left unlogged), timeouts at debug level.
 //!
+//! Each request carries its peer address as axum's
+//! [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) extension (as with
+//! `into_make_service_with_connect_info`), e.g. for rate limits per source.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use http_guard::{HttpServer, Limits};
@@ -431,6 +435,7 @@ async fn serve_connection(
     let counters = slot.counters.clone();
     let service = GuardedService {
         router,
+        peer,
         limits: limits.clone(),
         counters: counters.clone(),
         served: Arc::new(AtomicU64::new(0)),
@@ -466,6 +471,8 @@ async fn serve_connection(
 #[derive(Clone)]
 struct GuardedService {
     router: Router,
+    /// The connection's peer, handed to the router as axum's `ConnectInfo`.
+    peer: SocketAddr,
     limits: Arc<Limits>,
     counters: Arc<Counters>,
     served: Arc<AtomicU64>,
@@ -478,7 +485,10 @@ impl hyper::service::Service<Request<Incoming>> for GuardedService {
     type Error = Infallible;
     type Future = ServiceFuture;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         bump(&self.counters.requests);
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         let last = served >= self.limits.max_requests_per_connection;
