@@ -66,10 +66,14 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use crate::field::Field;
+
 use crate::model::{
     Call, CallState, ChangeType, CommsNotification, ContentSharingSession, MediaDirection,
     MediaStream, Modality, Participant, ParticipantInfo, ResourceItem, ResultInfo,
 };
+
+/// Longest [`CallEvent::Ignored`] reason, in characters (reasons quote notification values).
+const MAX_REASON_CHARS: usize = 240;
 
 /// What a notification or call update changed, for the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,7 +377,10 @@ impl CallStateMachine {
         self.events.pop_front()
     }
 
+    /// Reports an ignored input. Reasons quote notification values (URLs, ids,
+    /// serde errors), so they are bounded and escaped here, in one place.
     fn ignore(&mut self, reason: String) {
+        let reason = media_blob::bounded(&reason, MAX_REASON_CHARS);
         self.events.push_back(CallEvent::Ignored { reason });
     }
 
@@ -384,8 +391,9 @@ impl CallStateMachine {
             Some(id) if id.eq_ignore_ascii_case(&self.call_id) => {}
             other => {
                 let reason = format!(
-                    "notification for call {:?} given to the machine of call {}",
-                    other, self.call_id
+                    "notification for call {} given to the machine of call {}",
+                    other.map_or_else(|| "(none)".to_owned(), media_blob::excerpt),
+                    self.call_id
                 );
                 return self.ignore(reason);
             }
@@ -596,6 +604,27 @@ fn typeless(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_reasons_are_bounded_and_escaped() {
+        let url = format!(
+            "/communications/calls/other\\u001b[2J\\r{}",
+            "u".repeat(1 << 20)
+        );
+        let body = format!(
+            r#"{{"value":[{{"changeType":"updated","resourceUrl":"{url}",
+            "resourceData":{{"@odata.type":"{url}","state":"established"}}}}]}}"#
+        );
+        let body = crate::CommsNotifications::from_json(&body).expect("valid JSON");
+        let mut call = CallStateMachine::new("c1");
+        call.handle_notification(&body.value[0]);
+        let Some(CallEvent::Ignored { reason }) = call.poll_event() else {
+            panic!("expected an ignored notification")
+        };
+        assert!(reason.chars().count() < MAX_REASON_CHARS + 30, "{reason}");
+        assert!(!reason.contains(['\u{1b}', '\r']), "{reason:?}");
+        assert!(reason.contains(r"\u001b[2J\r"), "{reason}");
+    }
 
     #[test]
     fn resource_kinds_from_urls() {
