@@ -42,7 +42,8 @@ fn read_input(file: &str, max_bytes: u64) -> anyhow::Result<String> {
         .with_context(|| format!("reading {name}"))?;
     if bytes.len() as u64 > max_bytes {
         bail!(
-            "{name} is larger than {max_bytes} bytes (--max-bytes); not read further, raise --max-bytes to inspect it"
+            "{name} is larger than {max_bytes} bytes (--max-bytes); not read further, \
+             raise --max-bytes to inspect it"
         );
     }
     String::from_utf8(bytes).map_err(|e| {
