@@ -414,8 +414,34 @@ pub(crate) fn bind_exclusive(
         let (s, buffers) = bind_udp(addr, settings, false).map_err(bind_err(addr))?;
         return Ok((vec![s], buffers));
     }
+    // Port 0: the group takes the port the kernel gave the probe. Another socket may
+    // take that port between the probe's close and the group's bind (the kernel hands
+    // out a freed ephemeral port again): then try another port. An explicit port is
+    // tried once.
+    let attempts = if addr.port() == 0 { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        match bind_group(addr, settings, count, bind_err) {
+            Err(e @ TransportError::PortInUse { .. }) => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or(TransportError::PortInUse { addr }))
+}
+
+/// One try of [`bind_exclusive`] with several sockets: the probe, the group, the
+/// kernel table's check.
+fn bind_group<F, E>(
+    addr: SocketAddr,
+    settings: &TransportSettings,
+    count: usize,
+    bind_err: F,
+) -> Result<(Vec<std::net::UdpSocket>, SocketBuffers), TransportError>
+where
+    F: Fn(SocketAddr) -> E,
+    E: FnMut(std::io::Error) -> TransportError,
+{
     let probe = bind_udp(addr, &TransportSettings::probe(), false).map_err(bind_err(addr))?;
-    // Port 0: the group takes the port the kernel gave the probe.
     let addr = probe.0.local_addr().map_err(bind_err(addr))?;
     drop(probe);
     let (first, buffers) = bind_udp(addr, settings, true).map_err(bind_err(addr))?;
