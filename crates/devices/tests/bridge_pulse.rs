@@ -338,7 +338,11 @@ async fn pulse_call() {
     let span = Duration::from_secs_f64(send_s).min(Duration::from_secs_f64(run_s) - delay);
     let lag = (delay.as_secs_f64() * 16_000.0).round() as usize;
     let n = ((span.as_secs_f64() - 0.1) * 16_000.0) as usize;
-    let segs = segment_correlations(&report.sent[..n], &report.received, 4_000, lag, 320);
+    // ±60 ms around the running lag: when the loaded machine stalls the test for a few
+    // tens of ms, the bridge keeps the audio whole but its delay steps (a frame gained
+    // by playback, then drift compensation; seen in CI: 343 -> 375 -> 389 ms), and a
+    // ±20 ms search lost the echo from there on.
+    let segs = segment_correlations(&report.sent[..n], &report.received, 4_000, lag, 960);
     let good = segs.iter().filter(|&&c| c >= 0.9).count();
     let mean = segs.iter().sum::<f64>() / segs.len().max(1) as f64;
     println!(
