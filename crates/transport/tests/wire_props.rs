@@ -57,8 +57,9 @@ fn control() -> impl Strategy<Value = ControlMessage> {
         prop::collection::vec(uuid(), 0..4),
         prop::collection::vec(uuid(), 0..4),
         prop::collection::vec(codec(), 0..3),
+        prop::collection::vec("[a-z0-9]{1,12}", 0..3),
     )
-        .prop_map(|(version, s, c, src, ren, codecs)| {
+        .prop_map(|(version, s, c, src, ren, codecs, unknown)| {
             ControlMessage::Join(Join {
                 version,
                 mp_media_session_id: s,
@@ -66,6 +67,11 @@ fn control() -> impl Strategy<Value = ControlMessage> {
                 audio_source_contexts: src,
                 audio_render_contexts: ren,
                 codecs,
+                // Names that are not codecs of this version (`opus48k`, ...).
+                unknown_codecs: unknown
+                    .into_iter()
+                    .filter(|n| n.parse::<Codec>().is_err() && n != "pcm16k" && n != "opus16k")
+                    .collect(),
             })
         });
     let assignment = (uuid(), any::<u32>(), any::<bool>()).prop_map(|(context, stream_id, src)| {

@@ -7,7 +7,9 @@ use crate::wire::{Join, PROTOCOL_VERSION, Reject, RejectCode, StreamAssignment, 
 /// version, the blob's context rules ([`media_blob::check_audio_contexts`]: 1 to
 /// [`media_blob::MAX_AUDIO_CONTEXTS`] distinct contexts, the same rules `inspect`,
 /// `request` and the blob builders apply), at most `max_contexts` contexts when the
-/// settings lower that cap, at least one codec.
+/// settings lower that cap, at least one codec offered (known or not: a join offering
+/// only codecs this version does not know is refused later as
+/// [`RejectCode::NoCommonCodec`], naming them).
 pub fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Reject> {
     if join.version != PROTOCOL_VERSION {
         let msg = format!(
@@ -26,7 +28,7 @@ pub fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Rejec
         );
         return Err(Reject::new(RejectCode::InvalidJoin, msg));
     }
-    if join.codecs.is_empty() {
+    if join.codecs.is_empty() && join.unknown_codecs.is_empty() {
         return Err(Reject::new(RejectCode::InvalidJoin, "no codecs offered"));
     }
     Ok(())

@@ -86,8 +86,12 @@ impl ControlMessage {
 }
 
 /// Request to join a media session, built from the app-hosted media blob.
+///
+/// Codec names this version does not know (a newer peer's `"opus48k"`, say) do not
+/// make the join malformed: they are kept apart in [`Join::unknown_codecs`] and the
+/// call settles on the first common known codec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "JoinWire", into = "JoinWire")]
 pub struct Join {
     /// Control protocol version the peer speaks ([`PROTOCOL_VERSION`]).
     pub version: u16,
@@ -103,6 +107,79 @@ pub struct Join {
     pub audio_render_contexts: Vec<Uuid>,
     /// Codecs the peer can send and receive, most preferred first.
     pub codecs: Vec<Codec>,
+    /// Codec names offered that this version does not know, in offer order, each cut
+    /// to [`MAX_CODEC_NAME_CHARS`] characters; at most [`MAX_UNKNOWN_CODECS`] are kept.
+    /// Written back after `codecs` when the join is encoded.
+    pub unknown_codecs: Vec<String>,
+}
+
+/// Most unknown codec names a decoded [`Join`] keeps (the rest are counted out).
+pub const MAX_UNKNOWN_CODECS: usize = 16;
+
+/// Longest unknown codec name a decoded [`Join`] keeps, in characters.
+pub const MAX_CODEC_NAME_CHARS: usize = 32;
+
+/// One entry of a join's `codecs` list as it travels: a codec this version knows, or
+/// any other name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum OfferedCodec {
+    Known(Codec),
+    Unknown(String),
+}
+
+/// The wire form of [`Join`]: one `codecs` list mixing known and unknown names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinWire {
+    version: u16,
+    mp_media_session_id: Uuid,
+    call_id: Uuid,
+    #[serde(default)]
+    audio_source_contexts: Vec<Uuid>,
+    #[serde(default)]
+    audio_render_contexts: Vec<Uuid>,
+    codecs: Vec<OfferedCodec>,
+}
+
+impl From<JoinWire> for Join {
+    fn from(w: JoinWire) -> Self {
+        let mut codecs = Vec::new();
+        let mut unknown_codecs = Vec::new();
+        for offered in w.codecs {
+            match offered {
+                OfferedCodec::Known(c) => codecs.push(c),
+                OfferedCodec::Unknown(name) if unknown_codecs.len() < MAX_UNKNOWN_CODECS => {
+                    unknown_codecs.push(name.chars().take(MAX_CODEC_NAME_CHARS).collect());
+                }
+                OfferedCodec::Unknown(_) => {}
+            }
+        }
+        Join {
+            version: w.version,
+            mp_media_session_id: w.mp_media_session_id,
+            call_id: w.call_id,
+            audio_source_contexts: w.audio_source_contexts,
+            audio_render_contexts: w.audio_render_contexts,
+            codecs,
+            unknown_codecs,
+        }
+    }
+}
+
+impl From<Join> for JoinWire {
+    fn from(j: Join) -> Self {
+        let known = j.codecs.into_iter().map(OfferedCodec::Known);
+        let unknown = j.unknown_codecs.into_iter().map(OfferedCodec::Unknown);
+        JoinWire {
+            version: j.version,
+            mp_media_session_id: j.mp_media_session_id,
+            call_id: j.call_id,
+            audio_source_contexts: j.audio_source_contexts,
+            audio_render_contexts: j.audio_render_contexts,
+            codecs: known.chain(unknown).collect(),
+        }
+    }
 }
 
 impl Join {
@@ -120,6 +197,7 @@ impl Join {
             audio_source_contexts,
             audio_render_contexts,
             codecs: vec![Codec::Pcm16k, Codec::Opus16k],
+            unknown_codecs: Vec::new(),
         }
     }
 
@@ -129,19 +207,28 @@ impl Join {
     }
 
     /// The codec for the call: the first of `supported` (the processor's codecs, most
-    /// preferred first) that the peer offers. A [`RejectCode::NoCommonCodec`] reject
-    /// naming both lists when there is none.
+    /// preferred first) that the peer offers; unknown names in the offer are passed
+    /// over. A [`RejectCode::NoCommonCodec`] reject naming both lists (unknown names
+    /// escaped) when there is none.
     pub fn choose_codec(&self, supported: &[Codec]) -> Result<Codec, Reject> {
         supported
             .iter()
             .copied()
             .find(|c| self.codecs.contains(c))
             .ok_or_else(|| {
+                let unknown: Vec<String> = self
+                    .unknown_codecs
+                    .iter()
+                    .map(|n| media_blob::excerpt(n))
+                    .collect();
                 Reject::new(
                     RejectCode::NoCommonCodec,
                     format!(
-                        "offered {:?}, this processor speaks {:?}",
-                        self.codecs, supported
+                        "offered {:?} and {} unknown [{}], this processor speaks {:?}",
+                        self.codecs,
+                        unknown.len(),
+                        unknown.join(", "),
+                        supported
                     ),
                 )
             })
@@ -464,6 +551,48 @@ mod tests {
             r.message.contains("Pcm16k") && r.message.contains("Opus16k"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn unknown_codec_names_are_kept_apart_and_round_trip() {
+        let body = r#"{"type":"join","version":1,
+            "mpMediaSessionId":"00000000-0000-0000-0000-000000000001",
+            "callId":"00000000-0000-0000-0000-000000000002",
+            "codecs":["opus48k","pcm16k","x"]}"#;
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body.as_bytes());
+        let mut dec = ControlDecoder::new();
+        dec.push(&frame);
+        let Some(Ok(ControlMessage::Join(join))) = dec.poll() else {
+            panic!("a join with an unknown codec must decode")
+        };
+        assert_eq!(join.codecs, [Codec::Pcm16k]);
+        assert_eq!(join.unknown_codecs, ["opus48k", "x"]);
+        assert_eq!(join.choose_codec(&Codec::ALL), Ok(Codec::Pcm16k));
+        // Encoded again: known names first, then the unknown ones, nothing lost.
+        let again = encode_control(&ControlMessage::Join(join.clone())).unwrap();
+        assert!(
+            std::str::from_utf8(&again[4..])
+                .unwrap()
+                .contains(r#""codecs":["pcm16k","opus48k","x"]"#)
+        );
+        // A hostile offer keeps at most 16 names of at most 32 characters.
+        let mut many = Join::new(Uuid::nil(), Uuid::nil(), Vec::new(), Vec::new());
+        many.codecs.clear();
+        many.unknown_codecs = (0..100)
+            .map(|i| format!("{i}{}", "y".repeat(100)))
+            .collect();
+        let bytes = encode_control(&ControlMessage::Join(many)).unwrap();
+        let mut dec = ControlDecoder::new();
+        dec.push(&bytes);
+        let Some(Ok(ControlMessage::Join(cut))) = dec.poll() else {
+            panic!("decodes")
+        };
+        assert_eq!(cut.unknown_codecs.len(), MAX_UNKNOWN_CODECS);
+        assert!(cut.unknown_codecs.iter().all(|n| n.chars().count() == 32));
+        let r = cut.choose_codec(&Codec::ALL).expect_err("nothing known");
+        assert_eq!(r.code, RejectCode::NoCommonCodec);
+        assert!(r.message.contains("and 16 unknown"), "{r}");
     }
 
     #[test]

@@ -355,10 +355,20 @@ pub async fn raw_join(
     conn: &quinn::Connection,
     join: &Join,
 ) -> (quinn::SendStream, ControlMessage) {
+    raw_join_frame(
+        conn,
+        &encode_control(&ControlMessage::Join(join.clone())).unwrap(),
+    )
+    .await
+}
+
+/// Like [`raw_join`], with the framed join given as bytes (a hand-written body).
+pub async fn raw_join_frame(
+    conn: &quinn::Connection,
+    frame: &[u8],
+) -> (quinn::SendStream, ControlMessage) {
     let (mut send, recv) = conn.open_bi().await.unwrap();
-    send.write_all(&encode_control(&ControlMessage::Join(join.clone())).unwrap())
-        .await
-        .unwrap();
+    send.write_all(frame).await.unwrap();
     let mut control = read_control(recv);
     match tokio::time::timeout(WITHIN, control.recv()).await.unwrap() {
         Some(ControlIn::Message(m)) => (send, m),
