@@ -1,6 +1,7 @@
 //! `media-processor emulator`: run the local Graph calling API emulator until Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,9 +22,19 @@ pub struct EmulatorArgs {
     /// Application (client) id of the registered app.
     #[arg(long, default_value = RegisteredApp::DEMO_CLIENT_ID)]
     pub app_id: String,
-    /// Client secret of the registered app.
-    #[arg(long, default_value = RegisteredApp::DEMO_SECRET)]
+    /// Client secret of the registered app (better from the environment: arguments are
+    /// visible to every user in `ps`). Only the public demo secret is ever printed.
+    #[arg(long, env = "MP_EMULATOR_APP_SECRET", hide_env_values = true,
+          default_value = RegisteredApp::DEMO_SECRET)]
     pub app_secret: String,
+    /// Bearer token of the `/_emulator/*` control endpoints (at least 16 characters);
+    /// a random one when not given. Never printed.
+    #[arg(long, env = "MP_EMULATOR_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+    /// Write the control token to this file (mode 0600), for scripts that inject faults
+    /// or hang calls up.
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
     /// Display name of the app's identity in calls.
     #[arg(long, default_value = "Calling Bot")]
     pub app_name: String,
@@ -66,6 +77,7 @@ impl EmulatorArgs {
                 ..Timing::default()
             },
             max_body_bytes: self.max_body_bytes,
+            control_token: self.control_token.clone(),
             ..EmulatorConfig::default()
         })
     }
@@ -83,13 +95,20 @@ pub fn banner(emu: &EmulatorHandle) -> String {
     out += &format!("  openid config    {}\n", emu.openid_url());
     out += &format!("  jwks             {}\n", emu.jwks_url());
     out += &format!(
-        "  faults / calls   {0}/_emulator/faults  {0}/_emulator/calls\n",
+        "  control          {0}/_emulator/faults  {0}/_emulator/calls  \
+         (Authorization: Bearer <control token>)\n",
         emu.base_url()
     );
     for app in emu.apps() {
+        // A real secret stays off the terminal and out of logs; the demo one is public.
+        let secret = if app.client_secret == RegisteredApp::DEMO_SECRET {
+            RegisteredApp::DEMO_SECRET
+        } else {
+            "(as given; not shown)"
+        };
         out += &format!(
-            "  app              tenant={} client_id={} client_secret={}\n",
-            app.tenant_id, app.client_id, app.client_secret
+            "  app              tenant={} client_id={} client_secret={secret}\n",
+            app.tenant_id, app.client_id
         );
     }
     out += "Ctrl-C to stop.";
@@ -99,8 +118,17 @@ pub fn banner(emu: &EmulatorHandle) -> String {
 /// Run the emulator (its own tokio runtime) until Ctrl-C.
 pub fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let report = emulator::run_until_ctrl_c(config, |emu| println!("{}", banner(emu)))
-        .context("running the Graph emulator")?;
+    let token_file = args.control_token_file.clone();
+    let report = emulator::run_until_ctrl_c(config, |emu| {
+        println!("{}", banner(emu));
+        if let Some(path) = &token_file {
+            match crate::private_file::write_private(path, emu.control_token().as_bytes()) {
+                Ok(()) => println!("control token written to {} (mode 0600)", path.display()),
+                Err(e) => eprintln!("--control-token-file {}: {e}", path.display()),
+            }
+        }
+    })
+    .context("running the Graph emulator")?;
     println!(
         "stopped: {} live call(s) ended, {} task(s) left",
         report.live_calls, report.tasks_left

@@ -54,7 +54,7 @@ pub struct ServeArgs {
     /// Graph call id of the first session (a GUID; default: a fresh one).
     #[arg(long)]
     pub call_id: Option<Uuid>,
-    /// Write each session's blob to this file.
+    /// Write each session's blob to this file (mode 0600: its session id admits a join).
     #[arg(long)]
     pub blob_out: Option<PathBuf>,
     /// Codecs accepted, most preferred first: pcm, opus (repeatable; default pcm, opus).
@@ -300,7 +300,8 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             let json = blob.to_json();
             println!("blob: {json}");
             if let Some(path) = &opts.blob_out {
-                std::fs::write(path, &json)
+                // The session id in the blob admits a join: owner-only file.
+                crate::private_file::write_private(path, json.as_bytes())
                     .with_context(|| format!("--blob-out {}", path.display()))?;
                 println!("blob written to {}", path.display());
             }

@@ -32,6 +32,7 @@ mod cmd_peer;
 mod cmd_request;
 mod cmd_serve;
 mod logging;
+mod private_file;
 
 /// Open, Linux-native application-hosted real-time media engine for calling bots.
 #[derive(Debug, Parser)]

@@ -169,6 +169,15 @@ fn figures(summary: &serde_json::Value) -> (u64, f64, f64) {
 fn serve_echoes_what_peer_sends_and_ends_after_the_call() {
     // Two reactor threads on the port, as a two-CPU machine runs it by default.
     let served = serve("echo", &["--echo", "--reactor-threads", "2"], &[]);
+    // The blob's session id admits a join: its file is the owner's only.
+    let mode = std::fs::metadata(&served.blob)
+        .expect("blob file")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600,
+        "--blob-out must write mode 0600"
+    );
     let summary = served.peer("4");
     let (received, latency, matched) = figures(&summary);
     eprintln!(

@@ -144,7 +144,15 @@ pub struct EmulatorConfig {
     /// Limits of the HTTP server: header and body read timeouts, connection caps in
     /// total and per source address, keep-alive (default [`http_guard::Limits`]'s).
     pub http_limits: http_guard::Limits,
+    /// The bearer token the `/_emulator/*` control endpoints require (fault injection,
+    /// call listing, remote hang-up); a random one is made at start when `None` (read
+    /// it from [`EmulatorHandle::control_token`](crate::EmulatorHandle::control_token)).
+    /// At least [`MIN_CONTROL_TOKEN_LEN`] characters.
+    pub control_token: Option<String>,
 }
+
+/// Shortest control token accepted.
+pub const MIN_CONTROL_TOKEN_LEN: usize = 16;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -161,6 +169,7 @@ impl Default for EmulatorConfig {
             media: Arc::new(NoMediaConnector),
             signing_key: None,
             http_limits: http_guard::Limits::default(),
+            control_token: None,
         }
     }
 }
@@ -179,6 +188,10 @@ impl fmt::Debug for EmulatorConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("signing_key", &self.signing_key)
             .field("http_limits", &self.http_limits)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "(set)"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +208,15 @@ impl EmulatorConfig {
                     "apps[{i}]: tenant_id and client_id must not be empty"
                 ));
             }
+        }
+        if let Some(t) = &self.control_token
+            && (t.chars().count() < MIN_CONTROL_TOKEN_LEN
+                || !t.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Some(format!(
+                "control_token: must be at least {MIN_CONTROL_TOKEN_LEN} printable ASCII \
+                 characters without spaces"
+            ));
         }
         if self.token_lifetime.is_zero() || self.keepalive_timeout.is_zero() {
             return Some("token_lifetime and keepalive_timeout must be positive".into());

@@ -58,10 +58,18 @@ impl Emulator {
             .build()
             .map_err(|e| EmulatorError::Http(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);
+        let control_token = config.control_token.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
         let shared = Arc::new(Shared {
             config,
             key,
             base_url,
+            control_token,
             calls: Default::default(),
             counters: AtomicCounters::default(),
             faults: Default::default(),
@@ -121,6 +129,12 @@ impl EmulatorHandle {
     /// The address the emulator listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bearer token the `/_emulator/*` control endpoints require:
+    /// `Authorization: Bearer <token>`.
+    pub fn control_token(&self) -> &str {
+        &self.shared.control_token
     }
 
     /// Base URL, e.g. `http://127.0.0.1:8080`.

@@ -41,6 +41,16 @@ struct RequestIds {
     client_request_id: String,
 }
 
+impl RequestIds {
+    /// Fresh ids, for a response made where the framing middleware's are missing.
+    fn new() -> Self {
+        RequestIds {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
 /// The Graph API version a route serves (`v1.0` or `beta`).
 #[derive(Debug, Clone, Copy)]
 struct ApiVersion(&'static str);
@@ -65,6 +75,10 @@ struct AccessClaims {
 
 type AppState = Arc<Shared>;
 
+/// Longest detail quoted from a request in an error message (serde errors can quote
+/// values of any length).
+const MAX_DETAIL_CHARS: usize = 240;
+
 /// The whole router.
 pub(crate) fn router(shared: AppState) -> Router {
     let graph = |version: &'static str| {
@@ -80,6 +94,17 @@ pub(crate) fn router(shared: AppState) -> Router {
             .route("/app/calls/{id}/keepAlive", post(keep_alive))
             .layer(Extension(ApiVersion(version)))
     };
+    let control = Router::new()
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/calls", get(list_calls))
+        .route("/calls/{id}/hangup", post(hang_up))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_control_token,
+        ));
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(
@@ -89,12 +114,7 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/v1/.well-known/keys", get(keys))
         .nest("/v1.0", graph("v1.0"))
         .nest("/beta", graph("beta"))
-        .route(
-            "/_emulator/faults",
-            get(list_faults).post(add_fault).delete(clear_faults),
-        )
-        .route("/_emulator/calls", get(list_calls))
-        .route("/_emulator/calls/{id}/hangup", post(hang_up))
+        .nest("/_emulator", control)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(shared.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(shared.clone(), frame))
@@ -463,16 +483,28 @@ async fn create(
             );
         }
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
+    // Strict: a repeated key is refused, as Graph does. Errors quote the body only as
+    // bounded, escaped excerpts.
+    let value = match signaling::json::from_slice_strict(&bytes) {
         Ok(v) => v,
-        Err(e) => return bad(&format!("Unable to read JSON request payload: {e}.")),
+        Err(e) => {
+            return bad(&format!(
+                "Unable to read JSON request payload: {}.",
+                media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS)
+            ));
+        }
     };
     let Some(req) = value.as_object() else {
         return bad("The request body must be a JSON object (a call).");
     };
     let call: signaling::Call = match serde_json::from_value(value.clone()) {
         Ok(c) => c,
-        Err(e) => return bad(&format!("Invalid call in the request payload: {e}.")),
+        Err(e) => {
+            return bad(&format!(
+                "Invalid call in the request payload: {}.",
+                media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS)
+            ));
+        }
     };
     let problems = signaling::create_call_problems(&call);
     if !problems.is_empty() {
@@ -673,10 +705,7 @@ async fn not_found(req: Request) -> Response {
         .extensions()
         .get::<RequestIds>()
         .cloned()
-        .unwrap_or_else(|| RequestIds {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_request_id: uuid::Uuid::new_v4().to_string(),
-        });
+        .unwrap_or_else(RequestIds::new);
     graph_error(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -691,6 +720,41 @@ async fn not_found(req: Request) -> Response {
 
 // ---------------------------------------------------------------------------
 // Control endpoints
+
+/// The control endpoints answer only a request carrying the control token
+/// (`Authorization: Bearer <token>`); others get 401 and are counted as refused.
+async fn require_control_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), s.control_token.as_bytes()) {
+        return next.run(req).await;
+    }
+    let ids = req
+        .extensions()
+        .get::<RequestIds>()
+        .cloned()
+        .unwrap_or_else(RequestIds::new);
+    tracing::warn!(
+        path = req.uri().path(),
+        "control request without the control token refused"
+    );
+    graph_error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "The emulator's control endpoints need Authorization: Bearer <control token> \
+         (EmulatorHandle::control_token, or --control-token of the emulator command).",
+        &ids,
+    )
+}
+
+/// Equality of two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 async fn list_faults(State(s): State<AppState>) -> Response {
     Json(lock(&s.faults).clone()).into_response()

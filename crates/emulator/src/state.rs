@@ -282,6 +282,8 @@ pub(crate) struct Shared {
     pub(crate) config: EmulatorConfig,
     pub(crate) key: SigningKey,
     pub(crate) base_url: String,
+    /// The bearer token of the `/_emulator/*` endpoints.
+    pub(crate) control_token: String,
     pub(crate) calls: Mutex<HashMap<String, CallRecord>>,
     pub(crate) counters: AtomicCounters,
     pub(crate) faults: Mutex<Vec<Fault>>,

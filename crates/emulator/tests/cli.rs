@@ -5,6 +5,9 @@
 #[path = "../../../src/cmd_emulator.rs"]
 mod cmd_emulator;
 
+#[path = "../../../src/private_file.rs"]
+mod private_file;
+
 mod common;
 
 use clap::Parser;
@@ -81,5 +84,55 @@ async fn banner_names_the_urls_and_credentials() {
     ] {
         assert!(banner.contains(&needle), "{needle} not in {banner}");
     }
+    assert!(!banner.contains(emu.control_token()), "{banner}");
+    assert_eq!(emu.shutdown().await.tasks_left, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_secret_and_the_control_token_are_never_printed() {
+    let cli = Cli::try_parse_from([
+        "emulator",
+        "--bind",
+        "127.0.0.1:0",
+        "--app-secret",
+        "s3cr3t-of-a-real-app",
+        "--control-token",
+        "control-token-0123456789",
+    ])
+    .expect("parse");
+    let config = emulator::EmulatorConfig {
+        signing_key: Some(common::key()),
+        ..cli.args.config().expect("config")
+    };
+    let emu = emulator::Emulator::start(config).await.expect("start");
+    assert_eq!(emu.control_token(), "control-token-0123456789");
+    let banner = cmd_emulator::banner(&emu);
+    assert!(!banner.contains("s3cr3t-of-a-real-app"), "{banner}");
+    assert!(!banner.contains("control-token-0123456789"), "{banner}");
+    assert!(
+        banner.contains("client_secret=(as given; not shown)"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("Authorization: Bearer <control token>"),
+        "{banner}"
+    );
+    // Written for scripts, the token's file is the owner's only, even over an older,
+    // wider file.
+    let path = std::env::temp_dir().join(format!("mp-control-{}", std::process::id()));
+    std::fs::write(&path, "old").expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    private_file::write_private(&path, emu.control_token().as_bytes()).expect("write");
+    let meta = std::fs::metadata(&path).expect("meta");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        "control-token-0123456789"
+    );
+    let _ = std::fs::remove_file(&path);
     assert_eq!(emu.shutdown().await.tasks_left, 0);
 }

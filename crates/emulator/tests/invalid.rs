@@ -87,25 +87,56 @@ async fn graph_refuses_invalid_calls_naming_the_problem() {
     expect_400(&emu, &token, &broken, "mediaConfig.blob").await;
 
     // Malformed JSON, wrong types, not an object.
-    let raw = |body: &'static str| {
+    let raw = |body: String| {
         reqwest::Client::new()
             .post(emu.calls_url())
             .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(body)
     };
+    // A valid call with its callbackUri given twice: Graph refuses repeated keys (a
+    // reader in front may have taken the other value).
+    let valid = scenario_body(Scenario::P2pVoipService, &rx.url()).to_string();
+    let twice = valid.replacen(
+        "\"callbackUri\":",
+        "\"callbackUri\":\"https://elsewhere.example/cb\",\"callbackUri\":",
+        1,
+    );
+    // A wrong type holding 10,000 characters and terminal escapes: serde's error quotes
+    // the value, the emulator's message only a bounded, escaped excerpt of it.
+    let hostile = format!(
+        "{{\"requestedModalities\": \"\\u001b[2J{}\"}}",
+        "x".repeat(10_000)
+    );
     for (body, needle) in [
-        ("{\"callbackUri\": ", "JSON"),
-        ("[1,2,3]", "JSON object"),
-        ("{\"callbackUri\": 42, \"targets\": {}}", "Invalid call"),
-        ("{\"requestedModalities\": \"audio\"}", "Invalid call"),
-        ("", "JSON"),
+        ("{\"callbackUri\": ".to_owned(), "JSON"),
+        ("[1,2,3]".to_owned(), "JSON object"),
+        (
+            "{\"callbackUri\": 42, \"targets\": {}}".to_owned(),
+            "Invalid call",
+        ),
+        (
+            "{\"requestedModalities\": \"audio\"}".to_owned(),
+            "Invalid call",
+        ),
+        (String::new(), "JSON"),
+        (twice, "duplicate key \"callbackUri\" in the document"),
+        (hostile, "Invalid call"),
     ] {
-        let reply = send(raw(body)).await;
+        let reply = send(raw(body.clone())).await;
         assert_eq!(reply.status, 400, "{body}");
         let message = graph_error_message(&reply.body);
         assert!(message.contains(needle), "{body}: {message}");
+        assert!(
+            message.len() < 600 && !message.contains('\u{1b}'),
+            "a bounded, escaped message: {message}"
+        );
     }
+
+    // A document that says it is another resource than a call.
+    let mut user = scenario_body(Scenario::P2pVoipService, &rx.url());
+    user["@odata.type"] = "#microsoft.graph.user".into();
+    expect_400(&emu, &token, &user, "@odata.type").await;
 
     // Over the body limit.
     let mut big = scenario_body(Scenario::P2pVoipService, &rx.url());
@@ -128,7 +159,7 @@ async fn graph_refuses_invalid_calls_naming_the_problem() {
     .await;
     assert_eq!(ka.status, 200);
     assert_eq!(emu.live_calls(), 1);
-    assert_eq!(emu.counters().calls_rejected, 12);
+    assert_eq!(emu.counters().calls_rejected, 15);
     assert_eq!(emu.shutdown().await.tasks_left, 0);
     rx.stop().await;
 }

@@ -24,6 +24,20 @@ const ESTABLISHED_THEN_TERMINATED: [(&str, &str); 3] = [
     ("", "terminated"),
 ];
 
+/// An HTTP client that sends the emulator's control token with every request.
+fn control_client(emu: &emulator::EmulatorHandle) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", emu.control_token());
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// `method` on the call `id` (plus `suffix`, e.g. `/keepAlive`) with `token`.
 async fn on_call(
     emu: &emulator::EmulatorHandle,
@@ -175,18 +189,24 @@ async fn hang_up_from_the_emulator_side() {
     let id2 = create_scenario(&emu, &token, Scenario::GroupService, &rx.url())
         .await
         .id();
+    let control = emu.control_token().to_owned();
     let hang = |id: String| {
         let url = format!("{}/_emulator/calls/{id}/hangup", emu.base_url());
+        let control = control.clone();
         async move {
             reqwest::Client::new()
                 .post(url)
+                .bearer_auth(control)
                 .send()
                 .await
                 .expect("hangup")
                 .status()
         }
     };
-    let listed: Value = reqwest::get(format!("{}/_emulator/calls", emu.base_url()))
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/_emulator/calls", emu.base_url()))
+        .bearer_auth(emu.control_token())
+        .send()
         .await
         .expect("list")
         .json()
@@ -234,7 +254,7 @@ async fn fault_injection_gives_429_and_503_with_retry_after() {
     assert_eq!(create(&emu, &token, &body).await.status, 201);
 
     // Through the HTTP control endpoint: 503 on the next request only.
-    let http = reqwest::Client::new();
+    let http = control_client(&emu);
     let control = format!("{}/_emulator/faults", emu.base_url());
     let resp = http
         .post(&control)
@@ -531,4 +551,67 @@ async fn shutdown_ends_every_task() {
         metrics.num_alive_tasks()
     );
     rx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_endpoints_need_the_control_token() {
+    let emu = Emulator::start(EmulatorConfig {
+        control_token: Some("a-control-token-for-tests".into()),
+        ..config()
+    })
+    .await
+    .expect("start");
+    assert_eq!(emu.control_token(), "a-control-token-for-tests");
+    let base = emu.base_url().to_owned();
+    let anyone = reqwest::Client::new();
+    let requests = [
+        (reqwest::Method::GET, "/_emulator/calls"),
+        (reqwest::Method::GET, "/_emulator/faults"),
+        (reqwest::Method::DELETE, "/_emulator/faults"),
+        (reqwest::Method::POST, "/_emulator/faults"),
+        (reqwest::Method::POST, "/_emulator/calls/x/hangup"),
+    ];
+    for (method, path) in &requests {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer a-control-token-for-test"),
+            Some("a-control-token-for-tests"),
+        ] {
+            let mut req = anyone.request(method.clone(), format!("{base}{path}"));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let reply = send(req).await;
+            assert_eq!(reply.status, 401, "{method} {path} with {auth:?}");
+            assert_eq!(reply.body["error"]["code"], "Unauthorized");
+        }
+    }
+    // A fault cannot be planted without the token: the next create is unaffected.
+    let token = token(&emu).await;
+    let body = scenario_body(Scenario::PstnService, "http://127.0.0.1:9/callback");
+    let planted = anyone
+        .post(format!("{base}/_emulator/faults"))
+        .json(&json!({"path": "/v1.0/*", "status": 503, "retryAfterSeconds": 1, "count": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(planted.status(), 401);
+    assert!(emu.faults().is_empty());
+    assert_eq!(create(&emu, &token, &body).await.status, 201);
+    // With the token: served.
+    let listed = control_client(&emu)
+        .get(format!("{base}/_emulator/calls"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), 200);
+    // A token too short to be a secret does not start.
+    let short = Emulator::start(EmulatorConfig {
+        control_token: Some("short".into()),
+        ..config()
+    })
+    .await;
+    assert!(short.is_err());
+    assert_eq!(emu.shutdown().await.tasks_left, 0);
 }

@@ -180,15 +180,26 @@ async fn receive(State(state): State<Arc<ServerState>>, body: Bytes) -> Response
     StatusCode::ACCEPTED.into_response()
 }
 
+/// Longest error detail quoted in a refusal (serde errors can quote values).
+const MAX_DETAIL_CHARS: usize = 240;
+
+/// The body as notifications: strict JSON (a repeated key is refused), then the model.
+/// Errors quote the body only as bounded, escaped excerpts.
 fn parse(body: &[u8]) -> Result<CommsNotifications, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
-    let parsed = CommsNotifications::from_json(text)
-        .map_err(|e| format!("not a commsNotifications document: {e}"))?;
+    let not_notifications = |e: serde_json::Error| {
+        format!(
+            "not a commsNotifications document: {}",
+            media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS)
+        )
+    };
+    let value = signaling::json::from_slice_strict(body).map_err(not_notifications)?;
+    let parsed: CommsNotifications = serde_json::from_value(value).map_err(not_notifications)?;
     if let Some(t) = parsed.odata_type.value()
         && !odata::is(t, odata::COMMS_NOTIFICATIONS)
     {
         return Err(format!(
-            "@odata.type `{t}` is not {}",
+            "@odata.type {} is not {}",
+            media_blob::excerpt(t),
             odata::COMMS_NOTIFICATIONS
         ));
     }
@@ -208,6 +219,28 @@ mod tests {
         {"changeType":"deleted","resourceUrl":"/communications/calls/c1",
          "resourceData":{"@odata.type":"#microsoft.graph.call","state":"terminated",
             "resultInfo":{"code":"410","subcode":301005}}}]}"##;
+
+    #[test]
+    fn repeated_keys_and_hostile_values_are_refused_with_bounded_messages() {
+        let twice = VALID.replacen(
+            r#""changeType":"updated","#,
+            r#""changeType":"updated","changeType":"deleted","#,
+            1,
+        );
+        let e = parse(twice.as_bytes()).expect_err("a repeated key");
+        assert!(
+            e.starts_with(r#"not a commsNotifications document: duplicate key "changeType" in value[0] at line 2"#),
+            "{e}"
+        );
+        let hostile = format!(
+            r#"{{"@odata.type":"\u001b[2J{}","value":[]}}"#,
+            "x".repeat(1_000_000)
+        );
+        let e = parse(hostile.as_bytes()).expect_err("not notifications");
+        assert!(e.len() < 300 && !e.contains('\u{1b}'), "{e}");
+        let e = parse(b"\xff").expect_err("not UTF-8");
+        assert!(e.starts_with("not a commsNotifications document"), "{e}");
+    }
 
     #[test]
     fn valid_body_parses() {

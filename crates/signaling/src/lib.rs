@@ -92,6 +92,7 @@
 pub mod builders;
 mod classify;
 mod field;
+pub mod json;
 pub mod model;
 mod permissions;
 mod scenario;

@@ -5,6 +5,7 @@
 //!
 //! | Rule | Path |
 //! |---|---|
+//! | the document's `@odata.type`, if any, is `#microsoft.graph.call` | `@odata.type` |
 //! | `callbackUri` present, `https` (`http` only for 127.0.0.0/8, `::1`, `localhost`) | `callbackUri` |
 //! | `callbackUri` host a DNS name of at most 253 characters or an IP address, port 1-65535 | `callbackUri` |
 //! | `requestedModalities` not empty | `requestedModalities` |
@@ -32,6 +33,16 @@ pub const MAX_GROUP_TARGETS: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
+    /// The document's own `@odata.type` names another resource than a call.
+    #[error(
+        "@odata.type: {} is not a call; a create-call request is a \
+         #microsoft.graph.call (or has no @odata.type)",
+        media_blob::excerpt(odata_type)
+    )]
+    NotACall {
+        /// The `@odata.type` found.
+        odata_type: String,
+    },
     /// `callbackUri` is absent or empty.
     #[error("callbackUri: missing; set the https URL where the service should post notifications")]
     MissingCallbackUri,
@@ -66,8 +77,9 @@ pub enum RequestError {
     MissingMediaConfig,
     /// `mediaConfig` has an `@odata.type` this crate does not know.
     #[error(
-        "mediaConfig: unknown type `{odata_type}`; expected #microsoft.graph.serviceHostedMediaConfig \
-         or #microsoft.graph.appHostedMediaConfig"
+        "mediaConfig: unknown type {}; expected #microsoft.graph.serviceHostedMediaConfig \
+         or #microsoft.graph.appHostedMediaConfig",
+        media_blob::excerpt(odata_type)
     )]
     UnknownMediaConfig {
         /// The `@odata.type` found (or `"(none)"`).
@@ -160,6 +172,7 @@ impl RequestError {
     /// The JSON path of the property at fault, e.g. `mediaConfig.blob`.
     pub fn path(&self) -> String {
         match self {
+            RequestError::NotACall { .. } => "@odata.type".into(),
             RequestError::MissingCallbackUri
             | RequestError::InvalidCallbackUri { .. }
             | RequestError::InsecureCallbackUri { .. } => "callbackUri".into(),
@@ -202,6 +215,14 @@ impl Call {
 /// Every problem of a create-call request, in path order (empty when valid).
 pub fn create_call_problems(call: &Call) -> Vec<RequestError> {
     let mut problems = Vec::new();
+
+    if let Some(t) = call.odata_type.value()
+        && !odata::is(t, odata::CALL)
+    {
+        problems.push(RequestError::NotACall {
+            odata_type: t.clone(),
+        });
+    }
 
     match call.callback_uri.value().map(|s| s.trim()) {
         None | Some("") => problems.push(RequestError::MissingCallbackUri),

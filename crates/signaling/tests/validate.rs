@@ -380,3 +380,37 @@ fn all_problems_are_reported_together() {
         ]
     );
 }
+
+#[test]
+fn the_document_must_be_a_call() {
+    let mut call = service(Scenario::P2pVoipService);
+    // The seed writes #microsoft.graph.call; it is also read without '#' and in
+    // another case, as every @odata.type in this crate.
+    for ok in [
+        "#microsoft.graph.call",
+        "microsoft.graph.call",
+        "#Microsoft.Graph.CALL",
+    ] {
+        call.odata_type = Field::Value(ok.into());
+        assert_eq!(validate_create_call(&call), Ok(()), "{ok}");
+    }
+    call.odata_type = Field::Absent;
+    assert_eq!(validate_create_call(&call), Ok(()));
+    for wrong in [
+        "#microsoft.graph.user",
+        "#microsoft.graph.callRoute",
+        "#microsoft.graph.cal\u{e9}",
+        "",
+    ] {
+        call.odata_type = Field::Value(wrong.into());
+        let err = validate_create_call(&call).expect_err(wrong);
+        assert_eq!(err.path(), "@odata.type");
+        assert!(err.to_string().contains("is not a call"), "{err}");
+    }
+    // A hostile type is quoted as a bounded, escaped excerpt.
+    call.odata_type = Field::Value(format!("\u{1b}[2J{}", "x".repeat(1_000_000)));
+    let err = validate_create_call(&call)
+        .expect_err("hostile")
+        .to_string();
+    assert!(err.len() < 300 && !err.contains('\u{1b}'), "{err}");
+}

@@ -1,0 +1,185 @@
+//! Strict reading of untrusted JSON documents: a repeated key is an error.
+//!
+//! `serde_json` keeps the last of two equal keys of an object, so
+//! `{"callbackUri":"https://a","callbackUri":"https://b"}` reads as `https://b` here
+//! while another reader (a proxy, a log, a validator in front) may have used `https://a`.
+//! Graph refuses such a body; so do the emulator and the callback server, through
+//! [`from_slice_strict`]. The error names the key and where it is (its JSON path, line
+//! and column), quoting the key only as a bounded, escaped excerpt.
+//!
+//! ```
+//! let v = signaling::json::from_slice_strict(br#"{"a":[{"b":1}]}"#).unwrap();
+//! assert_eq!(v["a"][0]["b"], 1);
+//! let e = signaling::json::from_slice_strict(br#"{"a":[{"b":1,"b":2}]}"#).unwrap_err();
+//! assert_eq!(e.to_string(), r#"duplicate key "b" in a[0] at line 1 column 16"#);
+//! ```
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Parse `bytes` as one JSON document, refusing any object with a repeated key.
+///
+/// Otherwise it reads exactly as `serde_json::from_slice::<Value>` (same nesting
+/// limit, trailing characters refused, object order kept).
+pub fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Strict { at: &Path::Root }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Where a value sits, as a chain to the root (no allocation while parsing).
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => f.write_str("the document"),
+            Path::Key(Path::Root, k) => f.write_str(&media_blob::bounded(k, 40)),
+            Path::Key(parent, k) => write!(f, "{parent}.{}", media_blob::bounded(k, 40)),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// A value read at `at`.
+struct Strict<'a> {
+    at: &'a Path<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        // serde_json never hands a non-finite number to a visitor.
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict {
+            at: &Path::Index(self.at, items.len()),
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {} in {}",
+                    media_blob::excerpt(&key),
+                    self.at
+                )));
+            }
+            let value = map.next_value_seed(Strict {
+                at: &Path::Key(self.at, &key),
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_like_serde_json_without_duplicates() {
+        let docs: [&[u8]; 6] = [
+            br#"{"a":1,"b":[true,null,-1.5e3,18446744073709551615,"x\u0000"],"c":{}}"#,
+            b"[]",
+            b"  \"s\" ",
+            b"-0",
+            br#"{"a":{"a":{"a":1}}}"#,
+            br#"[{"k":1},{"k":2}]"#,
+        ];
+        for doc in docs {
+            let strict = from_slice_strict(doc).unwrap();
+            let plain: Value = serde_json::from_slice(doc).unwrap();
+            assert_eq!(strict, plain, "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses() {
+        let docs: [&[u8]; 5] = [b"", b"{", b"[1,]", b"{} {}", b"\"\xff\""];
+        for doc in docs {
+            assert!(from_slice_strict(doc).is_err());
+            assert!(serde_json::from_slice::<Value>(doc).is_err());
+        }
+        // The same nesting limit: deep documents are an error, not a stack overflow.
+        let deep = "[".repeat(100_000);
+        let e = from_slice_strict(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_are_named_with_their_path() {
+        let e = from_slice_strict(br#"{"callbackUri":"https://a","callbackUri":"https://b"}"#)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"duplicate key "callbackUri" in the document at line 1 column 40"#
+        );
+        let e = from_slice_strict(br#"{"targets":[{},{"identity":{"user":{"id":1,"id":2}}}]}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(r#"duplicate key "id" in targets[1].identity.user at line 1"#),
+            "{e}"
+        );
+        // Hostile keys are quoted bounded and escaped, in the path too.
+        let long = "k\u{1b}".repeat(100_000);
+        let doc = format!(r#"{{"{long}":{{"a":1,"a":2}}}}"#);
+        let e = from_slice_strict(doc.as_bytes()).unwrap_err().to_string();
+        assert!(e.len() < 300 && !e.contains('\u{1b}'), "{e}");
+    }
+}
