@@ -446,6 +446,32 @@ fn shutdown_ends_the_call_and_drains() {
 }
 
 #[test]
+fn a_leave_just_before_shutdown_is_still_delivered() {
+    let mut rig = Rig::new(TransportSettings::default(), false);
+    rig.seen.lock().unwrap().hang_up_after = Some(3);
+    rig.join();
+    // Ticks at 0 and 20 ms; the third (40 ms) hangs up.
+    rig.advance(Duration::from_millis(39), Duration::from_millis(1));
+    rig.now += Duration::from_millis(1);
+    let now = rig.now;
+    rig.core.handle_timeout(now);
+    rig.calls.dispatch(&mut rig.core, now);
+    rig.calls.run_due(&mut rig.core, now);
+    // The process shuts down in the same turn, before the Leave went out.
+    rig.core.shutdown(now);
+    rig.calls.dispatch(&mut rig.core, now);
+    rig.advance(Duration::from_secs(1), Duration::from_millis(5));
+    let replies = rig.replies();
+    assert!(
+        matches!(&replies[..], [ControlMessage::Accept(_), ControlMessage::Leave(l)] if l.reason == "enough"),
+        "the far side must hear the Leave, not only a close: {replies:?}"
+    );
+    assert!(rig.conn.is_closed());
+    rig.advance(Duration::from_secs(3), Duration::from_millis(10));
+    assert!(rig.core.is_idle_after_shutdown());
+}
+
+#[test]
 fn a_call_that_always_wants_the_present_runs_once_per_turn() {
     let mut rig = Rig::with_app(TransportSettings::default(), false, true);
     rig.join();

@@ -440,13 +440,22 @@ impl Core {
     }
 
     /// Closes every connection ([`CloseReason::ServerShutdown`] at the peers) and
-    /// refuses new ones; the shell keeps turning until they drained.
+    /// refuses new ones; the shell keeps turning until they drained. A call already
+    /// leaving keeps its grace: its `Leave` is delivered (a process that hangs up and
+    /// exits at once must not leave the far side holding the session until its idle
+    /// timeout because a bare close was lost).
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
         for index in 0..self.conns.len() {
             let Some(conn) = self.conn_id(index) else {
                 continue;
             };
+            if matches!(
+                self.conns[index].as_ref().map(|e| &e.phase),
+                Some(Phase::Leaving { .. })
+            ) {
+                continue;
+            }
             if matches!(
                 self.conns[index].as_ref().map(|e| &e.phase),
                 Some(Phase::Dialing { .. })
