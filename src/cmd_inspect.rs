@@ -2,14 +2,21 @@
 //!
 //! The document is untrusted: at most `--max-bytes` of it are read, report lines
 //! are printed with control characters escaped ([`media_blob::escape_controls`]),
-//! and errors quote it only through bounded excerpts ([`media_blob::bounded`]).
+//! and errors quote it only through bounded excerpts ([`media_blob::bounded`]). A
+//! key repeated in one object is an error. Notifications are read one at a time from
+//! the text (the `value` array is never held as a whole), so memory stays near the
+//! document's own size however many there are.
 
-use std::io::Read;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
 use media_blob::{MediaSessionConfig, bounded, escape_controls};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use signaling::{Call, CommsNotifications, DocumentKind, MediaConfig};
+use serde_json::value::RawValue;
+use signaling::{Call, CommsNotification, DocumentKind, MediaConfig, odata};
 
 /// Arguments of `media-processor inspect`.
 #[derive(Debug, clap::Args)]
@@ -69,10 +76,131 @@ fn looks_like_blob(v: &Value) -> bool {
     }
 }
 
+/// Longest report line for one notification (one may list thousands of
+/// participants).
+const MAX_LINE_CHARS: usize = 400;
+
+/// The members of an object document, values left unparsed (slices of the text), or
+/// `None` for a document that is not an object. A repeated key is an error.
+struct TopLevel<'a>(Option<Vec<(String, &'a RawValue)>>);
+
+impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = BTreeSet::new();
+        let mut members = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {} in the document",
+                    media_blob::excerpt(&key)
+                )));
+            }
+            members.push((key, map.next_value::<&RawValue>()?));
+        }
+        Ok(TopLevel(Some(members)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(TopLevel(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(TopLevel(None))
+    }
+}
+
+/// The report of a notifications document, read one notification at a time, or `None`
+/// when the document is not notifications (by [`signaling::classify`]'s rules: its
+/// `@odata.type` says so, or it has none and every entry of a non-empty `value` array
+/// reads as a notification).
+fn notifications(
+    source: &str,
+    members: &[(String, &RawValue)],
+) -> anyhow::Result<Option<Vec<String>>> {
+    let member = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let typed = match member("@odata.type").map(|raw| serde_json::from_str::<Value>(raw.get())) {
+        Some(Ok(Value::String(t))) if odata::is(&t, odata::COMMS_NOTIFICATIONS) => true,
+        Some(_) => return Ok(None),
+        None => false,
+    };
+    let not_model = |at: String, e: &dyn fmt::Display| {
+        anyhow::anyhow!(
+            "{source}: {at} does not fit the notifications model: {}",
+            detail(e)
+        )
+    };
+    let entries: Vec<&RawValue> = match member("value").map(|raw| serde_json::from_str(raw.get())) {
+        Some(Ok(entries)) => entries,
+        Some(Err(e)) if typed => return Err(not_model("value".into(), &e)),
+        None if typed => return Err(not_model("value".into(), &"missing")),
+        _ => return Ok(None),
+    };
+    if entries.is_empty() && !typed {
+        return Ok(None);
+    }
+    let mut out = vec![
+        "commsNotifications".to_owned(),
+        format!("  {} notification(s)", entries.len()),
+    ];
+    for (i, raw) in entries.iter().enumerate() {
+        let v = signaling::json::from_slice_strict(raw.get().as_bytes())
+            .map_err(|e| not_model(format!("value[{i}]"), &e))?;
+        if !typed && !signaling::looks_like_notification(&v) {
+            return Ok(None);
+        }
+        let n: CommsNotification =
+            serde_json::from_value(v).map_err(|e| not_model(format!("value[{i}]"), &e))?;
+        out.push(format!("    {}", bounded(&n.summary(), MAX_LINE_CHARS)));
+    }
+    Ok(Some(out))
+}
+
 /// Identifies and validates `text`, returning the report lines.
 pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{source} is not valid JSON: {}", detail(e)))?;
+    let invalid =
+        |e: serde_json::Error| anyhow::anyhow!("{source} is not valid JSON: {}", detail(e));
+    let TopLevel(members) = serde_json::from_str(text).map_err(invalid)?;
+    if let Some(members) = &members
+        && let Some(lines) = notifications(source, members)?
+    {
+        return Ok(lines);
+    }
+    let v = signaling::json::from_slice_strict(text.as_bytes()).map_err(invalid)?;
     let mut out = Vec::new();
     if looks_like_blob(&v) {
         let config = MediaSessionConfig::from_value(&v).map_err(|e| {
@@ -95,7 +223,7 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
     }
     match signaling::classify(&v) {
         DocumentKind::CreateCallRequest => {
-            let call: Call = serde_json::from_value(v.clone()).map_err(|e| {
+            let call: Call = serde_json::from_value(v).map_err(|e| {
                 anyhow::anyhow!("{source}: does not fit the call model: {}", detail(e))
             })?;
             let problems = signaling::create_call_problems(&call);
@@ -117,7 +245,7 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
             ));
         }
         DocumentKind::Call => {
-            let call: Call = serde_json::from_value(v.clone()).map_err(|e| {
+            let call: Call = serde_json::from_value(v).map_err(|e| {
                 anyhow::anyhow!("{source}: does not fit the call model: {}", detail(e))
             })?;
             out.push("call resource".to_owned());
@@ -131,18 +259,7 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
                 out.push(format!("  app-hosted media: {note}"));
             }
         }
-        DocumentKind::Notifications => {
-            let n: CommsNotifications = serde_json::from_value(v.clone()).map_err(|e| {
-                anyhow::anyhow!(
-                    "{source}: does not fit the notifications model: {}",
-                    detail(e)
-                )
-            })?;
-            out.push("commsNotifications".to_owned());
-            for line in n.summary().lines() {
-                out.push(format!("  {line}"));
-            }
-        }
+        // Notifications were read one at a time above, by the same rules.
         _ => bail!(
             "{source}: not a document media-processor knows ({}); expected a media \
              session configuration, a create-call request, a call or commsNotifications",
@@ -162,8 +279,20 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         escape_controls(&args.file)
     };
     let source = source.as_str();
-    for line in inspect(source, &text)? {
-        println!("{line}");
+    let lines = inspect(source, &text)?;
+    // A reader that stops early (`| head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        match writeln!(stdout, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e).context("writing the report"),
+        }
     }
-    Ok(())
+    match stdout.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the report")
+        }
+        _ => Ok(()),
+    }
 }

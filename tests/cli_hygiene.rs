@@ -232,3 +232,96 @@ fn inspect_reads_at_most_max_bytes() {
         stderr(&o)
     );
 }
+
+/// A notifications document of `n` participant updates (about 360 bytes each).
+fn notifications(n: usize) -> String {
+    let one = json!({
+        "changeType": "updated",
+        "resourceUrl": "/communications/calls/c1/participants",
+        "resourceData": [{
+            "@odata.type": "#microsoft.graph.participant",
+            "id": "p1",
+            "isMuted": true,
+            "mediaStreams": [{"mediaType": "audio", "sourceId": "10", "direction": "sendReceive"}],
+            "info": {"identity": {"user": {"id": "u1", "displayName": "Someone"}}}
+        }]
+    })
+    .to_string();
+    let entries = vec![one; n].join(",");
+    format!(r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{entries}]}}"##)
+}
+
+#[test]
+fn inspect_reads_notifications_one_at_a_time() {
+    // 16 MB of notifications under a 128 MB address-space limit (8x the document):
+    // holding them all as JSON values took about 500 MB.
+    let doc = notifications(50_000);
+    assert!(doc.len() > 15_000_000, "{}", doc.len());
+    let f = TempFile::new("many-notifications.json", &doc);
+    let script = format!(
+        "ulimit -v 128000; exec \"$0\" inspect --max-bytes 20000000 {}",
+        f.path()
+    );
+    let o = Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_media-processor")])
+        .output()
+        .expect("bash runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("commsNotifications"));
+    assert_eq!(lines.next(), Some("  50000 notification(s)"));
+    assert_eq!(lines.clone().count(), 50_000);
+    assert!(
+        lines
+            .all(|l| l
+                .contains("updated /communications/calls/c1/participants: participant Someone")),
+        "every notification summarised"
+    );
+}
+
+#[test]
+fn inspect_refuses_repeated_keys_and_names_the_entry() {
+    let doc = r##"{"@odata.type":"#microsoft.graph.commsNotifications","value":[
+        {"changeType":"updated","resourceUrl":"/communications/calls/c1"},
+        {"changeType":"updated","resourceUrl":"/communications/calls/c1","resourceUrl":"/x"}]}"##;
+    let f = TempFile::new("twice.json", doc);
+    let o = run(&["inspect", f.path()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(r#"value[1] does not fit the notifications model: duplicate key "resourceUrl" in the document"#),
+        "{err}"
+    );
+    let top = r#"{"callbackUri":"https://a.example/cb","callbackUri":"https://b.example/cb"}"#;
+    let f = TempFile::new("twice-top.json", top);
+    let o = run(&["inspect", f.path()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(r#"duplicate key "callbackUri" in the document"#),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn inspect_stops_quietly_when_the_reader_does() {
+    // `inspect ... | head -1`: the rest of the report meets a closed pipe.
+    let f = TempFile::new("head.json", &notifications(20_000));
+    let mut child = bin()
+        .args(["inspect", "--max-bytes", "20000000", f.path()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("a first line");
+    assert_eq!(first, "commsNotifications\n");
+    let o = child.wait_with_output().expect("exits");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("panicked"), "{err}");
+}

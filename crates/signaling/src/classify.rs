@@ -52,6 +52,15 @@ const CALL_MARKERS: &[&str] = &[
     "callChainId",
 ];
 
+/// Whether an untyped entry of a document's `value` array reads as a notification
+/// (it has `resourceUrl`, `changeType` or `resourceData`): a document without
+/// `@odata.type` whose `value` entries all do is notifications.
+pub fn looks_like_notification(v: &Value) -> bool {
+    ["resourceUrl", "changeType", "resourceData"]
+        .iter()
+        .any(|k| v.get(*k).is_some())
+}
+
 /// Classify a JSON document by its `@odata.type`, or without one by its properties.
 ///
 /// A media session configuration (the blob) is not recognised here: it belongs to the
@@ -66,14 +75,10 @@ pub fn classify(v: &Value) -> DocumentKind {
         }
         Some(t) => odata::is(t, odata::CALL),
         None => {
-            let notifications = obj.get("value").and_then(Value::as_array).is_some_and(|a| {
-                !a.is_empty()
-                    && a.iter().all(|n| {
-                        n.get("resourceUrl").is_some()
-                            || n.get("changeType").is_some()
-                            || n.get("resourceData").is_some()
-                    })
-            });
+            let notifications = obj
+                .get("value")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty() && a.iter().all(looks_like_notification));
             if notifications {
                 return DocumentKind::Notifications;
             }

@@ -104,7 +104,7 @@ pub use builders::CreateCallBuilder;
 /// A create-call request body is a [`Call`] without id or state;
 /// `CreateCallRequest::builder(callback_uri)` is [`Call::builder`].
 pub type CreateCallRequest = Call;
-pub use classify::{DocumentKind, classify, summarize};
+pub use classify::{DocumentKind, classify, looks_like_notification, summarize};
 pub use field::Field;
 pub use model::*;
 pub use permissions::{
