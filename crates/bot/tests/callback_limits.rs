@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use http_guard::probe::closed_within;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,22 +12,8 @@ use std::time::{Duration, Instant};
 use bot::{BotConfig, BotHost, EchoBot, HttpLimits, PlatformSessions, SessionOptions};
 use graph::RuntimeConfig;
 use platform::MediaPlatformSettings;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Whether the server closed `stream` (EOF or reset) within `within`.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    tokio::time::timeout(within, async {
-        while let Ok(n) = stream.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_server_closes_slow_and_excess_connections() {

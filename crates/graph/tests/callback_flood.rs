@@ -7,6 +7,7 @@
 
 mod common;
 
+use http_guard::probe::closed_within;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use common::{Cloud, post_callback, state_body, valid_token};
 use graph::{CallbackConfig, Delivery, NotificationSink};
 use http_guard::{HttpServer, Limits};
 use signaling::CommsNotification;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Default)]
@@ -37,20 +38,6 @@ async fn slow_connection(source: Ipv4Addr, to: SocketAddr) -> TcpStream {
     let mut stream = socket.connect(to).await.unwrap();
     stream.write_all(HALF_REQUEST).await.unwrap();
     stream
-}
-
-/// Whether the server closed `stream` (EOF or reset) within `within`.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    tokio::time::timeout(within, async {
-        while let Ok(n) = stream.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod probe;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;

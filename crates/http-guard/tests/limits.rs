@@ -1,6 +1,7 @@
 //! The guarded server against hostile clients: real sockets on loopback (the attackers
 //! on 127.0.0.2 and up, the genuine client on 127.0.0.1), a real HTTP client.
 
+use http_guard::probe::closed_within;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -116,20 +117,6 @@ async fn refused_at_once(source: Ipv4Addr, to: SocketAddr) -> bool {
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
         Ok(mut stream) => closed_within(&mut stream, Duration::from_secs(5)).await,
     }
-}
-
-/// Whether the server closed `stream` within `within` (EOF or reset).
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 256];
-    let read = tokio::time::timeout(within, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    });
-    read.await.is_ok()
 }
 
 /// Everything the server sends until it closes (at most 10 s).
