@@ -16,7 +16,8 @@ use signaling::Scenario;
 /// Arguments of `media-processor demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Graph scenario (one of the ten seed examples; app-hosted ones carry media).
+    /// Graph scenario (one of the ten seed examples or a join by meeting id; app-hosted
+    /// ones carry media).
     #[arg(long, default_value = "p2p-voip-app")]
     pub scenario: String,
     /// Network profile between far end and bot: clean, wifi, cellular,

@@ -1,5 +1,5 @@
-//! `media-processor request`: print the create-call body of one of the ten Graph
-//! scenarios and the permissions it needs.
+//! `media-processor request`: print the create-call body of one of the Graph scenarios
+//! (the seed's ten and the two joins by meeting id) and the permissions it needs.
 
 use anyhow::Context;
 use media_blob::{MediaSessionConfig, MpUri, bounded, excerpt};
@@ -14,8 +14,15 @@ pub const DEFAULT_MP_URI: &str = "quic://127.0.0.1:8445/MediaProcessor";
 pub struct RequestArgs {
     /// The scenario: p2p-voip-service, p2p-voip-app, group-service, group-app,
     /// meeting-service, meeting-app, channel-meeting, channel-meeting-guest,
-    /// pstn-service, pstn-app.
+    /// pstn-service, pstn-app, meeting-id-service, meeting-id-app.
     pub scenario: String,
+    /// The meeting's join id (meeting-id-* scenarios; the docs' `1234567` otherwise).
+    #[arg(long)]
+    pub join_meeting_id: Option<String>,
+    /// The meeting's passcode (meeting-id-* scenarios); `--passcode ""` writes null,
+    /// for a meeting without one.
+    #[arg(long)]
+    pub passcode: Option<String>,
     /// The blob for app-hosted scenarios, as JSON text, or `@FILE` to read it.
     /// Without it a fresh blob is built for `--mp-uri`.
     #[arg(long, conflicts_with = "placeholder")]
@@ -73,6 +80,22 @@ pub fn build(args: &RequestArgs) -> anyhow::Result<Call> {
         None
     };
     let mut call = scenario.seed_example(blob);
+    if args.join_meeting_id.is_some() || args.passcode.is_some() {
+        let Field::Value(signaling::MeetingInfo::JoinMeetingId(m)) = &mut call.meeting_info else {
+            anyhow::bail!(
+                "--join-meeting-id and --passcode go with meeting-id-service or meeting-id-app, \
+                 not {scenario}"
+            );
+        };
+        if let Some(id) = &args.join_meeting_id {
+            m.join_meeting_id = Field::Value(id.clone());
+        }
+        match args.passcode.as_deref() {
+            Some("") => m.passcode = Field::Null,
+            Some(p) => m.passcode = Field::Value(p.to_owned()),
+            None => {}
+        }
+    }
     if let Some(uri) = &args.callback_uri {
         call.callback_uri = Field::Value(uri.clone());
     }

@@ -213,3 +213,54 @@ fn inspect_copes_with_unmodelled_properties_and_rejects_garbage() {
         stderr(&out)
     );
 }
+
+#[test]
+fn request_joins_a_meeting_by_its_id_and_passcode() {
+    let out = run(&[
+        "request",
+        "meeting-id-app",
+        "--join-meeting-id",
+        "375029698220440",
+        "--passcode",
+        "",
+        "--compact",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        v["meetingInfo"],
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.joinMeetingIdMeetingInfo",
+            "joinMeetingId": "375029698220440",
+            "passcode": null
+        })
+    );
+    assert!(v.get("chatInfo").is_none());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Calls.JoinGroupCalls.All") && err.contains("Calls.AccessMedia.All"),
+        "{err}"
+    );
+
+    // Spaces as Teams prints them: refused, naming the field.
+    let out = run(&[
+        "request",
+        "meeting-id-service",
+        "--join-meeting-id",
+        "375 029 698",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("meetingInfo.joinMeetingId"),
+        "{}",
+        stderr(&out)
+    );
+    // The options belong to the meeting-id scenarios only.
+    let out = run(&["request", "pstn-service", "--passcode", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("meeting-id-service"),
+        "{}",
+        stderr(&out)
+    );
+}

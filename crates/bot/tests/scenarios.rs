@@ -1,4 +1,4 @@
-//! All ten seed scenarios through the emulator with the real bot runtime, over real
+//! All ten seed scenarios (and the two joins by meeting id) through the emulator with the real bot runtime, over real
 //! HTTP and QUIC on 127.0.0.1: service-hosted ones as signaling only (established,
 //! roster and lobby where the seed has them, terminated after hang-up), app-hosted
 //! ones with media flowing both ways.
@@ -54,6 +54,8 @@ fn has_roster(s: Scenario) -> bool {
             | Scenario::MeetingApp
             | Scenario::ChannelMeeting
             | Scenario::ChannelMeetingGuest
+            | Scenario::MeetingIdService
+            | Scenario::MeetingIdApp
     )
 }
 
@@ -149,7 +151,7 @@ async fn one_scenario(local: Arc<harness::Local>, s: Scenario) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_ten_seed_scenarios_with_the_bot_runtime() {
+async fn every_scenario_with_the_bot_runtime() {
     let local = Arc::new(start(config()).await);
     let mut tasks = Vec::new();
     for s in Scenario::ALL {

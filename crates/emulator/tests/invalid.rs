@@ -133,6 +133,11 @@ async fn graph_refuses_invalid_calls_naming_the_problem() {
         );
     }
 
+    // A join by meeting id with the spaces Teams prints in the id.
+    let mut spaced = scenario_body(Scenario::MeetingIdService, &rx.url());
+    spaced["meetingInfo"]["joinMeetingId"] = "375 029 698".into();
+    expect_400(&emu, &token, &spaced, "meetingInfo.joinMeetingId").await;
+
     // A document that says it is another resource than a call.
     let mut user = scenario_body(Scenario::P2pVoipService, &rx.url());
     user["@odata.type"] = "#microsoft.graph.user".into();
@@ -159,7 +164,7 @@ async fn graph_refuses_invalid_calls_naming_the_problem() {
     .await;
     assert_eq!(ka.status, 200);
     assert_eq!(emu.live_calls(), 1);
-    assert_eq!(emu.counters().calls_rejected, 15);
+    assert_eq!(emu.counters().calls_rejected, 16);
     assert_eq!(emu.shutdown().await.tasks_left, 0);
     rx.stop().await;
 }

@@ -1,4 +1,4 @@
-//! All ten seed scenarios through the emulator over real HTTP on 127.0.0.1: 201 in the
+//! All ten seed scenarios (and the two joins by meeting id) through the emulator over real HTTP on 127.0.0.1: 201 in the
 //! seed's response shape, then the seed's notification sequence, every notification
 //! signed (verified against the published JWKS).
 
@@ -38,7 +38,11 @@ fn expected_sequence(s: Scenario) -> Vec<(String, String)> {
         | Scenario::GroupApp
         | Scenario::PstnService
         | Scenario::PstnApp => pairs(&[("", "establishing"), ("", "established")]),
-        Scenario::MeetingService | Scenario::MeetingApp | Scenario::ChannelMeeting => pairs(&[
+        Scenario::MeetingService
+        | Scenario::MeetingApp
+        | Scenario::ChannelMeeting
+        | Scenario::MeetingIdService
+        | Scenario::MeetingIdApp => pairs(&[
             ("", "establishing"),
             ("", "established"),
             ("/participants", "updated"),
@@ -52,7 +56,7 @@ fn expected_sequence(s: Scenario) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_ten_seed_scenarios() {
+async fn all_ten_seed_scenarios_and_the_joins_by_meeting_id() {
     let emu = Emulator::start(config()).await.expect("start");
     let app = emu.apps()[0].clone();
     let rx = Receiver::start(&emu, &app.client_id).await;
@@ -216,10 +220,11 @@ async fn all_ten_seed_scenarios() {
         }
     }
     assert_eq!(rx.rejected(), 0);
-    assert_eq!(emu.counters().calls_created, 10);
-    assert_eq!(emu.live_calls(), 10);
+    let all = Scenario::ALL.len() as u64;
+    assert_eq!(emu.counters().calls_created, all);
+    assert_eq!(emu.live_calls() as u64, all);
     let report = emu.shutdown().await;
-    assert_eq!(report.live_calls, 10);
+    assert_eq!(report.live_calls as u64, all);
     assert_eq!(report.tasks_left, 0);
     rx.stop().await;
 }

@@ -6,7 +6,8 @@
 use crate::field::Field;
 use crate::model::{
     Call, CallDirection, CallOptions, ChatInfo, Identity, IdentitySet, InvitationParticipantInfo,
-    MediaConfig, MeetingInfo, Modality, OrganizerMeetingInfo, ParticipantInfo, odata,
+    JoinMeetingIdMeetingInfo, MediaConfig, MeetingInfo, Modality, OrganizerMeetingInfo,
+    ParticipantInfo, odata,
 };
 
 /// Builds the body of `POST /communications/calls` (a [`Call`] without id or state).
@@ -171,6 +172,32 @@ pub fn join_meeting(
     CreateCallBuilder::new(callback_uri)
         .media(media)
         .chat_info(chat)
+        .meeting_info(meeting.into())
+}
+
+/// Join a meeting by its join id and passcode (`joinMeetingIdMeetingInfo`, the v1.0
+/// docs' examples 7 and 8): no `chatInfo` and no organizer needed.
+///
+/// ```
+/// use signaling::{JoinMeetingIdMeetingInfo, MediaConfig, builders};
+/// let call = builders::join_meeting_by_id(
+///     "https://bot.contoso.com/callback",
+///     JoinMeetingIdMeetingInfo::new("1234567", Some("psw123".into())),
+///     MediaConfig::service_hosted(),
+/// )
+/// .build();
+/// assert_eq!(call.validate(), Ok(()));
+/// let json = serde_json::to_value(&call).unwrap();
+/// assert_eq!(json["meetingInfo"]["joinMeetingId"], "1234567");
+/// assert_eq!(json["meetingInfo"]["passcode"], "psw123");
+/// ```
+pub fn join_meeting_by_id(
+    callback_uri: impl Into<String>,
+    meeting: JoinMeetingIdMeetingInfo,
+    media: MediaConfig,
+) -> CreateCallBuilder {
+    CreateCallBuilder::new(callback_uri)
+        .media(media)
         .meeting_info(meeting.into())
 }
 

@@ -113,6 +113,6 @@ pub use permissions::{
 pub use scenario::{Scenario, UnknownScenario};
 pub use state::{CallEvent, CallStateMachine, RosterEntry, StreamInfo};
 pub use validate::{
-    MAX_GROUP_TARGETS, RequestError, check_callback_uri, create_call_problems, is_e164,
-    is_loopback_host, validate_create_call,
+    MAX_GROUP_TARGETS, MAX_JOIN_MEETING_ID_LEN, RequestError, check_callback_uri,
+    create_call_problems, is_e164, is_loopback_host, validate_create_call,
 };

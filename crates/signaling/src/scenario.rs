@@ -1,4 +1,6 @@
-//! The ten create-call scenarios of the seed page, by name, with the seed's own values.
+//! The ten create-call scenarios of the seed page, by name, with the seed's own values,
+//! and the two joins by meeting id of the v1.0 docs (examples 7 and 8 there) that the
+//! seed page does not show.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,11 +8,13 @@ use std::str::FromStr;
 use crate::builders;
 use crate::field::Field;
 use crate::model::{
-    Call, CallOptions, ChatInfo, Identity, IdentitySet, MediaConfig, MediaInfo,
-    OrganizerMeetingInfo, PLACEHOLDER_BLOB, ParticipantInfo, ServiceHostedMediaConfig, odata,
+    Call, CallOptions, ChatInfo, Identity, IdentitySet, JoinMeetingIdMeetingInfo, MediaConfig,
+    MediaInfo, OrganizerMeetingInfo, PLACEHOLDER_BLOB, ParticipantInfo, ServiceHostedMediaConfig,
+    odata,
 };
 
-/// One of the seed's ten create-call examples. Names are kebab-case for a CLI
+/// One of the seed's ten create-call examples, or a join by meeting id (11, 12). Names
+/// are kebab-case for a CLI
 /// (`"p2p-voip-app".parse::<Scenario>()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
@@ -35,6 +39,12 @@ pub enum Scenario {
     PstnService,
     /// Ex. 10: P2P PSTN call, app-hosted media (`pstn-app`).
     PstnApp,
+    /// Join a meeting by its join id and passcode, service-hosted media
+    /// (`meeting-id-service`): the v1.0 docs' example 7, not on the seed page.
+    MeetingIdService,
+    /// Join a meeting by its join id and passcode, app-hosted media (`meeting-id-app`):
+    /// example 7 with the app-hosted media of seed ex. 6.
+    MeetingIdApp,
 }
 
 /// An unknown scenario name; the message lists the valid ones.
@@ -50,8 +60,8 @@ pub struct UnknownScenario {
 }
 
 impl Scenario {
-    /// All scenarios in seed order.
-    pub const ALL: [Scenario; 10] = [
+    /// All scenarios: the seed's ten in its order, then the two joins by meeting id.
+    pub const ALL: [Scenario; 12] = [
         Scenario::P2pVoipService,
         Scenario::P2pVoipApp,
         Scenario::GroupService,
@@ -62,6 +72,8 @@ impl Scenario {
         Scenario::ChannelMeetingGuest,
         Scenario::PstnService,
         Scenario::PstnApp,
+        Scenario::MeetingIdService,
+        Scenario::MeetingIdApp,
     ];
 
     /// The kebab-case name.
@@ -77,6 +89,8 @@ impl Scenario {
             Scenario::ChannelMeetingGuest => "channel-meeting-guest",
             Scenario::PstnService => "pstn-service",
             Scenario::PstnApp => "pstn-app",
+            Scenario::MeetingIdService => "meeting-id-service",
+            Scenario::MeetingIdApp => "meeting-id-app",
         }
     }
 
@@ -85,7 +99,8 @@ impl Scenario {
         Self::ALL.iter().map(|s| s.name()).collect()
     }
 
-    /// The example number on the seed page (1-10).
+    /// The example number on the seed page (1-10); 11 and 12 for the joins by
+    /// meeting id, which the seed page does not show.
     pub fn example_number(self) -> u8 {
         match self {
             Scenario::P2pVoipService => 1,
@@ -98,6 +113,8 @@ impl Scenario {
             Scenario::ChannelMeetingGuest => 8,
             Scenario::PstnService => 9,
             Scenario::PstnApp => 10,
+            Scenario::MeetingIdService => 11,
+            Scenario::MeetingIdApp => 12,
         }
     }
 
@@ -116,6 +133,12 @@ impl Scenario {
             }
             Scenario::PstnService => "P2P PSTN call to a phone number, service-hosted media",
             Scenario::PstnApp => "P2P PSTN call to a phone number, app-hosted media",
+            Scenario::MeetingIdService => {
+                "join a meeting by its join id and passcode, service-hosted media"
+            }
+            Scenario::MeetingIdApp => {
+                "join a meeting by its join id and passcode, app-hosted media"
+            }
         }
     }
 
@@ -123,7 +146,11 @@ impl Scenario {
     pub fn is_app_hosted(self) -> bool {
         matches!(
             self,
-            Scenario::P2pVoipApp | Scenario::GroupApp | Scenario::MeetingApp | Scenario::PstnApp
+            Scenario::P2pVoipApp
+                | Scenario::GroupApp
+                | Scenario::MeetingApp
+                | Scenario::PstnApp
+                | Scenario::MeetingIdApp
         )
     }
 
@@ -141,6 +168,8 @@ impl Scenario {
             Scenario::ChannelMeetingGuest => "08_join_channel_meeting_as_guest",
             Scenario::PstnService => "09_p2p_pstn_service_hosted",
             Scenario::PstnApp => "10_p2p_pstn_app_hosted",
+            Scenario::MeetingIdService => "11_join_meeting_id_service_hosted",
+            Scenario::MeetingIdApp => "12_join_meeting_id_app_hosted",
         }
     }
 
@@ -250,6 +279,21 @@ impl Scenario {
                 }
                 call
             }
+            Scenario::MeetingIdService => builders::join_meeting_by_id(
+                seed::CALLBACK,
+                seed::meeting_id(),
+                // The docs write an empty preFetchMedia list.
+                MediaConfig::ServiceHosted(ServiceHostedMediaConfig::new().pre_fetch([])),
+            )
+            .tenant_id("86dc81db-c112-4228-9222-63f3esaa1edb")
+            .build(),
+            Scenario::MeetingIdApp => builders::join_meeting_by_id(
+                seed::CALLBACK,
+                seed::meeting_id(),
+                MediaConfig::app_hosted(blob),
+            )
+            .tenant_id(seed::TENANT)
+            .build(),
         }
     }
 }
@@ -311,6 +355,11 @@ mod seed {
             "19:cbee7c1c860e465f8258e3cebf7bee0d@thread.skype",
             "1533758867081",
         )
+    }
+
+    /// The v1.0 docs' example 7: join id and passcode.
+    pub(super) fn meeting_id() -> JoinMeetingIdMeetingInfo {
+        JoinMeetingIdMeetingInfo::new("1234567", Some("psw123".into()))
     }
 
     pub(super) fn organizer(tenant: &str) -> OrganizerMeetingInfo {

@@ -15,6 +15,7 @@
 //! | at most 5 targets (group calls) | `targets` |
 //! | a phone target needs an `applicationInstance` source | `source.identity.applicationInstance` |
 //! | phone numbers are E.164 (`+`, 1-15 digits, first not 0) | `targets[i].identity.phone.id` |
+//! | a `joinMeetingIdMeetingInfo` join has a `joinMeetingId` of digits (at most 32) and no empty `passcode` | `meetingInfo.joinMeetingId`, `meetingInfo.passcode` |
 //! | an `organizerMeetingInfo` join needs `chatInfo` with `threadId` and `messageId` | `chatInfo...` |
 //! | a guest join has the guest (with a display name) as its only source identity | `source.identity...` |
 
@@ -24,6 +25,9 @@ use serde_json::Value;
 
 use crate::field::Field;
 use crate::model::{Call, MediaConfig, MeetingInfo, PLACEHOLDER_BLOB, odata};
+
+/// Longest meeting join id accepted, in digits (Teams gives 10 to 15).
+pub const MAX_JOIN_MEETING_ID_LEN: usize = 32;
 
 /// Most targets a group call may have (VoIP users).
 pub const MAX_GROUP_TARGETS: usize = 5;
@@ -135,6 +139,22 @@ pub enum RequestError {
         /// The value (empty when missing).
         number: String,
     },
+    /// A join by meeting id whose `joinMeetingId` is missing or not a join id.
+    #[error(
+        "meetingInfo.joinMeetingId: {} is not a meeting join id; give the digits of the \
+         online meeting's joinMeetingIdSettings.joinMeetingId, without spaces",
+        if id.is_empty() { "missing".to_owned() } else { media_blob::excerpt(id) }
+    )]
+    InvalidJoinMeetingId {
+        /// The value (empty when missing).
+        id: String,
+    },
+    /// A join by meeting id with an empty passcode.
+    #[error(
+        "meetingInfo.passcode: empty; give the meeting's passcode, or null (or leave it \
+         out) when the meeting has none"
+    )]
+    EmptyPasscode,
     /// A meeting join by organizer without `chatInfo`.
     #[error(
         "chatInfo: required to join a meeting identified by organizerMeetingInfo; \
@@ -184,6 +204,8 @@ impl RequestError {
             | RequestError::PlaceholderBlob
             | RequestError::InvalidBlob { .. } => "mediaConfig.blob".into(),
             RequestError::MissingTargets | RequestError::TooManyTargets { .. } => "targets".into(),
+            RequestError::InvalidJoinMeetingId { .. } => "meetingInfo.joinMeetingId".into(),
+            RequestError::EmptyPasscode => "meetingInfo.passcode".into(),
             RequestError::PstnNeedsApplicationInstance { .. } => {
                 "source.identity.applicationInstance".into()
             }
@@ -270,6 +292,19 @@ pub fn create_call_problems(call: &Call) -> Vec<RequestError> {
             problems.push(RequestError::PstnNeedsApplicationInstance {
                 target_path: format!("targets[{i}].identity.phone"),
             });
+        }
+    }
+
+    if let Field::Value(MeetingInfo::JoinMeetingId(m)) = &call.meeting_info {
+        let id = m.join_meeting_id.value().map_or("", String::as_str);
+        if id.is_empty()
+            || id.len() > MAX_JOIN_MEETING_ID_LEN
+            || !id.bytes().all(|b| b.is_ascii_digit())
+        {
+            problems.push(RequestError::InvalidJoinMeetingId { id: id.to_owned() });
+        }
+        if m.passcode.value().is_some_and(|p| p.trim().is_empty()) {
+            problems.push(RequestError::EmptyPasscode);
         }
     }
 

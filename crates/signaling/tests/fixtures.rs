@@ -39,8 +39,9 @@ fn load_notifications(name: &str) -> CommsNotifications {
 }
 
 #[test]
-fn there_are_24_documents_plus_the_blob() {
-    assert_eq!(fixture_names().len(), 24, "{:?}", fixture_names());
+fn there_are_24_seed_documents_plus_the_blob_and_two_joins_by_meeting_id() {
+    // 11 and 12 are not on the seed page (see fixtures/README.md).
+    assert_eq!(fixture_names().len(), 24 + 2, "{:?}", fixture_names());
     assert!(
         fixtures_dir()
             .join("02_media_session_configuration.blob.json")
@@ -291,7 +292,9 @@ fn scenario_names_parse_back() {
             "channel-meeting",
             "channel-meeting-guest",
             "pstn-service",
-            "pstn-app"
+            "pstn-app",
+            "meeting-id-service",
+            "meeting-id-app"
         ]
     );
 }

@@ -65,6 +65,24 @@ fn seed_note(s: Scenario) -> (&'static str, &'static [Permission], bool) {
             &[CallsInitiateAll, CallsAccessMediaAll],
             true,
         ),
+        // Not on the seed page: a join by meeting id is a meeting join (ex. 5's
+        // permissions), with media access when app-hosted (ex. 6's).
+        Scenario::MeetingIdService => (
+            "(not on the seed page) Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat",
+            &[CallsJoinGroupCallsAll, CallsJoinGroupCallsChat],
+            true,
+        ),
+        Scenario::MeetingIdApp => (
+            "(not on the seed page) Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat, \
+             Calls.AccessMedia.All or Calls.AccessMedia.Chat",
+            &[
+                CallsJoinGroupCallsAll,
+                CallsJoinGroupCallsChat,
+                CallsAccessMediaAll,
+                CallsAccessMediaChat,
+            ],
+            true,
+        ),
     }
 }
 
@@ -145,6 +163,15 @@ fn display_lists_alternatives_and_requirements() {
             Scenario::PstnApp,
             "Calls.Initiate.All, Calls.AccessMedia.All or Calls.AccessMedia.Chat",
         ),
+        (
+            Scenario::MeetingIdService,
+            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat",
+        ),
+        (
+            Scenario::MeetingIdApp,
+            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat, \
+             Calls.AccessMedia.All or Calls.AccessMedia.Chat",
+        ),
     ];
     for (scenario, text) in expect {
         assert_eq!(
@@ -175,7 +202,9 @@ fn kinds_and_missing_requirements() {
             CallKind::MeetingJoin,
             CallKind::GuestMeetingJoin,
             CallKind::Pstn,
-            CallKind::Pstn
+            CallKind::Pstn,
+            CallKind::MeetingJoin,
+            CallKind::MeetingJoin
         ]
     );
     let required = Scenario::MeetingApp

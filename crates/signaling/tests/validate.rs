@@ -1,9 +1,9 @@
 //! One passing and one failing case for every validation rule.
 
 use signaling::{
-    ChatInfo, Field, Identity, IdentitySet, InvitationParticipantInfo, MediaConfig, MeetingInfo,
-    ParticipantInfo, RequestError, Scenario, builders, check_callback_uri, create_call_problems,
-    is_e164, is_loopback_host, validate_create_call,
+    ChatInfo, Field, Identity, IdentitySet, InvitationParticipantInfo, JoinMeetingIdMeetingInfo,
+    MediaConfig, MeetingInfo, ParticipantInfo, RequestError, Scenario, builders,
+    check_callback_uri, create_call_problems, is_e164, is_loopback_host, validate_create_call,
 };
 
 /// A valid service-hosted request of each non-app-hosted scenario.
@@ -413,4 +413,41 @@ fn the_document_must_be_a_call() {
         .expect_err("hostile")
         .to_string();
     assert!(err.len() < 300 && !err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn joins_by_meeting_id_need_a_join_id_of_digits_and_no_empty_passcode() {
+    let mut call = service(Scenario::MeetingIdService);
+    // The docs' example 8: no passcode (null), and leaving it out, are both fine.
+    let with = |id: &str, passcode: Field<String>| {
+        let mut m = JoinMeetingIdMeetingInfo::new(id, None);
+        m.passcode = passcode;
+        Field::Value(MeetingInfo::JoinMeetingId(m))
+    };
+    for passcode in [Field::Null, Field::Absent, Field::Value("psw123".into())] {
+        call.meeting_info = with("375029698220440", passcode);
+        assert_eq!(validate_create_call(&call), Ok(()));
+    }
+    for bad in ["", "375 029 698", "12a4", "\u{1b}[2J", &"9".repeat(33)] {
+        call.meeting_info = with(bad, Field::Null);
+        let err = validate_create_call(&call).expect_err(bad);
+        assert_eq!(err.path(), "meetingInfo.joinMeetingId", "{bad}");
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+    }
+    call.meeting_info = with("", Field::Null);
+    assert!(
+        validate_create_call(&call)
+            .expect_err("missing")
+            .to_string()
+            .starts_with("meetingInfo.joinMeetingId: missing is not a meeting join id"),
+    );
+    call.meeting_info = with("1234567", Field::Value(" ".into()));
+    assert_eq!(
+        validate_create_call(&call),
+        Err(RequestError::EmptyPasscode)
+    );
+    // No chatInfo, no organizer, no targets needed; it is a meeting join.
+    let call = service(Scenario::MeetingIdService);
+    assert!(call.chat_info.is_absent() && call.targets().is_empty());
+    assert_eq!(call.kind(), signaling::CallKind::MeetingJoin);
 }

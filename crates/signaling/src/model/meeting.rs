@@ -107,6 +107,20 @@ pub struct JoinMeetingIdMeetingInfo {
     pub extra: Map<String, Value>,
 }
 
+impl JoinMeetingIdMeetingInfo {
+    /// A meeting to join by its join id (digits, as `Get onlineMeeting` gives it in
+    /// `joinMeetingIdSettings.joinMeetingId`) and passcode; `None` writes
+    /// `"passcode": null`, as the v1.0 docs' example 8 does for a meeting without one.
+    pub fn new(join_meeting_id: impl Into<String>, passcode: Option<String>) -> Self {
+        JoinMeetingIdMeetingInfo {
+            odata_type: Field::Value(odata::JOIN_MEETING_ID_MEETING_INFO.into()),
+            join_meeting_id: Field::Value(join_meeting_id.into()),
+            passcode: passcode.map_or(Field::Null, Field::Value),
+            extra: Map::new(),
+        }
+    }
+}
+
 /// `call.meetingInfo`, selected by `@odata.type`.
 ///
 /// Without `@odata.type`, an object with `organizer` is an organizer meeting info and
