@@ -19,6 +19,10 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+/// Most characters of the path quoted in an error: a path may be 128 levels deep,
+/// each key already cut to 40 characters.
+const MAX_PATH_CHARS: usize = 200;
+
 /// Parse `bytes` as one JSON document, refusing any object with a repeated key.
 ///
 /// Otherwise it reads exactly as `serde_json::from_slice::<Value>` (same nesting
@@ -114,7 +118,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {} in {}",
                     media_blob::excerpt(&key),
-                    self.at
+                    media_blob::bounded(&self.at.to_string(), MAX_PATH_CHARS)
                 )));
             }
             let value = map.next_value_seed(Strict {
@@ -181,5 +185,25 @@ mod tests {
         let doc = format!(r#"{{"{long}":{{"a":1,"a":2}}}}"#);
         let e = from_slice_strict(doc.as_bytes()).unwrap_err().to_string();
         assert!(e.len() < 300 && !e.contains('\u{1b}'), "{e}");
+    }
+
+    /// Found by fuzzing: the path of a duplicate deep in the document was quoted whole
+    /// (126 keys of 40 escaped characters: a 30 KB message from a 31 KB document).
+    #[test]
+    fn deep_paths_are_bounded() {
+        let key = "\\u001b".repeat(40);
+        let depth = 126;
+        let doc = format!(
+            "{}{{\"a\":1,\"a\":2}}{}",
+            format!("{{\"{key}\":").repeat(depth),
+            "}".repeat(depth)
+        );
+        let e = from_slice_strict(doc.as_bytes()).unwrap_err().to_string();
+        assert!(e.chars().count() < 400, "{} chars: {e}", e.chars().count());
+        assert!(e.starts_with(r#"duplicate key "a" in \u001b\u001b"#), "{e}");
+        assert!(
+            e.contains(&format!("({} bytes)", depth * (40 * 6 + 1) - 1)),
+            "{e}"
+        );
     }
 }

@@ -381,15 +381,7 @@ pub struct SendStatus {
 /// Fails with [`WireError::ControlTooLarge`] if the body exceeds [`MAX_CONTROL_LEN`]
 /// (nothing is appended) or [`WireError::InvalidControl`] for a non-finite number.
 pub fn encode_control_into(msg: &ControlMessage, out: &mut Vec<u8>) -> Result<usize, WireError> {
-    if let ControlMessage::Stats(s) = msg
-        && !s.is_finite()
-    {
-        return Err(WireError::InvalidControl {
-            kind: JsonErrorKind::Data,
-            line: 0,
-            column: 0,
-        });
-    }
+    check_finite(msg)?;
     let start = out.len();
     out.extend_from_slice(&[0; PREFIX_LEN]);
     if let Err(e) = serde_json::to_writer(&mut *out, msg) {
@@ -433,6 +425,19 @@ pub enum JsonErrorKind {
     Io,
 }
 
+/// Refuses a stats report with a non-finite number, both ways: JSON has none, but a
+/// literal beyond `f32` (`1e39`) decodes to infinity.
+fn check_finite(msg: &ControlMessage) -> Result<(), WireError> {
+    match msg {
+        ControlMessage::Stats(s) if !s.is_finite() => Err(WireError::InvalidControl {
+            kind: JsonErrorKind::Data,
+            line: 0,
+            column: 0,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn json_error(e: &serde_json::Error) -> WireError {
     let kind = match e.classify() {
         serde_json::error::Category::Syntax => JsonErrorKind::Syntax,
@@ -457,8 +462,9 @@ fn json_error(e: &serde_json::Error) -> WireError {
 /// - a length prefix above [`MAX_CONTROL_LEN`] yields [`WireError::ControlTooLarge`]
 ///   once; the decoder is then *failed*: later input is discarded and `poll`
 ///   returns `None` (framing is lost, so the connection should be closed);
-/// - a body that is not a valid message yields [`WireError::InvalidControl`]; the
-///   frame is consumed and decoding continues with the next frame.
+/// - a body that is not a valid message (a stats report with a number beyond `f32`
+///   included) yields [`WireError::InvalidControl`]; the frame is consumed and
+///   decoding continues with the next frame.
 ///
 /// Buffering is bounded by what the caller pushes between polls; a frame is
 /// buffered until complete, at most `4 + MAX_CONTROL_LEN` bytes.
@@ -514,7 +520,9 @@ impl ControlDecoder {
             }));
         }
         let body = avail.get(PREFIX_LEN..PREFIX_LEN + len)?;
-        let result = serde_json::from_slice::<ControlMessage>(body).map_err(|e| json_error(&e));
+        let result = serde_json::from_slice::<ControlMessage>(body)
+            .map_err(|e| json_error(&e))
+            .and_then(|m| check_finite(&m).map(|()| m));
         self.pos += PREFIX_LEN + len;
         Some(result)
     }
@@ -748,6 +756,30 @@ mod tests {
         assert!(d.is_failed());
         d.push(&[0, 0, 0, 2, b'{', b'}']);
         assert_eq!(d.poll(), None);
+    }
+
+    /// Found by fuzzing: a stats number beyond `f32` decoded to infinity, a report
+    /// the encoder refuses and the media engine must not see.
+    #[test]
+    fn decode_rejects_stats_beyond_f32() {
+        let mut d = ControlDecoder::new();
+        for body in [
+            &br#"{"type":"stats","jitterMs":1.7976931348623157e308,"lossPct":0.5,"rttMs":40.0}"#[..],
+            br#"{"type":"stats","jitterMs":1,"lossPct":-1e39,"rttMs":0}"#,
+            br#"{"type":"stats","jitterMs":3.4e38,"lossPct":0,"rttMs":0}"#,
+        ] {
+            d.push(&(body.len() as u32).to_be_bytes());
+            d.push(body);
+        }
+        let invalid = WireError::InvalidControl {
+            kind: JsonErrorKind::Data,
+            line: 0,
+            column: 0,
+        };
+        assert_eq!(d.poll(), Some(Err(invalid)));
+        assert_eq!(d.poll(), Some(Err(invalid)));
+        // The largest finite f32 still decodes, and the decoder goes on after a refusal.
+        assert!(matches!(d.poll(), Some(Ok(ControlMessage::Stats(s))) if s.is_finite()));
     }
 
     #[test]
