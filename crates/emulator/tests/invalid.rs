@@ -244,7 +244,7 @@ async fn missing_permissions_is_403() {
     let group = scenario_body(Scenario::GroupService, "http://127.0.0.1:9/callback");
     let reply = create(&emu, &token, &group).await;
     assert_eq!(reply.status, 403);
-    assert!(graph_error_message(&reply.body).contains("Calls.InitiateGroupCalls.All"));
+    assert!(graph_error_message(&reply.body).contains("Calls.InitiateGroupCall.All"));
     let app_hosted = scenario_body(Scenario::P2pVoipApp, "http://127.0.0.1:9/callback");
     let reply = create(&emu, &token, &app_hosted).await;
     assert_eq!(reply.status, 403);

@@ -89,6 +89,7 @@
 //! assert_eq!(placeholder.validate(), Err(RequestError::PlaceholderBlob));
 //! ```
 
+pub mod actions;
 pub mod builders;
 mod classify;
 mod field;

@@ -1,10 +1,17 @@
 //! Which application permissions a create-call request needs.
 //!
 //! From the seed page: P2P calls (VoIP or PSTN) need Calls.Initiate.All; group calls
-//! Calls.InitiateGroupCalls.All; meeting joins Calls.JoinGroupCalls.All or the
+//! Calls.InitiateGroupCall.All; meeting joins Calls.JoinGroupCall.All or the
 //! resource-specific Calls.JoinGroupCalls.Chat; guest joins
-//! Calls.JoinGroupCallsAsGuest.All; app-hosted media adds Calls.AccessMedia.All or the
+//! Calls.JoinGroupCallAsGuest.All; app-hosted media adds Calls.AccessMedia.All or the
 //! resource-specific Calls.AccessMedia.Chat.
+//!
+//! Names are printed as Microsoft Entra ID spells them (the roles of an app's token,
+//! and what an admin grants): `Calls.InitiateGroupCall.All`, `Calls.JoinGroupCall.All`,
+//! `Calls.JoinGroupCallAsGuest.All`. The seed page (a translation) writes them in the
+//! plural (`Calls.JoinGroupCalls.All`); those spellings are read as the same
+//! permissions, so a seed note parses, but never printed: an admin who granted the
+//! seed's spelling would find no such permission.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,13 +23,13 @@ use crate::model::Call;
 pub enum Permission {
     /// `Calls.Initiate.All`: place P2P calls (VoIP and PSTN).
     CallsInitiateAll,
-    /// `Calls.InitiateGroupCalls.All`: place group calls.
+    /// `Calls.InitiateGroupCall.All`: place group calls.
     CallsInitiateGroupCallsAll,
-    /// `Calls.JoinGroupCalls.All`: join meetings in any chat or channel.
+    /// `Calls.JoinGroupCall.All`: join meetings in any chat or channel.
     CallsJoinGroupCallsAll,
     /// `Calls.JoinGroupCalls.Chat`: join meetings of chats that consented (RSC).
     CallsJoinGroupCallsChat,
-    /// `Calls.JoinGroupCallsAsGuest.All`: join meetings as a guest.
+    /// `Calls.JoinGroupCallAsGuest.All`: join meetings as a guest.
     CallsJoinGroupCallsAsGuestAll,
     /// `Calls.AccessMedia.All`: access media streams (app-hosted media).
     CallsAccessMediaAll,
@@ -46,10 +53,10 @@ impl Permission {
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::CallsInitiateAll => "Calls.Initiate.All",
-            Permission::CallsInitiateGroupCallsAll => "Calls.InitiateGroupCalls.All",
-            Permission::CallsJoinGroupCallsAll => "Calls.JoinGroupCalls.All",
+            Permission::CallsInitiateGroupCallsAll => "Calls.InitiateGroupCall.All",
+            Permission::CallsJoinGroupCallsAll => "Calls.JoinGroupCall.All",
             Permission::CallsJoinGroupCallsChat => "Calls.JoinGroupCalls.Chat",
-            Permission::CallsJoinGroupCallsAsGuestAll => "Calls.JoinGroupCallsAsGuest.All",
+            Permission::CallsJoinGroupCallsAsGuestAll => "Calls.JoinGroupCallAsGuest.All",
             Permission::CallsAccessMediaAll => "Calls.AccessMedia.All",
             Permission::CallsAccessMediaChat => "Calls.AccessMedia.Chat",
         }
@@ -78,11 +85,30 @@ pub struct UnknownPermission(pub String);
 impl FromStr for Permission {
     type Err = UnknownPermission;
 
-    /// Case-insensitive (the seed's table writes `Calls.JoinGroupCallsasGuest.All`).
+    /// Case-insensitive (the seed's table writes `Calls.JoinGroupCallsasGuest.All`);
+    /// the seed's plural spellings are read too.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let seed_spelling = [
+            (
+                "Calls.InitiateGroupCalls.All",
+                Permission::CallsInitiateGroupCallsAll,
+            ),
+            (
+                "Calls.JoinGroupCalls.All",
+                Permission::CallsJoinGroupCallsAll,
+            ),
+            (
+                "Calls.JoinGroupCallsAsGuest.All",
+                Permission::CallsJoinGroupCallsAsGuestAll,
+            ),
+        ];
         Permission::ALL
             .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .map(|p| (p.as_str(), p))
+            .chain(seed_spelling)
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, p)| p)
             .ok_or_else(|| UnknownPermission(s.to_owned()))
     }
 }
@@ -114,7 +140,7 @@ impl fmt::Display for Requirement {
 }
 
 /// Everything a request needs: all of the requirements. Display reads
-/// `"Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat, Calls.AccessMedia.All or Calls.AccessMedia.Chat"`.
+/// `"Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat, Calls.AccessMedia.All or Calls.AccessMedia.Chat"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RequiredPermissions {
     /// The requirements, the call's own first, media second.

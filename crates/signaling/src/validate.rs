@@ -259,7 +259,7 @@ pub fn create_call_problems(call: &Call) -> Vec<RequestError> {
         problems.push(RequestError::NoModalities);
     }
 
-    check_media(call, &mut problems);
+    check_media(call.media_config.value(), &mut problems);
 
     let meeting_join = call.meeting_info.is_value();
     let targets = call.targets();
@@ -354,8 +354,10 @@ pub fn create_call_problems(call: &Call) -> Vec<RequestError> {
     problems
 }
 
-fn check_media(call: &Call, problems: &mut Vec<RequestError>) {
-    match call.media_config.value() {
+/// The rules of `mediaConfig` (present, of a known type, an app-hosted blob that
+/// media-blob parses and validates), for a create-call request and an `answer`.
+pub(crate) fn check_media(media: Option<&MediaConfig>, problems: &mut Vec<RequestError>) {
+    match media {
         None => problems.push(RequestError::MissingMediaConfig),
         Some(MediaConfig::ServiceHosted(_)) => {}
         Some(MediaConfig::Other(v)) => problems.push(RequestError::UnknownMediaConfig {

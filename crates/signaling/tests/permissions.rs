@@ -136,27 +136,27 @@ fn display_lists_alternatives_and_requirements() {
             Scenario::P2pVoipApp,
             "Calls.Initiate.All, Calls.AccessMedia.All or Calls.AccessMedia.Chat",
         ),
-        (Scenario::GroupService, "Calls.InitiateGroupCalls.All"),
+        (Scenario::GroupService, "Calls.InitiateGroupCall.All"),
         (
             Scenario::GroupApp,
-            "Calls.InitiateGroupCalls.All, Calls.AccessMedia.All or Calls.AccessMedia.Chat",
+            "Calls.InitiateGroupCall.All, Calls.AccessMedia.All or Calls.AccessMedia.Chat",
         ),
         (
             Scenario::MeetingService,
-            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat",
+            "Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat",
         ),
         (
             Scenario::MeetingApp,
-            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat, \
+            "Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat, \
              Calls.AccessMedia.All or Calls.AccessMedia.Chat",
         ),
         (
             Scenario::ChannelMeeting,
-            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat",
+            "Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat",
         ),
         (
             Scenario::ChannelMeetingGuest,
-            "Calls.JoinGroupCallsAsGuest.All",
+            "Calls.JoinGroupCallAsGuest.All",
         ),
         (Scenario::PstnService, "Calls.Initiate.All"),
         (
@@ -165,11 +165,11 @@ fn display_lists_alternatives_and_requirements() {
         ),
         (
             Scenario::MeetingIdService,
-            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat",
+            "Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat",
         ),
         (
             Scenario::MeetingIdApp,
-            "Calls.JoinGroupCalls.All or Calls.JoinGroupCalls.Chat, \
+            "Calls.JoinGroupCall.All or Calls.JoinGroupCalls.Chat, \
              Calls.AccessMedia.All or Calls.AccessMedia.Chat",
         ),
     ];
@@ -230,4 +230,29 @@ fn permission_names_parse_case_insensitively() {
         assert_eq!(p.as_str().parse(), Ok(p));
     }
     assert!("Calls.Everything".parse::<Permission>().is_err());
+}
+
+#[test]
+fn names_are_entras_and_the_seeds_plural_spellings_are_read() {
+    for (seed, entra) in [
+        (
+            "Calls.InitiateGroupCalls.All",
+            "Calls.InitiateGroupCall.All",
+        ),
+        ("Calls.JoinGroupCalls.All", "Calls.JoinGroupCall.All"),
+        (
+            "Calls.JoinGroupCallsasGuest.All",
+            "Calls.JoinGroupCallAsGuest.All",
+        ),
+    ] {
+        let p: Permission = seed.parse().expect(seed);
+        assert_eq!(p.as_str(), entra);
+        assert_eq!(entra.parse::<Permission>(), Ok(p));
+    }
+    // Resource-specific consent keeps its plural name.
+    assert_eq!(
+        CallsJoinGroupCallsChat.as_str(),
+        "Calls.JoinGroupCalls.Chat"
+    );
+    assert!("Calls.JoinGroupCall.Chat".parse::<Permission>().is_err());
 }
