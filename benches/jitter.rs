@@ -1,7 +1,8 @@
 //! Per-20 ms-frame cost of the receive path: the jitter buffer alone (one packet in, one
 //! playout decision out) and the whole receive pipeline (jitter buffer, decode,
-//! time-stretch, frame out) with PCM and with Opus, and with PCM followed by the
-//! low-delay 16 kHz → 48 kHz stereo playout resampler (the device direction).
+//! time-stretch, frame out) with PCM and with Opus, with PCM losing one packet in ten
+//! (pitch-period concealment and merge), and with PCM followed by the low-delay
+//! 16 kHz → 48 kHz stereo playout resampler (the device direction).
 //!
 //! `cargo bench --bench jitter -- --warm-up-time 1 --measurement-time 3`
 
@@ -67,7 +68,14 @@ fn jitter_buffer(c: &mut Criterion) {
     });
 }
 
-fn pipeline(c: &mut Criterion, kind: Codec, name: &str, device: Option<DeviceFormat>) {
+/// The receive pipeline per frame; `lose_every`: every n-th packet is lost (0: none).
+fn pipeline(
+    c: &mut Criterion,
+    kind: Codec,
+    name: &str,
+    device: Option<DeviceFormat>,
+    lose_every: u32,
+) {
     let packets = encoded(kind);
     let mut rx = ReceivePipeline::new(
         ReceiveConfig::default(),
@@ -84,6 +92,9 @@ fn pipeline(c: &mut Criterion, kind: Codec, name: &str, device: Option<DeviceFor
         (r, out)
     });
     let feed = |rx: &mut ReceivePipeline, k: u32, now: Instant, pkt: &mut AudioPacket| {
+        if lose_every > 0 && k % lose_every == 0 {
+            return;
+        }
         let (payload, silent) = &packets[k as usize % packets.len()];
         pkt.seq = k as u16;
         pkt.timestamp = k.wrapping_mul(320);
@@ -113,7 +124,17 @@ fn pipeline(c: &mut Criterion, kind: Codec, name: &str, device: Option<DeviceFor
 }
 
 fn receive_pcm(c: &mut Criterion) {
-    pipeline(c, Codec::Pcm16k, "pcm", None);
+    pipeline(c, Codec::Pcm16k, "pcm", None, 0);
+}
+
+fn receive_pcm_lossy(c: &mut Criterion) {
+    pipeline(
+        c,
+        Codec::Pcm16k,
+        "pcm, 1 in 10 packets lost (concealment)",
+        None,
+        10,
+    );
 }
 
 fn receive_pcm_48k(c: &mut Criterion) {
@@ -123,11 +144,12 @@ fn receive_pcm_48k(c: &mut Criterion) {
         Codec::Pcm16k,
         "pcm + 48k stereo playout",
         Some(stereo_48k),
+        0,
     );
 }
 
 fn receive_opus(c: &mut Criterion) {
-    pipeline(c, Codec::Opus16k, "opus", None);
+    pipeline(c, Codec::Opus16k, "opus", None, 0);
 }
 
 /// The pitch search behind every accelerate / expand attempt, on a voiced frame.
@@ -150,6 +172,7 @@ criterion_group!(
     pitch_search,
     jitter_buffer,
     receive_pcm,
+    receive_pcm_lossy,
     receive_pcm_48k,
     receive_opus
 );

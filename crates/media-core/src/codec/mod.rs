@@ -5,8 +5,8 @@
 //! the in-band forward error correction of the *next* packet
 //! ([`AudioDecoder::decode_fec`]).
 //!
-//! Implementations: [`PcmEncoder`]/[`PcmDecoder`] (raw; concealment repeats the last
-//! frame with a 60 ms fade-out; no FEC) and [`OpusEncoder`]/[`OpusDecoder`] (libopus
+//! Implementations: [`PcmEncoder`]/[`PcmDecoder`] (raw; G.711 Appendix I-style
+//! pitch-period concealment with comfort noise and merge; no FEC) and [`OpusEncoder`]/[`OpusDecoder`] (libopus
 //! PLC and in-band FEC). [`new_encoder`] and [`new_decoder`] pick one by
 //! [`Codec`].
 //!

@@ -23,11 +23,17 @@ pub const MAX_PERIOD: usize = FRAME_SAMPLES / 2;
 /// Longest output of [`insert`]: one frame plus one period.
 pub const MAX_STRETCHED: usize = FRAME_SAMPLES + MAX_PERIOD;
 
+/// Longest input [`find_period`] reads: 30 ms, two of the longest pitch periods the
+/// PCM concealment searches (15 ms); longer inputs are cut to their first
+/// `MAX_SEARCH` samples.
+pub const MAX_SEARCH: usize = 3 * FRAME_SAMPLES / 2;
+
 /// Finds the lag in `[min_p, max_p]` where `x` best matches itself shifted, and the
 /// normalised correlation there (-1..1; 0 for an all-zero input).
 ///
 /// The comparison window is the first `x.len() - max_p` samples for every lag, so the
-/// scores are comparable.
+/// scores are comparable. At most [`MAX_SEARCH`] samples are read and `max_p` is at
+/// most half of them.
 ///
 /// As NetEQ does, the search runs in two stages: every lag on the signal decimated to
 /// 8 kHz (pairs averaged), then the full-rate lags around the two best coarse lags
@@ -35,7 +41,7 @@ pub const MAX_STRETCHED: usize = FRAME_SAMPLES + MAX_PERIOD;
 /// whole search costs about a tenth of the exhaustive one (≈ 19,000 multiply-adds), so
 /// a buffer that tries to accelerate on every tick stays cheap.
 pub fn find_period(x: &[i16], min_p: usize, max_p: usize) -> (usize, f32) {
-    let x = &x[..x.len().min(FRAME_SAMPLES)];
+    let x = &x[..x.len().min(MAX_SEARCH)];
     let n = x.len();
     let max_p = max_p.min(n / 2);
     let min_p = min_p.clamp(1, max_p.max(1));
@@ -44,7 +50,7 @@ pub fn find_period(x: &[i16], min_p: usize, max_p: usize) -> (usize, f32) {
     }
     let w = n - max_p;
     // Prefix sums of squares give the energy of each shifted window in O(1).
-    let mut pre = [0i64; FRAME_SAMPLES + 1];
+    let mut pre = [0i64; MAX_SEARCH + 1];
     prefix_energy(x, &mut pre);
     if pre[w] == 0 {
         return (min_p, 0.0);
@@ -52,13 +58,13 @@ pub fn find_period(x: &[i16], min_p: usize, max_p: usize) -> (usize, f32) {
     // Stage 1: 8 kHz, every lag. Pairs are summed and scaled down by 32 (12-bit
     // samples), so a window's dot product fits an i32 and vectorises to
     // multiply-add-pairs instructions.
-    let mut d = [0i16; FRAME_SAMPLES / 2];
+    let mut d = [0i16; MAX_SEARCH / 2];
     let nd = n / 2;
     for (i, v) in d[..nd].iter_mut().enumerate() {
         *v = ((i32::from(x[2 * i]) + i32::from(x[2 * i + 1])) >> 5) as i16;
     }
     let d = &d[..nd];
-    let mut pre_d = [0i64; FRAME_SAMPLES / 2 + 1];
+    let mut pre_d = [0i64; MAX_SEARCH / 2 + 1];
     prefix_energy(d, &mut pre_d);
     let wd = w / 2;
     let (lo, hi) = (min_p.div_ceil(2).max(1), max_p / 2);
@@ -114,8 +120,8 @@ fn dot(a: &[i16], b: &[i16]) -> i64 {
         .sum()
 }
 
-/// Dot product of at most 160 samples (half a frame) with |v| <= 2048: the sum stays
-/// below 160 * 2^22 < 2^30.
+/// Dot product of at most 240 samples (`MAX_SEARCH / 2`) with |v| <= 2048: the sum
+/// stays below 240 * 2^22 < 2^30.
 fn dot_small(a: &[i16], b: &[i16]) -> i32 {
     a.iter()
         .zip(b)
