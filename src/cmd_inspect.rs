@@ -16,6 +16,7 @@ use media_blob::{MediaSessionConfig, bounded, escape_controls};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use signaling::actions::Action;
 use signaling::{Call, CommsNotification, DocumentKind, MediaConfig, odata};
 
 /// Arguments of `media-processor inspect`.
@@ -221,7 +222,20 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
         out.push(format!("  audio format: {:?}", config.audio_format()));
         return Ok(out);
     }
-    match signaling::classify(&v) {
+    let kind = signaling::classify(&v);
+    // An in-call action's body has no @odata.type; a create-call body without one has
+    // properties no action has (requestedModalities, ...).
+    if matches!(
+        kind,
+        DocumentKind::Unknown | DocumentKind::CreateCallRequest
+    ) && odata::type_of(&v).is_none()
+    {
+        let fits = signaling::actions::recognise(&v);
+        if !fits.is_empty() {
+            return action_report(source, &v, &fits);
+        }
+    }
+    match kind {
         DocumentKind::CreateCallRequest => {
             let call: Call = serde_json::from_value(v).map_err(|e| {
                 anyhow::anyhow!("{source}: does not fit the call model: {}", detail(e))
@@ -267,6 +281,61 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
         ),
     }
     // Document values (names, URLs) reach the terminal escaped.
+    Ok(out.iter().map(|l| escape_controls(l)).collect())
+}
+
+/// The report of an in-call action's body: the action (or the actions its shape
+/// fits), whether Graph would take it, and the permissions it needs.
+fn action_report(source: &str, v: &Value, fits: &[Action]) -> anyhow::Result<Vec<String>> {
+    let needs = |a: Action| {
+        let p = a.permissions(v).to_string();
+        if p.is_empty() {
+            "no permission beyond the app's own".to_owned()
+        } else {
+            p
+        }
+    };
+    if let [action] = fits {
+        let problems = action.problems(v);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  - {}", detail(p)))
+                .collect();
+            bail!(
+                "{source}: invalid {} request (POST {}):\n{}",
+                action,
+                action.path("{id}"),
+                list.join("\n")
+            );
+        }
+        return Ok(vec![
+            format!("{action} request: valid (POST {})", action.path("{id}")),
+            format!("  required permissions: {}", needs(*action)),
+        ]);
+    }
+    let names: Vec<&str> = fits.iter().map(|a| a.name()).collect();
+    let mut out = vec![format!(
+        "action request body; its shape fits {} actions: {}",
+        fits.len(),
+        names.join(", ")
+    )];
+    let mut valid = 0;
+    for &a in fits {
+        match a.problems(v).first() {
+            None => {
+                valid += 1;
+                out.push(format!("  {a}: valid; needs {}", needs(a)));
+            }
+            Some(p) => out.push(format!("  {a}: invalid: {}", detail(p))),
+        }
+    }
+    if valid == 0 {
+        bail!(
+            "{source}: not a valid request of any action it fits:\n{}",
+            out[1..].join("\n")
+        );
+    }
     Ok(out.iter().map(|l| escape_controls(l)).collect())
 }
 

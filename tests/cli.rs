@@ -238,7 +238,7 @@ fn request_joins_a_meeting_by_its_id_and_passcode() {
     assert!(v.get("chatInfo").is_none());
     let err = stderr(&out);
     assert!(
-        err.contains("Calls.JoinGroupCalls.All") && err.contains("Calls.AccessMedia.All"),
+        err.contains("Calls.JoinGroupCall.All") && err.contains("Calls.AccessMedia.All"),
         "{err}"
     );
 
@@ -263,4 +263,33 @@ fn request_joins_a_meeting_by_its_id_and_passcode() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn inspect_names_and_checks_in_call_actions() {
+    let answer = r##"{"acceptedModalities":["audio"],"mediaConfig":{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}}"##;
+    let out = run_stdin(&["inspect", "-"], answer);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.starts_with("answer request: valid (POST /communications/calls/{id}/answer)"), "{report}");
+    assert!(report.contains("Calls.JoinGroupCall.All or Calls.JoinGroupCallAsGuest.All"), "{report}");
+
+    // Refused as Graph refuses them, naming the property.
+    for (body, action, field) in [
+        (r##"{"mediaConfig":{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}}"##, "answer", "acceptedModalities"),
+        (r##"{"transferTarget":null}"##, "transfer", "transferTarget"),
+        (r##"{"targets":[],"timeout":30}"##, "redirect", "targets"),
+    ] {
+        let out = run_stdin(&["inspect", "-"], body);
+        assert!(!out.status.success(), "{body}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("invalid {action} request")) && err.contains(&format!("- {field}: ")), "{err}");
+    }
+
+    // A shape several actions share: each is named, with its verdict.
+    let out = run_stdin(&["inspect", "-"], r##"{"clientContext":"c1"}"##);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("fits 9 actions: mute, unmute, subscribeToTone"), "{report}");
+    assert!(report.contains("  playPrompt: invalid: prompts: required"), "{report}");
 }
