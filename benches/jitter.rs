@@ -92,7 +92,7 @@ fn pipeline(
         (r, out)
     });
     let feed = |rx: &mut ReceivePipeline, k: u32, now: Instant, pkt: &mut AudioPacket| {
-        if lose_every > 0 && k % lose_every == 0 {
+        if lose_every > 0 && k.is_multiple_of(lose_every) {
             return;
         }
         let (payload, silent) = &packets[k as usize % packets.len()];
