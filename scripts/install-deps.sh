@@ -3,8 +3,17 @@
 #   cmake, a C compiler  - libopus is built from source by opusic-sys
 #   pkg-config, libasound2-dev - cpal's ALSA backend
 #   pulseaudio, libasound2-plugins - the null-sink audio device used by the tests and demo
+#   espeak-ng, python3 + pip: numpy, pesq - speech and PESQ-WB scores of `jb-eval --pesq`
 set -euo pipefail
-packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core)
+packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng)
+# PyPI packages for the PESQ-WB scorer (scripts/pesq_score.py), if missing.
+python_packages() {
+  command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
+  python3 -c 'import numpy, pesq' 2>/dev/null && return 0
+  echo "installing Python packages: numpy pesq"
+  python3 -m pip install -q numpy pesq 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,7 +22,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then python_packages; exit 0; fi
 if [ "$(id -u)" -eq 0 ]; then
   echo "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,3 +37,4 @@ else
   echo "run as root, or: sudo apt-get install ${missing[*]}" >&2
   exit 1
 fi
+python_packages

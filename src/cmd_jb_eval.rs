@@ -1,5 +1,6 @@
 //! `media-processor jb-eval`: evaluate the adaptive jitter buffer over impaired-network
-//! profiles on a virtual clock, and write the decoded audio of each profile.
+//! profiles on a virtual clock, and write the decoded audio of each profile; with
+//! `--pesq`, also each profile's codec ceiling and the PESQ-WB scores of both.
 //!
 //! See `media_core::eval` for the definitions (late loss, added delay, oracle, target).
 
@@ -38,6 +39,10 @@ pub struct JbEvalArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also compute each profile's codec ceiling (same loss trace, perfect timing) and
+    /// score output and ceiling with PESQ-WB (Python `pesq`; scripts/install-deps.sh).
+    #[arg(long)]
+    pub pesq: bool,
 }
 
 fn parse_profile(s: &str) -> Result<String, String> {
@@ -77,14 +82,19 @@ pub fn run(args: &JbEvalArgs) -> anyhow::Result<()> {
         seed: args.seed,
         input,
         out_dir: Some(args.out.clone()),
+        ceiling: args.pesq,
         ..EvalConfig::default()
     };
-    let report = eval::run(&cfg).context("running the jitter-buffer evaluation")?;
+    let mut report = eval::run(&cfg).context("running the jitter-buffer evaluation")?;
+    if args.pesq {
+        harness::pesq::score_report(&mut report).context("scoring with PESQ-WB")?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         write!(out, "{}", eval::format_table(&report))?;
+        write!(out, "{}", eval::format_pesq_table(&report))?;
         writeln!(out, "output WAVs in {}", args.out.display())?;
     }
     Ok(())

@@ -27,6 +27,13 @@
 //!   and the oracle is the value exceeded by at most 1 % of the `D_k`. Both measures
 //!   share the same definition of delay, tick grid included.
 //! * **target**: late loss ≤ 1 % and mean added delay ≤ 1.2 × oracle + 10 ms.
+//! * **codec ceiling** (with [`EvalConfig::ceiling`]): the same input through the same
+//!   encoder and decoder over the same network loss trace with perfect timing: every
+//!   packet that arrived is decoded in order at once, a lost one is recovered from the
+//!   next packet's FEC when that arrived, else concealed ([`codec_ceiling`]). What is
+//!   left between the ceiling and the real output is the jitter buffer's doing.
+//! * **PESQ-WB** (with [`crate::pesq`]): the output and the ceiling scored against
+//!   the input.
 //!
 //! The built-in source [`media_core::speech::speech_like`] is a deterministic synthetic talker (glottal
 //! pulses with varying pitch through three formant resonators, syllable envelopes,
@@ -89,6 +96,11 @@ pub struct EvalConfig {
     pub out_dir: Option<PathBuf>,
     /// Receive pipeline configuration.
     pub receive: ReceiveConfig,
+    /// Opus encoder settings (ignored for PCM).
+    pub opus: OpusConfig,
+    /// Also compute the codec ceiling of each profile (written as
+    /// `<profile>.ceiling.wav` when `out_dir` is set).
+    pub ceiling: bool,
 }
 
 impl Default for EvalConfig {
@@ -101,6 +113,8 @@ impl Default for EvalConfig {
             input: None,
             out_dir: None,
             receive: ReceiveConfig::default(),
+            opus: OpusConfig::default(),
+            ceiling: false,
         }
     }
 }
@@ -138,6 +152,12 @@ pub struct ProfileReport {
     pub stats: JitterStats,
     /// The output file, if written.
     pub wav: Option<PathBuf>,
+    /// The codec ceiling's output file, if computed and written.
+    pub ceiling_wav: Option<PathBuf>,
+    /// PESQ-WB of the output against the input, once scored ([`crate::pesq`]).
+    pub pesq: Option<f64>,
+    /// PESQ-WB of the codec ceiling, once scored.
+    pub ceiling_pesq: Option<f64>,
 }
 
 /// The whole evaluation.
@@ -155,6 +175,8 @@ pub struct EvalReport {
     pub profiles: Vec<ProfileReport>,
     /// Every profile met its target.
     pub all_met: bool,
+    /// The input as written (`reference.wav`), when an output directory was given.
+    pub reference_wav: Option<PathBuf>,
 }
 
 /// Runs every requested profile.
@@ -181,17 +203,26 @@ pub fn run(cfg: &EvalConfig) -> Result<EvalReport, EvalError> {
         })?;
         media_core::wav::write_mono_16k(&dir.join("reference.wav"), &input_frames(&input, frames))?;
     }
+    let reference_wav = cfg.out_dir.as_ref().map(|d| d.join("reference.wav"));
     let mut reports = Vec::new();
     for (i, p) in profiles.iter().enumerate() {
         let seed = cfg
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(i as u64);
-        let (mut rep, out) = run_profile(p, cfg, &input, frames, seed)?;
+        let (mut rep, out, arrived) = run_profile_traced(p, cfg, &input, frames, seed)?;
         if let Some(dir) = &cfg.out_dir {
             let path = dir.join(format!("{}.wav", p.name));
             media_core::wav::write_mono_16k(&path, &out)?;
             rep.wav = Some(path);
+        }
+        if cfg.ceiling {
+            let ceiling = codec_ceiling(cfg, &input, &arrived)?;
+            if let Some(dir) = &cfg.out_dir {
+                let path = dir.join(format!("{}.ceiling.wav", p.name));
+                media_core::wav::write_mono_16k(&path, &ceiling)?;
+                rep.ceiling_wav = Some(path);
+            }
         }
         reports.push(rep);
     }
@@ -206,6 +237,7 @@ pub fn run(cfg: &EvalConfig) -> Result<EvalReport, EvalError> {
         },
         all_met: reports.iter().all(|r| r.meets_target),
         profiles: reports,
+        reference_wav,
     })
 }
 
@@ -218,9 +250,8 @@ fn input_frames(input: &[i16], frames: usize) -> Vec<i16> {
 /// An encoder and the matching decoder.
 type CodecPair = (Box<dyn AudioEncoder>, Box<dyn AudioDecoder>);
 
-fn make_codec(codec: Codec) -> Result<CodecPair, EvalError> {
-    let enc =
-        media_core::codec::new_encoder(codec, &OpusConfig::default()).map_err(EvalError::Codec)?;
+fn make_codec(codec: Codec, opus: &OpusConfig) -> Result<CodecPair, EvalError> {
+    let enc = media_core::codec::new_encoder(codec, opus).map_err(EvalError::Codec)?;
     let dec = media_core::codec::new_decoder(codec).map_err(EvalError::Codec)?;
     Ok((enc, dec))
 }
@@ -233,6 +264,48 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The input's frame `k` (the input repeats as needed).
+fn input_frame(input: &[i16], k: usize) -> [i16; FRAME_SAMPLES] {
+    std::array::from_fn(|i| input[(k * FRAME_SAMPLES + i) % input.len()])
+}
+
+/// The codec ceiling: `input` (one frame per entry of `arrived`) through the encoder
+/// and decoder of `cfg`, losing the packets whose `arrived` entry is false, with
+/// perfect timing: a lost frame is recovered from the next packet's FEC when that one
+/// arrived, else concealed. The output is aligned with the input (no delay).
+pub fn codec_ceiling(
+    cfg: &EvalConfig,
+    input: &[i16],
+    arrived: &[bool],
+) -> Result<Vec<i16>, EvalError> {
+    if input.is_empty() {
+        return Err(EvalError::EmptyInput);
+    }
+    let (mut enc, mut dec) = make_codec(cfg.codec, &cfg.opus)?;
+    let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(arrived.len());
+    let mut buf = [0u8; MAX_PAYLOAD];
+    for k in 0..arrived.len() {
+        let n = enc
+            .encode(&input_frame(input, k), &mut buf)
+            .map_err(EvalError::Codec)?;
+        payloads.push(buf[..n].to_vec());
+    }
+    let mut out = Vec::with_capacity(arrived.len() * FRAME_SAMPLES);
+    let mut frame = [0i16; FRAME_SAMPLES];
+    for (k, &ok) in arrived.iter().enumerate() {
+        let res = if ok {
+            dec.decode(&payloads[k], &mut frame)
+        } else if arrived.get(k + 1) == Some(&true) {
+            dec.decode_fec(&payloads[k + 1], &mut frame).map(|_| ())
+        } else {
+            dec.conceal(&mut frame)
+        };
+        res.map_err(EvalError::Codec)?;
+        out.extend_from_slice(&frame);
+    }
+    Ok(out)
+}
+
 /// Runs one profile: returns its report and the decoded output.
 pub fn run_profile(
     profile: &Profile,
@@ -241,10 +314,21 @@ pub fn run_profile(
     frames: usize,
     seed: u64,
 ) -> Result<(ProfileReport, Vec<i16>), EvalError> {
+    run_profile_traced(profile, cfg, input, frames, seed).map(|(r, out, _)| (r, out))
+}
+
+/// [`run_profile`], also returning which packets the network delivered.
+fn run_profile_traced(
+    profile: &Profile,
+    cfg: &EvalConfig,
+    input: &[i16],
+    frames: usize,
+    seed: u64,
+) -> Result<(ProfileReport, Vec<i16>, Vec<bool>), EvalError> {
     if input.is_empty() {
         return Err(EvalError::EmptyInput);
     }
-    let (mut enc, dec) = make_codec(cfg.codec)?;
+    let (mut enc, dec) = make_codec(cfg.codec, &cfg.opus)?;
     let kind = enc.kind();
     let mut rx = ReceivePipeline::new(cfg.receive, dec);
     let mut net: Impairment<AudioPacket> = Impairment::new(*profile, seed);
@@ -288,10 +372,7 @@ pub fn run_profile(
         clock.advance_to(next);
         let now = clock.now();
         if next_send == Some(now) {
-            let mut pcm = [0i16; FRAME_SAMPLES];
-            for (i, s) in pcm.iter_mut().enumerate() {
-                *s = input[(k * FRAME_SAMPLES + i) % input.len()];
-            }
+            let pcm = input_frame(input, k);
             let n = enc.encode(&pcm, &mut payload).map_err(EvalError::Codec)?;
             let mut p = AudioPacket::new(
                 seq0.wrapping_add(k as u16),
@@ -405,8 +486,47 @@ pub fn run_profile(
         final_target_delay_ms: stats.target_delay_ms,
         stats,
         wav: None,
+        ceiling_wav: None,
+        pesq: None,
+        ceiling_pesq: None,
     };
-    Ok((rep, out))
+    let arrived = arrival.iter().map(Option::is_some).collect();
+    Ok((rep, out, arrived))
+}
+
+/// Formats the PESQ-WB scores as a text table (empty when nothing was scored): per
+/// profile the output's score, the codec ceiling's, the gap, and the delays.
+pub fn format_pesq_table(r: &EvalReport) -> String {
+    if r.profiles.iter().all(|p| p.pesq.is_none()) {
+        return String::new();
+    }
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    let mut s = format!(
+        "PESQ-WB (P.862.2), codec {}, aligned by cross-correlation, first {:.0} s skipped\n",
+        r.codec,
+        crate::pesq::SKIP_S
+    );
+    s.push_str(&format!(
+        "{:<15} {:>6} {:>8} {:>6} {:>8} {:>8}\n",
+        "profile", "PESQ", "ceiling", "gap", "mean ms", "oracle"
+    ));
+    for p in &r.profiles {
+        let gap = p.pesq.zip(p.ceiling_pesq).map(|(a, c)| c - a);
+        s.push_str(&format!(
+            "{:<15} {:>6} {:>8} {:>6} {:>8.1} {:>8.1}\n",
+            p.profile,
+            f(p.pesq),
+            f(p.ceiling_pesq),
+            f(gap),
+            p.mean_added_delay_ms,
+            p.oracle_delay_ms
+        ));
+    }
+    s.push_str(
+        "ceiling = the same codec over the same network loss trace with perfect timing; \
+         gap = ceiling - PESQ\n",
+    );
+    s
 }
 
 /// Formats the report as a text table.

@@ -2,7 +2,8 @@
 //!
 //! **Job:** everything that exercises, measures or demonstrates the engine without
 //! being part of it: far ends that call a processor ([`peer`], [`farend`], the load
-//! peers), the load tool ([`loadtest`]), the jitter-buffer evaluation ([`eval`]), test
+//! peers), the load tool ([`loadtest`]), the jitter-buffer evaluation ([`eval`]) and its
+//! PESQ-WB scores ([`pesq`]), test
 //! signals and echo measures ([`signal`]), the end-to-end demo ([`demo`], [`local`])
 //! and its report files ([`report`]). Nothing in the libraries depends on it; the
 //! command line and the tests do.
@@ -44,6 +45,7 @@ mod loadpeer;
 pub mod loadtest;
 pub mod local;
 pub mod peer;
+pub mod pesq;
 pub mod procstat;
 pub mod relay;
 pub mod report;
