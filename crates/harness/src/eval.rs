@@ -27,8 +27,14 @@
 //!   and the oracle is the value exceeded by at most 1 % of the `D_k`. Both measures
 //!   share the same definition of delay, tick grid included.
 //! * **target**: late loss ≤ 1 % and mean added delay ≤ 1.2 × oracle + 10 ms.
+//! * **loss-adaptive Opus** (with [`OpusConfig::adaptive_fec`], the default): the
+//!   receiver reports its interval loss once a second (50 output ticks, as
+//!   [`media_core::call::CallMedia`] does) and the sender's
+//!   [`LossAdapter`] sets the encoder's FEC from it (applied at once: the report's
+//!   one-way trip is not modelled).
 //! * **codec ceiling** (with [`EvalConfig::ceiling`]): the same input through the same
-//!   encoder and decoder over the same network loss trace with perfect timing: every
+//!   encoder (with the same FEC settings frame by frame) and decoder over the same
+//!   network loss trace with perfect timing: every
 //!   packet that arrived is decoded in order at once, a lost one is recovered from the
 //!   next packet's FEC when that arrived, else concealed ([`codec_ceiling`]). What is
 //!   left between the ceiling and the real output is the jitter buffer's doing.
@@ -46,7 +52,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use media_core::codec::{AudioDecoder, AudioEncoder, Codec, CodecError, OpusConfig};
+use media_core::call::InboundStats;
+use media_core::codec::{AudioDecoder, AudioEncoder, Codec, CodecError, LossAdapter, OpusConfig};
+use media_core::control::QualityReport;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::JitterStats;
 use media_core::packet::{AudioPacket, MAX_PAYLOAD};
@@ -210,14 +218,14 @@ pub fn run(cfg: &EvalConfig) -> Result<EvalReport, EvalError> {
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(i as u64);
-        let (mut rep, out, arrived) = run_profile_traced(p, cfg, &input, frames, seed)?;
+        let (mut rep, out, trace) = run_profile_traced(p, cfg, &input, frames, seed)?;
         if let Some(dir) = &cfg.out_dir {
             let path = dir.join(format!("{}.wav", p.name));
             media_core::wav::write_mono_16k(&path, &out)?;
             rep.wav = Some(path);
         }
         if cfg.ceiling {
-            let ceiling = codec_ceiling(cfg, &input, &arrived)?;
+            let ceiling = codec_ceiling(cfg, &input, &trace.arrived, &trace.expected_loss)?;
             if let Some(dir) = &cfg.out_dir {
                 let path = dir.join(format!("{}.ceiling.wav", p.name));
                 media_core::wav::write_mono_16k(&path, &ceiling)?;
@@ -272,11 +280,14 @@ fn input_frame(input: &[i16], k: usize) -> [i16; FRAME_SAMPLES] {
 /// The codec ceiling: `input` (one frame per entry of `arrived`) through the encoder
 /// and decoder of `cfg`, losing the packets whose `arrived` entry is false, with
 /// perfect timing: a lost frame is recovered from the next packet's FEC when that one
-/// arrived, else concealed. The output is aligned with the input (no delay).
+/// arrived, else concealed. `expected_loss[k]`, when given, is the encoder's
+/// expected-loss setting for frame `k` (the adaptation the real run made). The output
+/// is aligned with the input (no delay).
 pub fn codec_ceiling(
     cfg: &EvalConfig,
     input: &[i16],
     arrived: &[bool],
+    expected_loss: &[u8],
 ) -> Result<Vec<i16>, EvalError> {
     if input.is_empty() {
         return Err(EvalError::EmptyInput);
@@ -285,6 +296,9 @@ pub fn codec_ceiling(
     let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(arrived.len());
     let mut buf = [0u8; MAX_PAYLOAD];
     for k in 0..arrived.len() {
+        if let Some(&percent) = expected_loss.get(k) {
+            enc.set_expected_loss(percent).map_err(EvalError::Codec)?;
+        }
         let n = enc
             .encode(&input_frame(input, k), &mut buf)
             .map_err(EvalError::Codec)?;
@@ -317,14 +331,22 @@ pub fn run_profile(
     run_profile_traced(profile, cfg, input, frames, seed).map(|(r, out, _)| (r, out))
 }
 
-/// [`run_profile`], also returning which packets the network delivered.
+/// What the codec ceiling of a run replays.
+struct Trace {
+    /// Which packets the network delivered.
+    arrived: Vec<bool>,
+    /// The encoder's expected-loss setting for each frame.
+    expected_loss: Vec<u8>,
+}
+
+/// [`run_profile`], also returning the trace the codec ceiling replays.
 fn run_profile_traced(
     profile: &Profile,
     cfg: &EvalConfig,
     input: &[i16],
     frames: usize,
     seed: u64,
-) -> Result<(ProfileReport, Vec<i16>, Vec<bool>), EvalError> {
+) -> Result<(ProfileReport, Vec<i16>, Trace), EvalError> {
     if input.is_empty() {
         return Err(EvalError::EmptyInput);
     }
@@ -358,6 +380,10 @@ fn run_profile_traced(
     let mut j = 0usize;
     let mut samples_played = 0u64;
     let mut concealed = 0u64;
+    let mut adapter = (kind == Codec::Opus16k && cfg.opus.adaptive_fec)
+        .then(|| LossAdapter::new(cfg.opus.max_loss_percent));
+    let mut inbound = InboundStats::default();
+    let mut expected_loss = Vec::with_capacity(frames);
 
     while j < rx_frames {
         let next_send = (k < frames).then(|| sender.tick(k as u64));
@@ -373,6 +399,7 @@ fn run_profile_traced(
         let now = clock.now();
         if next_send == Some(now) {
             let pcm = input_frame(input, k);
+            expected_loss.push(adapter.map_or(cfg.opus.packet_loss_percent, |a| a.expected_loss()));
             let n = enc.encode(&pcm, &mut payload).map_err(EvalError::Codec)?;
             let mut p = AudioPacket::new(
                 seq0.wrapping_add(k as u16),
@@ -390,6 +417,8 @@ fn run_profile_traced(
             if idx < frames && arrival[idx].is_none() {
                 arrival[idx] = Some(now.duration_since(t0).as_secs_f64());
             }
+            let arrival_us = now.duration_since(t0).as_micros() as i64;
+            inbound.on_packet(arrival_us, p.seq, p.timestamp);
             let _ = rx.handle_packet(now, &p);
         }
         if now == next_rx {
@@ -403,6 +432,19 @@ fn run_profile_traced(
                 delivered.push((now.duration_since(t0).as_secs_f64(), media, !info.concealed));
             }
             j += 1;
+            if let Some(a) = adapter.as_mut().filter(|_| j.is_multiple_of(50)) {
+                let jb = rx.stats();
+                let interval = inbound.take_interval(jb.late + jb.overflow);
+                let report = QualityReport {
+                    interval_loss_pct: interval.loss_pct,
+                    late_pct: interval.late_pct,
+                    max_burst: interval.max_burst,
+                    ..QualityReport::default()
+                };
+                if let Some(percent) = a.on_report(&report) {
+                    enc.set_expected_loss(percent).map_err(EvalError::Codec)?;
+                }
+            }
         }
     }
 
@@ -490,8 +532,11 @@ fn run_profile_traced(
         pesq: None,
         ceiling_pesq: None,
     };
-    let arrived = arrival.iter().map(Option::is_some).collect();
-    Ok((rep, out, arrived))
+    let trace = Trace {
+        arrived: arrival.iter().map(Option::is_some).collect(),
+        expected_loss,
+    };
+    Ok((rep, out, trace))
 }
 
 /// Formats the PESQ-WB scores as a text table (empty when nothing was scored): per

@@ -183,6 +183,17 @@ pub struct QualityReport {
     /// Inbound packets missing from the sequence.
     #[serde(default)]
     pub packets_lost: u64,
+    /// Inbound packets lost since the previous report, percent of those expected in
+    /// that interval (what loss-adaptive FEC follows: [`crate::codec::adapt`]).
+    #[serde(default)]
+    pub interval_loss_pct: f32,
+    /// Inbound packets that arrived since the previous report but too late to be
+    /// played (or were dropped on overflow), percent of those received.
+    #[serde(default)]
+    pub late_pct: f32,
+    /// Longest run of consecutive missing packets seen since the previous report.
+    #[serde(default)]
+    pub max_burst: u32,
 }
 
 impl QualityReport {
@@ -193,6 +204,8 @@ impl QualityReport {
             self.max_jitter_ms,
             self.loss_pct,
             self.rtt_ms,
+            self.interval_loss_pct,
+            self.late_pct,
         ]
         .iter()
         .all(|v| v.is_finite())

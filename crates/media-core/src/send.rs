@@ -307,6 +307,12 @@ impl SendPipeline {
         self.kind
     }
 
+    /// Sets the loss the encoder protects against (percent; 0: no FEC), as the
+    /// loss-adaptive law decides ([`crate::codec::adapt`]). PCM ignores it.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        self.encoder.set_expected_loss(percent)
+    }
+
     /// Capture resampler delay in 16 kHz samples (0 without capture).
     pub fn capture_delay_samples(&self) -> usize {
         self.capture

@@ -391,6 +391,12 @@ impl<T: Clone> Impairment<T> {
         self.stats
     }
 
+    /// Changes the loss model from now on (loss that appears or goes mid-call).
+    pub fn set_loss(&mut self, loss: LossModel) {
+        self.profile.loss = loss;
+        self.ge_bad = false;
+    }
+
     fn lost(&mut self) -> bool {
         match self.profile.loss {
             LossModel::None => false,

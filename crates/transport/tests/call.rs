@@ -72,6 +72,9 @@ async fn echo_call_with_control_both_ways_and_leave() {
         packets_sent: 50,
         packets_received: 49,
         packets_lost: 1,
+        interval_loss_pct: 2.0,
+        late_pct: 0.0,
+        max_burst: 1,
     };
     let from_peer = [
         ControlMessage::Dtmf(Dtmf {

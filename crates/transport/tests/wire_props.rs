@@ -162,6 +162,7 @@ fn control() -> impl Strategy<Value = ControlMessage> {
                     packets_sent,
                     packets_received,
                     packets_lost,
+                    ..StatsReport::default()
                 })
             },
         );

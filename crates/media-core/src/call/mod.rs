@@ -83,8 +83,8 @@ use std::time::{Duration, Instant};
 pub use self::pacer::{
     AudioSender, EnqueueError, FrameSource, IdlePolicy, LowOnFrames, PacerSettings, SendQueue,
 };
-pub use self::stats::{CallStats, InboundStats};
-use crate::codec::{Codec, CodecError, OpusConfig, new_decoder};
+pub use self::stats::{CallStats, InboundStats, IntervalLoss};
+use crate::codec::{Codec, CodecError, LossAdapter, OpusConfig, new_decoder};
 use crate::control::{ActiveSpeakers, Control, DtmfTone, QualityReport, SendStatus};
 use crate::frame::Pcm16kFrame;
 use crate::link::{CloseReason, LinkEvent, MediaLink};
@@ -168,14 +168,14 @@ pub struct CallConfig {
     pub send_period: Duration,
     /// Playout ticks between [`Output::Stats`] (default 50: once a second).
     pub stats_every: u32,
-    /// Playout ticks between quality reports to the far end (default 250: every 5 s;
-    /// 0: never).
+    /// Playout ticks between quality reports to the far end (default 50: every second,
+    /// what loss-adaptive FEC follows; 0: never).
     pub report_every: u32,
 }
 
 impl CallConfig {
-    /// Defaults for `codec`: default Opus, jitter buffer and pacer, 20 ms clocks, stats
-    /// once a second, a report to the far end every 5 s.
+    /// Defaults for `codec`: default Opus (loss-adaptive FEC), jitter buffer and
+    /// pacer, 20 ms clocks, stats and a report to the far end once a second.
     pub fn new(codec: Codec) -> Self {
         Self {
             codec,
@@ -184,7 +184,7 @@ impl CallConfig {
             pacer: PacerSettings::default(),
             send_period: TICK,
             stats_every: 50,
-            report_every: 250,
+            report_every: 50,
         }
     }
 }
@@ -273,6 +273,8 @@ pub struct CallMedia<S: FrameSource = Box<dyn FrameSource>> {
     t0: Instant,
     stats_every: u64,
     report_every: u64,
+    /// Loss-adaptive FEC of the encoder (`None`: fixed settings or PCM).
+    adapter: Option<LossAdapter>,
     controls: VecDeque<Control>,
     events: VecDeque<AudioEvent>,
     snapshot: CallStats,
@@ -345,6 +347,8 @@ impl<S: FrameSource> CallMedia<S> {
             t0: now,
             stats_every: u64::from(config.stats_every.max(1)),
             report_every: u64::from(config.report_every),
+            adapter: (codec == Codec::Opus16k && config.opus.adaptive_fec)
+                .then(|| LossAdapter::new(config.opus.max_loss_percent)),
             controls: VecDeque::with_capacity(QUEUE_RESERVE),
             events,
             snapshot: CallStats::default(),
@@ -408,7 +412,13 @@ impl<S: FrameSource> CallMedia<S> {
                 self.clock.active = active;
                 AudioEvent::SendStatusChanged(status)
             }
-            Control::Report(r) => AudioEvent::PeerStats(r),
+            Control::Report(r) => {
+                if let Some(percent) = self.adapter.as_mut().and_then(|a| a.on_report(&r)) {
+                    // A refused setting keeps the previous one; encoding goes on.
+                    let _ = self.send.set_expected_loss(percent);
+                }
+                AudioEvent::PeerStats(r)
+            }
         };
         self.push_event(event);
     }
@@ -537,13 +547,25 @@ impl<S: FrameSource> CallMedia<S> {
             self.clock.stats_due = true;
         }
         if self.report_every > 0 && ticks.is_multiple_of(self.report_every) {
-            self.push_control(Control::Report(self.report()));
+            let report = self.report();
+            self.push_control(Control::Report(report));
         }
     }
 
-    /// What this side saw of the far end's stream, for the far end.
-    fn report(&self) -> QualityReport {
+    /// The loss the encoder protects against now (percent; 0: no FEC).
+    pub fn expected_loss(&self) -> u8 {
+        self.adapter.map_or(0, |a| a.expected_loss())
+    }
+
+    /// What this side saw of the far end's stream, for the far end; starts a new
+    /// report interval.
+    fn report(&mut self) -> QualityReport {
+        let jb = self.recv.stats();
+        let interval = self.inbound.take_interval(jb.late + jb.overflow);
         QualityReport {
+            interval_loss_pct: interval.loss_pct,
+            late_pct: interval.late_pct,
+            max_burst: interval.max_burst,
             jitter_ms: self.inbound.mean_jitter_ms() as f32,
             max_jitter_ms: self.inbound.max_jitter_ms() as f32,
             loss_pct: self.inbound.loss_pct() as f32,

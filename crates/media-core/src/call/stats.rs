@@ -17,6 +17,21 @@ pub struct InboundStats {
     base_seq: u64,
     max_seq: u64,
     received: u64,
+    /// Longest run of missing sequence numbers since the last [`Self::take_max_burst`].
+    max_burst: u64,
+    /// Expected, received and late counts at the end of the previous interval.
+    interval_start: (u64, u64, u64),
+}
+
+/// What one report interval saw of an inbound stream ([`InboundStats::take_interval`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IntervalLoss {
+    /// Packets lost in the interval, percent of those expected in it.
+    pub loss_pct: f32,
+    /// Packets late (arrived but not played) in the interval, percent of those received.
+    pub late_pct: f32,
+    /// Longest run of consecutive missing packets in the interval.
+    pub max_burst: u32,
 }
 
 impl InboundStats {
@@ -37,6 +52,9 @@ impl InboundStats {
             // Unwrap the sequence number around the highest seen.
             let delta = i64::from(seq.wrapping_sub(self.max_seq as u16) as i16);
             let ext = (self.max_seq as i64 + delta) as u64;
+            if ext > self.max_seq {
+                self.max_burst = self.max_burst.max(ext - self.max_seq - 1);
+            }
             self.max_seq = self.max_seq.max(ext);
         }
         self.last_arrival_us = arrival_us;
@@ -66,6 +84,33 @@ impl InboundStats {
     /// Packets missing from the sequence (expected minus received, never negative).
     pub fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.received)
+    }
+
+    /// The longest run of missing sequence numbers (a gap ahead of the highest seen)
+    /// since the previous call; starts a new interval.
+    pub fn take_max_burst(&mut self) -> u64 {
+        std::mem::take(&mut self.max_burst)
+    }
+
+    /// Ends a report interval: its loss, late share and longest burst since the
+    /// previous call. `late_total` is the receiver's running count of packets that
+    /// came too late to play (the jitter buffer's late + overflow).
+    pub fn take_interval(&mut self, late_total: u64) -> IntervalLoss {
+        let now = (self.expected(), self.received, late_total);
+        let (e0, r0, l0) = std::mem::replace(&mut self.interval_start, now);
+        let pct = |part: u64, whole: u64| {
+            if whole == 0 {
+                0.0
+            } else {
+                (100.0 * part as f64 / whole as f64) as f32
+            }
+        };
+        let (de, dr) = (now.0.saturating_sub(e0), now.1.saturating_sub(r0));
+        IntervalLoss {
+            loss_pct: pct(de.saturating_sub(dr), de),
+            late_pct: pct(now.2.saturating_sub(l0), dr),
+            max_burst: u32::try_from(self.take_max_burst()).unwrap_or(u32::MAX),
+        }
     }
 
     /// Lost packets in percent of expected (0 before any packet).
@@ -139,6 +184,8 @@ mod tests {
         assert_eq!(s.received(), 7);
         // 65530..=3 is 10 sequence numbers: 3 missing.
         assert_eq!(s.lost(), 3);
+        assert_eq!(s.take_max_burst(), 1);
+        assert_eq!(s.take_max_burst(), 0);
         assert!((s.loss_pct() - 30.0).abs() < 1e-9);
     }
 

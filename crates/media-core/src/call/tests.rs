@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::control::DtmfTone;
+use crate::frame::FRAME_SAMPLES;
 use crate::link::{LinkError, LinkStats};
 
 /// A link that records what the call sends, refusing packets while `refuse` is set.
@@ -275,20 +276,23 @@ fn control_messages_become_events_and_send_status_gates_the_sender() {
 }
 
 #[test]
-fn stats_every_second_reports_every_five_and_outgoing_dtmf() {
+fn stats_and_reports_every_second_and_outgoing_dtmf() {
     let mut rig = Rig::new(CallConfig::new(Codec::Pcm16k));
     rig.call.send_control(Control::Dtmf {
         tone: DtmfTone::Tone5,
         duration_ms: 0,
     });
-    // Tick k runs at (k - 1) × 20 ms: the 250th at 4980 ms.
+    // Tick k runs at (k - 1) × 20 ms: the 50th at 980 ms, the 250th at 4980 ms.
+    rig.run_to(ms(979));
+    assert_eq!(rig.seen.stats.len(), 0);
+    assert_eq!(rig.link.controls.len(), 1, "the DTMF; no report yet");
     rig.run_to(ms(4_979));
     assert_eq!(rig.seen.stats.len(), 4, "after ticks 50, 100, 150, 200");
-    assert_eq!(rig.link.controls.len(), 1, "the DTMF; no report yet");
+    assert_eq!(rig.link.controls.len(), 5, "the DTMF and 4 reports");
     rig.run_to(ms(4_980));
     assert_eq!(rig.seen.stats.len(), 5);
     assert!(matches!(
-        rig.link.controls[1],
+        rig.link.controls[5],
         // Built by the 250th playout tick, before that tick's packet went out.
         Control::Report(r) if r.packets_sent == 249
     ));
@@ -365,4 +369,74 @@ fn opus_calls_set_up_and_bad_input_is_harmless() {
     let s = rig.call.stats();
     assert!(s.jitter_buffer.malformed >= 1, "{:?}", s.jitter_buffer);
     assert!(!rig.call.is_closed());
+}
+
+/// Loss-adaptive FEC end to end on the simulation kit: a sends speech to b over an
+/// impaired link, b's once-a-second reports go back to a. Clean: no FEC budget; 10 %
+/// loss appears: FEC follows within 2 s; loss goes: FEC is dropped.
+#[test]
+fn opus_fec_follows_the_receivers_loss_reports() {
+    use crate::sim::{Impairment, LossModel, Profile};
+    let t0 = Instant::now();
+    let config = CallConfig::new(Codec::Opus16k);
+    let (tx, queue) = AudioSender::new(8);
+    let mut a =
+        CallMedia::new(t0, &config, Box::new(queue) as Box<dyn FrameSource>).expect("call a");
+    let (_idle, nothing) = AudioSender::new(1);
+    let mut b =
+        CallMedia::new(t0, &config, Box::new(nothing) as Box<dyn FrameSource>).expect("call b");
+    let mut net: Impairment<AudioPacket> =
+        Impairment::new(Profile::named("clean").expect("profile"), 7);
+    let speech = crate::speech::speech_like(50 * FRAME_SAMPLES, 7);
+    let mut expected = Vec::new();
+    for k in 0..1_400usize {
+        let now = t0 + ms(20) * k as u32;
+        match k {
+            250 => net.set_loss(LossModel::Random { p: 0.1 }),
+            750 => net.set_loss(LossModel::None),
+            _ => {}
+        }
+        let at = (k % 50) * FRAME_SAMPLES;
+        let mut frame = Pcm16kFrame::silent();
+        frame
+            .samples_mut()
+            .copy_from_slice(&speech[at..at + FRAME_SAMPLES]);
+        let _ = tx.enqueue(&frame);
+        a.handle_timeout(now);
+        while let Some(out) = a.poll_output() {
+            if let Output::Packet(p) = out {
+                net.send(now, p.clone());
+            }
+        }
+        while let Some(p) = net.poll(now) {
+            b.handle_packet(now, &p);
+        }
+        b.handle_timeout(now);
+        while let Some(out) = b.poll_output() {
+            if let Output::Control(c) = out {
+                a.handle_control(c);
+            }
+        }
+        expected.push(a.expected_loss());
+    }
+    assert!(
+        expected[..250].iter().all(|&e| e == 0),
+        "clean path: no FEC budget"
+    );
+    let on = expected[250..]
+        .iter()
+        .position(|&e| e > 0)
+        .expect("FEC turns on");
+    assert!(on <= 100, "FEC followed after {} ms", on * 20);
+    assert!(
+        expected[350..750].iter().all(|&e| (3..=20).contains(&e)),
+        "{:?}",
+        &expected[350..750]
+    );
+    let off = expected[750..]
+        .iter()
+        .position(|&e| e == 0)
+        .expect("FEC is dropped");
+    assert!(off <= 400, "FEC dropped after {} ms", off * 20);
+    assert!(expected[750 + off..].iter().all(|&e| e == 0));
 }

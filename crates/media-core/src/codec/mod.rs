@@ -3,7 +3,8 @@
 //! Every codec works on one 20 ms `Pcm16K` frame at a time. Decoders conceal a lost
 //! frame ([`AudioDecoder::conceal`], packet-loss concealment) and may recover it from
 //! the in-band forward error correction of the *next* packet
-//! ([`AudioDecoder::decode_fec`]).
+//! ([`AudioDecoder::decode_fec`]). How much FEC an encoder sends follows the
+//! receiver's loss reports ([`adapt`], [`AudioEncoder::set_expected_loss`]).
 //!
 //! Implementations: [`PcmEncoder`]/[`PcmDecoder`] (raw; G.711 Appendix I-style
 //! pitch-period concealment with comfort noise and merge; no FEC) and [`OpusEncoder`]/[`OpusDecoder`] (libopus
@@ -124,6 +125,12 @@ pub trait AudioEncoder: Send {
     /// Encodes one frame into `out`, returning the payload length.
     fn encode(&mut self, frame: &[i16; FRAME_SAMPLES], out: &mut [u8])
     -> Result<usize, CodecError>;
+    /// Sets the packet loss the encoder should protect against, in percent (0: none;
+    /// see [`adapt`]). Codecs without FEC ignore it. Cheap (no allocation): callable
+    /// between frames.
+    fn set_expected_loss(&mut self, _percent: u8) -> Result<(), CodecError> {
+        Ok(())
+    }
 }
 
 /// Decodes payloads into 20 ms `Pcm16K` frames and conceals lost ones.
@@ -143,9 +150,11 @@ pub trait AudioDecoder: Send {
     ) -> Result<bool, CodecError>;
 }
 
+pub mod adapt;
 pub mod opus;
 pub mod pcm;
 
+pub use self::adapt::LossAdapter;
 pub use self::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 pub use self::pcm::{PcmDecoder, PcmEncoder};
 

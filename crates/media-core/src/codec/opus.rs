@@ -24,23 +24,33 @@ pub struct OpusConfig {
     pub bitrate: u32,
     /// Encoder complexity 0..=10 (CPU for quality; 5 costs about 150 µs per frame).
     pub complexity: u8,
-    /// Put a low-bitrate copy of each frame into the next packet (in-band FEC).
+    /// Put a low-bitrate copy of each frame into the next packet (in-band FEC) from
+    /// the start.
     pub inband_fec: bool,
-    /// Expected packet loss in percent, 0..=100: tunes how much FEC is sent.
+    /// Expected packet loss in percent, 0..=100, from the start: tunes how much FEC
+    /// is sent (libopus spends it out of `bitrate`).
     pub packet_loss_percent: u8,
     /// Discontinuous transmission: send tiny packets during silence.
     pub dtx: bool,
+    /// Let the receiver's loss reports set FEC and the expected loss during the call
+    /// ([`super::adapt`]); the two settings above are then only the start.
+    pub adaptive_fec: bool,
+    /// Most expected loss (percent) the adaptation asks for: the cap of the FEC budget.
+    pub max_loss_percent: u8,
 }
 
 impl Default for OpusConfig {
-    /// 24 kbit/s, complexity 5, FEC on for 10 % expected loss, no DTX.
+    /// 24 kbit/s, complexity 5, no DTX; no FEC budget on a clean path, loss-adaptive
+    /// FEC up to 20 % expected loss.
     fn default() -> Self {
         Self {
             bitrate: 24_000,
             complexity: 5,
-            inband_fec: true,
-            packet_loss_percent: 10,
+            inband_fec: false,
+            packet_loss_percent: 0,
             dtx: false,
+            adaptive_fec: true,
+            max_loss_percent: 20,
         }
     }
 }
@@ -112,6 +122,23 @@ impl AudioEncoder for OpusEncoder {
         out: &mut [u8],
     ) -> Result<usize, CodecError> {
         self.inner.encode(frame, out).map_err(map_err)
+    }
+
+    /// 0 turns in-band FEC off; otherwise FEC on, protecting against `percent` loss.
+    fn set_expected_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        let percent = percent.min(100);
+        let fec = percent > 0;
+        if fec != self.config.inband_fec {
+            self.inner.set_inband_fec(fec).map_err(map_err)?;
+            self.config.inband_fec = fec;
+        }
+        if percent != self.config.packet_loss_percent {
+            self.inner
+                .set_packet_loss_perc(i32::from(percent))
+                .map_err(map_err)?;
+            self.config.packet_loss_percent = percent;
+        }
+        Ok(())
     }
 }
 
@@ -346,6 +373,7 @@ mod tests {
     #[test]
     fn fec_recovers_a_lost_frame_when_present() {
         let cfg = OpusConfig {
+            inband_fec: true,
             packet_loss_percent: 20,
             ..OpusConfig::default()
         };
@@ -388,6 +416,31 @@ mod tests {
             !dec.decode_fec(&[0xff, 0xff], &mut out)
                 .expect("malformed: plc")
         );
+    }
+
+    #[test]
+    fn the_default_spends_no_fec_budget_until_told_to() {
+        let mut enc = OpusEncoder::new(&OpusConfig::default()).expect("encoder");
+        let mut buf = [0u8; 1024];
+        let lbrr = |enc: &mut OpusEncoder, from: usize, buf: &mut [u8; 1024]| {
+            (from..from + 20)
+                .filter(|&k| {
+                    let n = enc.encode(&speechlike(k), buf).expect("encode");
+                    has_lbrr(&buf[..n])
+                })
+                .count()
+        };
+        assert_eq!(lbrr(&mut enc, 0, &mut buf), 0, "clean path: no FEC");
+        enc.set_expected_loss(10).expect("ctl");
+        assert_eq!(
+            (enc.config().inband_fec, enc.config().packet_loss_percent),
+            (true, 10)
+        );
+        assert!(lbrr(&mut enc, 20, &mut buf) >= 10);
+        enc.set_expected_loss(0).expect("ctl");
+        assert!(!enc.config().inband_fec);
+        // LBRR of the last frame with FEC may still ride in the next packet.
+        assert!(lbrr(&mut enc, 40, &mut buf) <= 1);
     }
 
     #[test]
