@@ -35,6 +35,11 @@ pub struct EmulatorArgs {
     /// or hang calls up.
     #[arg(long)]
     pub control_token_file: Option<PathBuf>,
+    /// Offer a call to the bot whose callback URL this is, once the emulator listens
+    /// (start the bot first). Later calls: `POST /_emulator/calls/incoming` with
+    /// `{"callbackUri": URL}`.
+    #[arg(long, value_name = "CALLBACK_URL")]
+    pub ring: Option<String>,
     /// Display name of the app's identity in calls.
     #[arg(long, default_value = "Calling Bot")]
     pub app_name: String,
@@ -96,7 +101,7 @@ pub fn banner(emu: &EmulatorHandle) -> String {
     out += &format!("  jwks             {}\n", emu.jwks_url());
     out += &format!(
         "  control          {0}/_emulator/faults  {0}/_emulator/calls  \
-         (Authorization: Bearer <control token>)\n",
+         {0}/_emulator/calls/incoming (Authorization: Bearer <control token>)\n",
         emu.base_url()
     );
     for app in emu.apps() {
@@ -119,8 +124,15 @@ pub fn banner(emu: &EmulatorHandle) -> String {
 pub fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let token_file = args.control_token_file.clone();
+    let ring = args.ring.clone();
     let report = emulator::run_until_ctrl_c(config, |emu| {
         println!("{}", banner(emu));
+        if let Some(url) = &ring {
+            match emu.ring(&emulator::IncomingCall::to(url.clone())) {
+                Ok(id) => println!("ringing the bot at {url}: call {id}"),
+                Err(e) => eprintln!("--ring {}: {e}", media_blob::excerpt(url)),
+            }
+        }
         if let Some(path) = &token_file {
             match crate::private_file::write_private(path, emu.control_token().as_bytes()) {
                 Ok(()) => println!("control token written to {} (mode 0600)", path.display()),

@@ -271,25 +271,92 @@ fn inspect_names_and_checks_in_call_actions() {
     let out = run_stdin(&["inspect", "-"], answer);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
-    assert!(report.starts_with("answer request: valid (POST /communications/calls/{id}/answer)"), "{report}");
-    assert!(report.contains("Calls.JoinGroupCall.All or Calls.JoinGroupCallAsGuest.All"), "{report}");
+    assert!(
+        report.starts_with("answer request: valid (POST /communications/calls/{id}/answer)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Calls.JoinGroupCall.All or Calls.JoinGroupCallAsGuest.All"),
+        "{report}"
+    );
 
     // Refused as Graph refuses them, naming the property.
     for (body, action, field) in [
-        (r##"{"mediaConfig":{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}}"##, "answer", "acceptedModalities"),
+        (
+            r##"{"mediaConfig":{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}}"##,
+            "answer",
+            "acceptedModalities",
+        ),
         (r##"{"transferTarget":null}"##, "transfer", "transferTarget"),
         (r##"{"targets":[],"timeout":30}"##, "redirect", "targets"),
     ] {
         let out = run_stdin(&["inspect", "-"], body);
         assert!(!out.status.success(), "{body}");
         let err = stderr(&out);
-        assert!(err.contains(&format!("invalid {action} request")) && err.contains(&format!("- {field}: ")), "{err}");
+        assert!(
+            err.contains(&format!("invalid {action} request"))
+                && err.contains(&format!("- {field}: ")),
+            "{err}"
+        );
     }
 
     // A shape several actions share: each is named, with its verdict.
     let out = run_stdin(&["inspect", "-"], r##"{"clientContext":"c1"}"##);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
-    assert!(report.contains("fits 9 actions: mute, unmute, subscribeToTone"), "{report}");
-    assert!(report.contains("  playPrompt: invalid: prompts: required"), "{report}");
+    assert!(
+        report.contains("fits 9 actions: mute, unmute, subscribeToTone"),
+        "{report}"
+    );
+    assert!(
+        report.contains("  playPrompt: invalid: prompts: required"),
+        "{report}"
+    );
+}
+
+#[test]
+fn emulator_rings_a_bot_with_an_incoming_call() {
+    use std::io::{BufRead, BufReader, Read};
+    // A stand-in bot callback: answers 202 and keeps the first request it gets.
+    let bot = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/api/calls", bot.local_addr().expect("addr"));
+    let got = std::thread::spawn(move || {
+        let (mut conn, _) = bot.accept().expect("the emulator posts");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&request).contains("\"incoming\"") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let mut emulator = bin()
+        .args(["emulator", "--bind", "127.0.0.1:0", "--ring", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let stdout = emulator.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ringing = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("ringing the bot at"));
+    let request = got.join().expect("the bot thread");
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    assert!(ringing.is_some_and(|l| l.contains(&url)), "no ringing line");
+    assert!(request.starts_with("POST /api/calls"), "{request}");
+    assert!(request.contains("\"changeType\":\"created\""), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer "),
+        "signed: {request}"
+    );
 }

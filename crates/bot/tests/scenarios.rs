@@ -80,20 +80,7 @@ async fn one_scenario(local: Arc<harness::Local>, s: Scenario) {
 
     if s.is_app_hosted() {
         let session = call.session_id.unwrap();
-        let flowing = eventually(Duration::from_secs(5), || {
-            let bot = local.bot.sessions().snapshot(session).unwrap_or_default();
-            let far = local.far_end.stats(&id).unwrap_or_default();
-            bot.counters.frames_received > 10
-                && bot.counters.frames_sent > 10
-                && far.packets_received > 10
-        })
-        .await;
-        assert!(
-            flowing,
-            "{s}: media did not flow both ways: bot {:?}, far end {:?}",
-            local.bot.sessions().snapshot(session),
-            local.far_end.stats(&id)
-        );
+        assert_media_flows(&local, session, &id, &s.to_string()).await;
         assert!(
             seen.contains(&RuntimeEventKind::MediaStarted) || {
                 events_until(&mut rx, &id, &mut seen, Duration::from_secs(1), |v| {

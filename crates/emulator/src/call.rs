@@ -84,6 +84,8 @@ pub(crate) struct CallContext {
     pub(crate) chat_info: Value,
     pub(crate) meeting_info: Value,
     pub(crate) content_session_id: String,
+    /// Offered to the bot (an incoming call), not placed by it.
+    pub(crate) incoming: bool,
 }
 
 impl CallContext {
@@ -91,6 +93,52 @@ impl CallContext {
     pub(crate) fn resource_url(&self) -> String {
         format!("/communications/calls/{}", self.id)
     }
+
+    /// `incoming` or `outgoing`, as the bot sees the call.
+    pub(crate) fn direction(&self) -> &'static str {
+        if self.incoming {
+            "incoming"
+        } else {
+            "outgoing"
+        }
+    }
+}
+
+/// The call resource of a call offered to `app` by `caller` (an identity set), in
+/// state `incoming`, as Graph's answer reference shows it.
+pub(crate) fn incoming_resource(ctx: &CallContext, caller: &Value, app: &RegisteredApp) -> Value {
+    json!({
+        "@odata.type": odata::CALL,
+        "state": "incoming",
+        "direction": "incoming",
+        "callbackUri": ctx.callback_uri,
+        "source": {
+            "@odata.type": odata::PARTICIPANT_INFO,
+            "identity": caller,
+            "region": "amer",
+            "languageId": "en-US",
+        },
+        "targets": [{
+            "@odata.type": odata::INVITATION_PARTICIPANT_INFO,
+            "identity": app_identity_set(app),
+        }],
+        "requestedModalities": ["audio"],
+        "tenantId": ctx.tenant_id,
+        "myParticipantId": ctx.my_participant_id,
+        "id": ctx.id,
+    })
+}
+
+/// The notification that offers a call to the bot: the call `created`, state
+/// `incoming`.
+pub(crate) fn incoming_notification(ctx: &CallContext, resource: &Value) -> Value {
+    envelope(json!({
+        "@odata.type": odata::COMMS_NOTIFICATION,
+        "changeType": "created",
+        "resourceUrl": ctx.resource_url(),
+        "callbackUri": ctx.callback_uri,
+        "resourceData": resource,
+    }))
 }
 
 /// The default `source` of a call created without one: the app's identity.
@@ -251,7 +299,7 @@ pub(crate) fn state_notification(ctx: &CallContext, state: &str) -> Value {
     data.insert("@odata.type".into(), odata::CALL.into());
     data.insert("state".into(), state.into());
     if state != "establishing" {
-        data.insert("direction".into(), "outgoing".into());
+        data.insert("direction".into(), ctx.direction().into());
         if matches!(ctx.kind, CallKind::MeetingJoin | CallKind::GuestMeetingJoin) {
             data.insert("chatInfo".into(), ctx.chat_info.clone());
             data.insert("meetingInfo".into(), ctx.meeting_info.clone());
@@ -278,7 +326,7 @@ pub(crate) fn terminated_notification(ctx: &CallContext, t: &Termination) -> Val
         "resourceData": {
             "@odata.type": odata::CALL,
             "state": "terminated",
-            "direction": "outgoing",
+            "direction": ctx.direction(),
             "resultInfo": {
                 "@odata.type": "#microsoft.graph.resultInfo",
                 "code": t.code,

@@ -80,6 +80,9 @@ pub struct Timing {
     pub lobby_delay: Duration,
     /// Longest a [`MediaPeerConnector`] may take to connect.
     pub media_connect_timeout: Duration,
+    /// How long an offered (incoming) call waits for the bot's answer, reject or
+    /// redirect before it ends (Graph: 15 s).
+    pub answer_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -88,6 +91,7 @@ impl Default for Timing {
             step_delay: Duration::from_millis(100),
             lobby_delay: Duration::from_millis(500),
             media_connect_timeout: Duration::from_secs(10),
+            answer_timeout: Duration::from_secs(15),
         }
     }
 }

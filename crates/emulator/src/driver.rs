@@ -190,8 +190,16 @@ async fn run_driver(
     let mut shutdown = shared.shutdown.subscribe();
     let timing = shared.config.timing;
     let keepalive_timeout = shared.config.keepalive_timeout;
-    let mut steps = call::script(ctx.kind, ctx.content_sharing, &timing);
+    // An offered call rings until the bot answers (then it runs a placed call's
+    // script), rejects, redirects, or the answer timeout passes.
+    let mut steps = if ctx.incoming {
+        Default::default()
+    } else {
+        call::script(ctx.kind, ctx.content_sharing, &timing)
+    };
     let mut next_at = steps.front().map(|(d, _)| Instant::now() + *d);
+    let mut ring_deadline = ctx.incoming.then(|| Instant::now() + timing.answer_timeout);
+    let mut media = ctx.media.clone();
     let mut keepalive_deadline = Instant::now() + keepalive_timeout;
     let mut established: Option<oneshot::Receiver<bool>> = None;
     let mut connecting: Option<Connecting> = None;
@@ -200,6 +208,12 @@ async fn run_driver(
     let send = |body: Value, done: Option<oneshot::Sender<bool>>| {
         let _ = out.send(Outgoing { body, done });
     };
+    if ctx.incoming {
+        let offered = lock(&shared.calls).get(&ctx.id).map(|r| r.resource.clone());
+        if let Some(resource) = offered {
+            send(call::incoming_notification(&ctx, &resource), None);
+        }
+    }
 
     let end: Option<Termination> = loop {
         tokio::select! {
@@ -208,8 +222,17 @@ async fn run_driver(
             cmd = commands.recv() => match cmd {
                 Some(Command::KeepAlive) => keepalive_deadline = Instant::now() + keepalive_timeout,
                 Some(Command::End(t)) => break Some(t),
+                Some(Command::Answer(answered)) => {
+                    ring_deadline = None;
+                    media = answered.map(|m| *m);
+                    steps = call::script(ctx.kind, ctx.content_sharing, &timing);
+                    next_at = steps.front().map(|(d, _)| Instant::now() + *d);
+                }
                 None => break None,
             },
+            _ = sleep_until_opt(ring_deadline) => {
+                break Some(Termination::unanswered(timing.answer_timeout.as_secs_f64()));
+            }
             _ = tokio::time::sleep_until(keepalive_deadline) => {
                 break Some(Termination::keepalive_lapsed(keepalive_timeout.as_secs_f64()));
             }
@@ -229,7 +252,7 @@ async fn run_driver(
                             let modalities = r.resource["requestedModalities"].clone();
                             r.resource["activeModalities"] = modalities;
                         }
-                        let done = if ctx.media.is_some() {
+                        let done = if media.is_some() {
                             let (tx, rx) = oneshot::channel();
                             established = Some(rx);
                             Some(tx)
@@ -246,7 +269,7 @@ async fn run_driver(
             }
             _ = opt(&mut established) => {
                 established = None;
-                if let Some(config) = &ctx.media {
+                if let Some(config) = &media {
                     set_media(&shared, &ctx.id, MediaStatus::Connecting);
                     let fut = shared.config.media.connect(&ctx.id, config);
                     connecting = Some(Box::pin(tokio::time::timeout(

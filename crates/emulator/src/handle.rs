@@ -255,6 +255,13 @@ impl EmulatorHandle {
             .end_call(call_id, None, Termination::remote_hang_up())
     }
 
+    /// Offer a call to the bot: it rings (state `incoming`, a `created` notification
+    /// to `offer.callback_uri`) until the bot answers, rejects or redirects it, or
+    /// the answer timeout passes. Returns the call id.
+    pub fn ring(&self, offer: &crate::IncomingCall) -> Result<String, EmulatorError> {
+        crate::incoming::ring(&self.shared, offer)
+    }
+
     /// Counters of a call's media leg, once connected.
     pub fn media_stats(&self, call_id: &str) -> Option<MediaLegStats> {
         self.shared.media_stats(call_id)

@@ -125,6 +125,7 @@ mod driver;
 mod error;
 mod faults;
 mod handle;
+mod incoming;
 mod keys;
 mod media;
 mod server;
@@ -139,6 +140,7 @@ pub use handle::{Emulator, EmulatorHandle, ShutdownReport, run_until_ctrl_c};
 /// The limits and counters of the emulator's HTTP server
 /// ([`EmulatorConfig::http_limits`], [`EmulatorHandle::http_stats`]).
 pub use http_guard::{Limits as HttpLimits, StatsSnapshot as HttpStats};
+pub use incoming::IncomingCall;
 pub use keys::{KEY_BITS, SigningKey};
 pub use media::{
     BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus, NoMediaConnector,

@@ -23,6 +23,7 @@ use crate::call::{self, Assigned, CallContext};
 use crate::config::RegisteredApp;
 use crate::driver::{CALLBACK_ISSUER, spawn_call};
 use crate::faults::{Fault, take_matching};
+use crate::incoming;
 use crate::media::MediaStatus;
 use crate::state::{CallRecord, CallSummary, Command, Shared, Termination, bump, lock};
 use crate::time::{now_rfc3339, unix_now};
@@ -36,7 +37,7 @@ const GRAPH_APP_ID_SCOPE: &str = "00000003-0000-0000-c000-000000000000/.default"
 
 /// `request-id` / `client-request-id` of the request being served.
 #[derive(Debug, Clone)]
-struct RequestIds {
+pub(crate) struct RequestIds {
     request_id: String,
     client_request_id: String,
 }
@@ -73,11 +74,11 @@ struct AccessClaims {
     ver: String,
 }
 
-type AppState = Arc<Shared>;
+pub(crate) type AppState = Arc<Shared>;
 
 /// Longest detail quoted from a request in an error message (serde errors can quote
 /// values of any length).
-const MAX_DETAIL_CHARS: usize = 240;
+pub(crate) const MAX_DETAIL_CHARS: usize = 240;
 
 /// The whole router.
 pub(crate) fn router(shared: AppState) -> Router {
@@ -91,6 +92,18 @@ pub(crate) fn router(shared: AppState) -> Router {
             )
             .route("/app/calls/{id}", get(get_call).delete(delete_call))
             .route("/communications/calls/{id}/keepAlive", post(keep_alive))
+            .route(
+                "/communications/calls/{id}/answer",
+                post(incoming::decide::<0>),
+            )
+            .route(
+                "/communications/calls/{id}/reject",
+                post(incoming::decide::<1>),
+            )
+            .route(
+                "/communications/calls/{id}/redirect",
+                post(incoming::decide::<2>),
+            )
             .route("/app/calls/{id}/keepAlive", post(keep_alive))
             .layer(Extension(ApiVersion(version)))
     };
@@ -100,6 +113,7 @@ pub(crate) fn router(shared: AppState) -> Router {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/calls", get(list_calls))
+        .route("/calls/incoming", post(incoming::ring_request))
         .route("/calls/{id}/hangup", post(hang_up))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -165,11 +179,58 @@ async fn frame(State(s): State<AppState>, mut req: Request, next: Next) -> Respo
 }
 
 /// Graph's error body: `{"error":{"code","message","innerError":{...}}}`.
-fn graph_error(status: StatusCode, code: &str, message: &str, ids: &RequestIds) -> Response {
+pub(crate) fn graph_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    ids: &RequestIds,
+) -> Response {
     graph_error_with(status, code, message, ids, None)
 }
 
-fn graph_error_with(
+/// Graph's `400` for a body with problems: the messages joined, and one detail per
+/// problem (`message`, `target` = the property's path).
+pub(crate) fn invalid_request(
+    problems: impl Iterator<Item = (String, String)>,
+    ids: &RequestIds,
+) -> Response {
+    let (messages, details): (Vec<String>, Vec<Value>) = problems
+        .map(|(message, path)| {
+            let detail = json!({"code": "InvalidRequest", "message": message, "target": path});
+            (message, detail)
+        })
+        .unzip();
+    graph_error_with(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &messages.join(" "),
+        ids,
+        Some(Value::Array(details)),
+    )
+}
+
+/// Graph's `403` naming the permissions `granted` lacks to `what`.
+pub(crate) fn not_authorized(
+    what: &str,
+    required: &signaling::RequiredPermissions,
+    granted: &[Permission],
+    ids: &RequestIds,
+) -> Response {
+    let missing = required
+        .missing(granted)
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    graph_error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        &format!("Application is not authorized to {what}; it needs {missing}."),
+        ids,
+    )
+}
+
+pub(crate) fn graph_error_with(
     status: StatusCode,
     code: &str,
     message: &str,
@@ -364,7 +425,7 @@ async fn keys(State(s): State<AppState>) -> Response {
 // Graph calls API
 
 /// Graph's 401 for a missing or invalid bearer token.
-fn unauthorized(message: &str, ids: &RequestIds) -> Response {
+pub(crate) fn unauthorized(message: &str, ids: &RequestIds) -> Response {
     graph_error(
         StatusCode::UNAUTHORIZED,
         "InvalidAuthenticationToken",
@@ -375,7 +436,7 @@ fn unauthorized(message: &str, ids: &RequestIds) -> Response {
 
 /// The app a request's bearer token authenticates and its granted permissions, or
 /// why not (the message of Graph's 401).
-fn authenticate(
+pub(crate) fn authenticate(
     s: &Shared,
     headers: &HeaderMap,
 ) -> Result<(RegisteredApp, Vec<Permission>), String> {
@@ -508,39 +569,12 @@ async fn create(
     };
     let problems = signaling::create_call_problems(&call);
     if !problems.is_empty() {
-        let message = problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let details = problems
-            .iter()
-            .map(
-                |p| json!({"code": "InvalidRequest", "message": p.to_string(), "target": p.path()}),
-            )
-            .collect();
-        return graph_error_with(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &message,
-            ids,
-            Some(Value::Array(details)),
-        );
+        let listed = problems.iter().map(|p| (p.to_string(), p.path()));
+        return invalid_request(listed, ids);
     }
     let required = call.required_permissions();
     if !required.is_satisfied_by(&granted) {
-        let missing = required
-            .missing(&granted)
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return graph_error(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!("Application is not authorized to create this call; it needs {missing}."),
-            ids,
-        );
+        return not_authorized("create this call", &required, &granted, ids);
     }
     let media = if call.is_app_hosted() {
         match media_blob::MediaSessionConfig::from_value(&req["mediaConfig"]["blob"]) {
@@ -594,6 +628,7 @@ async fn create(
         chat_info: req.get("chatInfo").cloned().unwrap_or(Value::Null),
         meeting_info: req.get("meetingInfo").cloned().unwrap_or(Value::Null),
         content_session_id: call::new_content_session_id(),
+        incoming: false,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let record = CallRecord {
@@ -630,7 +665,7 @@ async fn create(
 }
 
 /// The live call `id` owned by the caller's app, or Graph's 404.
-fn not_found_call(id: &str, ids: &RequestIds) -> Response {
+pub(crate) fn not_found_call(id: &str, ids: &RequestIds) -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
         "itemNotFound",

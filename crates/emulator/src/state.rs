@@ -67,6 +67,42 @@ impl Termination {
         }
     }
 
+    /// The bot rejected the offered call (`reject`); the code is the SIP answer the
+    /// reason stands for (603 decline, 486 busy, 403 forbidden).
+    pub fn rejected(reason: &str) -> Self {
+        let (code, why) = match reason.to_ascii_lowercase().as_str() {
+            "busy" => (486, "busy"),
+            "forbidden" => (403, "forbidden"),
+            _ => (603, "declined"),
+        };
+        Termination {
+            code,
+            subcode: 5010,
+            message: format!("The application rejected the call ({why})."),
+            reason: "Rejected".into(),
+        }
+    }
+
+    /// The bot redirected the offered call (`redirect`).
+    pub fn redirected(targets: usize) -> Self {
+        Termination {
+            code: 302,
+            subcode: 5020,
+            message: format!("The application redirected the call to {targets} target(s)."),
+            reason: "Redirected".into(),
+        }
+    }
+
+    /// Nobody answered, rejected or redirected the offered call in time.
+    pub fn unanswered(timeout_s: f64) -> Self {
+        Termination {
+            code: 408,
+            subcode: 5030,
+            message: format!("The application did not answer the call within {timeout_s} s."),
+            reason: "Unanswered".into(),
+        }
+    }
+
     /// The far end could not connect media (or lost it), as the field reports it.
     pub fn client_media_error(detail: &str) -> Self {
         Termination {
@@ -123,6 +159,8 @@ pub(crate) enum Command {
     KeepAlive,
     /// End the call.
     End(Termination),
+    /// The offered call was answered, with this app-hosted media (None: service-hosted).
+    Answer(Option<Box<media_blob::MediaSessionConfig>>),
 }
 
 pub(crate) struct CallRecord {

@@ -615,3 +615,82 @@ async fn control_endpoints_need_the_control_token() {
     assert!(short.is_err());
     assert_eq!(emu.shutdown().await.tasks_left, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offered_call_rings_and_ends_unanswered_and_bad_decisions_are_refused() {
+    let (emu, rx, token) = started(config()).await;
+    // Rung through the control endpoint, as `emulator` users do.
+    let rung: Value = control_client(&emu)
+        .post(format!("{}/_emulator/calls/incoming", emu.base_url()))
+        .json(&json!({"callbackUri": rx.url(), "callerName": "Megan"}))
+        .send()
+        .await
+        .expect("ring")
+        .json()
+        .await
+        .expect("json");
+    let id = rung["id"].as_str().expect("id").to_owned();
+    let got = rx.wait_for(&id, 1, Duration::from_secs(5)).await;
+    let offer = &got[0].body["value"][0];
+    assert_eq!(offer["changeType"], "created");
+    assert_eq!(offer["resourceData"]["state"], "incoming");
+    assert_eq!(offer["resourceData"]["direction"], "incoming");
+    assert_eq!(
+        offer["resourceData"]["source"]["identity"]["user"]["displayName"],
+        "Megan"
+    );
+
+    let act = |action: &str, body: Value| {
+        let url = format!("{}/communications/calls/{id}/{action}", emu.graph_v1_url());
+        let token = token.clone();
+        async move {
+            send(
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await
+        }
+    };
+    // Graph's rules, each naming the property.
+    let reply = act(
+        "answer",
+        json!({"mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}}),
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.body["error"]["details"][0]["target"],
+        "acceptedModalities"
+    );
+    let reply = act("redirect", json!({"targets": []})).await;
+    assert_eq!(reply.status, 400);
+    assert!(graph_error_message(&reply.body).contains("targets"));
+    let reply = act("reject", json!({"reason": "tired"})).await;
+    assert_eq!(reply.status, 400);
+    // Another call id: 404.
+    let url = format!("{}/communications/calls/nope/reject", emu.graph_v1_url());
+    let reply = send(
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(&token)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+
+    // Nobody decides: the call ends at the answer timeout (1 s in these tests).
+    let got = rx.wait_for(&id, 2, Duration::from_secs(5)).await;
+    assert_eq!(
+        sequence(&got, &id).last().map(|p| p.1.as_str()),
+        Some("terminated")
+    );
+    let summary = emu.call(&id).expect("call");
+    assert_eq!(summary.termination.expect("ended").reason, "Unanswered");
+    // Too late to answer.
+    let reply = act("answer", json!({"acceptedModalities": ["audio"], "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}})).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(emu.shutdown().await.tasks_left, 0);
+    rx.stop().await;
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
+use signaling::actions::Action;
 use signaling::{Call, validate_create_call};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -457,6 +458,29 @@ impl GraphClient {
         )
         .await
         .map(|_| ())
+    }
+}
+
+impl GraphClient {
+    /// `POST /communications/calls/{id}/{action}` with `body` (an in-call action:
+    /// `answer`, `reject`, `redirect`, ...). The body is checked first as Graph would
+    /// check it ([`Action::problems`]); Graph answers `202 Accepted` (or `200`).
+    pub async fn call_action(
+        &self,
+        call_id: &str,
+        action: Action,
+        body: &serde_json::Value,
+    ) -> Result<(), GraphError> {
+        let problems = action.problems(body);
+        if !problems.is_empty() {
+            return Err(GraphError::InvalidAction {
+                action: action.name(),
+                problems,
+            });
+        }
+        self.execute(Method::POST, &action.path(call_id), Some(body.to_string()))
+            .await
+            .map(|_| ())
     }
 }
 

@@ -10,6 +10,17 @@ pub enum GraphError {
     /// property named).
     #[error("invalid create-call request, not sent: {0}")]
     InvalidRequest(#[from] RequestError),
+    /// An in-call action's body Graph would refuse (checked before sending).
+    #[error(
+        "invalid {action} request, not sent: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    InvalidAction {
+        /// The action (`answer`, `reject`, ...).
+        action: &'static str,
+        /// What is wrong, each naming its property.
+        problems: Vec<signaling::actions::ActionProblem>,
+    },
     /// The service answered with an error status.
     #[error(
         "Graph answered {status} {code}: {message} (request-id {request_id}, \

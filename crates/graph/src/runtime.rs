@@ -17,6 +17,14 @@
 //!   media stopped ([`MediaSessions::stop`]), keepAlive task cancelled, queue task ended,
 //!   state dropped, [`RuntimeEventKind::Removed`] sent.
 //!
+//! Incoming calls: a `created` notification of a call in state `incoming` registers
+//! the call (queue task, no keepAlive yet) and emits [`RuntimeEventKind::Incoming`]
+//! with the offered call (source, targets, `chatInfo`/`meetingInfo`). The bot decides
+//! within the service's 15 s: [`CallRuntime::answer`] (app-hosted media gets a fresh
+//! media session whose configuration is the answer's blob, then the call goes on as
+//! a placed one: media at `established`, keepAlive), [`CallRuntime::reject`] or
+//! [`CallRuntime::redirect`]; each body is checked as Graph checks it before sending.
+//!
 //! Notifications for calls the runtime does not know are logged and dropped, unless
 //! [`RuntimeConfig::accept_unknown_calls`] is set (then they get a queue and a state
 //! machine of their own, without media or keepAlive).
@@ -36,6 +44,8 @@ use signaling::{Call, CommsNotification, Field, MediaConfig, ResultInfo};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+use signaling::actions::Action;
 
 use crate::callback::{self, CallbackConfig, Delivery, NotificationSink};
 use crate::client::GraphClient;
@@ -81,6 +91,41 @@ pub enum RuntimeError {
     /// followed; the service's fault).
     #[error("Graph created a call without an id in its answer")]
     NoCallId,
+    /// No call with this id is followed (never offered, or already ended).
+    #[error("no call {0} is followed by this runtime")]
+    UnknownCall(String),
+}
+
+/// The media of an answered call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum AnswerMedia {
+    /// App-hosted: a media session is created and its configuration is the blob.
+    AppHosted,
+    /// Service-hosted, with this configuration (prompts to pre-fetch, ...).
+    ServiceHosted(signaling::ServiceHostedMediaConfig),
+}
+
+/// Why an incoming call is rejected (`reject.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// No reason given.
+    None,
+    /// The bot is busy.
+    Busy,
+    /// The caller may not call the bot.
+    Forbidden,
+}
+
+impl RejectReason {
+    /// The value Graph takes: `none`, `busy`, `forbidden`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::None => "none",
+            RejectReason::Busy => "busy",
+            RejectReason::Forbidden => "forbidden",
+        }
+    }
 }
 
 /// Configuration of a [`CallRuntime`].
@@ -159,6 +204,9 @@ pub struct RuntimeEvent {
 pub enum RuntimeEventKind {
     /// The call was created (`201`) and is followed.
     Created,
+    /// A call is offered to the bot (state `incoming`): answer, reject or redirect it
+    /// within the service's timeout (15 s).
+    Incoming(Box<Call>),
     /// The state machine reported this (ignored inputs are only logged).
     Call(CallEvent),
     /// Media started ([`MediaSessions::start`] was called).
@@ -181,6 +229,11 @@ pub struct ActiveCall {
 /// Inputs of a call's queue.
 enum Input {
     Notification(Box<CommsNotification>),
+    /// The offered call was answered: its media session (app-hosted) and keepAlive.
+    Answered {
+        session_id: Option<Uuid>,
+        keep_alive: JoinHandle<()>,
+    },
     Gone,
     HungUp,
     MediaFailed(String),
@@ -417,6 +470,95 @@ impl CallRuntime {
         result
     }
 
+    /// Answer the offered call `call_id` with `media` (accepting audio). For app-hosted
+    /// media a session is created first and its configuration is the answer's blob;
+    /// its id is returned. The call then goes on as a placed one (media starts when
+    /// it is established; keepAlive is sent).
+    pub async fn answer(
+        &self,
+        call_id: &str,
+        media: AnswerMedia,
+    ) -> Result<Option<Uuid>, RuntimeError> {
+        let shared = &self.shared;
+        if !shared.registry().calls.contains_key(&key(call_id)) {
+            return Err(RuntimeError::UnknownCall(call_id.to_owned()));
+        }
+        let (session_id, media_config) = match media {
+            AnswerMedia::AppHosted => {
+                let session_id = Uuid::new_v4();
+                let config = shared.media.create_session(session_id)?;
+                (Some(session_id), MediaConfig::app_hosted(config.to_json()))
+            }
+            AnswerMedia::ServiceHosted(m) => (None, MediaConfig::ServiceHosted(m)),
+        };
+        let body = serde_json::json!({
+            "acceptedModalities": ["audio"],
+            "mediaConfig": media_config,
+        });
+        if let Err(e) = shared
+            .client
+            .call_action(call_id, Action::Answer, &body)
+            .await
+        {
+            if let Some(s) = session_id {
+                shared.media.stop(s);
+            }
+            return Err(e.into());
+        }
+        let mut reg = shared.registry();
+        let k = key(call_id);
+        let Some(tx) = reg.calls.get(&k).map(|e| e.tx.clone()) else {
+            // Ended while the answer was in flight.
+            drop(reg);
+            if let Some(s) = session_id {
+                shared.media.stop(s);
+            }
+            return Err(RuntimeError::UnknownCall(call_id.to_owned()));
+        };
+        if let Some(s) = session_id {
+            reg.by_session.insert(s, k.clone());
+        }
+        if let Some(e) = reg.calls.get_mut(&k) {
+            e.session_id = session_id;
+        }
+        let keep_alive = spawn_keep_alive(shared, call_id, tx.clone());
+        let _ = tx.send(Input::Answered {
+            session_id,
+            keep_alive,
+        });
+        Ok(session_id)
+    }
+
+    /// Reject the offered call `call_id`; the service ends it (its `terminated`
+    /// notification tears it down here).
+    pub async fn reject(&self, call_id: &str, reason: RejectReason) -> Result<(), RuntimeError> {
+        let body = serde_json::json!({ "reason": reason.as_str() });
+        Ok(self
+            .shared
+            .client
+            .call_action(call_id, Action::Reject, &body)
+            .await?)
+    }
+
+    /// Redirect the offered call `call_id` to `targets` (1 to 25, rung at once);
+    /// `timeout` in seconds (15-90) when given.
+    pub async fn redirect(
+        &self,
+        call_id: &str,
+        targets: Vec<signaling::InvitationParticipantInfo>,
+        timeout: Option<u32>,
+    ) -> Result<(), RuntimeError> {
+        let mut body = serde_json::json!({ "targets": targets });
+        if let Some(t) = timeout {
+            body["timeout"] = t.into();
+        }
+        Ok(self
+            .shared
+            .client
+            .call_action(call_id, Action::Redirect, &body)
+            .await?)
+    }
+
     /// Tear every call down (media stopped, tasks ended) without hanging up.
     pub fn shutdown(&self) {
         let reg = self.shared.registry();
@@ -450,6 +592,15 @@ impl NotificationSink for CallRuntime {
             tracing::info!(%call_id, "notification for a call being torn down: ignored");
             return Delivery::UnknownCall;
         }
+        if let Some(offered) = incoming_call(&notification) {
+            let machine = CallStateMachine::new(call_id);
+            // Offered to the bot: never held as an early notification of a create.
+            tracing::info!(%call_id, "incoming call offered");
+            shared.emit(call_id, RuntimeEventKind::Incoming(Box::new(offered)));
+            let tx = spawn_call(shared, &mut reg, call_id, machine, None, false);
+            let _ = tx.send(Input::Notification(Box::new(notification)));
+            return Delivery::Queued;
+        }
         if reg.pending_creates > 0 {
             let ttl = shared.config.early_notification_ttl;
             reg.early.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -475,6 +626,22 @@ impl NotificationSink for CallRuntime {
         tracing::info!(%call_id, "notification for a call this runtime does not know: ignored");
         Delivery::UnknownCall
     }
+}
+
+/// The offered call of an incoming-call notification: `created`, a call resource in
+/// state `incoming`.
+fn incoming_call(n: &CommsNotification) -> Option<Call> {
+    if n.change_type.value() != Some(&signaling::ChangeType::Created) {
+        return None;
+    }
+    n.items().iter().find_map(|item| match item {
+        signaling::ResourceItem::Call(c)
+            if c.state.value() == Some(&signaling::CallState::Incoming) =>
+        {
+            Some((**c).clone())
+        }
+        _ => None,
+    })
 }
 
 /// Register a call and start its queue task (and keepAlive task), with the registry
@@ -584,6 +751,16 @@ impl CallTask {
                 Input::Notification(n) => {
                     self.machine.handle_notification(&n);
                     self.drain()
+                }
+                Input::Answered {
+                    session_id,
+                    keep_alive,
+                } => {
+                    self.session_id = session_id;
+                    if let Some(old) = self.keep_alive.replace(keep_alive) {
+                        old.abort();
+                    }
+                    None
                 }
                 Input::Gone => Some(TeardownReason::Gone),
                 Input::HungUp => Some(TeardownReason::HungUp),

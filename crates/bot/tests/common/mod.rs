@@ -25,6 +25,7 @@ pub fn config() -> LocalConfig {
         step_delay: Duration::from_millis(20),
         lobby_delay: Duration::from_millis(100),
         media_connect_timeout: Duration::from_secs(5),
+        answer_timeout: Duration::from_secs(15),
     };
     cfg.far_end.profile = Profile::named("clean").unwrap();
     cfg.far_end.codec = bot::Codec::Pcm16k;
@@ -73,4 +74,23 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     f()
+}
+
+/// Waits (5 s at most) until media flows both ways between the bot's session and
+/// the far end of call `id`; panics naming both sides' counters otherwise.
+pub async fn assert_media_flows(local: &Local, session: uuid::Uuid, id: &str, what: &str) {
+    let flowing = eventually(Duration::from_secs(5), || {
+        let bot = local.bot.sessions().snapshot(session).unwrap_or_default();
+        let far = local.far_end.stats(id).unwrap_or_default();
+        bot.counters.frames_received > 10
+            && bot.counters.frames_sent > 10
+            && far.packets_received > 10
+    })
+    .await;
+    assert!(
+        flowing,
+        "{what}: media did not flow both ways: bot {:?}, far end {:?}",
+        local.bot.sessions().snapshot(session),
+        local.far_end.stats(id)
+    );
 }

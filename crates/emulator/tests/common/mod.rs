@@ -33,6 +33,7 @@ pub fn config() -> EmulatorConfig {
             step_delay: Duration::from_millis(30),
             lobby_delay: Duration::from_millis(120),
             media_connect_timeout: Duration::from_secs(2),
+            answer_timeout: Duration::from_secs(1),
         },
         delivery: emulator::Delivery {
             max_attempts: 4,
