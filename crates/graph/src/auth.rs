@@ -5,6 +5,8 @@
 //! configuration document (its `jwks_uri`), the issuer (a configurable list, by default
 //! `https://api.botframework.com`), the audience (the bot's app id), `exp`/`nbf`, and the
 //! tenant claim `tid` (present, and in an allowed list if one is configured).
+//! [`AuthConfig::for_jwks`] serves other services' RS256 tokens: keys straight from a
+//! JWKS URL, one issuer, no tenant claim required (ACS media streaming's handshake).
 //!
 //! A token whose header lists critical extensions (`crit`, RFC 7515 §4.1.11) is refused:
 //! this validator understands none.
@@ -78,6 +80,12 @@ pub struct AuthConfig {
     pub fetch_timeout: Duration,
     /// Clock skew allowed on `exp`/`nbf` (default 60 s).
     pub leeway: Duration,
+    /// URL of the key set itself (JWKS), for services that publish no OpenID
+    /// configuration document; when set, `openid_config_url` is not read.
+    pub jwks_url: Option<String>,
+    /// Whether a tenant claim `tid` is required (default true: Graph callbacks carry
+    /// one; tokens of other services, e.g. ACS media streaming, may not).
+    pub require_tenant: bool,
 }
 
 impl AuthConfig {
@@ -92,7 +100,26 @@ impl AuthConfig {
             min_refresh_interval: Duration::from_secs(30),
             fetch_timeout: DEFAULT_KEY_FETCH_TIMEOUT,
             leeway: Duration::from_secs(60),
+            jwks_url: None,
+            require_tenant: true,
         }
+    }
+
+    /// Validation of tokens for `audience` signed with keys published at `jwks_url`
+    /// (a JWKS document, no OpenID configuration), issued by `issuer`, with no tenant
+    /// claim required: e.g. Azure Communication Services' media streaming handshake
+    /// (issuer `https://acscallautomation.communication.azure.com`, audience the ACS
+    /// resource id).
+    pub fn for_jwks(
+        audience: impl Into<String>,
+        jwks_url: impl Into<String>,
+        issuer: impl Into<String>,
+    ) -> Self {
+        let jwks_url = jwks_url.into();
+        let mut config = Self::new(audience, jwks_url.clone()).issuers([issuer]);
+        config.jwks_url = Some(jwks_url);
+        config.require_tenant = false;
+        config
     }
 
     /// Also accept tokens issued by [`GRAPH_ISSUER`].
@@ -179,7 +206,7 @@ pub enum AuthError {
 pub struct VerifiedCaller {
     /// `iss`.
     pub issuer: String,
-    /// `tid`.
+    /// `tid` (empty when absent and [`AuthConfig::require_tenant`] is false).
     pub tenant_id: String,
     /// `exp` (seconds since the epoch).
     pub expires_at: u64,
@@ -364,10 +391,11 @@ impl JwtValidator {
             })
         })?;
         let claims = data.claims;
-        let tenant = claims
-            .tid
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::MissingTenant)?;
+        let tenant = match claims.tid.filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None if config.require_tenant => return Err(AuthError::MissingTenant),
+            None => String::new(),
+        };
         if !config.allowed_tenants.is_empty()
             && !config
                 .allowed_tenants
@@ -524,9 +552,15 @@ impl Keys {
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let url = &self.config.openid_config_url;
-        let openid: OpenIdConfiguration = self.get_json(url).await?;
-        let set: JwkSet = self.get_json(&openid.jwks_uri).await?;
+        let jwks_uri = match &self.config.jwks_url {
+            Some(url) => url.clone(),
+            None => {
+                let url = &self.config.openid_config_url;
+                let openid: OpenIdConfiguration = self.get_json(url).await?;
+                openid.jwks_uri
+            }
+        };
+        let set: JwkSet = self.get_json(&jwks_uri).await?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let Some(kid) = jwk.common.key_id.clone() else {
@@ -540,7 +574,7 @@ impl Keys {
             }
         }
         if keys.is_empty() {
-            return Err(format!("{} published no usable keys", openid.jwks_uri));
+            return Err(format!("{jwks_uri} published no usable keys"));
         }
         Ok(keys)
     }

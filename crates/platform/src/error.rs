@@ -34,6 +34,9 @@ pub enum PlatformError {
     /// TLS material could not be created or loaded.
     #[error(transparent)]
     Tls(#[from] transport::TlsError),
+    /// A call's media could not be set up (its codec state); the message says why.
+    #[error("cannot start the call's media: {0}")]
+    CallStart(String),
     /// The media session configuration could not be built (bad public host name).
     #[error("cannot build the media session configuration: {0}")]
     Blob(#[from] media_blob::BlobError),

@@ -91,6 +91,18 @@ impl SessionTable {
         Ok(())
     }
 
+    /// Registers a session whose call runs on a link of another driver (no join).
+    fn insert_running(&self, id: Uuid) -> Result<(), PlatformError> {
+        let mut slots = self.lock();
+        if slots.len() >= self.max_sessions {
+            return Err(PlatformError::AtCapacity {
+                max: self.max_sessions,
+            });
+        }
+        slots.insert(id, Slot::Joined);
+        Ok(())
+    }
+
     /// Removes a session that no peer has joined (the bot dropped its socket).
     pub(crate) fn forget_waiting(&self, id: &Uuid) {
         let mut slots = self.lock();
@@ -337,6 +349,45 @@ impl MediaPlatform {
         }
         let config = MediaSessionConfig::builder(self.mp_uri.clone(), call_id).build();
         let session_id = config.session_id();
+        let (pending, socket) = self.new_session(session_id, call_id, delivery);
+        self.table
+            .insert_waiting(session_id, pending, config.clone())?;
+        Ok((config, socket))
+    }
+
+    /// Starts a call whose link another driver runs: a platform's media WebSocket
+    /// (ACS, Twilio, Vonage; the `ws-link` crate), or any link that implements
+    /// [`media_core::link::MediaLink`]. No blob and no join: the stream arriving *is*
+    /// the call. Returns the bot's [`AudioSocket`] (connected at once) and the call's
+    /// [`CallHandler`], a `PlatformCall` like every QUIC call's, for the driver to run
+    /// from `now` on (in `Pcm16k`: the link converts its own formats). `waker` must make
+    /// the driver call [`CallHandler::handle_wake`] soon (the bot queued a command or
+    /// hung up). Fails while the platform is `Overloaded` or at its session limit.
+    pub fn start_linked_call(
+        &self,
+        call_id: Uuid,
+        delivery: FrameDelivery,
+        now: Instant,
+        waker: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
+        if self.health() == Health::Overloaded {
+            return Err(PlatformError::Overloaded);
+        }
+        let session_id = Uuid::new_v4();
+        let (pending, socket) = self.new_session(session_id, call_id, delivery);
+        self.table.insert_running(session_id)?;
+        let call = PlatformCall::start(now, Codec::Pcm16k, pending, waker, &self.ctx)
+            .map_err(|e| PlatformError::CallStart(e.to_string()))?;
+        Ok((socket, Box::new(call)))
+    }
+
+    /// The bot's and the call's ends of a new session.
+    fn new_session(
+        &self,
+        session_id: Uuid,
+        call_id: Uuid,
+        delivery: FrameDelivery,
+    ) -> (PendingCall, AudioSocket) {
         let shared = Arc::new(CallShared::new(session_id, call_id));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (sender, queue) = AudioSender::new(self.ctx.config.pacer.queue_frames);
@@ -356,8 +407,6 @@ impl MediaPlatform {
             queue,
             commands: commands_rx,
         };
-        self.table
-            .insert_waiting(session_id, pending, config.clone())?;
         let socket = AudioSocket {
             shared,
             frames,
@@ -366,7 +415,7 @@ impl MediaPlatform {
             commands: commands_tx,
             table: self.table.clone(),
         };
-        Ok((config, socket))
+        (pending, socket)
     }
 
     /// SHA-256 fingerprint of the server certificate, for peers to pin.
