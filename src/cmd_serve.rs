@@ -76,6 +76,26 @@ pub struct ServeArgs {
     /// (default: one per CPU).
     #[arg(long)]
     pub reactor_threads: Option<usize>,
+    /// Also serve the platforms' media WebSockets on this TCP address: `/acs`, `/twilio`,
+    /// `/vonage` (each stream a call of the same bot; formats in the ws-link crate documentation).
+    #[arg(long)]
+    pub ws: Option<SocketAddr>,
+    /// Twilio auth token: `/twilio` handshakes must carry its `X-Twilio-Signature`.
+    #[arg(long, env = "MP_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// Public URL base Twilio connects to (e.g. `wss://media.example.com`), for the
+    /// signature behind a proxy (default: the request's Host).
+    #[arg(long, env = "MP_TWILIO_PUBLIC_URL")]
+    pub twilio_public_url: Option<String>,
+    /// Bearer token `/vonage` handshakes must carry (the NCCO's `headers`).
+    #[arg(long, env = "MP_VONAGE_TOKEN", hide_env_values = true)]
+    pub vonage_token: Option<String>,
+    /// ACS resource id: `/acs` handshakes must carry a JWT for it (with --acs-jwks-url).
+    #[arg(long, env = "MP_ACS_RESOURCE_ID", requires = "acs_jwks_url")]
+    pub acs_resource_id: Option<String>,
+    /// URL of the key set (JWKS) ACS signs its streaming tokens with.
+    #[arg(long, env = "MP_ACS_JWKS_URL", requires = "acs_resource_id")]
+    pub acs_jwks_url: Option<String>,
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
@@ -177,6 +197,19 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         run_for: seconds.map(Duration::from_secs_f64),
         max_calls: args.calls.or(file.calls),
         on_session: args.devices.then(devices_hook),
+        ws: args.ws.map(|addr| WsOptions {
+            addr,
+            auth: ws_link::WsAuthConfig {
+                acs: args
+                    .acs_resource_id
+                    .as_deref()
+                    .zip(args.acs_jwks_url.as_deref())
+                    .map(|(id, url)| ws_link::WsAuthConfig::acs(id, url)),
+                twilio_auth_token: args.twilio_auth_token.clone(),
+                twilio_public_url: args.twilio_public_url.clone(),
+                vonage_token: args.vonage_token.clone(),
+            },
+        }),
     })
 }
 
@@ -243,6 +276,17 @@ pub struct ServeOptions {
     pub max_calls: Option<usize>,
     /// Run for each session before its call (e.g. bind it to audio devices).
     pub on_session: Option<SessionHook>,
+    /// Also serve the platforms' media WebSockets.
+    pub ws: Option<WsOptions>,
+}
+
+/// The platforms' media WebSocket endpoint of `serve --ws`.
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// TCP address to listen on.
+    pub addr: SocketAddr,
+    /// Credentials per dialect (none: served unauthenticated).
+    pub auth: ws_link::WsAuthConfig,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -255,6 +299,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("run_for", &self.run_for)
             .field("max_calls", &self.max_calls)
             .field("on_session", &self.on_session.is_some())
+            .field("ws", &self.ws.as_ref().map(|w| w.addr))
             .finish()
     }
 }
@@ -275,6 +320,11 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         let platform = MediaPlatform::start(opts.settings.clone())?;
         println!("media processor listening on {} ({})", platform.local_addr(), platform.mp_uri());
         println!("certificate fingerprint: {}", platform.certificate_fingerprint());
+        let platform = Arc::new(platform);
+        let _ws = match &opts.ws {
+            Some(ws) => Some(serve_ws(&platform, ws, opts.echo).await?),
+            None => None,
+        };
         let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
         let mut call_id = opts.call_id.unwrap_or_else(uuid::Uuid::new_v4);
         let mut ended = 0usize;
@@ -345,7 +395,68 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             }
             call_id = uuid::Uuid::new_v4();
         }
-        platform.shutdown().await;
+        if let Some(ws) = _ws {
+            ws.shutdown().await;
+        }
+        match Arc::try_unwrap(platform) {
+            Ok(platform) => platform.shutdown().await,
+            Err(_) => eprintln!("media WebSocket calls still run: the platform stops with the process"),
+        }
         Ok(())
     })
+}
+
+/// Starts the media WebSocket endpoint: each stream a call of the same bot (echo or
+/// listen-only), its events printed; prints the three endpoint URLs.
+async fn serve_ws(
+    platform: &Arc<MediaPlatform>,
+    ws: &WsOptions,
+    echo: bool,
+) -> anyhow::Result<ws_link::WsServer> {
+    let delivery = move |_: &ws_link::StreamInfo| {
+        if echo {
+            FrameDelivery::Callback(Box::new(|f, tx| {
+                let _ = tx.enqueue(&f.samples);
+            }))
+        } else {
+            FrameDelivery::Callback(Box::new(|_, _| {}))
+        }
+    };
+    let (streams, mut incoming) = ws_link::PlatformStreams::new(platform.clone(), delivery);
+    let config = ws_link::WsConfig {
+        auth: ws.auth.clone(),
+        ..ws_link::WsConfig::default()
+    };
+    let server = ws_link::WsServer::bind(ws.addr, config, Arc::new(streams))
+        .await
+        .with_context(|| format!("--ws {}", ws.addr))?;
+    for d in ws_link::Dialect::ALL {
+        let open = if server.is_open(d) {
+            " (no authentication configured)"
+        } else {
+            ""
+        };
+        println!("{d} media WebSocket: {}{open}", server.url(d));
+    }
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            tokio::spawn(async move {
+                let ws_link::IncomingStream { info, mut socket } = call;
+                println!(
+                    "{} stream {} started ({:?})",
+                    info.dialect, info.stream_id, info.encoding
+                );
+                while let Some(e) = socket.next_event().await {
+                    println!("{} stream {}: event: {e:?}", info.dialect, info.stream_id);
+                }
+                println!(
+                    "{} stream {} ended: {:?}",
+                    info.dialect,
+                    info.stream_id,
+                    socket.qoe()
+                );
+            });
+        }
+    });
+    Ok(server)
 }
