@@ -383,13 +383,7 @@ pub(crate) fn roster_notification(ctx: &CallContext, lobby: bool) -> Value {
         }));
     }
     participants.push(bot);
-    envelope(json!({
-        "@odata.type": odata::COMMS_NOTIFICATION,
-        "changeType": "updated",
-        "resourceUrl": format!("{}/participants", ctx.resource_url()),
-        "callbackUri": ctx.callback_uri,
-        "resourceData": participants,
-    }))
+    roster_update(ctx, participants)
 }
 
 /// A content-sharing session change (seed ex. 1: no `callbackUri`).
@@ -413,6 +407,64 @@ pub(crate) fn new_content_session_id() -> String {
         uuid::Uuid::new_v4().simple()
     )
     .to_uppercase()
+}
+
+/// The participants resource `updated` with `participants`.
+fn roster_update(ctx: &CallContext, participants: impl Into<Value>) -> Value {
+    envelope(json!({
+        "@odata.type": odata::COMMS_NOTIFICATION,
+        "changeType": "updated",
+        "resourceUrl": format!("{}/participants", ctx.resource_url()),
+        "callbackUri": ctx.callback_uri,
+        "resourceData": participants.into(),
+    }))
+}
+
+/// A long-running operation's end: the operation resource `deleted`, with its final
+/// status (Graph's playPrompt and recordResponse references show it).
+pub(crate) fn operation_notification(ctx: &CallContext, operation: &Value) -> Value {
+    envelope(json!({
+        "@odata.type": odata::COMMS_NOTIFICATION,
+        "changeType": "deleted",
+        "resourceUrl": operation["@odata.id"],
+        "callbackUri": ctx.callback_uri,
+        "resourceData": operation,
+    }))
+}
+
+/// The bot's own participant `updated`, muted or not (after `mute` / `unmute`).
+pub(crate) fn bot_muted_notification(ctx: &CallContext, muted: bool) -> Value {
+    roster_update(
+        ctx,
+        json!([{
+            "@odata.type": odata::PARTICIPANT,
+            "info": {"@odata.type": odata::PARTICIPANT_INFO, "identity": ctx.bot_identity},
+            "mediaStreams": [stream("audio", "10", "sendReceive")],
+            "isMuted": muted,
+            "isInLobby": false,
+            "id": ctx.my_participant_id,
+        }]),
+    )
+}
+
+/// The participants an `invite` brought in, `added` to the roster (media source ids
+/// from 20 up).
+pub(crate) fn invitees_notification(ctx: &CallContext, invited: &[Value]) -> Value {
+    let participants: Vec<Value> = invited
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({
+                "@odata.type": odata::PARTICIPANT,
+                "info": {"@odata.type": odata::PARTICIPANT_INFO, "identity": p["identity"]},
+                "mediaStreams": [stream("audio", &(20 + i).to_string(), "sendReceive")],
+                "isMuted": false,
+                "isInLobby": false,
+                "id": uuid::Uuid::new_v4().to_string(),
+            })
+        })
+        .collect();
+    roster_update(ctx, participants)
 }
 
 #[cfg(test)]

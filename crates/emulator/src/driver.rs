@@ -11,6 +11,9 @@ use signaling::CallState;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use signaling::actions::Action;
+
+use crate::actions;
 use crate::call::{self, CallContext, Step};
 use crate::media::{BoxFuture, MediaLeg, MediaStatus};
 use crate::state::{Command, NotificationRecord, Shared, Termination, bump, lock};
@@ -199,6 +202,8 @@ async fn run_driver(
     };
     let mut next_at = steps.front().map(|(d, _)| Instant::now() + *d);
     let mut ring_deadline = ctx.incoming.then(|| Instant::now() + timing.answer_timeout);
+    // Notifications due later (the ends of long-running operations), in order.
+    let mut delayed: std::collections::VecDeque<(Instant, Value)> = Default::default();
     let mut media = ctx.media.clone();
     let mut keepalive_deadline = Instant::now() + keepalive_timeout;
     let mut established: Option<oneshot::Receiver<bool>> = None;
@@ -228,8 +233,36 @@ async fn run_driver(
                     steps = call::script(ctx.kind, ctx.content_sharing, &timing);
                     next_at = steps.front().map(|(d, _)| Instant::now() + *d);
                 }
+                Some(Command::Act(action, body, op_id)) => {
+                    let later = Instant::now() + timing.step_delay;
+                    match action {
+                        Action::Mute | Action::Unmute => {
+                            send(call::bot_muted_notification(&ctx, action == Action::Mute), None);
+                        }
+                        Action::Transfer => {
+                            send(call::state_notification(&ctx, "transferring"), None);
+                            break Some(Termination::transferred());
+                        }
+                        Action::InviteParticipants => {
+                            let invited = body["participants"].as_array().cloned().unwrap_or_default();
+                            delayed.push_back((later, call::invitees_notification(&ctx, &invited)));
+                            let op = actions::operation(&ctx.id, action, &body, &op_id, "completed");
+                            delayed.push_back((later, call::operation_notification(&ctx, &op)));
+                        }
+                        Action::PlayPrompt | Action::RecordResponse => {
+                            let op = actions::operation(&ctx.id, action, &body, &op_id, "completed");
+                            delayed.push_back((later, call::operation_notification(&ctx, &op)));
+                        }
+                        _ => {}
+                    }
+                }
                 None => break None,
             },
+            _ = sleep_until_opt(delayed.front().map(|(at, _)| *at)) => {
+                if let Some((_, body)) = delayed.pop_front() {
+                    send(body, None);
+                }
+            }
             _ = sleep_until_opt(ring_deadline) => {
                 break Some(Termination::unanswered(timing.answer_timeout.as_secs_f64()));
             }

@@ -1,5 +1,6 @@
 //! Calls offered to the bot: ringing it ([`IncomingCall`], `EmulatorHandle::ring`,
-//! `POST /_emulator/calls/incoming`) and its `answer`, `reject` and `redirect`.
+//! `POST /_emulator/calls/incoming`); its `answer`, `reject` and `redirect` are
+//! in-call actions (`crate::actions`).
 //!
 //! An offered call is a call resource in state `incoming`, posted to the bot's
 //! callback as a `created` notification (Graph's answer reference shows it). Until the
@@ -13,14 +14,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use signaling::actions::Action;
 use signaling::{CallKind, CallState};
 use tokio::sync::mpsc;
 
@@ -29,11 +28,8 @@ use crate::config::RegisteredApp;
 use crate::driver::spawn_call;
 use crate::error::EmulatorError;
 use crate::media::MediaStatus;
-use crate::server::{
-    AppState, MAX_DETAIL_CHARS, RequestIds, authenticate, graph_error, invalid_request,
-    not_authorized, not_found_call, unauthorized,
-};
-use crate::state::{CallRecord, CallSummary, Command, Shared, Termination, lock};
+use crate::server::{AppState, MAX_DETAIL_CHARS, RequestIds, graph_error};
+use crate::state::{CallRecord, CallSummary, Shared, lock};
 
 /// A call to offer to the bot.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -164,106 +160,4 @@ pub(crate) async fn ring_request(
         Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
         Err(e) => graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string(), &ids),
     }
-}
-
-/// The decisions on an offered call, by the index the routes give [`decide`].
-const DECISIONS: [Action; 3] = [Action::Answer, Action::Reject, Action::Redirect];
-
-/// `POST /communications/calls/{id}/answer` (`D` = 0), `/reject` (1), `/redirect` (2).
-pub(crate) async fn decide<const D: usize>(
-    State(s): State<AppState>,
-    Extension(ids): Extension<RequestIds>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    act(&s, &ids, &id, &headers, body, DECISIONS[D]).await
-}
-
-/// One of the three decisions on an offered call, checked as Graph checks it.
-async fn act(
-    s: &AppState,
-    ids: &RequestIds,
-    id: &str,
-    headers: &HeaderMap,
-    body: Body,
-    action: Action,
-) -> Response {
-    let bad = |message: &str| graph_error(StatusCode::BAD_REQUEST, "BadRequest", message, ids);
-    let (app, granted) = match authenticate(s, headers) {
-        Ok(a) => a,
-        Err(why) => return unauthorized(&why, ids),
-    };
-    let state = lock(&s.calls)
-        .get(id)
-        .filter(|r| r.is_live() && r.summary.app_id == app.client_id)
-        .map(|r| r.summary.state.clone());
-    let Some(state) = state else {
-        return not_found_call(id, ids);
-    };
-    let bytes = match axum::body::to_bytes(body, s.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return bad("The request body is larger than the emulator accepts."),
-    };
-    let value = match signaling::json::from_slice_strict(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            let detail = media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS);
-            return bad(&format!("Unable to read JSON request payload: {detail}."));
-        }
-    };
-    let problems = action.problems(&value);
-    if !problems.is_empty() {
-        return invalid_request(problems.into_iter().map(|p| (p.message, p.path)), ids);
-    }
-    let required = action.permissions(&value);
-    if !required.is_satisfied_by(&granted) {
-        return not_authorized(&format!("{action} this call"), &required, &granted, ids);
-    }
-    if state != CallState::Incoming {
-        return graph_error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!(
-                "Call {id} is {}; only an incoming call can be answered, rejected or redirected.",
-                state.as_str()
-            ),
-            ids,
-        );
-    }
-    let owner = Some(app.client_id.as_str());
-    let done = match action {
-        Action::Answer => {
-            let media = match value["mediaConfig"].get("blob") {
-                Some(blob) => match media_blob::MediaSessionConfig::from_value(blob) {
-                    Ok(m) => Some(Box::new(m)),
-                    Err(e) => return bad(&format!("mediaConfig.blob: {e}")),
-                },
-                None => None,
-            };
-            let app_hosted = media.is_some();
-            let answered = s.command(id, Command::Answer(media));
-            if answered && let Some(r) = lock(&s.calls).get_mut(id) {
-                r.set_state(CallState::Establishing);
-                r.summary.media = if app_hosted {
-                    MediaStatus::AwaitingEstablished
-                } else {
-                    MediaStatus::ServiceHosted
-                };
-            }
-            answered
-        }
-        Action::Reject => {
-            let reason = value["reason"].as_str().unwrap_or("none");
-            s.end_call(id, owner, Termination::rejected(reason))
-        }
-        _ => {
-            let targets = value["targets"].as_array().map_or(0, Vec::len);
-            s.end_call(id, owner, Termination::redirected(targets))
-        }
-    };
-    if !done {
-        return not_found_call(id, ids);
-    }
-    StatusCode::ACCEPTED.into_response()
 }

@@ -42,8 +42,10 @@
 //! | `POST /{v}/communications/calls`, `POST /{v}/app/calls` | create a call (`v` = `v1.0` or `beta`): 201 / 400 / 401 / 403 / 413 |
 //! | `GET`, `DELETE /{v}/communications/calls/{id}` | 200 call / 204 then `terminated` / 404 |
 //! | `POST /{v}/communications/calls/{id}/keepAlive` | 200 / 404 |
+//! | `POST /{v}/communications/calls/{id}/{action}` (`answer`, `reject`, `redirect`, `transfer`, `mute`, `unmute`, `subscribeToTone`, `sendDtmfTones`, `playPrompt`, `recordResponse`, `cancelMediaProcessing`, `updateRecordingStatus`, `changeScreenSharingRole`, `participants/invite`) | 200 with the `commsOperation` / 202; 400 naming the property, 403, 404, 409 (wrong state); then the notifications that follow (see the `actions` module) |
 //! | `GET`, `POST`, `DELETE /_emulator/faults` | list, add ([`Fault`] JSON), clear injected faults |
 //! | `GET /_emulator/calls`, `POST /_emulator/calls/{id}/hangup` | observe calls, remote hang-up |
+//! | `POST /_emulator/calls/incoming` | offer a call to a bot ([`IncomingCall`] JSON): it rings until answered, rejected, redirected or 15 s pass |
 //!
 //! Every response carries `request-id` and echoes `client-request-id`; errors are
 //! Graph's `{"error":{"code","message","innerError":{"request-id","client-request-id","date"}}}`.
@@ -119,6 +121,7 @@
 //! assert!(fault.problem().is_none());
 //! ```
 
+mod actions;
 mod call;
 mod config;
 mod driver;

@@ -23,10 +23,10 @@ use crate::call::{self, Assigned, CallContext};
 use crate::config::RegisteredApp;
 use crate::driver::{CALLBACK_ISSUER, spawn_call};
 use crate::faults::{Fault, take_matching};
-use crate::incoming;
 use crate::media::MediaStatus;
 use crate::state::{CallRecord, CallSummary, Command, Shared, Termination, bump, lock};
 use crate::time::{now_rfc3339, unix_now};
+use crate::{actions, incoming};
 
 /// Audience of Graph access tokens.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
@@ -92,19 +92,8 @@ pub(crate) fn router(shared: AppState) -> Router {
             )
             .route("/app/calls/{id}", get(get_call).delete(delete_call))
             .route("/communications/calls/{id}/keepAlive", post(keep_alive))
-            .route(
-                "/communications/calls/{id}/answer",
-                post(incoming::decide::<0>),
-            )
-            .route(
-                "/communications/calls/{id}/reject",
-                post(incoming::decide::<1>),
-            )
-            .route(
-                "/communications/calls/{id}/redirect",
-                post(incoming::decide::<2>),
-            )
             .route("/app/calls/{id}/keepAlive", post(keep_alive))
+            .merge(actions::routes())
             .layer(Extension(ApiVersion(version)))
     };
     let control = Router::new()

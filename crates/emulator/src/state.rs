@@ -93,6 +93,16 @@ impl Termination {
         }
     }
 
+    /// The bot transferred the call (`transfer`): it left the call.
+    pub fn transferred() -> Self {
+        Termination {
+            code: 200,
+            subcode: 7015,
+            message: "The call was transferred; the application left it.".into(),
+            reason: "Transferred".into(),
+        }
+    }
+
     /// Nobody answered, rejected or redirected the offered call in time.
     pub fn unanswered(timeout_s: f64) -> Self {
         Termination {
@@ -161,6 +171,9 @@ pub(crate) enum Command {
     End(Termination),
     /// The offered call was answered, with this app-hosted media (None: service-hosted).
     Answer(Option<Box<media_blob::MediaSessionConfig>>),
+    /// An in-call action was accepted: its body and operation id (empty for actions
+    /// without one); the driver sends what follows.
+    Act(signaling::actions::Action, Value, String),
 }
 
 pub(crate) struct CallRecord {

@@ -463,14 +463,15 @@ impl GraphClient {
 
 impl GraphClient {
     /// `POST /communications/calls/{id}/{action}` with `body` (an in-call action:
-    /// `answer`, `reject`, `redirect`, ...). The body is checked first as Graph would
-    /// check it ([`Action::problems`]); Graph answers `202 Accepted` (or `200`).
+    /// `answer`, `reject`, `redirect`, `mute`, `playPrompt`, ...). The body is checked
+    /// first as Graph would check it ([`Action::problems`]). Graph answers `202
+    /// Accepted` (`None`) or `200` with the action's `commsOperation` (`Some`).
     pub async fn call_action(
         &self,
         call_id: &str,
         action: Action,
         body: &serde_json::Value,
-    ) -> Result<(), GraphError> {
+    ) -> Result<Option<serde_json::Value>, GraphError> {
         let problems = action.problems(body);
         if !problems.is_empty() {
             return Err(GraphError::InvalidAction {
@@ -478,9 +479,18 @@ impl GraphClient {
                 problems,
             });
         }
-        self.execute(Method::POST, &action.path(call_id), Some(body.to_string()))
-            .await
-            .map(|_| ())
+        let answer = self
+            .execute(Method::POST, &action.path(call_id), Some(body.to_string()))
+            .await?;
+        if answer.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&answer.body)
+            .map(Some)
+            .map_err(|e| GraphError::InvalidResponse {
+                status: answer.status,
+                message: format!("{action}: not a JSON operation: {e}"),
+            })
     }
 }
 

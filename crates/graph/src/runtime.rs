@@ -94,6 +94,39 @@ pub enum RuntimeError {
     /// No call with this id is followed (never offered, or already ended).
     #[error("no call {0} is followed by this runtime")]
     UnknownCall(String),
+    /// A long-running action did not complete (failed, or not in time).
+    #[error("{0}")]
+    Operation(String),
+}
+
+/// How long the typed in-call actions wait for their operation to be done.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most finished operations kept for a waiter that has not registered yet.
+const MAX_FINISHED_OPERATIONS: usize = 256;
+
+/// An operation's final state: `completed` is success, anything else a failure.
+fn finished(op: Value) -> Result<Value, RuntimeError> {
+    if op["status"] == "completed" {
+        Ok(op)
+    } else {
+        Err(RuntimeError::Operation(format!(
+            "operation {} ended {}: {}",
+            op["id"].as_str().unwrap_or("?"),
+            op["status"].as_str().unwrap_or("?"),
+            op["resultInfo"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+        )))
+    }
+}
+
+/// Operations waited on, and finished ones nobody waits on yet (a notification may
+/// overtake the action's answer).
+#[derive(Default)]
+struct Operations {
+    waiting: HashMap<String, tokio::sync::oneshot::Sender<Value>>,
+    finished: HashMap<String, Value>,
 }
 
 /// The media of an answered call.
@@ -209,6 +242,8 @@ pub enum RuntimeEventKind {
     Incoming(Box<Call>),
     /// The state machine reported this (ignored inputs are only logged).
     Call(CallEvent),
+    /// A long-running action's operation is done (its notification).
+    OperationDone(Box<CommsNotification>),
     /// Media started ([`MediaSessions::start`] was called).
     MediaStarted,
     /// The call was torn down and forgotten; nothing of it is left.
@@ -262,9 +297,46 @@ struct Shared {
     events: broadcast::Sender<RuntimeEvent>,
     tasks: Arc<AtomicUsize>,
     generation: AtomicU64,
+    operations: Mutex<Operations>,
 }
 
 impl Shared {
+    fn operations(&self) -> MutexGuard<'_, Operations> {
+        self.operations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A finished operation's notification: its waiter gets it (or it is kept
+    /// briefly for one); `false` when the notification is not an operation's end.
+    fn operation_done(&self, n: &CommsNotification) -> bool {
+        let Some(url) = n.resource_url.value() else {
+            return false;
+        };
+        let Some((_, id)) = url.rsplit_once("/operations/") else {
+            return false;
+        };
+        let Some(signaling::ResourceData::One(signaling::ResourceItem::Other(op))) =
+            n.resource_data.value()
+        else {
+            return false;
+        };
+        if !matches!(op["status"].as_str(), Some("completed" | "failed")) {
+            return false;
+        }
+        let id = id.to_ascii_lowercase();
+        let mut ops = self.operations();
+        match ops.waiting.remove(&id) {
+            Some(tx) => {
+                let _ = tx.send(op.clone());
+            }
+            None => {
+                if ops.finished.len() >= MAX_FINISHED_OPERATIONS {
+                    ops.finished.clear();
+                }
+                ops.finished.insert(id, op.clone());
+            }
+        }
+        true
+    }
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // A panic while holding the lock cannot leave the maps inconsistent beyond one
         // entry; keep serving.
@@ -367,6 +439,7 @@ impl CallRuntime {
                 events,
                 tasks: Arc::new(AtomicUsize::new(0)),
                 generation: AtomicU64::new(0),
+                operations: Mutex::new(Operations::default()),
             }),
         }
     }
@@ -533,11 +606,7 @@ impl CallRuntime {
     /// notification tears it down here).
     pub async fn reject(&self, call_id: &str, reason: RejectReason) -> Result<(), RuntimeError> {
         let body = serde_json::json!({ "reason": reason.as_str() });
-        Ok(self
-            .shared
-            .client
-            .call_action(call_id, Action::Reject, &body)
-            .await?)
+        self.act(call_id, Action::Reject, &body).await.map(|_| ())
     }
 
     /// Redirect the offered call `call_id` to `targets` (1 to 25, rung at once);
@@ -552,11 +621,135 @@ impl CallRuntime {
         if let Some(t) = timeout {
             body["timeout"] = t.into();
         }
+        self.act(call_id, Action::Redirect, &body).await.map(|_| ())
+    }
+
+    /// Any in-call action on `call_id` (`mute`, `sendDtmfTones`, `playPrompt`, ...),
+    /// its body checked as Graph checks it before sending. Returns Graph's
+    /// `commsOperation` when it answers with one.
+    pub async fn act(
+        &self,
+        call_id: &str,
+        action: Action,
+        body: &Value,
+    ) -> Result<Option<Value>, RuntimeError> {
         Ok(self
             .shared
             .client
-            .call_action(call_id, Action::Redirect, &body)
+            .call_action(call_id, action, body)
             .await?)
+    }
+
+    /// Like [`CallRuntime::act`], then waits (at most `timeout`) until the operation
+    /// is done: at once when Graph answers `completed`, otherwise when its
+    /// notification says `completed` or `failed`. The final operation.
+    pub async fn act_until_done(
+        &self,
+        call_id: &str,
+        action: Action,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, RuntimeError> {
+        let op = self.act(call_id, action, body).await?.ok_or_else(|| {
+            RuntimeError::Operation(format!("{action}: no operation in the answer"))
+        })?;
+        let status = op["status"].as_str().unwrap_or_default();
+        if matches!(status, "completed" | "failed") {
+            return finished(op);
+        }
+        let id = op["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let rx = {
+            let mut ops = self.shared.operations();
+            if let Some(done) = ops.finished.remove(&id) {
+                return finished(done);
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ops.waiting.insert(id.clone(), tx);
+            rx
+        };
+        let done = tokio::time::timeout(timeout, rx).await;
+        self.shared.operations().waiting.remove(&id);
+        match done {
+            Ok(Ok(op)) => finished(op),
+            _ => Err(RuntimeError::Operation(format!(
+                "{action}: operation {id} not done within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Mute the bot in `call_id` (`mute`).
+    pub async fn mute(&self, call_id: &str) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({ "clientContext": Uuid::new_v4().to_string() });
+        self.act_until_done(call_id, Action::Mute, &body, OPERATION_TIMEOUT)
+            .await
+    }
+
+    /// Unmute the bot in `call_id` (`unmute`).
+    pub async fn unmute(&self, call_id: &str) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({ "clientContext": Uuid::new_v4().to_string() });
+        self.act_until_done(call_id, Action::Unmute, &body, OPERATION_TIMEOUT)
+            .await
+    }
+
+    /// Send DTMF `tones` (`tone0`-`tone9`, `star`, `pound`, `a`-`d`, `flash`) into
+    /// `call_id`.
+    pub async fn send_dtmf_tones(
+        &self,
+        call_id: &str,
+        tones: &[&str],
+        delay_between_ms: u32,
+    ) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({
+            "tones": tones,
+            "delayBetweenTonesMs": delay_between_ms,
+            "clientContext": Uuid::new_v4().to_string(),
+        });
+        self.act_until_done(call_id, Action::SendDtmfTones, &body, OPERATION_TIMEOUT)
+            .await
+    }
+
+    /// Play the audio file at `uri` into the service-hosted call `call_id`; resolves
+    /// when it has played (`playPromptOperation` completed).
+    pub async fn play_prompt(&self, call_id: &str, uri: &str) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({
+            "prompts": [{
+                "@odata.type": "#microsoft.graph.mediaPrompt",
+                "mediaInfo": {"@odata.type": "#microsoft.graph.mediaInfo", "uri": uri, "resourceId": Uuid::new_v4().to_string()},
+            }],
+            "clientContext": Uuid::new_v4().to_string(),
+        });
+        self.act_until_done(call_id, Action::PlayPrompt, &body, OPERATION_TIMEOUT)
+            .await
+    }
+
+    /// Invite `participants` into `call_id`; resolves when they are in
+    /// (`inviteParticipantsOperation` completed).
+    pub async fn invite(
+        &self,
+        call_id: &str,
+        participants: Vec<signaling::InvitationParticipantInfo>,
+    ) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({
+            "participants": participants,
+            "clientContext": Uuid::new_v4().to_string(),
+        });
+        self.act_until_done(
+            call_id,
+            Action::InviteParticipants,
+            &body,
+            OPERATION_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Transfer `call_id` to `target` (blind); the service ends the bot's call.
+    pub async fn transfer(
+        &self,
+        call_id: &str,
+        target: signaling::InvitationParticipantInfo,
+    ) -> Result<(), RuntimeError> {
+        let body = serde_json::json!({ "transferTarget": target });
+        self.act(call_id, Action::Transfer, &body).await.map(|_| ())
     }
 
     /// Tear every call down (media stopped, tasks ended) without hanging up.
@@ -578,6 +771,13 @@ impl CallRuntime {
 impl NotificationSink for CallRuntime {
     fn deliver(&self, call_id: &str, notification: CommsNotification) -> Delivery {
         let shared = &self.shared;
+        if shared.operation_done(&notification) {
+            shared.emit(
+                call_id,
+                RuntimeEventKind::OperationDone(Box::new(notification)),
+            );
+            return Delivery::Queued;
+        }
         let k = key(call_id);
         let mut reg = shared.registry();
         if let Some(entry) = reg.calls.get(&k) {
