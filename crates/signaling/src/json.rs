@@ -7,6 +7,11 @@
 //! [`from_slice_strict`]. The error names the key and where it is (its JSON path, line
 //! and column), quoting the key only as a bounded, escaped excerpt.
 //!
+//! Keys `serde_json` reserves for itself (`$serde_json::private::...`) are refused too:
+//! with its `raw_value` feature (on in this workspace) every later `Value` reading of
+//! `{"$serde_json::private::RawValue":"<text>"}` replaces the object with `<text>`
+//! parsed as JSON, which would carry a repeated key past this check.
+//!
 //! ```
 //! let v = signaling::json::from_slice_strict(br#"{"a":[{"b":1}]}"#).unwrap();
 //! assert_eq!(v["a"][0]["b"], 1);
@@ -23,7 +28,11 @@ use serde_json::{Map, Value};
 /// each key already cut to 40 characters.
 const MAX_PATH_CHARS: usize = 200;
 
-/// Parse `bytes` as one JSON document, refusing any object with a repeated key.
+/// The prefix of the keys `serde_json` gives a meaning of its own.
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+
+/// Parse `bytes` as one JSON document, refusing any object with a repeated key or a
+/// key reserved by `serde_json`.
 ///
 /// Otherwise it reads exactly as `serde_json::from_slice::<Value>` (same nesting
 /// limit, trailing characters refused, object order kept).
@@ -114,6 +123,13 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            if key.starts_with(SERDE_JSON_PRIVATE) {
+                return Err(de::Error::custom(format_args!(
+                    "reserved key {} in {} (serde_json reads an object with it as JSON text)",
+                    media_blob::excerpt(&key),
+                    media_blob::bounded(&self.at.to_string(), MAX_PATH_CHARS)
+                )));
+            }
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {} in {}",
@@ -185,6 +201,30 @@ mod tests {
         let doc = format!(r#"{{"{long}":{{"a":1,"a":2}}}}"#);
         let e = from_slice_strict(doc.as_bytes()).unwrap_err().to_string();
         assert!(e.len() < 300 && !e.contains('\u{1b}'), "{e}");
+    }
+
+    /// Found by fuzzing: the strict reader kept serde_json's raw-value key as a plain
+    /// key while `serde_json::from_slice::<Value>` parsed the string after it, so the
+    /// two readers disagreed and a repeated key could hide inside the string.
+    #[test]
+    fn serde_json_private_keys_are_refused() {
+        let smuggled = br#"{"value":[{"$serde_json::private::RawValue":"{\"a\":1,\"a\":2}"}]}"#;
+        let text = std::str::from_utf8(smuggled).unwrap();
+        let plain: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(plain["value"][0], serde_json::json!({"a": 2}));
+        let e = from_slice_strict(smuggled).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                r#"reserved key "$serde_json::private::RawValue" in value[0] (serde_json reads"#
+            ),
+            "{e}"
+        );
+        assert!(from_slice_strict(br#"{"k":{"x":1,"$serde_json::private::Number":"1"}}"#).is_err());
+        // As a value, or as part of another key, it is plain text.
+        let v = from_slice_strict(
+            br#"{"k":"$serde_json::private::RawValue","x$serde_json::private::":1}"#,
+        );
+        assert!(v.is_ok());
     }
 
     /// Found by fuzzing: the path of a duplicate deep in the document was quoted whole
