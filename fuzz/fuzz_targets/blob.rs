@@ -1,0 +1,4 @@
+//! libFuzzer entry point of the `blob` target (see crates/fuzz).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_targets::blob(data));
