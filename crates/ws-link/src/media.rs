@@ -120,8 +120,13 @@ impl InboundAudio {
         let rate = u64::from(self.encoding.rate());
         if let Some(ts) = chunk.timestamp_ms {
             self.follow_clock(ts);
-            self.expected_ms =
-                Some(self.expected_ms.unwrap_or(ts).max(ts) + n as u64 * 1000 / rate);
+            // Saturating: the platform's clock is input (a timestamp of u64::MAX ms).
+            self.expected_ms = Some(
+                self.expected_ms
+                    .unwrap_or(ts)
+                    .max(ts)
+                    .saturating_add(n as u64 * 1000 / rate),
+            );
         }
         let samples = &mut self.samples[..n];
         match self.encoding {
@@ -295,6 +300,25 @@ mod tests {
 
     fn pcm_bytes(s: &[i16]) -> Vec<u8> {
         s.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Found by fuzzing: a timestamp near `u64::MAX` overflowed the expected clock
+    /// (a panic in debug builds), and later timestamps must still be taken.
+    #[test]
+    fn a_timestamp_at_the_end_of_time_is_taken() {
+        let mut a = InboundAudio::new(Encoding::MuLaw8k).expect("8 kHz");
+        let bytes = [0xffu8; 160];
+        let mut frames = 0;
+        for ts in [u64::MAX, u64::MAX - 5, 500, u64::MAX] {
+            let chunk = AudioChunk {
+                bytes: &bytes,
+                timestamp_ms: Some(ts),
+                silent: false,
+            };
+            a.push(&chunk, |_| frames += 1).expect("valid chunk");
+        }
+        assert_eq!(a.counters().chunks, 4);
+        assert!(frames >= 2, "{frames} frames");
     }
 
     #[test]
