@@ -21,8 +21,9 @@
 //! | [`datagram`] | `transport::wire::decode` | `encode(decode(x)) == x` (unknown flag bits and the reserved byte as 0) |
 //! | [`control`] | `transport::wire::ControlDecoder`, pushed in chunks split as the input says | same messages whole or in chunks; `decode(encode(m)) == m`; `Join::choose_codec` |
 //! | [`jwt`] | `graph::JwtValidator` with keys from a loopback server | errors bounded and printable; only the allowed tenant and issuers pass |
+//! | [`ws`] | `ws_link::dialect::StreamParser` (ACS, Twilio, Vonage), then `InboundAudio` and the echo out | close codes and details bounded and printable; whole samples; 20 ms packets; this side's messages valid |
 //!
-//! SDP offers and platform WebSocket messages get targets when their parsers land.
+//! SDP offers get a target when their parser lands.
 //!
 //! ## Data flow
 //!
@@ -42,10 +43,11 @@
 //!
 //! Each case's peak allocation on its thread must stay below
 //! [`Target::memory_bound`]: `256 * input length + 1 MiB` for the JSON targets and
-//! the JWT, and zero for datagrams (decoding and encoding never allocate). A parsed
+//! the JWT, `+ 2 MiB` for WebSocket streams (a stream's resamplers take about 0.6 MB
+//! when it starts), and zero for datagrams (decoding and encoding never allocate). A parsed
 //! JSON document costs up to ~40 bytes of `serde_json::Value` per input byte and the
 //! targets hold it a few times over; at 100,000 cases per target the largest peak
-//! was 406 KB (blob, 9.5 KB input) and no case came above 21 % of its bound.
+//! was 798 KB (ws, a 33 KB stream) and no case came above 29 % of its bound.
 //!
 //! ## Example
 //!
@@ -76,6 +78,7 @@ macro_rules! with_targets {
             datagram => Datagram,
             control => Control,
             jwt => Jwt,
+            ws => Ws,
         }
     };
 }
@@ -86,4 +89,4 @@ pub mod mutate;
 pub mod runner;
 mod targets;
 
-pub use targets::{Target, Verdict, blob, control, datagram, graph_call, jwt, notification};
+pub use targets::{Target, Verdict, blob, control, datagram, graph_call, jwt, notification, ws};

@@ -38,3 +38,19 @@ fn strict_json_serde_json_private_key() {
     let smuggled = br#"{"value":[{"$serde_json::private::RawValue":"{\"resourceUrl\":\"/communications/calls/c1\",\"changeType\":\"created\",\"changeType\":\"deleted\"}"}]}"#;
     assert_eq!(Target::Notification.run(smuggled), Verdict::Rejected);
 }
+
+/// `ws_link::media::InboundAudio` added a chunk's duration to a platform timestamp of
+/// `u64::MAX` ms: an overflow panic (debug builds) in the stream's task (found by `ws`,
+/// case 82037 of the default seed: a Twilio `media.timestamp` of 18446744073709551615).
+#[test]
+fn ws_timestamp_at_the_end_of_time() {
+    let input = concat!(
+        "\x01",
+        r#"{"event":"start","start":{"streamSid":"MZ1","mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
+        "\n",
+        r#"{"event":"media","media":{"timestamp":18446744073709551615,"payload":"/38A/38A"},"streamSid":"MZ1"}"#,
+        "\n",
+        r#"{"event":"media","media":{"timestamp":"500","payload":"/38A/38A"},"streamSid":"MZ1"}"#,
+    );
+    assert_eq!(Target::Ws.run(input.as_bytes()), Verdict::Accepted);
+}

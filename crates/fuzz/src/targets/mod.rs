@@ -6,6 +6,7 @@ mod datagram;
 mod graph_call;
 mod jwt;
 mod notification;
+mod ws;
 
 use std::fmt;
 
@@ -46,17 +47,20 @@ pub enum Target {
     Control,
     /// The callback `Authorization` JWT (`graph::JwtValidator`).
     Jwt,
+    /// The platforms' media WebSocket messages and audio (`ws_link`).
+    Ws,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Blob,
         Target::GraphCall,
         Target::Notification,
         Target::Datagram,
         Target::Control,
         Target::Jwt,
+        Target::Ws,
     ];
 
     /// The target's name: its function in this crate and its binary in `fuzz/`.
@@ -68,6 +72,7 @@ impl Target {
             Target::Datagram => "datagram",
             Target::Control => "control",
             Target::Jwt => "jwt",
+            Target::Ws => "ws",
         }
     }
 
@@ -81,6 +86,7 @@ impl Target {
             Target::Datagram => datagram::run(data),
             Target::Control => control::run(data),
             Target::Jwt => jwt::run(data),
+            Target::Ws => ws::run(data),
         }
     }
 
@@ -94,6 +100,7 @@ impl Target {
             Target::Datagram => datagram::seeds(),
             Target::Control => control::seeds(),
             Target::Jwt => jwt::seeds(),
+            Target::Ws => ws::seeds(),
         }
     }
 
@@ -107,6 +114,7 @@ impl Target {
             Target::Datagram => 1300,
             Target::Control => 80 * 1024,
             Target::Jwt => 16 * 1024,
+            Target::Ws => 64 * 1024,
         }
     }
 
@@ -133,6 +141,8 @@ impl Target {
             Target::Datagram => (0, 0),
             Target::Control => (256, MIB),
             Target::Jwt => (256, MIB),
+            // A stream's resamplers (8 or 24 kHz, in and out): about 0.6 MB at start.
+            Target::Ws => (256, 2 * MIB),
         }
     }
 }
