@@ -216,6 +216,14 @@ impl Join {
             .copied()
             .find(|c| self.codecs.contains(c))
             .ok_or_else(|| {
+                // Each known codec once, in offer order: a join may repeat one
+                // thousands of times, and the reject quotes only a bounded list.
+                let mut offered: Vec<Codec> = Vec::with_capacity(Codec::ALL.len());
+                for c in &self.codecs {
+                    if !offered.contains(c) {
+                        offered.push(*c);
+                    }
+                }
                 let unknown: Vec<String> = self
                     .unknown_codecs
                     .iter()
@@ -225,7 +233,7 @@ impl Join {
                     RejectCode::NoCommonCodec,
                     format!(
                         "offered {:?} and {} unknown [{}], this processor speaks {:?}",
-                        self.codecs,
+                        offered,
                         unknown.len(),
                         unknown.join(", "),
                         supported
@@ -601,6 +609,21 @@ mod tests {
         let r = cut.choose_codec(&Codec::ALL).expect_err("nothing known");
         assert_eq!(r.code, RejectCode::NoCommonCodec);
         assert!(r.message.contains("and 16 unknown"), "{r}");
+    }
+
+    /// Found by fuzzing: a join repeating a codec thousands of times (up to the 64 KiB
+    /// frame) made a NoCommonCodec reject quoting every repetition (~56 KB).
+    #[test]
+    fn a_repeated_codec_is_named_once() {
+        let mut join = Join::new(Uuid::nil(), Uuid::nil(), Vec::new(), Vec::new());
+        join.codecs = [Codec::Pcm16k, Codec::Pcm16k].repeat(3500);
+        let r = join
+            .choose_codec(&[Codec::Opus16k])
+            .expect_err("no common codec");
+        assert_eq!(
+            r.message,
+            "offered [Pcm16k] and 0 unknown [], this processor speaks [Opus16k]"
+        );
     }
 
     #[test]
