@@ -54,3 +54,16 @@ fn ws_timestamp_at_the_end_of_time() {
     );
     assert_eq!(Target::Ws.run(input.as_bytes()), Verdict::Accepted);
 }
+
+/// `transport::wire::Join::choose_codec` quoted every repetition of an offered codec in
+/// its NoCommonCodec reject: a 63 KB join repeating `"pcm16k"` to an Opus-only
+/// processor made a 56 KB message (found by a directed case next to `control`).
+#[test]
+fn control_repeated_codec_reject() {
+    let codecs = vec![r#""pcm16k""#; 7000].join(",");
+    let join = format!(
+        r#"{{"type":"join","version":1,"mpMediaSessionId":"00000000-0000-0000-0000-000000000001","callId":"00000000-0000-0000-0000-000000000002","audioRenderContexts":["00000000-0000-0000-0000-000000000004"],"codecs":[{codecs}]}}"#
+    );
+    let input = [&[1u8][..], join.as_bytes()].concat();
+    assert_eq!(Target::Control.run(&input), Verdict::Accepted);
+}
