@@ -196,8 +196,8 @@ pub enum AuthError {
     /// No `tid` claim.
     #[error("JWT has no tenant claim (tid)")]
     MissingTenant,
-    /// `tid` is not an allowed tenant.
-    #[error("tenant `{0}` is not allowed")]
+    /// `tid` is not an allowed tenant (quoted as a bounded, escaped excerpt).
+    #[error("tenant {} is not allowed", media_blob::excerpt(.0))]
     TenantNotAllowed(String),
 }
 

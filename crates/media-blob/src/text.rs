@@ -65,21 +65,31 @@ pub fn escape_controls(input: &str) -> String {
 }
 
 /// A message that may carry input (e.g. a serde error quoting a value) made safe to
-/// print: control characters escaped as by [`escape_controls`], and cut after
-/// `max_chars` characters with `… (N bytes)` appended.
+/// print: control characters escaped as by [`escape_controls`], and at most
+/// `max_chars` characters of the escaped text kept, with `… (N bytes)` appended when
+/// cut (N: the message's own length). An escape cut at the end stays harmless text.
 ///
 /// ```
 /// use media_blob::bounded;
 /// assert_eq!(bounded("bad\r\nvalue", 80), r"bad\r\nvalue");
 /// assert_eq!(bounded(&"x".repeat(100), 4), "xxxx… (100 bytes)");
+/// // Escapes count: 1,000 ESC characters stay within the bound.
+/// let b = bounded(&"\u{1b}".repeat(1000), 240);
+/// assert!(b.chars().count() <= 240 + 20 && !b.contains('\u{1b}'), "{b}");
 /// ```
 pub fn bounded(message: &str, max_chars: usize) -> String {
-    let cut = message
+    // Escaping writes at most 6 characters for one; no more input than that is read.
+    let head = message
         .char_indices()
         .nth(max_chars)
         .map_or(message.len(), |(i, _)| i);
-    let mut out = escape_controls(&message[..cut]);
-    if cut < message.len() {
+    let escaped = escape_controls(&message[..head]);
+    let cut = escaped
+        .char_indices()
+        .nth(max_chars)
+        .map_or(escaped.len(), |(i, _)| i);
+    let mut out = escaped[..cut].to_owned();
+    if cut < escaped.len() || head < message.len() {
         let _ = write!(out, "… ({} bytes)", message.len());
     }
     out

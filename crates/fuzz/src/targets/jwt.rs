@@ -192,9 +192,6 @@ pub(crate) fn run(data: &[u8]) -> Verdict {
             );
             Verdict::Accepted
         }
-        // Quotes the `tid` claim of a token with a valid signature: what the trusted
-        // issuer wrote, not what an attacker can.
-        Err(AuthError::TenantNotAllowed(_)) => Verdict::Rejected,
         Err(e) => {
             check_message("JwtValidator", &e.to_string(), MAX_MESSAGE_CHARS);
             Verdict::Rejected
