@@ -62,6 +62,15 @@ fn read_input(file: &str, max_bytes: u64) -> anyhow::Result<String> {
     })
 }
 
+/// Problems as report lines (`  - path: problem`), each bounded and escaped.
+fn problem_list(problems: &[impl std::fmt::Display]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("  - {}", detail(p)))
+        .collect();
+    lines.join("\n")
+}
+
 /// An error's message (with its causes) made safe to print: bounded and escaped.
 fn detail(e: impl std::fmt::Display) -> String {
     bounded(&e.to_string(), MAX_DETAIL_CHARS)
@@ -242,13 +251,9 @@ pub fn inspect(source: &str, text: &str) -> anyhow::Result<Vec<String>> {
             })?;
             let problems = signaling::create_call_problems(&call);
             if !problems.is_empty() {
-                let list: Vec<String> = problems
-                    .iter()
-                    .map(|p| format!("  - {}", detail(p)))
-                    .collect();
                 bail!(
                     "{source}: invalid create-call request:\n{}",
-                    list.join("\n")
+                    problem_list(&problems)
                 );
             }
             out.push(format!("create-call request: valid ({})", call.kind()));
@@ -298,15 +303,11 @@ fn action_report(source: &str, v: &Value, fits: &[Action]) -> anyhow::Result<Vec
     if let [action] = fits {
         let problems = action.problems(v);
         if !problems.is_empty() {
-            let list: Vec<String> = problems
-                .iter()
-                .map(|p| format!("  - {}", detail(p)))
-                .collect();
             bail!(
                 "{source}: invalid {} request (POST {}):\n{}",
                 action,
                 action.path("{id}"),
-                list.join("\n")
+                problem_list(&problems)
             );
         }
         return Ok(vec![
