@@ -441,7 +441,7 @@ async fn serve_ws(
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
             tokio::spawn(async move {
-                let ws_link::IncomingStream { info, mut socket } = call;
+                let ws_link::IncomingStream { info, mut socket, .. } = call;
                 println!(
                     "{} stream {} started ({:?})",
                     info.dialect, info.stream_id, info.encoding
