@@ -9,10 +9,11 @@ packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins font
 # PyPI packages for the PESQ-WB scorer (scripts/pesq_score.py), if missing.
 python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
-  python3 -c 'import numpy, pesq' 2>/dev/null && return 0
-  echo "installing Python packages: numpy pesq"
-  python3 -m pip install -q numpy pesq 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages numpy pesq
+  # websockets and twilio: the third-party Twilio Media Streams bot of ws-link's bot-link test.
+  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator' 2>/dev/null && return 0
+  echo "installing Python packages: numpy pesq websockets twilio"
+  python3 -m pip install -q numpy pesq 'websockets>=13' twilio 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio
 }
 missing=()
 for p in "${packages[@]}"; do
