@@ -96,6 +96,13 @@ pub struct ServeArgs {
     /// URL of the key set (JWKS) ACS signs its streaming tokens with.
     #[arg(long, env = "MP_ACS_JWKS_URL", requires = "acs_resource_id")]
     pub acs_jwks_url: Option<String>,
+    /// Also serve WebRTC calls signalled by WHIP (RFC 9725) on this TCP address:
+    /// `POST /whip` with an SDP offer, and a test page at `/` (microphone -> bot -> back).
+    #[arg(long)]
+    pub whip: Option<SocketAddr>,
+    /// Bearer token WHIP offers (and DELETEs) must carry (default: none, open).
+    #[arg(long, env = "MP_WHIP_TOKEN", hide_env_values = true, requires = "whip")]
+    pub whip_token: Option<String>,
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
@@ -210,6 +217,10 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
                 vonage_token: args.vonage_token.clone(),
             },
         }),
+        whip: args.whip.map(|addr| WhipOptions {
+            addr,
+            token: args.whip_token.clone(),
+        }),
     })
 }
 
@@ -278,6 +289,17 @@ pub struct ServeOptions {
     pub on_session: Option<SessionHook>,
     /// Also serve the platforms' media WebSockets.
     pub ws: Option<WsOptions>,
+    /// Also serve WebRTC calls signalled by WHIP.
+    pub whip: Option<WhipOptions>,
+}
+
+/// The WHIP endpoint of `serve --whip`.
+#[derive(Debug, Clone)]
+pub struct WhipOptions {
+    /// TCP address to listen on.
+    pub addr: SocketAddr,
+    /// Bearer token offers must carry (none: open).
+    pub token: Option<String>,
 }
 
 /// The platforms' media WebSocket endpoint of `serve --ws`.
@@ -300,6 +322,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("max_calls", &self.max_calls)
             .field("on_session", &self.on_session.is_some())
             .field("ws", &self.ws.as_ref().map(|w| w.addr))
+            .field("whip", &self.whip.as_ref().map(|w| w.addr))
             .finish()
     }
 }
@@ -323,6 +346,10 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         let platform = Arc::new(platform);
         let _ws = match &opts.ws {
             Some(ws) => Some(serve_ws(&platform, ws, opts.echo).await?),
+            None => None,
+        };
+        let whip = match &opts.whip {
+            Some(w) => Some(serve_whip(&platform, w, opts.echo, opts.on_session.clone()).await?),
             None => None,
         };
         let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
@@ -398,6 +425,9 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         if let Some(ws) = _ws {
             ws.shutdown().await;
         }
+        if let Some(whip) = whip {
+            whip.shutdown().await;
+        }
         match Arc::try_unwrap(platform) {
             Ok(platform) => platform.shutdown().await,
             Err(_) => eprintln!("media WebSocket calls still run: the platform stops with the process"),
@@ -455,6 +485,71 @@ async fn serve_ws(
                     info.stream_id,
                     socket.qoe()
                 );
+            });
+        }
+    });
+    Ok(server)
+}
+
+/// Starts the WHIP endpoint: each offer a WebRTC call of the same bot (echo,
+/// listen-only, or the audio devices of `--devices`), its events printed; prints the
+/// endpoint's and the test page's URLs.
+async fn serve_whip(
+    platform: &Arc<MediaPlatform>,
+    whip: &WhipOptions,
+    echo: bool,
+    on_session: Option<SessionHook>,
+) -> anyhow::Result<webrtc_link::WhipServer> {
+    let devices = on_session.is_some();
+    let delivery = move |_: &webrtc_link::WhipCallInfo| {
+        if echo {
+            FrameDelivery::Callback(Box::new(|f, tx| {
+                let _ = tx.enqueue(&f.samples);
+            }))
+        } else if devices {
+            FrameDelivery::Channel(50)
+        } else {
+            FrameDelivery::Callback(Box::new(|_, _| {}))
+        }
+    };
+    let (calls, mut incoming) = webrtc_link::PlatformCalls::new(platform.clone(), delivery);
+    let config = webrtc_link::WhipConfig {
+        bearer_token: whip.token.clone(),
+        ..webrtc_link::WhipConfig::default()
+    };
+    let server = webrtc_link::WhipServer::bind(whip.addr, config, Arc::new(calls))
+        .await
+        .with_context(|| format!("--whip {}", whip.addr))?;
+    let open = if server.is_open() {
+        " (no bearer token configured)"
+    } else {
+        ""
+    };
+    println!("WHIP endpoint: {}{open}", server.url());
+    println!("WHIP test page: {}", server.page_url());
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            let hook = on_session.clone();
+            tokio::spawn(async move {
+                let webrtc_link::IncomingCall { info, mut socket } = call;
+                let _attached = match &hook {
+                    Some(hook) => match hook(&mut socket) {
+                        Ok(guard) => Some(guard),
+                        Err(e) => {
+                            eprintln!("WHIP call {}: {e}; serving it without", info.session_id);
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                println!(
+                    "WHIP call {} started ({}, media on {}, client {})",
+                    info.session_id, info.codec, info.media_addr, info.client
+                );
+                while let Some(e) = socket.next_event().await {
+                    println!("WHIP call {}: event: {e:?}", info.session_id);
+                }
+                println!("WHIP call {} ended: {:?}", info.session_id, socket.qoe());
             });
         }
     });

@@ -1,0 +1,528 @@
+//! The WHIP endpoint over real HTTP and real UDP on 127.0.0.1: refusals (auth, CORS,
+//! content type, SDP problems) and whole calls from a str0m peer (Opus and PCMU) to
+//! an echo bot on the media platform, with bad offers arriving while a call runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media_core::codec::{Codec, OpusConfig, new_decoder, new_encoder};
+use media_core::frame::FRAME_SAMPLES;
+use platform::{AudioEvent, FrameDelivery, MediaPlatform, MediaPlatformSettings, QoeStats};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use webrtc_link::{AudioCodec, IncomingCall, PlatformCalls, WhipConfig, WhipServer};
+
+/// An echo bot behind a WHIP endpoint; each call's QoE and the RTCP reports its bot
+/// saw come out of the receiver when the call ends.
+struct Echo {
+    server: WhipServer,
+    ended: mpsc::UnboundedReceiver<(IncomingCall, QoeStats, Vec<f32>)>,
+    _platform: Arc<MediaPlatform>,
+}
+
+async fn echo_server(config: WhipConfig) -> Echo {
+    let platform =
+        Arc::new(MediaPlatform::start(MediaPlatformSettings::dev_loopback()).expect("platform"));
+    let echo = |_: &webrtc_link::WhipCallInfo| {
+        FrameDelivery::Callback(Box::new(|f, tx| {
+            let _ = tx.enqueue(&f.samples);
+        }))
+    };
+    let (calls, mut incoming) = PlatformCalls::new(platform.clone(), echo);
+    let server = WhipServer::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        config,
+        Arc::new(calls),
+    )
+    .await
+    .expect("bind");
+    let (tx, ended) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(mut call) = incoming.recv().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut rtts = Vec::new();
+                while let Some(e) = call.socket.next_event().await {
+                    if let AudioEvent::PeerStats(r) = e {
+                        rtts.push(r.rtt_ms);
+                    }
+                    if matches!(
+                        e,
+                        AudioEvent::Ended { .. } | AudioEvent::MediaStreamFailure { .. }
+                    ) {
+                        break;
+                    }
+                }
+                let qoe = call.socket.qoe();
+                let _ = tx.send((call, qoe, rtts));
+            });
+        }
+    });
+    Echo {
+        server,
+        ended,
+        _platform: platform,
+    }
+}
+
+/// What a client call saw.
+#[derive(Debug)]
+struct ClientCall {
+    status: u16,
+    answer: String,
+    /// What it sent and what came back, 16 kHz (G.711: upsampled by repetition).
+    sent: Vec<i16>,
+    received: Vec<i16>,
+    packets_received: usize,
+    delete_status: u16,
+}
+
+/// 20 ms RMS envelope in dB.
+fn envelope(x: &[i16]) -> Vec<f64> {
+    x.chunks_exact(FRAME_SAMPLES)
+        .map(|c| {
+            let e = c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64;
+            20.0 * (e.sqrt() + 1.0).log10()
+        })
+        .collect()
+}
+
+/// Best Pearson correlation of the received envelope with the sent one over lags of
+/// 0..=max_lag frames.
+fn envelope_correlation(sent: &[i16], received: &[i16], max_lag: usize) -> (f64, usize) {
+    let s = envelope(sent);
+    let r = envelope(received);
+    let mut best = (-1.0, 0);
+    for lag in 0..=max_lag {
+        if lag >= r.len() {
+            break;
+        }
+        let n = (r.len() - lag).min(s.len());
+        let (a, b) = (&s[..n], &r[lag..lag + n]);
+        let (ma, mb) = (
+            a.iter().sum::<f64>() / n as f64,
+            b.iter().sum::<f64>() / n as f64,
+        );
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        let c = cov / (va.sqrt() * vb.sqrt() + 1e-9);
+        if c > best.0 {
+            best = (c, lag);
+        }
+    }
+    best
+}
+
+/// A str0m peer (not ICE-lite) that offers `codec`, sends `seconds` of speech-like
+/// audio and records what comes back; then DELETEs the session.
+async fn client_call(
+    url: &str,
+    codec: AudioCodec,
+    seconds: f64,
+    token: Option<&str>,
+) -> ClientCall {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let local = socket.local_addr().expect("local");
+    let now = Instant::now();
+    let builder = Rtc::builder()
+        .clear_codecs()
+        .set_rtcp_report_interval_audio(Duration::from_secs(1));
+    let builder = match codec {
+        AudioCodec::Opus => builder.enable_opus(true, false),
+        AudioCodec::Pcmu => builder.enable_pcmu(true, false),
+        _ => builder.enable_pcma(true, false),
+    };
+    let mut rtc = builder.build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().expect("an offer");
+    let http = reqwest::Client::new();
+    let mut req = http
+        .post(url)
+        .header("Content-Type", "application/sdp")
+        .body(offer.to_sdp_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("POST");
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer_text = res.text().await.expect("body");
+    let mut call = ClientCall {
+        status,
+        answer: answer_text.clone(),
+        sent: Vec::new(),
+        received: Vec::new(),
+        packets_received: 0,
+        delete_status: 0,
+    };
+    if status != 201 {
+        return call;
+    }
+    let answer = SdpAnswer::from_sdp_string(&answer_text).expect("an SDP answer");
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .expect("answer accepted");
+
+    let speech = media_core::speech::speech_like((seconds * 16_000.0) as usize + 16_000, 7);
+    let mut encoder = new_encoder(Codec::Opus16k, &OpusConfig::default()).expect("encoder");
+    let mut decoder = new_decoder(Codec::Opus16k).expect("decoder");
+    let (rate, freq) = match codec {
+        AudioCodec::Opus => (48_000u64, Frequency::FORTY_EIGHT_KHZ),
+        _ => (8_000, Frequency::EIGHT_KHZ),
+    };
+    let mut buf = vec![0u8; 2048];
+    let mut connected = false;
+    let mut next_send = Instant::now();
+    let mut frame_index = 0u64;
+    let frames = (seconds * 50.0) as u64;
+    let end = Instant::now() + Duration::from_secs_f64(seconds + 5.0);
+    let mut linger: Option<Instant> = None;
+    let mut pt = None;
+    loop {
+        let timeout = loop {
+            match rtc.poll_output().expect("poll") {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::MediaData(d)) => {
+                    call.packets_received += 1;
+                    match codec {
+                        AudioCodec::Opus => {
+                            let mut out = [0i16; FRAME_SAMPLES];
+                            if decoder.decode(&d.data, &mut out).is_ok() {
+                                call.received.extend_from_slice(&out);
+                            }
+                        }
+                        _ => {
+                            let mut pcm = [0i16; 480];
+                            let n = webrtc_link::codec::g711_decode_into(codec, &d.data, &mut pcm);
+                            for &s in &pcm[..n] {
+                                call.received.extend_from_slice(&[s, s]);
+                            }
+                        }
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        };
+        let now = Instant::now();
+        if now >= end || linger.is_some_and(|t| now >= t) {
+            break;
+        }
+        if connected && frame_index < frames && now >= next_send {
+            let at = frame_index as usize * FRAME_SAMPLES;
+            let frame: [i16; FRAME_SAMPLES] =
+                speech[at..at + FRAME_SAMPLES].try_into().expect("a frame");
+            call.sent.extend_from_slice(&frame);
+            let payload = match codec {
+                AudioCodec::Opus => {
+                    let mut out = [0u8; 400];
+                    let n = encoder.encode(&frame, &mut out).expect("encode");
+                    out[..n].to_vec()
+                }
+                _ => {
+                    let half: Vec<i16> = frame.iter().step_by(2).copied().collect();
+                    let mut out = [0u8; 160];
+                    webrtc_link::codec::g711_encode_into(codec, &half, &mut out);
+                    out.to_vec()
+                }
+            };
+            let mut writer = rtc.writer(mid).expect("writer");
+            let p = *pt.get_or_insert_with(|| {
+                writer
+                    .payload_params()
+                    .next()
+                    .expect("a negotiated codec")
+                    .pt()
+            });
+            writer = writer.audio_level(-30, true);
+            let ts = frame_index * rate / 50;
+            writer
+                .write(p, now, MediaTime::new(ts, freq), payload)
+                .expect("write");
+            frame_index += 1;
+            next_send += Duration::from_millis(20);
+            if frame_index == frames {
+                // Let the echo of the last frames come back.
+                linger = Some(now + Duration::from_millis(600));
+            }
+            continue;
+        }
+        let wake = if connected && frame_index < frames {
+            timeout.min(next_send)
+        } else {
+            timeout
+        };
+        let wait = wake.saturating_duration_since(Instant::now());
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, source)) = r {
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: local,
+                        contents: (&buf[..n]).try_into().expect("a datagram"),
+                    });
+                    rtc.handle_input(input).expect("input");
+                }
+            }
+            () = tokio::time::sleep(wait) => {
+                rtc.handle_input(Input::Timeout(Instant::now())).expect("timeout");
+            }
+        }
+    }
+    if let Some(location) = location {
+        let base: reqwest::Url = url.parse().expect("url");
+        let mut req = http.delete(base.join(&location).expect("location"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        call.delete_status = req.send().await.expect("DELETE").status().as_u16();
+    }
+    call
+}
+
+async fn post(url: &str, content_type: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", content_type)
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("POST");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+/// A real browser-style offer but with only the codecs given.
+fn offer_with(codecs: &[(u8, &str)]) -> String {
+    let pts: Vec<String> = codecs.iter().map(|(pt, _)| pt.to_string()).collect();
+    let mut sdp = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n\
+         a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+         a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+         a=setup:actpass\r\na=rtcp-mux\r\n",
+        pts.join(" ")
+    );
+    for (pt, map) in codecs {
+        sdp.push_str(&format!("a=rtpmap:{pt} {map}\r\n"));
+    }
+    sdp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_the_problem_and_cors_is_served() {
+    let echo = echo_server(WhipConfig {
+        bearer_token: Some("s3cret".into()),
+        ..WhipConfig::default()
+    })
+    .await;
+    let url = echo.server.url();
+    let good = offer_with(&[(111, "opus/48000/2")]);
+
+    let (s, body) = post(&url, "application/sdp", &good, None).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(body.contains("Bearer token is required"), "{body}");
+    let (s, body) = post(&url, "application/sdp", &good, Some("wrong")).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(body.contains("not valid"), "{body}");
+
+    let t = Some("s3cret");
+    let (s, body) = post(&url, "application/json", "{}", t).await;
+    assert_eq!(s, 415, "{body}");
+    assert!(body.contains("application/sdp"), "{body}");
+    let (s, body) = post(&url, "application/sdp", "hello, server", t).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("not an SDP offer"), "{body}");
+    let video = good.replace("m=audio", "m=video");
+    let (s, body) = post(&url, "application/sdp", &video, t).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("no audio m-line"), "{body}");
+    let g722 = offer_with(&[(9, "G722/8000"), (13, "CN/8000")]);
+    let (s, body) = post(&url, "application/sdp", &g722, t).await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body.contains("no common audio codec") && body.contains("G722/8000"),
+        "{body}"
+    );
+    let big = format!("{good}{}", "a=x-padding:0123456789\r\n".repeat(4000));
+    let (s, _) = post(&url, "application/sdp", &big, t).await;
+    assert_eq!(s, 413, "an offer over 64 KiB");
+
+    let http = reqwest::Client::new();
+    let res = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", "http://elsewhere.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert_eq!(res.status().as_u16(), 204);
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let methods = h["access-control-allow-methods"].to_str().expect("ascii");
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let allowed = h["access-control-allow-headers"].to_str().expect("ascii");
+    assert!(allowed.contains("Authorization") && allowed.contains("Content-Type"));
+    assert_eq!(h["accept-post"], "application/sdp");
+
+    let gone = format!("{url}/{}", uuid::Uuid::new_v4());
+    let res = http
+        .delete(&gone)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(res.status().as_u16(), 404);
+    let res = http.delete(&gone).send().await.expect("DELETE");
+    assert_eq!(res.status().as_u16(), 401, "DELETE needs the token too");
+    let res = http
+        .patch(&gone)
+        .header("Content-Type", "application/trickle-ice-sdpfrag")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status().as_u16(), 405);
+
+    let page = http
+        .get(echo.server.page_url())
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("RTCPeerConnection") && html.contains("getStats"));
+
+    let st = echo.server.stats();
+    assert_eq!(st.unauthorized, 3);
+    assert_eq!(st.offers_refused, 4, "{st:?}");
+    assert_eq!(st.calls_started, 0);
+    assert_eq!(echo.server.calls(), 0, "refusals leave nothing behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_call_echoes_while_bad_offers_are_refused() {
+    let mut echo = echo_server(WhipConfig::default()).await;
+    let url = echo.server.url();
+    let call = tokio::spawn({
+        let url = url.clone();
+        async move { client_call(&url, AudioCodec::Opus, 3.0, None).await }
+    });
+    // While the call runs: junk offers, each refused, none disturbing it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for body in ["v=0\r\n", "garbage", &offer_with(&[(9, "G722/8000")])] {
+        let (s, _) = post(&url, "application/sdp", body, None).await;
+        assert!((400..500).contains(&s), "{s}");
+    }
+    let call = call.await.expect("client");
+    assert_eq!(call.status, 201, "{}", call.answer);
+    assert!(call.answer.contains("a=ice-lite"), "ICE-lite answer");
+    assert!(call.answer.contains("opus/48000/2"));
+    assert!(!call.answer.contains("PCMU"), "one codec answered");
+    assert_eq!(call.delete_status, 200);
+    let (corr, lag) = envelope_correlation(&call.sent, &call.received, 50);
+    println!(
+        "opus echo: {} packets back, envelope correlation {corr:.3} at {} ms",
+        call.packets_received,
+        lag * 20
+    );
+    assert!(
+        call.packets_received >= 130,
+        "{} packets",
+        call.packets_received
+    );
+    assert!(corr > 0.85, "envelope correlation {corr:.3}");
+
+    let (incoming, qoe, rtts) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+        .await
+        .expect("the call ends")
+        .expect("a call");
+    println!("server QoE: {qoe:?}; RTCP RTTs the bot saw: {rtts:?}");
+    assert_eq!(incoming.info.codec, AudioCodec::Opus);
+    assert!(
+        qoe.packets_received >= 140 && qoe.packets_sent >= 140,
+        "{qoe:?}"
+    );
+    assert!(qoe.loss_pct < 1.0, "{qoe:?}");
+    assert!(
+        qoe.rtt_ms > 0.0 && qoe.rtt_ms < 50.0,
+        "RTT from RTCP: {qoe:?}"
+    );
+    assert!(
+        !rtts.is_empty(),
+        "the far end's receiver reports reach the bot"
+    );
+    let st = echo.server.stats();
+    assert_eq!((st.calls_started, st.deleted, st.offers_refused), (1, 1, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pcmu_only_peer_gets_pcmu_and_hears_itself() {
+    let mut echo = echo_server(WhipConfig::default()).await;
+    let call = client_call(&echo.server.url(), AudioCodec::Pcmu, 2.0, None).await;
+    assert_eq!(call.status, 201, "{}", call.answer);
+    assert!(call.answer.contains("PCMU/8000") && !call.answer.contains("opus"));
+    let (corr, lag) = envelope_correlation(&call.sent, &call.received, 50);
+    println!(
+        "pcmu echo: {} packets back, envelope correlation {corr:.3} at {} ms",
+        call.packets_received,
+        lag * 20
+    );
+    assert!(
+        call.packets_received >= 80,
+        "{} packets",
+        call.packets_received
+    );
+    assert!(corr > 0.85, "envelope correlation {corr:.3}");
+    let (incoming, qoe, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+        .await
+        .expect("the call ends")
+        .expect("a call");
+    assert_eq!(incoming.info.codec, AudioCodec::Pcmu);
+    assert!(qoe.packets_received >= 90, "{qoe:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_connects_ends_as_vanished() {
+    let mut echo = echo_server(WhipConfig {
+        idle_timeout: Duration::from_millis(700),
+        ..WhipConfig::default()
+    })
+    .await;
+    // A well-formed offer whose peer never sends a STUN check.
+    let addr: SocketAddr = echo.server.local_addr();
+    let (s, answer) = post(
+        &format!("http://{addr}/whip"),
+        "application/sdp",
+        &offer_with(&[(0, "PCMU/8000")]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{answer}");
+    let (_, qoe, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+        .await
+        .expect("the call ends")
+        .expect("a call");
+    assert_eq!(qoe.packets_received, 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(echo.server.calls(), 0);
+    assert_eq!(echo.server.stats().calls_ended, 1);
+}
