@@ -38,6 +38,37 @@ def envelope_db(x, rate, ms=20):
     return 20 * np.log10(e + 1.0)
 
 
+def resample(x, rate_in, rate_out):
+    """FFT resampling (band-limited): enough for scoring, no scipy needed."""
+    n_out = int(round(len(x) * rate_out / rate_in))
+    spec = np.fft.rfft(x)
+    keep = n_out // 2 + 1
+    spec = spec[:keep] if len(spec) >= keep else np.pad(spec, (0, keep - len(spec)))
+    return np.fft.irfft(spec, n_out) * (n_out / len(x))
+
+
+def pesq_wb(ref16, echo16, lag_samples):
+    """PESQ-WB of the echo against the looped reference, aligned at `lag_samples` then
+    refined by cross-correlation (±40 ms); None without the pesq module."""
+    try:
+        from pesq import pesq
+    except ImportError:
+        return None
+    looped = np.tile(ref16, int(np.ceil((len(echo16) + lag_samples) / len(ref16))) + 2)
+    seg = echo16[: min(len(echo16), 16000 * 4)]
+    best, best_off = -1.0, lag_samples
+    for off in range(max(0, lag_samples - 640), lag_samples + 641, 4):
+        r = looped[off : off + len(seg)]
+        c = float(np.dot(r, seg) / (np.linalg.norm(r) * np.linalg.norm(seg) + 1e-9))
+        if c > best:
+            best, best_off = c, off
+    ref_seg = looped[best_off : best_off + len(seg)]
+    try:
+        return float(pesq(16000, ref_seg.astype(np.float32), seg.astype(np.float32), "wb")), best
+    except Exception:  # noqa: BLE001 - a score that cannot be computed is reported as none
+        return None
+
+
 def best_envelope_correlation(ref_env, echo_env, max_lag):
     """Correlation of the echo's envelope with the (looped) reference's at the best lag."""
     looped = np.tile(ref_env, int(np.ceil((len(echo_env) + max_lag) / len(ref_env))) + 1)
@@ -92,6 +123,9 @@ def main():
     echo_env = envelope_db(echo, ref_rate)
     corr, lag = best_envelope_correlation(ref_env, echo_env, len(ref_env))
     rms = lambda x: float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+    scored = pesq_wb(
+        resample(ref, ref_rate, 16000), resample(echo, ref_rate, 16000), lag * 320
+    )
     print(
         json.dumps(
             {
@@ -103,6 +137,8 @@ def main():
                 "refRms": rms(ref),
                 "envelopeCorrelation": corr,
                 "envelopeLagMs": lag * 20,
+                "pesqWb": scored[0] if scored else None,
+                "waveformCorrelation": scored[1] if scored else None,
             }
         )
     )
