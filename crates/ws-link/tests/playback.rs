@@ -50,6 +50,9 @@ async fn bot(mut call: ws_link::IncomingStream, saw: Arc<Mutex<BotSaw>>) {
     while call.socket.next_event().await.is_some() {}
 }
 
+/// Each call's dialect and what its bot saw.
+type Saws = Arc<Mutex<Vec<(Dialect, Arc<Mutex<BotSaw>>)>>>;
+
 /// What the platform client got: (media messages before each mark, mark name), and
 /// the clear messages.
 #[derive(Debug, Default)]
@@ -146,7 +149,7 @@ fn a_bots_marks_and_clear_reach_the_platform_in_its_dialect() {
         )
         .await
         .expect("bind");
-        let saws: Arc<Mutex<Vec<(Dialect, Arc<Mutex<BotSaw>>)>>> = Arc::default();
+        let saws: Saws = Arc::default();
         let kept = saws.clone();
         tokio::spawn(async move {
             while let Some(c) = incoming.recv().await {
