@@ -102,6 +102,6 @@ pub use callback::{CallbackConfig, Delivery, InboundAuth, NotificationSink};
 pub use client::{GraphClient, GraphConfig};
 pub use error::GraphError;
 pub use runtime::{
-    ActiveCall, AnswerMedia, CallRuntime, MediaError, MediaReporter, MediaSessions, RejectReason,
-    RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeEventKind, TeardownReason,
+    ActiveCall, AnswerMedia, CallRuntime, CallView, MediaError, MediaReporter, MediaSessions,
+    RejectReason, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeEventKind, TeardownReason,
 };
