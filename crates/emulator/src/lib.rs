@@ -131,6 +131,7 @@ mod handle;
 mod incoming;
 mod keys;
 mod media;
+mod participants;
 mod server;
 mod state;
 mod time;
@@ -146,8 +147,8 @@ pub use http_guard::{Limits as HttpLimits, StatsSnapshot as HttpStats};
 pub use incoming::IncomingCall;
 pub use keys::{KEY_BITS, SigningKey};
 pub use media::{
-    BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus, NoMediaConnector,
-    NoMediaLeg,
+    BoxFuture, LegControl, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus,
+    NoMediaConnector, NoMediaLeg,
 };
 pub use server::{GRAPH_AUDIENCE, GRAPH_DEFAULT_SCOPE};
 pub use state::{CallSummary, Counters, NotificationRecord, TaskCounter, Termination};
