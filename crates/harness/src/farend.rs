@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use emulator::{BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector};
+use emulator::{BoxFuture, LegControl, MediaLeg, MediaLegStats, MediaPeerConnector};
 use media_blob::MediaSessionConfig;
 use media_core::call::CallConfig;
 use media_core::codec::{Codec, OpusConfig};
@@ -36,7 +36,9 @@ use tokio::sync::{oneshot, watch};
 use transport::reactor::ReactorClient;
 use transport::{ClientConfig, ServerTrust, TransportSettings};
 
-use crate::farcall::{FarCall, FarOptions, FarShared, PeerSource, Recording, SourceFrames};
+use crate::farcall::{
+    FarCall, FarCommand, FarOptions, FarShared, PeerSource, Recording, SourceFrames,
+};
 use crate::lock;
 use crate::peer::{FarDialer, join_for, local_for, resolve_mp_uri};
 use crate::relay::UdpRelay;
@@ -318,6 +320,8 @@ struct LegShared {
     end: Mutex<Option<oneshot::Receiver<FarEndReport>>>,
     failed: watch::Receiver<Option<String>>,
     failure_grace: Duration,
+    /// Control messages for the far end's call (speakers, DTMF), taken at its ticks.
+    commands: crossbeam_channel::Sender<FarCommand>,
 }
 
 #[derive(Default)]
@@ -450,6 +454,7 @@ impl QuicFarEnd {
         let (failed_tx, failed_rx) = watch::channel(None);
         let (ready_tx, ready_rx) = oneshot::channel();
         let net = Arc::new(Mutex::new(FarEndStats::default()));
+        let (commands_tx, commands_rx) = crossbeam_channel::bounded(64);
         let far = FarOptions {
             config: CallConfig {
                 opus: config.opus,
@@ -462,7 +467,7 @@ impl QuicFarEnd {
             log_arrivals: false,
             run_ticks: None,
             shared: shared.clone(),
-            commands: None,
+            commands: Some(commands_rx),
             events: None,
             done: Some(rec_tx),
         };
@@ -520,6 +525,7 @@ impl QuicFarEnd {
             end: Mutex::new(Some(end_rx)),
             failed: failed_rx,
             failure_grace: config.failure_grace,
+            commands: commands_tx,
         });
         lock(&inner.legs).insert(call_id.clone(), leg.clone());
         Ok(Box::new(FarEndLeg {
@@ -635,6 +641,36 @@ impl MediaLeg for FarEndLeg {
         })
     }
 
+    fn control(&self, control: LegControl) -> bool {
+        let control = match control {
+            LegControl::Speakers { active, dominant } => {
+                // Active speakers first, so a frame carries them when the dominant
+                // speaker's event arrives.
+                let active = Control::ActiveSpeakers(
+                    media_core::control::ActiveSpeakers::from_slice(&active),
+                );
+                if self
+                    .leg
+                    .commands
+                    .try_send(FarCommand::Control(active))
+                    .is_err()
+                {
+                    return false;
+                }
+                Control::DominantSpeaker(dominant)
+            }
+            LegControl::Tone { tone, duration_ms } => match dtmf_tone(&tone) {
+                Some(tone) => Control::Dtmf { tone, duration_ms },
+                None => return false,
+            },
+            _ => return false,
+        };
+        self.leg
+            .commands
+            .try_send(FarCommand::Control(control))
+            .is_ok()
+    }
+
     fn closed(&self) -> BoxFuture<'static, String> {
         let mut failed = self.leg.failed.clone();
         let grace = self.leg.failure_grace;
@@ -651,4 +687,26 @@ impl MediaLeg for FarEndLeg {
             format!("far end media connection ended: {reason}")
         })
     }
+}
+
+/// The DTMF tone Graph names `name` (`tone0`-`tone9`, `star`, `pound`, `a`-`d`,
+/// `flash`; any case).
+fn dtmf_tone(name: &str) -> Option<media_core::control::DtmfTone> {
+    use media_core::control::DtmfTone;
+    let name = name.to_ascii_lowercase();
+    let i = match name.as_str() {
+        "star" => 10,
+        "pound" => 11,
+        "a" => 12,
+        "b" => 13,
+        "c" => 14,
+        "d" => 15,
+        "flash" => 16,
+        n => n
+            .strip_prefix("tone")?
+            .parse::<usize>()
+            .ok()
+            .filter(|d| *d < 10)?,
+    };
+    Some(DtmfTone::ALL[i])
 }
