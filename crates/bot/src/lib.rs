@@ -73,6 +73,6 @@ pub use platform::Codec;
 
 pub use local::{BotConfig, BotError, BotHost, HttpLimits, HttpStats};
 pub use media::{
-    BehaviourError, BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters,
-    SessionOptions, SessionReport, SessionSnapshot, WavBot,
+    BehaviourError, BotOutput, CallBehaviour, CallUpdate, EchoBot, MediaBot, PlatformSessions,
+    SessionCounters, SessionOptions, SessionReport, SessionSnapshot, WavBot,
 };

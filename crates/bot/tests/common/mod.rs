@@ -94,3 +94,22 @@ pub async fn assert_media_flows(local: &Local, session: uuid::Uuid, id: &str, wh
         local.far_end.stats(id)
     );
 }
+
+/// Places `scenario` and waits (5 s at most) until `kind` is among its events; the
+/// call.
+pub async fn place_until(
+    local: &Local,
+    rx: &mut broadcast::Receiver<RuntimeEvent>,
+    scenario: signaling::Scenario,
+    kind: RuntimeEventKind,
+) -> graph::ActiveCall {
+    let call = local.place(scenario).await.unwrap();
+    let mut seen = Vec::new();
+    assert!(
+        events_until(rx, &call.call_id, &mut seen, Duration::from_secs(5), |v| v
+            .contains(&kind))
+        .await,
+        "{scenario:?}: no {kind:?} in {seen:?}"
+    );
+    call
+}
