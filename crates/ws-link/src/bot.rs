@@ -42,10 +42,9 @@ use futures_util::{SinkExt, StreamExt};
 use media_blob::excerpt;
 use media_core::codec::Codec;
 use media_core::control::DtmfTone;
-use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
-use media_core::framer::Framer;
+use media_core::frame::Pcm16kFrame;
 use media_core::packet::AudioPacket;
-use media_core::resample::{CaptureResampler, DeviceFormat, ResamplerMode, ResamplerSetupError};
+use media_core::resample::ResamplerSetupError;
 use platform::{AudioEvent, AudioSender, AudioSocket, CallState};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -59,8 +58,7 @@ use crate::dialect::{
     CLOSE_INVALID_PAYLOAD, CLOSE_UNSUPPORTED, Dialect, Encoding, Outbound, ProtocolError,
 };
 use crate::link::{CLOSE_NORMAL, WriteItem, close_reason};
-use crate::media::OutboundAudio;
-use crate::mulaw;
+use crate::media::{OutboundAudio, WireToFrames};
 use crate::playback::Playback;
 
 /// Most audio one message from the bot may carry: 10 s (a TTS sentence at once).
@@ -254,10 +252,7 @@ pub struct BotSession {
     seq: u64,
     chunk: u64,
     out_audio: OutboundAudio,
-    in_resampler: Option<CaptureResampler>,
-    framer: Framer,
-    samples: Vec<i16>,
-    frame: [i16; FRAME_SAMPLES],
+    wire: WireToFrames,
     backlog: VecDeque<Pcm16kFrame>,
     max_backlog: usize,
     /// Frames of the bot's audio since the last clear, made / moved into the queue.
@@ -286,14 +281,6 @@ impl BotSession {
     /// The session of one call forwarded as `config` says.
     pub fn new(config: &BotLinkConfig, info: BotCallInfo) -> Result<Self, ResamplerSetupError> {
         let encoding = config.encoding();
-        let in_resampler = match encoding.rate() {
-            16_000 => None,
-            rate => Some(CaptureResampler::new(
-                DeviceFormat::new(rate, 1),
-                ResamplerMode::LowDelay,
-            )?),
-        };
-        let max_chunk = (encoding.rate() / 1000 * MAX_BOT_CHUNK_MS) as usize;
         Ok(Self {
             dialect: config.dialect,
             encoding,
@@ -305,12 +292,8 @@ impl BotSession {
             seq: 0,
             chunk: 0,
             out_audio: OutboundAudio::new(encoding)?,
-            in_resampler,
-            // A whole 1 s piece at a time, resampled (at most 1.5 s of 16 kHz output
-            // for 24 kHz input blocks), and the partial frame.
-            framer: Framer::pcm16k(80),
-            samples: vec![0; max_chunk.min(encoding.rate() as usize)],
-            frame: [0; FRAME_SAMPLES],
+            // The bot's audio is taken in pieces of up to 1 s.
+            wire: WireToFrames::new(encoding, encoding.rate() as usize)?,
             backlog: VecDeque::new(),
             max_backlog: (config.max_backlog.as_millis() / 20).max(1) as usize,
             produced: 0,
@@ -567,58 +550,24 @@ impl BotSession {
             ));
         }
         let before = self.stats.frames_from_bot;
-        let piece = self.samples.len() * sb;
-        for part in bytes.chunks(piece) {
-            let n = part.len() / sb;
-            let samples = &mut self.samples[..n];
-            match self.encoding {
-                Encoding::MuLaw8k => {
-                    mulaw::decode_into(part, samples);
+        let Self {
+            wire,
+            backlog,
+            max_backlog,
+            produced,
+            stats,
+            ..
+        } = self;
+        for part in bytes.chunks(wire.max_bytes()) {
+            wire.push(part, false, |frame| {
+                stats.frames_from_bot += 1;
+                if backlog.len() >= *max_backlog {
+                    stats.backlog_dropped += 1;
+                } else {
+                    backlog.push_back(Pcm16kFrame::new(*frame));
+                    *produced += 1;
                 }
-                Encoding::Pcm16 { .. } => {
-                    for (s, b) in samples.iter_mut().zip(part.chunks_exact(2)) {
-                        *s = i16::from_le_bytes([b[0], b[1]]);
-                    }
-                }
-            }
-            let Self {
-                in_resampler,
-                framer,
-                frame,
-                backlog,
-                max_backlog,
-                produced,
-                stats,
-                ..
-            } = self;
-            let mut cut = |block: &[i16]| {
-                let mut rest = block;
-                while !rest.is_empty() {
-                    let took = framer.push(rest);
-                    rest = &rest[took..];
-                    while framer.pop_frame(frame) {
-                        stats.frames_from_bot += 1;
-                        if backlog.len() >= *max_backlog {
-                            stats.backlog_dropped += 1;
-                        } else {
-                            backlog.push_back(Pcm16kFrame::new(*frame));
-                            *produced += 1;
-                        }
-                    }
-                    if took == 0 {
-                        break;
-                    }
-                }
-            };
-            match in_resampler {
-                None => cut(samples),
-                Some(r) => r.process(samples, cut).map_err(|e| {
-                    ProtocolError::new(
-                        CLOSE_INVALID_PAYLOAD,
-                        format!("cannot resample the audio: {e}"),
-                    )
-                })?,
-            }
+            })?;
         }
         Ok(BotCommand::Audio {
             frames: (self.stats.frames_from_bot - before) as usize,
@@ -635,16 +584,18 @@ impl BotSession {
 
     /// Completes a partial frame with silence onto the backlog.
     fn flush_partial(&mut self) {
-        let partial = self.framer.buffered();
-        if partial > 0 && partial < FRAME_SAMPLES {
-            let pad = [0i16; FRAME_SAMPLES];
-            self.framer.push(&pad[..FRAME_SAMPLES - partial]);
-            if self.framer.pop_frame(&mut self.frame) {
-                self.stats.frames_from_bot += 1;
-                self.backlog.push_back(Pcm16kFrame::new(self.frame));
-                self.produced += 1;
-            }
-        }
+        let Self {
+            wire,
+            backlog,
+            produced,
+            stats,
+            ..
+        } = self;
+        wire.flush(|frame| {
+            stats.frames_from_bot += 1;
+            backlog.push_back(Pcm16kFrame::new(*frame));
+            *produced += 1;
+        });
     }
 
     /// Moves backlog frames into the call's send queue while `push` takes them;
@@ -701,7 +652,7 @@ impl BotSession {
         self.stats.clears += 1;
         self.stats.frames_cleared += (self.backlog.len() + from_queue) as u64;
         self.backlog.clear();
-        self.framer.clear();
+        self.wire.clear();
         self.produced = 0;
         self.moved = 0;
         let marks: Vec<String> = self.marks.drain(..).map(|(_, n)| n).collect();
