@@ -74,5 +74,5 @@ pub use platform::Codec;
 pub use local::{BotConfig, BotError, BotHost, HttpLimits, HttpStats};
 pub use media::{
     BehaviourError, BotOutput, CallBehaviour, CallUpdate, EchoBot, MediaBot, PlatformSessions,
-    SessionCounters, SessionOptions, SessionReport, SessionSnapshot, WavBot,
+    SessionCounters, SessionOptions, SessionReport, SessionSnapshot, WavBot, graph_tone,
 };

@@ -25,8 +25,9 @@ use media_blob::MediaSessionConfig;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::JitterStats;
 use platform::{
-    AudioEvent, AudioFrame, AudioSender, AudioSocket, CertFingerprint, EnqueueError, FrameDelivery,
-    Incoming, MediaPlatform, MediaPlatformSettings, PlatformError, QoeStats, SendStatus,
+    AudioEvent, AudioFrame, AudioSender, AudioSocket, CertFingerprint, DtmfTone, EnqueueError,
+    FrameDelivery, Incoming, MediaPlatform, MediaPlatformSettings, PlatformError, QoeStats,
+    SendStatus,
 };
 use serde::Serialize;
 use signaling::{CallEvent, RosterSnapshot, Speaker};
@@ -339,7 +340,14 @@ enum Slot {
     /// The blob is out; the socket waits for `start`.
     Waiting(Box<AudioSocket>, Arc<Live>),
     /// The bot task runs.
-    Running { stop: Arc<Notify>, live: Arc<Live> },
+    Running {
+        stop: Arc<Notify>,
+        live: Arc<Live>,
+        /// Graph's call id.
+        call_id: String,
+        /// DTMF for the task to send into the media link.
+        tones: tokio::sync::mpsc::UnboundedSender<DtmfTone>,
+    },
 }
 
 #[derive(Default)]
@@ -497,6 +505,47 @@ impl Live {
     }
 }
 
+/// How long each DTMF tone sent into the media link lasts, in ms.
+const TONE_MS: u32 = 100;
+
+/// The DTMF tone Graph names `name` (`tone0`-`tone9`, `star`, `pound`, `a`-`d`,
+/// `flash`, any case), as the media link carries it.
+pub fn graph_tone(name: &str) -> Option<DtmfTone> {
+    let i = match name.to_ascii_lowercase().as_str() {
+        "star" => 10,
+        "pound" => 11,
+        "a" => 12,
+        "b" => 13,
+        "c" => 14,
+        "d" => 15,
+        "flash" => 16,
+        n => n
+            .strip_prefix("tone")?
+            .parse::<usize>()
+            .ok()
+            .filter(|d| *d < 10)?,
+    };
+    Some(DtmfTone::ALL[i])
+}
+
+impl PlatformSessions {
+    /// Sends `tones` into the media link of call `call_id` (Graph's id), in order
+    /// (each 100 ms long); the far end's audio socket reports each
+    /// (`ToneReceived`). False when no media of that call runs.
+    pub fn send_tones(&self, call_id: &str, tones: &[DtmfTone]) -> bool {
+        let slots = lock(&self.inner.slots);
+        let Some(tx) = slots.values().find_map(|s| match s {
+            Slot::Running {
+                call_id: c, tones, ..
+            } if c.eq_ignore_ascii_case(call_id) => Some(tones),
+            _ => None,
+        }) else {
+            return false;
+        };
+        tones.iter().all(|t| tx.send(*t).is_ok())
+    }
+}
+
 impl MediaSessions for PlatformSessions {
     fn create_session(&self, session_id: Uuid) -> Result<MediaSessionConfig, MediaError> {
         let delivery = FrameDelivery::Channel(self.options.frame_channel.max(1));
@@ -535,11 +584,14 @@ impl MediaSessions for PlatformSessions {
             return;
         };
         let stop = Arc::new(Notify::new());
+        let (tones_tx, tones) = tokio::sync::mpsc::unbounded_channel();
         slots.insert(
             session_id,
             Slot::Running {
                 stop: stop.clone(),
                 live: live.clone(),
+                call_id: call_id.to_owned(),
+                tones: tones_tx,
             },
         );
         drop(slots);
@@ -554,6 +606,7 @@ impl MediaSessions for PlatformSessions {
             record: self.options.record,
             view,
             dominant: None,
+            tones,
         };
         let inner = self.inner.clone();
         inner.tasks.fetch_add(1, Ordering::SeqCst);
@@ -602,6 +655,8 @@ struct CallRun {
     view: CallView,
     /// The media's dominant speaker (MSI) and the participant it was mapped to.
     dominant: Option<Speaker>,
+    /// DTMF to send into the media link ([`PlatformSessions::send_tones`]).
+    tones: tokio::sync::mpsc::UnboundedReceiver<DtmfTone>,
 }
 
 impl CallRun {
@@ -664,6 +719,11 @@ impl CallRun {
                             roster: &roster,
                         };
                         self.behaviour.on_call_update(&update, &mut out);
+                    }
+                }
+                Some(tone) = self.tones.recv() => {
+                    if let Err(e) = self.socket.send_dtmf(tone, TONE_MS) {
+                        tracing::warn!(call_id = %self.call_id, "DTMF {tone:?} not sent in the media: {e}");
                     }
                 }
                 event = self.view.events.recv(), if events_open => {

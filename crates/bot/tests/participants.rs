@@ -325,6 +325,28 @@ async fn tones_travel_in_the_media_and_as_tone_info_once_subscribed() {
         "{seen:?}"
     );
 
+    // The bot's sendDtmfTones: Graph's operation, and the tones in the media link,
+    // which the far end's audio socket reports in order.
+    let op = local
+        .bot
+        .send_dtmf_tones(&id, &["tone5", "B", "flash"], 0)
+        .await
+        .unwrap();
+    assert_eq!(op["@odata.type"], "#microsoft.graph.sendDtmfTonesOperation");
+    let heard = eventually(Duration::from_secs(5), || {
+        local.far_end.tones_heard(&id) == [DtmfTone::Tone5, DtmfTone::B, DtmfTone::Flash]
+    })
+    .await;
+    assert!(heard, "{:?}", local.far_end.tones_heard(&id));
+    // Refused locally, by name: nothing goes to Graph or into the media.
+    let err = local
+        .bot
+        .send_dtmf_tones(&id, &["tone1", "hash"], 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tones[1]"), "{err}");
+    assert_eq!(local.far_end.tones_heard(&id).len(), 3);
+
     // A tone Graph does not know is refused by name.
     let err = local.emulator.press_tones(&id, &["tone10"]).unwrap_err();
     assert!(err.to_string().contains("tones[0]"), "{err}");

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use emulator::{BoxFuture, LegControl, MediaLeg, MediaLegStats, MediaPeerConnector};
 use media_blob::MediaSessionConfig;
+use media_core::call::AudioEvent;
 use media_core::call::CallConfig;
 use media_core::codec::{Codec, OpusConfig};
-use media_core::control::Control;
+use media_core::control::{Control, DtmfTone};
 use media_core::jitter::JitterStats;
 use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
@@ -322,6 +323,8 @@ struct LegShared {
     failure_grace: Duration,
     /// Control messages for the far end's call (speakers, DTMF), taken at its ticks.
     commands: crossbeam_channel::Sender<FarCommand>,
+    /// DTMF tones the far end received from the bot, in order.
+    tones: Arc<Mutex<Vec<DtmfTone>>>,
 }
 
 #[derive(Default)]
@@ -392,7 +395,16 @@ impl QuicFarEnd {
         lock(&self.inner.legs).len()
     }
 
-    /// Live counters of the leg of `call_id`.
+    /// The DTMF tones the leg of `call_id` received from the bot in the media link,
+    /// in order (empty once the call ended or before it connected).
+    pub fn tones_heard(&self, call_id: &str) -> Vec<DtmfTone> {
+        lock(&self.inner.legs)
+            .get(call_id)
+            .map(|l| lock(&l.tones).clone())
+            .unwrap_or_default()
+    }
+
+    /// Live counters of the leg of `call_id`, while the call lives.
     pub fn stats(&self, call_id: &str) -> Option<FarEndStats> {
         lock(&self.inner.legs).get(call_id).map(|l| *lock(&l.net))
     }
@@ -455,6 +467,18 @@ impl QuicFarEnd {
         let (ready_tx, ready_rx) = oneshot::channel();
         let net = Arc::new(Mutex::new(FarEndStats::default()));
         let (commands_tx, commands_rx) = crossbeam_channel::bounded(64);
+        // The far end's audio events: the tones the bot sends are kept; the task
+        // ends with the call (its sender is dropped).
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let tones = Arc::new(Mutex::new(Vec::new()));
+        let heard = tones.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                if let AudioEvent::ToneReceived { tone, .. } = event {
+                    lock(&heard).push(tone);
+                }
+            }
+        });
         let far = FarOptions {
             config: CallConfig {
                 opus: config.opus,
@@ -468,7 +492,7 @@ impl QuicFarEnd {
             run_ticks: None,
             shared: shared.clone(),
             commands: Some(commands_rx),
-            events: None,
+            events: Some(events_tx),
             done: Some(rec_tx),
         };
         let down_profile = if config.impair_downlink {
@@ -526,6 +550,7 @@ impl QuicFarEnd {
             failed: failed_rx,
             failure_grace: config.failure_grace,
             commands: commands_tx,
+            tones,
         });
         lock(&inner.legs).insert(call_id.clone(), leg.clone());
         Ok(Box::new(FarEndLeg {
@@ -659,7 +684,7 @@ impl MediaLeg for FarEndLeg {
                 }
                 Control::DominantSpeaker(dominant)
             }
-            LegControl::Tone { tone, duration_ms } => match dtmf_tone(&tone) {
+            LegControl::Tone { tone, duration_ms } => match bot::graph_tone(&tone) {
                 Some(tone) => Control::Dtmf { tone, duration_ms },
                 None => return false,
             },
@@ -687,26 +712,4 @@ impl MediaLeg for FarEndLeg {
             format!("far end media connection ended: {reason}")
         })
     }
-}
-
-/// The DTMF tone Graph names `name` (`tone0`-`tone9`, `star`, `pound`, `a`-`d`,
-/// `flash`; any case).
-fn dtmf_tone(name: &str) -> Option<media_core::control::DtmfTone> {
-    use media_core::control::DtmfTone;
-    let name = name.to_ascii_lowercase();
-    let i = match name.as_str() {
-        "star" => 10,
-        "pound" => 11,
-        "a" => 12,
-        "b" => 13,
-        "c" => 14,
-        "d" => 15,
-        "flash" => 16,
-        n => n
-            .strip_prefix("tone")?
-            .parse::<usize>()
-            .ok()
-            .filter(|d| *d < 10)?,
-    };
-    Some(DtmfTone::ALL[i])
 }
