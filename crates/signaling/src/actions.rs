@@ -158,7 +158,9 @@ impl Action {
             ],
             Action::Reject => &["reason", "callbackUri"],
             Action::Redirect => &["targets", "timeout", "callbackUri", "routingPolicies"],
-            Action::Transfer => &["transferTarget", "transferee"],
+            // The reference's parameter table lists two; its PSTN examples (3 and 4)
+            // send a `clientContext` too.
+            Action::Transfer => &["transferTarget", "transferee", "clientContext"],
             Action::Mute
             | Action::Unmute
             | Action::SubscribeToTone
