@@ -101,6 +101,7 @@ def main():
                 "--allow-loopback-in-peer-connection",
                 "--autoplay-policy=no-user-gesture-required",
                 "--no-sandbox",
+                "--disable-dev-shm-usage",
             ],
         )
         page = browser.new_page()
