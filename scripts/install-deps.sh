@@ -14,10 +14,11 @@ python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
   # websockets and twilio: the third-party Twilio Media Streams bot of ws-link's bot-link test.
   # playwright: drives Debian's chromium (no browser download) in the WHIP tests.
-  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api' 2>/dev/null && return 0
-  echo "installing Python packages: numpy pesq websockets twilio playwright"
-  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright
+  # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test.
+  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio' 2>/dev/null && return 0
+  echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai"
+  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright pipecat-ai 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright pipecat-ai
 }
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,12 @@
-//! The outbound bot link against a bot this project did not write the protocol side
-//! of: `tests/bots/twilio_bot.py`, a Twilio Media Streams bot on PyPI `websockets`
-//! whose handshake check is the `twilio` package's `RequestValidator`. A call comes in
-//! as a Vonage stream (a tokio-tungstenite client playing the platform), is forwarded
-//! to the bot in Twilio's dialect (µ-law 8 kHz), and the bot's audio comes back
-//! through the call's paced send queue: its echo, a tone burst with a mark, and a
-//! barge-in (`clear`) that also reaches the platform as `{"action":"clear"}`.
+//! The outbound bot link against bots whose protocol side this project did not
+//! write: `tests/bots/twilio_bot.py`, a Twilio Media Streams bot on PyPI `websockets`
+//! whose handshake check is the `twilio` package's `RequestValidator`, and
+//! `tests/bots/pipecat_twilio_bot.py`, a Pipecat pipeline (PyPI `pipecat-ai`: its
+//! WebSocket server transport and `TwilioFrameSerializer`). A call comes in as a
+//! Vonage stream (a tokio-tungstenite client playing the platform), is forwarded to
+//! the bot in Twilio's dialect (µ-law 8 kHz), and the bot's audio comes back through
+//! the call's paced send queue: its echo, a tone burst with a mark, and a barge-in
+//! (`clear`) that also reaches the platform as `{"action":"clear"}`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -31,27 +33,27 @@ struct PyBot {
 }
 
 impl PyBot {
-    /// Starts the bot, or `None` where Python or its packages are missing outside CI
-    /// (in CI that is a failure: scripts/install-deps.sh installs them).
-    fn start() -> Option<PyBot> {
+    /// Starts `tests/bots/<script>` with `args` once `imports` import, or `None`
+    /// where Python or its packages are missing outside CI (in CI that is a failure:
+    /// scripts/install-deps.sh installs them).
+    fn start(script: &str, args: &[&str], imports: &str) -> Option<PyBot> {
         let ok = Command::new("python3")
-            .args([
-                "-c",
-                "import websockets.asyncio.server, twilio.request_validator",
-            ])
+            .args(["-c", &format!("import {imports}")])
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "python3 with the PyPI packages websockets and twilio is needed (scripts/install-deps.sh)"
+                "python3 with {imports} is needed (scripts/install-deps.sh)"
             );
-            eprintln!("skipped: python3 with websockets and twilio is not installed");
+            eprintln!("skipped: python3 with {imports} is not installed");
             return None;
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bots/twilio_bot.py");
+        let script = format!("{}/tests/bots/{script}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
-            .args([script, TOKEN])
+            .arg(script)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the Python bot");
@@ -204,6 +206,21 @@ async fn setup(url: String) -> (WsServer, Results, Arc<MediaPlatform>) {
     (server, results, platform)
 }
 
+/// The outcome of the `n`th forwarded call, once it has ended.
+async fn result_of(results: &Results, n: usize) -> Result<BotLinkReport, BotLinkError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(r) = results.lock().expect("results").get(n).cloned() {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "forward never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -214,7 +231,10 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
-    let Some(bot) = PyBot::start() else { return };
+    let imports = "websockets.asyncio.server, twilio.request_validator";
+    let Some(bot) = PyBot::start("twilio_bot.py", &[TOKEN], imports) else {
+        return;
+    };
     rt().block_on(async {
         let (server, results, _platform) = setup(bot.url()).await;
         let (ws, _) = tokio_tungstenite::connect_async(server.url(Dialect::Vonage))
@@ -348,17 +368,9 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
             "the platform was told to clear: {texts:?}"
         );
 
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let report = loop {
-            if let Some(r) = results.lock().expect("results").first().cloned() {
-                break r.expect("the forwarded call ends cleanly");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "forward never ended"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let report = result_of(&results, 0)
+            .await
+            .expect("the forwarded call ends cleanly");
         eprintln!("{report:?}");
         assert!(report.call_ended);
         let s = report.stats;
@@ -391,23 +403,132 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
         .await
         .expect("the stream is closed when its bot refuses");
         eprintln!("second stream closed: {closed:?}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let err = loop {
-            if let Some(r) = results.lock().expect("results").get(1).cloned() {
-                break r.expect_err("the bot refuses a wrong signature");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "forward never ended"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let err = result_of(&results, 1)
+            .await
+            .expect_err("the bot refuses a wrong signature");
         eprintln!("{err}");
         assert!(
             matches!(&err, BotLinkError::Connect { detail, .. } if detail.contains("403")),
             "{err}"
         );
         assert_eq!(bot.events("signature_refused").len(), 1);
+    });
+}
+
+/// A Pipecat bot (its WebSocket server transport and Twilio serializer) echoes the
+/// call and, on DTMF 2, interrupts itself: Pipecat's `clear` reaches the call and the
+/// platform.
+#[test]
+fn a_call_is_forwarded_to_a_pipecat_bot_that_echoes_and_barges_in() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let imports = "pipecat.serializers.twilio, pipecat.transports.websocket.server";
+    let Some(bot) = PyBot::start("pipecat_twilio_bot.py", &[&port], imports) else {
+        return;
+    };
+    rt().block_on(async {
+        let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/")).await;
+        let (ws, _) = tokio_tungstenite::connect_async(server.url(Dialect::Vonage))
+            .await
+            .expect("handshake");
+        let (mut tx, mut rx) = ws.split();
+        let received: Arc<Mutex<(Vec<i16>, Vec<String>)>> = Arc::default();
+        let sink = received.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(m)) = rx.next().await {
+                let mut g = sink.lock().expect("received");
+                match m {
+                    Message::Binary(b) => {
+                        g.0.extend(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
+                    }
+                    Message::Text(t) => g.1.push(t.to_string()),
+                    _ => {}
+                }
+            }
+        });
+        tx.send(Message::text(
+            r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#,
+        ))
+        .await
+        .expect("start");
+        // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s.
+        let mut tick = tokio::time::interval(Duration::from_millis(60));
+        for k in 0..200usize {
+            if k % 3 == 0 {
+                tick.tick().await;
+            }
+            let frame = if k < 100 {
+                tone_frame(k, 1000.0, 8000.0)
+            } else {
+                vec![0; FRAME_SAMPLES]
+            };
+            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
+            tx.send(Message::binary(bytes)).await.expect("audio");
+            if k == 150 {
+                tx.send(Message::text(
+                    r#"{"event":"websocket:dtmf","digit":"2","duration":100}"#,
+                ))
+                .await
+                .expect("dtmf");
+            }
+        }
+        // The call goes on (silence) until the interruption reached the platform.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let cleared = |r: &Mutex<(Vec<i16>, Vec<String>)>| {
+            r.lock()
+                .expect("received")
+                .1
+                .iter()
+                .any(|t| t == r#"{"action":"clear"}"#)
+        };
+        while !cleared(&received) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no clear reached the platform; bot events: {:?}",
+                bot.events.lock().expect("events")
+            );
+            tx.send(Message::binary(vec![0u8; 640]))
+                .await
+                .expect("audio");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx.send(Message::Close(None)).await.expect("close");
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the endpoint closes")
+            .expect("reader");
+
+        let first = &bot.wait_for("first_audio", 1).await[0];
+        assert_eq!(first["sample_rate"], 16000, "{first}");
+        let dtmf = bot.wait_for("dtmf", 1).await;
+        assert_eq!(dtmf[0]["digit"], "2");
+        bot.wait_for("interrupted", 1).await;
+        bot.wait_for("disconnected", 1).await;
+
+        let (audio, texts) = received.lock().expect("received").clone();
+        let runs = loud_runs(&audio);
+        eprintln!("Pipecat: loud runs (frame, frames): {runs:?}; texts: {texts:?}");
+        assert_eq!(runs.len(), 1, "the echo of the tone: {runs:?}");
+        assert!(
+            (85..=115).contains(&runs[0].1),
+            "the echo of 100 tone frames: {runs:?}"
+        );
+        let echo = &audio[(runs[0].0 + 20) * FRAME_SAMPLES..(runs[0].0 + 80) * FRAME_SAMPLES];
+        let level = rms_dbfs(echo);
+        let sent = rms_dbfs(&tone_frame(0, 1000.0, 8000.0));
+        assert!(
+            (level - sent).abs() < 2.0,
+            "echo at {level:.1} dBFS, sent {sent:.1}"
+        );
+        let report = result_of(&results, 0)
+            .await
+            .expect("the forwarded call ends cleanly");
+        eprintln!("{report:?}");
+        assert!(report.call_ended);
+        assert_eq!((report.stats.clears, report.stats.dtmf_to_bot), (1, 1));
     });
 }
 
