@@ -8,64 +8,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bot::{BotOutput, CallBehaviour, CallUpdate, MediaBot};
+use bot::CallUpdate;
 use common::*;
 use graph::{RuntimeError, RuntimeEventKind};
-use platform::{AudioEvent, AudioFrame, DtmfTone};
+use platform::DtmfTone;
 use signaling::{CallEvent, Identity, IdentitySet, InvitationParticipantInfo, Scenario};
-
-/// What the recording bot saw.
-#[derive(Debug, Default)]
-struct Seen {
-    /// Frames whose active speakers included a participant, by participant id.
-    speaking: Vec<(u32, Option<String>)>,
-    updates: Vec<CallUpdate>,
-    tones: Vec<DtmfTone>,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Seen>>);
-
-impl Recorder {
-    fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
-        f(&self.0.lock().unwrap())
-    }
-}
-
-impl MediaBot for Recorder {
-    fn new_call(&self, _session: uuid::Uuid, _call_id: &str) -> Box<dyn CallBehaviour> {
-        Box::new(self.clone())
-    }
-}
-
-impl CallBehaviour for Recorder {
-    fn on_frame(&mut self, frame: &AudioFrame, out: &mut BotOutput<'_>) {
-        let speakers: Vec<_> = out
-            .roster()
-            .speakers(frame.active_speakers.as_slice())
-            .map(|s| (s.msi, s.participant_id().map(str::to_owned)))
-            .collect();
-        let mut seen = self.0.lock().unwrap();
-        for s in speakers {
-            if seen.speaking.last() != Some(&s) {
-                seen.speaking.push(s);
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: &AudioEvent, _out: &mut BotOutput<'_>) {
-        if let AudioEvent::ToneReceived { tone, .. } = event {
-            self.0.lock().unwrap().tones.push(*tone);
-        }
-    }
-
-    fn on_call_update(&mut self, update: &CallUpdate, _out: &mut BotOutput<'_>) {
-        self.0.lock().unwrap().updates.push(update.clone());
-    }
-}
 
 /// The dominant speaker's participant id of a speaker update.
 fn dominant(u: &CallUpdate) -> Option<(u32, Option<&str>)> {
