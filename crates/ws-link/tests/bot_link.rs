@@ -206,6 +206,107 @@ async fn setup(url: String) -> (WsServer, Results, Arc<MediaPlatform>) {
     (server, results, platform)
 }
 
+/// A client playing Vonage: it sends the call's audio and keeps what comes back.
+struct VonageClient {
+    tx: futures_util::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        Message,
+    >,
+    reader: tokio::task::JoinHandle<()>,
+    /// Audio (16 kHz) and text messages from the endpoint.
+    received: Arc<Mutex<(Vec<i16>, Vec<String>)>>,
+    /// Frames sent so far.
+    sent: usize,
+    tick: tokio::time::Interval,
+}
+
+impl VonageClient {
+    /// Connects to the endpoint's `/vonage` and starts the stream.
+    async fn connect(server: &WsServer) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(server.url(Dialect::Vonage))
+            .await
+            .expect("handshake");
+        let (mut tx, mut rx) = ws.split();
+        let received: Arc<Mutex<(Vec<i16>, Vec<String>)>> = Arc::default();
+        let sink = received.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(m)) = rx.next().await {
+                let mut g = sink.lock().expect("received");
+                match m {
+                    Message::Binary(b) => {
+                        g.0.extend(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
+                    }
+                    Message::Text(t) => g.1.push(t.to_string()),
+                    _ => {}
+                }
+            }
+        });
+        tx.send(Message::text(
+            r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#,
+        ))
+        .await
+        .expect("start");
+        Self {
+            tx,
+            reader,
+            received,
+            sent: 0,
+            tick: tokio::time::interval(Duration::from_millis(60)),
+        }
+    }
+
+    /// Sends `frames` more frames in bursts of three every 60 ms (TCP timing): a
+    /// 1 kHz tone for the call's first 100 frames, then silence; each `(k, digit)` of
+    /// `dtmf` is pressed after the call's frame `k`.
+    async fn play(&mut self, frames: usize, dtmf: &[(usize, &str)]) {
+        for _ in 0..frames {
+            let k = self.sent;
+            if k.is_multiple_of(3) {
+                self.tick.tick().await;
+            }
+            let frame = if k < 100 {
+                tone_frame(k, 1000.0, 8000.0)
+            } else {
+                vec![0; FRAME_SAMPLES]
+            };
+            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
+            self.tx.send(Message::binary(bytes)).await.expect("audio");
+            self.sent += 1;
+            for (_, digit) in dtmf.iter().filter(|(at, _)| *at == k) {
+                self.tx
+                    .send(Message::text(format!(
+                        r#"{{"event":"websocket:dtmf","digit":"{digit}","duration":100}}"#
+                    )))
+                    .await
+                    .expect("dtmf");
+            }
+        }
+    }
+
+    /// Whether the endpoint sent this text message.
+    fn got_text(&self, text: &str) -> bool {
+        self.received
+            .lock()
+            .expect("received")
+            .1
+            .iter()
+            .any(|t| t == text)
+    }
+
+    /// Ends the stream; what came back.
+    async fn close(mut self) -> (Vec<i16>, Vec<String>) {
+        self.tx.send(Message::Close(None)).await.expect("close");
+        tokio::time::timeout(Duration::from_secs(10), self.reader)
+            .await
+            .expect("the endpoint closes")
+            .expect("reader");
+        let g = self.received.lock().expect("received");
+        (g.0.clone(), g.1.clone())
+    }
+}
+
 /// The outcome of the `n`th forwarded call, once it has ended.
 async fn result_of(results: &Results, n: usize) -> Result<BotLinkReport, BotLinkError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -237,60 +338,12 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
     };
     rt().block_on(async {
         let (server, results, _platform) = setup(bot.url()).await;
-        let (ws, _) = tokio_tungstenite::connect_async(server.url(Dialect::Vonage))
-            .await
-            .expect("handshake");
-        let (mut tx, mut rx) = ws.split();
-        let received: Arc<Mutex<(Vec<i16>, Vec<String>)>> = Arc::default();
-        let sink = received.clone();
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(m)) = rx.next().await {
-                let mut g = sink.lock().expect("received");
-                match m {
-                    Message::Binary(b) => {
-                        g.0.extend(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
-                    }
-                    Message::Text(t) => g.1.push(t.to_string()),
-                    _ => {}
-                }
-            }
-        });
-        tx.send(Message::text(
-            r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#,
-        ))
-        .await
-        .expect("start");
-        // 9 s of frames in bursts of three every 60 ms (TCP timing): 2 s of a 1 kHz
-        // tone, then silence; DTMF 2 at 3 s (short tone + mark), DTMF 1 at 5.5 s
-        // (the bot clears the echo queued, sends a 4 s tone and clears it after 1 s).
-        let mut tick = tokio::time::interval(Duration::from_millis(60));
-        for k in 0..450usize {
-            if k % 3 == 0 {
-                tick.tick().await;
-            }
-            let frame = if k < 100 {
-                tone_frame(k, 1000.0, 8000.0)
-            } else {
-                vec![0; FRAME_SAMPLES]
-            };
-            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
-            tx.send(Message::binary(bytes)).await.expect("audio");
-            let digit = match k {
-                150 => "2",
-                275 => "1",
-                _ => continue,
-            };
-            tx.send(Message::text(format!(
-                r#"{{"event":"websocket:dtmf","digit":"{digit}","duration":100}}"#
-            )))
-            .await
-            .expect("dtmf");
-        }
-        tx.send(Message::Close(None)).await.expect("close");
-        tokio::time::timeout(Duration::from_secs(10), reader)
-            .await
-            .expect("the endpoint closes")
-            .expect("reader");
+        // 9 s of frames (TCP timing): 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s
+        // (short tone + mark), DTMF 1 at 5.5 s (the bot clears the echo queued, sends a
+        // 4 s tone and clears it after 1 s).
+        let mut client = VonageClient::connect(&server).await;
+        client.play(450, &[(150, "2"), (275, "1")]).await;
+        let (audio, texts) = client.close().await;
 
         // What the bot saw: Twilio's messages, as Twilio sends them.
         let connected = bot.wait_for("connected", 1).await;
@@ -340,7 +393,6 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
 
         // What the platform (the Vonage client) got back: the echo of its tone, the
         // short tone whole, the long one cut by the clear, and the clear itself.
-        let (audio, texts) = received.lock().expect("received").clone();
         let runs = loud_runs(&audio);
         eprintln!("loud runs (frame, frames): {runs:?}; texts from the endpoint: {texts:?}");
         assert_eq!(runs.len(), 3, "echo, short tone, cut long tone: {runs:?}");
@@ -431,75 +483,20 @@ fn a_call_is_forwarded_to_a_pipecat_bot_that_echoes_and_barges_in() {
     };
     rt().block_on(async {
         let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/")).await;
-        let (ws, _) = tokio_tungstenite::connect_async(server.url(Dialect::Vonage))
-            .await
-            .expect("handshake");
-        let (mut tx, mut rx) = ws.split();
-        let received: Arc<Mutex<(Vec<i16>, Vec<String>)>> = Arc::default();
-        let sink = received.clone();
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(m)) = rx.next().await {
-                let mut g = sink.lock().expect("received");
-                match m {
-                    Message::Binary(b) => {
-                        g.0.extend(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])))
-                    }
-                    Message::Text(t) => g.1.push(t.to_string()),
-                    _ => {}
-                }
-            }
-        });
-        tx.send(Message::text(
-            r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#,
-        ))
-        .await
-        .expect("start");
-        // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s.
-        let mut tick = tokio::time::interval(Duration::from_millis(60));
-        for k in 0..200usize {
-            if k % 3 == 0 {
-                tick.tick().await;
-            }
-            let frame = if k < 100 {
-                tone_frame(k, 1000.0, 8000.0)
-            } else {
-                vec![0; FRAME_SAMPLES]
-            };
-            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
-            tx.send(Message::binary(bytes)).await.expect("audio");
-            if k == 150 {
-                tx.send(Message::text(
-                    r#"{"event":"websocket:dtmf","digit":"2","duration":100}"#,
-                ))
-                .await
-                .expect("dtmf");
-            }
-        }
-        // The call goes on (silence) until the interruption reached the platform.
+        // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s; the call goes on (silence)
+        // until the interruption reached the platform.
+        let mut client = VonageClient::connect(&server).await;
+        client.play(200, &[(150, "2")]).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let cleared = |r: &Mutex<(Vec<i16>, Vec<String>)>| {
-            r.lock()
-                .expect("received")
-                .1
-                .iter()
-                .any(|t| t == r#"{"action":"clear"}"#)
-        };
-        while !cleared(&received) {
+        while !client.got_text(r#"{"action":"clear"}"#) {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no clear reached the platform; bot events: {:?}",
                 bot.events.lock().expect("events")
             );
-            tx.send(Message::binary(vec![0u8; 640]))
-                .await
-                .expect("audio");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.play(1, &[]).await;
         }
-        tx.send(Message::Close(None)).await.expect("close");
-        tokio::time::timeout(Duration::from_secs(10), reader)
-            .await
-            .expect("the endpoint closes")
-            .expect("reader");
+        let (audio, texts) = client.close().await;
 
         let first = &bot.wait_for("first_audio", 1).await[0];
         assert_eq!(first["sample_rate"], 16000, "{first}");
@@ -508,7 +505,6 @@ fn a_call_is_forwarded_to_a_pipecat_bot_that_echoes_and_barges_in() {
         bot.wait_for("interrupted", 1).await;
         bot.wait_for("disconnected", 1).await;
 
-        let (audio, texts) = received.lock().expect("received").clone();
         let runs = loud_runs(&audio);
         eprintln!("Pipecat: loud runs (frame, frames): {runs:?}; texts: {texts:?}");
         assert_eq!(runs.len(), 1, "the echo of the tone: {runs:?}");
