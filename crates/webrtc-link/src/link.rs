@@ -39,10 +39,11 @@ use media_core::link::{CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::codec::AudioCodec;
 use crate::media::{RtpInbound, RtpOutbound};
+use crate::sdp::{CheckedOffer, OfferError};
 
 /// Queued inbound items before the driver takes them; beyond this a packet is
 /// dropped (counted), which only a driver that never polls can reach.
@@ -143,6 +144,33 @@ impl RtcLink {
         };
         link.drain();
         Ok(link)
+    }
+
+    /// Answers a checked offer ([`crate::sdp::check_offer`]) as an ICE-lite peer whose
+    /// one host candidate is `local` (the driver's UDP socket), in the offer's chosen
+    /// codec only: the link, and the SDP answer for the far end. `now` starts the
+    /// link's clock (see [`new`](Self::new) for `idle_timeout`).
+    pub fn answer(
+        offer: CheckedOffer,
+        local: SocketAddr,
+        now: Instant,
+        idle_timeout: Duration,
+    ) -> Result<(Self, String), OfferError> {
+        let mut rtc = rtc_for(offer.codec, now);
+        let candidate = Candidate::host(local, "udp").map_err(|e| {
+            OfferError::Refused(format!(
+                "this server's address {local} cannot be a candidate: {e}"
+            ))
+        })?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer.offer)
+            .map_err(|e| OfferError::Refused(media_blob::bounded(&e.to_string(), 200)))?;
+        let link = Self::new(rtc, offer.codec, local, now, idle_timeout).map_err(|e| {
+            OfferError::Refused(format!("the call's audio conversion cannot start: {e}"))
+        })?;
+        Ok((link, answer.to_sdp_string()))
     }
 
     /// The codec the call negotiated.
@@ -415,6 +443,25 @@ impl RtcLink {
             _ => {}
         }
     }
+}
+
+/// An ICE-lite `Rtc` answering in `codec` only, with statistics and RTCP reports each
+/// second and packets handed over as they arrive (the call's jitter buffer reorders).
+pub fn rtc_for(codec: AudioCodec, now: Instant) -> Rtc {
+    let config = Rtc::builder()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        // Sender reports each second: the far end's receiver reports then carry the
+        // round trip (LSR/DLSR) within a second or two of the call's start.
+        .set_rtcp_report_interval_audio(Duration::from_secs(1))
+        .set_reordering_size_audio(0);
+    let config = match codec {
+        AudioCodec::Opus => config.enable_opus(true, false),
+        AudioCodec::Pcmu => config.enable_pcmu(true, false),
+        AudioCodec::Pcma => config.enable_pcma(true, false),
+    };
+    config.build(now)
 }
 
 impl MediaLink for RtcLink {

@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use media_core::link::CallHandler;
-use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
@@ -455,32 +454,19 @@ async fn offer(
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let now = Instant::now();
-    let mut rtc = rtc_for(checked.codec, now);
-    let candidate = match Candidate::host(local, "udp") {
-        Ok(c) => c,
-        Err(e) => {
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the candidate address {local} cannot be used: {e}"),
-            );
-        }
-    };
-    rtc.add_local_candidate(candidate);
-    let answer = match rtc.sdp_api().accept_offer(checked.offer) {
+    let codec = checked.codec;
+    let offered = checked.offered.clone();
+    let (link, answer) = match RtcLink::answer(checked, local, now, shared.config.idle_timeout) {
         Ok(a) => a,
         Err(e) => {
-            let e = OfferError::Refused(media_blob::bounded(&e.to_string(), 200));
-            return refused(StatusCode::BAD_REQUEST, &e);
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return refused(status, &e);
         }
-    };
-    let link = match RtcLink::new(rtc, checked.codec, local, now, shared.config.idle_timeout) {
-        Ok(l) => l,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let session_id = Uuid::new_v4();
     let info = WhipCallInfo {
         session_id,
-        codec: checked.codec,
+        codec,
         client,
         media_addr: local,
     };
@@ -505,8 +491,7 @@ async fn offer(
     let (stop_tx, stop_rx) = oneshot::channel();
     shared.sessions().insert(session_id, stop_tx);
     bump(&shared.counters.calls_started);
-    tracing::info!(%client, %session_id, codec = %checked.codec, media = %local,
-        offered = ?checked.offered, "WHIP call started");
+    tracing::info!(%client, %session_id, %codec, media = %local, ?offered, "WHIP call started");
     tokio::spawn(run_call(
         socket,
         link,
@@ -522,29 +507,9 @@ async fn offer(
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
             (header::LOCATION, format!("/whip/{session_id}")),
         ],
-        answer.to_sdp_string(),
+        answer,
     )
         .into_response()
-}
-
-/// An ICE-lite `Rtc` answering in `codec` only, with statistics and RTCP reports each
-/// second and
-/// packets handed over as they arrive (the call's jitter buffer reorders).
-fn rtc_for(codec: AudioCodec, now: Instant) -> Rtc {
-    let config = Rtc::builder()
-        .set_ice_lite(true)
-        .clear_codecs()
-        .set_stats_interval(Some(Duration::from_secs(1)))
-        // Sender reports each second: the far end's receiver reports then carry the
-        // round trip (LSR/DLSR) within a second or two of the call's start.
-        .set_rtcp_report_interval_audio(Duration::from_secs(1))
-        .set_reordering_size_audio(0);
-    let config = match codec {
-        AudioCodec::Opus => config.enable_opus(true, false),
-        AudioCodec::Pcmu => config.enable_pcmu(true, false),
-        AudioCodec::Pcma => config.enable_pcma(true, false),
-    };
-    config.build(now)
 }
 
 /// The IP of a call's candidate for `client`: configured, bound, or the local

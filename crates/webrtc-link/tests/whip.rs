@@ -2,6 +2,8 @@
 //! content type, SDP problems) and whole calls from a str0m peer (Opus and PCMU) to
 //! an echo bot on the media platform, with bad offers arriving while a call runs.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +18,8 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use webrtc_link::{AudioCodec, IncomingCall, PlatformCalls, WhipConfig, WhipServer};
+
+use crate::common::envelope_correlation;
 
 /// An echo bot behind a WHIP endpoint; each call's QoE and the RTCP reports its bot
 /// saw come out of the receiver when the call ends.
@@ -80,43 +84,6 @@ struct ClientCall {
     received: Vec<i16>,
     packets_received: usize,
     delete_status: u16,
-}
-
-/// 20 ms RMS envelope in dB.
-fn envelope(x: &[i16]) -> Vec<f64> {
-    x.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let e = c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64;
-            20.0 * (e.sqrt() + 1.0).log10()
-        })
-        .collect()
-}
-
-/// Best Pearson correlation of the received envelope with the sent one over lags of
-/// 0..=max_lag frames.
-fn envelope_correlation(sent: &[i16], received: &[i16], max_lag: usize) -> (f64, usize) {
-    let s = envelope(sent);
-    let r = envelope(received);
-    let mut best = (-1.0, 0);
-    for lag in 0..=max_lag {
-        if lag >= r.len() {
-            break;
-        }
-        let n = (r.len() - lag).min(s.len());
-        let (a, b) = (&s[..n], &r[lag..lag + n]);
-        let (ma, mb) = (
-            a.iter().sum::<f64>() / n as f64,
-            b.iter().sum::<f64>() / n as f64,
-        );
-        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
-        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
-        let c = cov / (va.sqrt() * vb.sqrt() + 1e-9);
-        if c > best.0 {
-            best = (c, lag);
-        }
-    }
-    best
 }
 
 /// A str0m peer (not ICE-lite) that offers `codec`, sends `seconds` of speech-like
