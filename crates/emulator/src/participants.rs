@@ -190,7 +190,7 @@ pub(crate) fn roster(shared: &Shared, call_id: &str) -> Result<Vec<Value>, Emula
 }
 
 fn no_call(call_id: &str) -> EmulatorError {
-    EmulatorError::Call(format!(
+    EmulatorError::UnknownCall(format!(
         "no live call {} in the emulator",
         media_blob::excerpt(call_id)
     ))
@@ -273,7 +273,7 @@ pub(crate) fn press_tones(
         .get_mut(call_id)
         .filter(|r| r.is_live() && r.summary.state == CallState::Established)
         .ok_or_else(|| {
-            EmulatorError::Call(format!(
+            EmulatorError::UnknownCall(format!(
                 "no established call {} in the emulator",
                 media_blob::excerpt(call_id)
             ))
@@ -310,4 +310,96 @@ pub(crate) fn press_tones(
         }
     }
     Ok(in_media)
+}
+
+/// The body of `POST /_emulator/calls/{id}/speakers`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpeakersBody {
+    /// Roster ids, loudest first (empty: nobody speaks).
+    participants: Vec<String>,
+}
+
+/// The body of `POST /_emulator/calls/{id}/tones`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TonesBody {
+    /// Graph's tone names.
+    tones: Vec<String>,
+}
+
+/// A JSON body of the control endpoints, or a 400 naming what is wrong.
+fn control_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    ids: &RequestIds,
+) -> Result<T, Box<Response>> {
+    body.map(|Json(b)| b).map_err(|e| {
+        let message = media_blob::bounded(&e.body_text(), crate::server::MAX_DETAIL_CHARS);
+        Box::new(graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &message,
+            ids,
+        ))
+    })
+}
+
+/// The API's error as the control endpoints answer it: 404 without such a call,
+/// 400 otherwise.
+fn control_error(e: EmulatorError, ids: &RequestIds) -> Response {
+    let (status, code) = match e {
+        EmulatorError::UnknownCall(_) => (StatusCode::NOT_FOUND, "itemNotFound"),
+        _ => (StatusCode::BAD_REQUEST, "BadRequest"),
+    };
+    graph_error(status, code, &e.to_string(), ids)
+}
+
+/// `GET /_emulator/calls/{id}/participants`: the roster as the emulator sent it.
+pub(crate) async fn roster_request(
+    State(s): State<AppState>,
+    Extension(ids): Extension<RequestIds>,
+    Path(id): Path<String>,
+) -> Response {
+    match roster(&s, &id) {
+        Ok(p) => Json(json!({ "value": p })).into_response(),
+        Err(e) => control_error(e, &ids),
+    }
+}
+
+/// `POST /_emulator/calls/{id}/speakers` (`{"participants": [ids]}`): who the far
+/// end reports as speaking.
+pub(crate) async fn speakers_request(
+    State(s): State<AppState>,
+    Extension(ids): Extension<RequestIds>,
+    Path(id): Path<String>,
+    body: Result<Json<SpeakersBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let body = match control_body(body, &ids) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
+    };
+    let who: Vec<&str> = body.participants.iter().map(String::as_str).collect();
+    match set_speakers(&s, &id, &who) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => control_error(e, &ids),
+    }
+}
+
+/// `POST /_emulator/calls/{id}/tones` (`{"tones": ["tone1", ...]}`): the far end
+/// presses DTMF keys; answers how many went into the media link.
+pub(crate) async fn tones_request(
+    State(s): State<AppState>,
+    Extension(ids): Extension<RequestIds>,
+    Path(id): Path<String>,
+    body: Result<Json<TonesBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let body = match control_body(body, &ids) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
+    };
+    let tones: Vec<&str> = body.tones.iter().map(String::as_str).collect();
+    match press_tones(&s, &id, &tones) {
+        Ok(n) => Json(json!({ "inMedia": n })).into_response(),
+        Err(e) => control_error(e, &ids),
+    }
 }

@@ -105,6 +105,18 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/calls", get(list_calls))
         .route("/calls/incoming", post(incoming::ring_request))
         .route("/calls/{id}/hangup", post(hang_up))
+        .route(
+            "/calls/{id}/participants",
+            get(crate::participants::roster_request),
+        )
+        .route(
+            "/calls/{id}/speakers",
+            post(crate::participants::speakers_request),
+        )
+        .route(
+            "/calls/{id}/tones",
+            post(crate::participants::tones_request),
+        )
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             require_control_token,

@@ -25,6 +25,15 @@
 //! a placed one: media at `established`, keepAlive), [`CallRuntime::reject`] or
 //! [`CallRuntime::redirect`]; each body is checked as Graph checks it before sending.
 //!
+//! Participants: each call task keeps the roster from the `participants`
+//! notifications and, after every change, publishes an immutable
+//! [`RosterSnapshot`] (indexed by audio media source id) in a watch channel:
+//! [`CallRuntime::roster`] for anyone, and the [`CallView`] the media side gets at
+//! [`MediaSessions::start_call`] together with the participant and tone events that
+//! follow, in order. In-call actions on one participant: [`CallRuntime::mute_participant`],
+//! [`CallRuntime::remove_participant`]. A `403` from Graph is
+//! [`RuntimeError::Forbidden`], naming the permissions the action needs.
+//!
 //! Notifications for calls the runtime does not know are logged and dropped, unless
 //! [`RuntimeConfig::accept_unknown_calls`] is set (then they get a queue and a state
 //! machine of their own, without media or keepAlive).
