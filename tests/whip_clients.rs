@@ -123,17 +123,18 @@ fn serve_whip(extra: &[&str]) -> Served {
 }
 
 impl Served {
-    /// Waits briefly for serve to report the call ended by the DELETE.
-    fn ended_by_delete(&self) -> bool {
-        (0..50).any(|_| {
-            self.lines
-                .recv_timeout(Duration::from_millis(200))
-                .is_ok_and(|line| {
-                    line.contains(
-                        "Ended { reason: PeerLeft { reason: \"the WHIP session was deleted\"",
-                    )
-                })
-        })
+    /// What serve prints until it reports the call ended by the DELETE (at most 10 s).
+    fn until_ended_by_delete(&self) -> Result<Vec<String>, Vec<String>> {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            let ended = line
+                .contains("Ended { reason: PeerLeft { reason: \"the WHIP session was deleted\"");
+            seen.push(line);
+            if ended {
+                return Ok(seen);
+            }
+        }
+        Err(seen)
     }
 }
 
@@ -218,8 +219,23 @@ fn chromium_hears_itself_through_serve_echo_whip() {
     let corr = n(&["envelopeCorrelation"]);
     assert!(corr >= 0.8, "echo envelope correlation {corr:.3}: {report}");
     let level = n(&["echoRms"]) / n(&["refRms"]);
-    assert!(level > 0.5, "the echo comes back at {level:.2} of the level sent");
-    assert!(served.ended_by_delete(), "serve reports the call ended by DELETE");
+    assert!(
+        level > 0.5,
+        "the echo comes back at {level:.2} of the level sent"
+    );
+    let lines = served
+        .until_ended_by_delete()
+        .expect("serve reports the call ended by DELETE");
+    let tones: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("ToneReceived { tone: ").nth(1))
+        .filter_map(|t| t.split(',').next())
+        .collect();
+    assert_eq!(
+        tones,
+        ["Tone1", "Tone9", "Pound"],
+        "the browser's DTMF reaches the bot"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -294,7 +310,10 @@ fn gstreamer_webrtcbin_hears_itself_through_serve_echo_whip() {
     let dir = std::env::temp_dir().join(format!("mp-whip-gst-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let wav22 = dir.join("speech22.wav");
-    speak(&wav22, "Hello from G Streamer. One two three four five six seven.");
+    speak(
+        &wav22,
+        "Hello from G Streamer. One two three four five six seven.",
+    );
     let wav = dir.join("speech16.wav");
     to_16k(&wav22, &wav);
     let served = serve_whip(&["--whip-candidate-ip", &ip.to_string()]);
@@ -307,7 +326,13 @@ fn gstreamer_webrtcbin_hears_itself_through_serve_echo_whip() {
     let corr = n(&["envelopeCorrelation"]);
     assert!(corr >= 0.8, "echo envelope correlation {corr:.3}: {report}");
     let level = n(&["echoRms"]) / n(&["sentRms"]);
-    assert!(level > 0.5, "the echo comes back at {level:.2} of the level sent");
-    assert!(served.ended_by_delete(), "serve reports the call ended by DELETE");
+    assert!(
+        level > 0.5,
+        "the echo comes back at {level:.2} of the level sent"
+    );
+    assert!(
+        served.until_ended_by_delete().is_ok(),
+        "serve reports the call ended by DELETE"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,10 +34,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use media_core::control::{Control, QualityReport};
+use media_core::control::{Control, DtmfTone, QualityReport};
 use media_core::link::{CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::format::CodecExtra;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -93,9 +94,15 @@ pub struct RtcLink {
     ended: bool,
     /// The previous receiver report: highest sequence number, cumulative lost.
     last_rr: Option<(u64, u64)>,
-    /// RTP payloads without media (padding) skipped so far: later sequence numbers
-    /// move down by as many, so the call does not count them as lost.
+    /// RTP payloads without the call's audio (padding, telephone events) skipped so
+    /// far: later sequence numbers move down by as many, so the call does not count
+    /// them as lost.
     skipped: u64,
+    /// The far end takes telephone events (DTMF) from us.
+    dtmf_out: bool,
+    /// RTP time of the last telephone event reported to the call (its end packet
+    /// comes three times).
+    last_tone: Option<u64>,
 }
 
 impl std::fmt::Debug for RtcLink {
@@ -141,6 +148,8 @@ impl RtcLink {
             ended: false,
             last_rr: None,
             skipped: 0,
+            dtmf_out: false,
+            last_tone: None,
         };
         link.drain();
         Ok(link)
@@ -376,15 +385,38 @@ impl RtcLink {
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Audio && self.mid.is_none() => {
                 self.mid = Some(m.mid);
-                self.pt = self.rtc.writer(m.mid).and_then(|w| {
-                    w.payload_params()
+                if let Some(w) = self.rtc.writer(m.mid) {
+                    self.pt = w
+                        .payload_params()
                         .find(|p| AudioCodec::from_str0m(p.spec().codec) == Some(self.codec))
-                        .map(|p| p.pt())
-                });
+                        .map(|p| p.pt());
+                    self.dtmf_out = w.payload_params().any(|p| p.spec().codec.is_tele());
+                }
             }
             Event::MediaData(d) if d.data.is_empty() => {
                 // No media (RTP padding): not a packet of the call.
                 self.skipped += 1;
+            }
+            Event::MediaData(d) if d.params.spec().codec.is_tele() => {
+                self.skipped += 1;
+                let CodecExtra::Tele(event) = d.codec_extra else {
+                    return;
+                };
+                // One tone per event: its end (sent three times) at its start time.
+                let start = d.time.numer();
+                if !event.end || self.last_tone == Some(start) {
+                    return;
+                }
+                self.last_tone = Some(start);
+                let Some(tone) = DtmfTone::from_event_code(event.event) else {
+                    return;
+                };
+                if self.events.len() < MAX_QUEUED {
+                    self.stats.control_received += 1;
+                    let duration_ms = u32::try_from(event.duration.as_millis()).unwrap_or(u32::MAX);
+                    self.events
+                        .push_back(Inbound::Control(Control::Dtmf { tone, duration_ms }));
+                }
             }
             Event::MediaData(d) => {
                 self.stats.packets_received += 1;
@@ -445,10 +477,63 @@ impl RtcLink {
     }
 }
 
-/// An ICE-lite `Rtc` answering in `codec` only, with statistics and RTCP reports each
-/// second and packets handed over as they arrive (the call's jitter buffer reorders).
+impl RtcLink {
+    /// Sends one DTMF tone as RFC 4733 telephone events (str0m repeats the end).
+    fn send_tone(&mut self, tone: DtmfTone, duration_ms: u32) -> Result<(), LinkError> {
+        let (true, true, Some(mid), Some(pt)) = (self.connected, self.dtmf_out, self.mid, self.pt)
+        else {
+            return Err(LinkError::Unsupported(
+                "the far end took no telephone-event (RFC 4733) payload type",
+            ));
+        };
+        if self.ended || self.closing.is_some() {
+            return Err(LinkError::Closed);
+        }
+        let event = TelephoneEvent {
+            event: tone.event_code(),
+            end: true,
+            volume: 10,
+            // A tone without a length lasts 100 ms; 40 ms to 5 s.
+            duration: Duration::from_millis(match duration_ms {
+                0 => 100,
+                ms => u64::from(ms.clamp(40, 5000)),
+            }),
+        };
+        let at = MediaTime::new(self.outbound.rtp_time(), clock(self.codec));
+        let now = self.now;
+        let written = match self.rtc.writer(mid) {
+            Some(w) => w.telephone_event(event).write(pt, now, at, Vec::new()),
+            None => return Err(LinkError::Closed),
+        };
+        self.drain();
+        match written {
+            Ok(()) => {
+                self.stats.control_sent += 1;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "telephone event refused");
+                Err(LinkError::Unsupported(
+                    "the WebRTC stack refused the telephone event",
+                ))
+            }
+        }
+    }
+}
+
+/// Payload type this side offers telephone events at (an answer takes the offer's).
+const TELEPHONE_EVENT_PT: u8 = 101;
+
+/// The RTP clock of `codec` as str0m's type.
+fn clock(codec: AudioCodec) -> Frequency {
+    Frequency::new(codec.clock_rate()).unwrap_or(Frequency::FORTY_EIGHT_KHZ)
+}
+
+/// An ICE-lite `Rtc` answering in `codec` only (and telephone events at its clock, for
+/// DTMF), with statistics and RTCP reports each second and packets handed over as
+/// they arrive (the call's jitter buffer reorders).
 pub fn rtc_for(codec: AudioCodec, now: Instant) -> Rtc {
-    let config = Rtc::builder()
+    let mut config = Rtc::builder()
         .set_ice_lite(true)
         .clear_codecs()
         .set_stats_interval(Some(Duration::from_secs(1)))
@@ -456,11 +541,21 @@ pub fn rtc_for(codec: AudioCodec, now: Instant) -> Rtc {
         // round trip (LSR/DLSR) within a second or two of the call's start.
         .set_rtcp_report_interval_audio(Duration::from_secs(1))
         .set_reordering_size_audio(0);
-    let config = match codec {
-        AudioCodec::Opus => config.enable_opus(true, false),
-        AudioCodec::Pcmu => config.enable_pcmu(true, false),
-        AudioCodec::Pcma => config.enable_pcma(true, false),
-    };
+    let codecs = config.codec_config();
+    match codec {
+        AudioCodec::Opus => codecs.enable_opus(true, false),
+        AudioCodec::Pcmu => codecs.enable_pcmu(true, false),
+        AudioCodec::Pcma => codecs.enable_pcma(true, false),
+    }
+    // DTMF (RFC 4733) at the audio codec's clock: events 0-16 (digits, *, #, A-D, flash).
+    codecs.add_config(
+        TELEPHONE_EVENT_PT.into(),
+        None,
+        str0m::format::Codec::Tele,
+        clock(codec),
+        None,
+        str0m::format::FormatParams::parse_line("0-16"),
+    );
     config.build(now)
 }
 
@@ -511,9 +606,7 @@ impl MediaLink for RtcLink {
                 self.stats.control_sent += 1;
                 Ok(())
             }
-            Control::Dtmf { .. } => Err(LinkError::Unsupported(
-                "outgoing DTMF (RFC 4733) is not sent on WebRTC links yet",
-            )),
+            Control::Dtmf { tone, duration_ms } => self.send_tone(*tone, *duration_ms),
             _ => Err(LinkError::Unsupported(
                 "a WebRTC peer has no message for speakers or send status",
             )),

@@ -205,6 +205,11 @@ impl RtpOutbound {
         })
     }
 
+    /// Extended RTP time (the codec's clock) of the next payload.
+    pub fn rtp_time(&self) -> u64 {
+        self.rtp_time
+    }
+
     /// One packet of the call; `emit` receives each RTP payload with its extended RTP
     /// time (none, one, or for G.711 after a resampler start-up, two).
     pub fn encode(

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use media_core::codec::{Codec, OpusConfig, new_decoder, new_encoder};
+use media_core::control::DtmfTone;
 use media_core::frame::FRAME_SAMPLES;
 use platform::{AudioEvent, FrameDelivery, MediaPlatform, MediaPlatformSettings, QoeStats};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
+use str0m::format::CodecExtra;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, TelephoneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -25,7 +27,7 @@ use crate::common::envelope_correlation;
 /// saw come out of the receiver when the call ends.
 struct Echo {
     server: WhipServer,
-    ended: mpsc::UnboundedReceiver<(IncomingCall, QoeStats, Vec<f32>)>,
+    ended: mpsc::UnboundedReceiver<(IncomingCall, QoeStats, Vec<f32>, Vec<DtmfTone>)>,
     _platform: Arc<MediaPlatform>,
 }
 
@@ -51,9 +53,15 @@ async fn echo_server(config: WhipConfig) -> Echo {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut rtts = Vec::new();
+                let mut tones = Vec::new();
                 while let Some(e) = call.socket.next_event().await {
                     if let AudioEvent::PeerStats(r) = e {
                         rtts.push(r.rtt_ms);
+                    }
+                    // Each tone heard is sent back (RFC 4733 both ways).
+                    if let AudioEvent::ToneReceived { tone, .. } = e {
+                        tones.push(tone);
+                        let _ = call.socket.send_dtmf(tone, 120);
                     }
                     if matches!(
                         e,
@@ -63,7 +71,7 @@ async fn echo_server(config: WhipConfig) -> Echo {
                     }
                 }
                 let qoe = call.socket.qoe();
-                let _ = tx.send((call, qoe, rtts));
+                let _ = tx.send((call, qoe, rtts, tones));
             });
         }
     });
@@ -84,6 +92,8 @@ struct ClientCall {
     received: Vec<i16>,
     packets_received: usize,
     delete_status: u16,
+    /// DTMF event codes that came back (one per tone).
+    tones: Vec<u8>,
 }
 
 /// A str0m peer (not ICE-lite) that offers `codec`, sends `seconds` of speech-like
@@ -100,11 +110,21 @@ async fn client_call(
     let builder = Rtc::builder()
         .clear_codecs()
         .set_rtcp_report_interval_audio(Duration::from_secs(1));
-    let builder = match codec {
+    let mut builder = match codec {
         AudioCodec::Opus => builder.enable_opus(true, false),
         AudioCodec::Pcmu => builder.enable_pcmu(true, false),
         _ => builder.enable_pcma(true, false),
     };
+    // DTMF at the audio clock, as browsers offer it.
+    let clock = Frequency::new(codec.clock_rate()).expect("a rate");
+    builder.codec_config().add_config(
+        126.into(),
+        None,
+        str0m::format::Codec::Tele,
+        clock,
+        None,
+        str0m::format::FormatParams::default(),
+    );
     let mut rtc = builder.build(now);
     rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
     let mut api = rtc.sdp_api();
@@ -133,6 +153,7 @@ async fn client_call(
         received: Vec::new(),
         packets_received: 0,
         delete_status: 0,
+        tones: Vec::new(),
     };
     if status != 201 {
         return call;
@@ -157,6 +178,7 @@ async fn client_call(
     let end = Instant::now() + Duration::from_secs_f64(seconds + 5.0);
     let mut linger: Option<Instant> = None;
     let mut pt = None;
+    let mut last_tone = None;
     loop {
         let timeout = loop {
             match rtc.poll_output().expect("poll") {
@@ -165,6 +187,15 @@ async fn client_call(
                     let _ = socket.send_to(&t.contents, t.destination).await;
                 }
                 Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::MediaData(d)) if d.params.spec().codec.is_tele() => {
+                    if let CodecExtra::Tele(e) = d.codec_extra
+                        && e.end
+                        && last_tone != Some(d.time.numer())
+                    {
+                        last_tone = Some(d.time.numer());
+                        call.tones.push(e.event);
+                    }
+                }
                 Output::Event(Event::MediaData(d)) => {
                     call.packets_received += 1;
                     match codec {
@@ -217,6 +248,15 @@ async fn client_call(
                     .pt()
             });
             writer = writer.audio_level(-30, true);
+            if frame_index == 50 && codec == AudioCodec::Opus {
+                // One second in: the tone 5 for 100 ms.
+                writer = writer.telephone_event(TelephoneEvent {
+                    event: 5,
+                    end: true,
+                    volume: 10,
+                    duration: Duration::from_millis(100),
+                });
+            }
             let ts = frame_index * rate / 50;
             writer
                 .write(p, now, MediaTime::new(ts, freq), payload)
@@ -418,11 +458,14 @@ async fn an_opus_call_echoes_while_bad_offers_are_refused() {
     );
     assert!(corr > 0.85, "envelope correlation {corr:.3}");
 
-    let (incoming, qoe, rtts) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
-        .await
-        .expect("the call ends")
-        .expect("a call");
-    println!("server QoE: {qoe:?}; RTCP RTTs the bot saw: {rtts:?}");
+    let (incoming, qoe, rtts, tones) =
+        tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+            .await
+            .expect("the call ends")
+            .expect("a call");
+    println!("server QoE: {qoe:?}; RTCP RTTs the bot saw: {rtts:?}; tones {tones:?}");
+    assert_eq!(tones, [DtmfTone::Tone5], "the bot hears the DTMF tone once");
+    assert_eq!(call.tones, [5], "the bot's DTMF tone reaches the peer");
     assert_eq!(incoming.info.codec, AudioCodec::Opus);
     assert!(
         qoe.packets_received >= 140 && qoe.packets_sent >= 140,
@@ -459,7 +502,7 @@ async fn a_pcmu_only_peer_gets_pcmu_and_hears_itself() {
         call.packets_received
     );
     assert!(corr > 0.85, "envelope correlation {corr:.3}");
-    let (incoming, qoe, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+    let (incoming, qoe, _, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
         .await
         .expect("the call ends")
         .expect("a call");
@@ -484,7 +527,7 @@ async fn a_peer_that_never_connects_ends_as_vanished() {
     )
     .await;
     assert_eq!(s, 201, "{answer}");
-    let (_, qoe, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
+    let (_, qoe, _, _) = tokio::time::timeout(Duration::from_secs(5), echo.ended.recv())
         .await
         .expect("the call ends")
         .expect("a call");

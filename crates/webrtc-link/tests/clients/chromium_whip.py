@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Headless Chromium calls a WHIP endpoint: the page at BASE_URL sends WAV (Chromium's
-fake microphone, looped) through WHIP, records what comes back, and reports getStats.
+fake microphone, looped) through WHIP, records what comes back, and reports getStats;
+then it sends the DTMF tones 1, 9, # (RTCDTMFSender) and hangs up (DELETE).
 
 Prints one JSON object: the echo's energy-envelope correlation with the sent speech
 (best lag), levels, getStats figures, the DELETE status. Exit code 0 when it ran (the
@@ -110,6 +111,9 @@ def main():
         page.wait_for_timeout(int(seconds * 1000))
         stats = page.evaluate("() => whip.stats()")
         rec = page.evaluate("() => whip.recording()")
+        # DTMF after the recording (a browser sends no audio while a tone plays).
+        page.evaluate("() => whip.pc.getSenders()[0].dtmf.insertDTMF('19#', 100, 70)")
+        page.wait_for_timeout(800)
         deleted = page.evaluate("() => whip.stop()")
         browser.close()
     echo = np.frombuffer(base64.b64decode(rec["pcm"]), dtype="<i2").astype(np.float64)
