@@ -255,7 +255,11 @@ async fn run_driver(
                             let joined = {
                                 let mut calls = lock(&shared.calls);
                                 let r = calls.get_mut(&ctx.id);
-                                let first = 20 + r.as_ref().map_or(0, |r| r.participants.len() as u32);
+                                // Fresh media source ids: above every one in use (from 20).
+                                let first = r
+                                    .as_ref()
+                                    .and_then(|r| r.participants.iter().filter_map(call::audio_msi).max())
+                                    .map_or(20, |m| m.max(19) + 1);
                                 let joined = call::invitees(&invited, first);
                                 if let Some(r) = r {
                                     r.participants.extend(joined.iter().cloned());

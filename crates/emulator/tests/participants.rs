@@ -83,19 +83,72 @@ async fn participants_actions_and_control_endpoints() {
     assert_eq!(update["changeType"], "updated");
     assert_eq!(update["resourceData"][0]["isMuted"], true);
 
+    let invite =
+        json!({"participants": [{"identity": {"user": {"id": "Ann", "displayName": "Ann"}}}]});
+    let op = send(
+        graph
+            .post(format!("{base}/participants/invite"))
+            .bearer_auth(&token)
+            .json(&invite),
+    )
+    .await;
+    assert_eq!(op.status, 200, "{:?}", op.body);
+    let got = rx.wait_for(&group, 6, Duration::from_secs(5)).await;
+    assert_eq!(
+        got.len(),
+        6,
+        "the invitee's roster update and the operation's end"
+    );
+
     // DELETE: 204, the participant deleted from the roster; again: 404.
     let url = format!("{base}/participants/{other}");
     let gone = send(graph.delete(&url).bearer_auth(&token)).await;
     assert_eq!(gone.status, 204);
-    let got = rx.wait_for(&group, 5, Duration::from_secs(5)).await;
-    assert_eq!(got[4].body["value"][0]["changeType"], "deleted");
-    assert_eq!(
-        got[4].body["value"][0]["resourceData"][0]["id"],
-        other.as_str()
-    );
+    let got = rx.wait_for(&group, 7, Duration::from_secs(5)).await;
+    let deleted: Vec<_> = got
+        .iter()
+        .map(|r| &r.body["value"][0])
+        .filter(|n| n["changeType"] == "deleted" && n["resourceData"][0]["id"].is_string())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{got:?}");
+    assert_eq!(deleted[0]["resourceData"][0]["id"], other.as_str());
     let again = send(graph.delete(&url).bearer_auth(&token)).await;
     assert_eq!(again.status, 404);
     assert!(graph_error_message(&again.body).contains(&other));
+
+    // Invitees get audio sourceIds of their own, never one in use (Ann came before
+    // the other party left, Bea after).
+    for name in ["Bea"] {
+        let invite =
+            json!({"participants": [{"identity": {"user": {"id": name, "displayName": name}}}]});
+        let op = send(
+            graph
+                .post(format!("{base}/participants/invite"))
+                .bearer_auth(&token)
+                .json(&invite),
+        )
+        .await;
+        assert_eq!(op.status, 200, "{:?}", op.body);
+    }
+    let all_in = eventually(Duration::from_secs(5), || {
+        emu.participants(&group).is_ok_and(|p| p.len() == 3)
+    })
+    .await;
+    assert!(all_in, "{:?}", emu.participants(&group));
+    let mut msis: Vec<String> = emu
+        .participants(&group)
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["mediaStreams"][0]["sourceId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    msis.sort();
+    msis.dedup();
+    assert_eq!(msis.len(), 3, "{msis:?}");
 
     // Control endpoints: speakers by roster id (this far end carries no media: 400
     // saying so), unknown participants and tones named, unknown calls 404.
