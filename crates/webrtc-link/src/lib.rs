@@ -21,9 +21,13 @@
 //!  RTP Opus (48 kHz clock) ───────>   RtpInbound: Opus as is (ts / 3) | G.711 → 16 kHz ─> CallHandler
 //!                                         (PlatformCall: jitter buffer, Opus PLC/FEC) ────────> frames
 //!  RTCP RR (loss, jitter, RTT) ───>   Control::Report ─> QoE, Opus FEC follows the loss
+//!  RFC 4733 telephone events <──>    Control::Dtmf ─> ToneReceived; send_dtmf ─> events out
 //!  <── RTP ───────────────────────    RtpOutbound <── Opus16k / Pcm16k packets <── paced 50/s <── enqueue
 //!  DELETE /whip/{id} ─────────────>   LinkEvent::Closed(PeerLeft) ────────────────────────────> Ended
 //! ```
+//!
+//! [`peer::WhipPeer`] is the other end, sans-IO (a str0m peer that offers, sends
+//! frames and records the echo), for tests and the `whip_load` example.
 //!
 //! Codecs ([`AudioCodec`]): Opus at the 48 kHz RTP clock passes through to the call's
 //! own 16 kHz Opus codec (RFC 7587: any Opus packet decodes at 16 kHz, 16 kHz packets
@@ -70,6 +74,7 @@
 pub mod codec;
 pub mod link;
 pub mod media;
+pub mod peer;
 pub mod sdp;
 pub mod server;
 

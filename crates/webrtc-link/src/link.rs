@@ -51,11 +51,13 @@ use crate::sdp::{CheckedOffer, OfferError};
 const MAX_QUEUED: usize = 64;
 
 /// What the link hands to the call (owned; [`Inbound::as_event`] borrows it as a
-/// [`LinkEvent`]).
+/// [`LinkEvent`]). A packet is held inline: the link's queue is reserved up front, so
+/// queuing one allocates nothing.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // Inline on purpose: no allocation per packet.
 pub enum Inbound {
     /// A packet of the call.
-    Packet(Box<AudioPacket>),
+    Packet(AudioPacket),
     /// A control message (the far end's receiver report).
     Control(Control),
     /// The link ended.
@@ -438,7 +440,7 @@ impl RtcLink {
                 let mut full = 0u64;
                 let result = inbound.push(seq, d.time.numer(), &d.data, |p| {
                     if events.len() < MAX_QUEUED {
-                        events.push_back(Inbound::Packet(Box::new(p.clone())));
+                        events.push_back(Inbound::Packet(p.clone()));
                         made += 1;
                     } else {
                         full += 1;

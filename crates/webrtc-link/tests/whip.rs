@@ -6,18 +6,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use media_core::codec::{Codec, OpusConfig, new_decoder, new_encoder};
 use media_core::control::DtmfTone;
-use media_core::frame::FRAME_SAMPLES;
 use platform::{AudioEvent, FrameDelivery, MediaPlatform, MediaPlatformSettings, QoeStats};
-use str0m::change::SdpAnswer;
-use str0m::format::CodecExtra;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, TelephoneEvent};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use webrtc_link::{AudioCodec, IncomingCall, PlatformCalls, WhipConfig, WhipServer};
 
@@ -80,227 +72,6 @@ async fn echo_server(config: WhipConfig) -> Echo {
         ended,
         _platform: platform,
     }
-}
-
-/// What a client call saw.
-#[derive(Debug)]
-struct ClientCall {
-    status: u16,
-    answer: String,
-    /// What it sent and what came back, 16 kHz (G.711: upsampled by repetition).
-    sent: Vec<i16>,
-    received: Vec<i16>,
-    packets_received: usize,
-    delete_status: u16,
-    /// DTMF event codes that came back (one per tone).
-    tones: Vec<u8>,
-}
-
-/// A str0m peer (not ICE-lite) that offers `codec`, sends `seconds` of speech-like
-/// audio and records what comes back; then DELETEs the session.
-async fn client_call(
-    url: &str,
-    codec: AudioCodec,
-    seconds: f64,
-    token: Option<&str>,
-) -> ClientCall {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
-    let local = socket.local_addr().expect("local");
-    let now = Instant::now();
-    let builder = Rtc::builder()
-        .clear_codecs()
-        .set_rtcp_report_interval_audio(Duration::from_secs(1));
-    let mut builder = match codec {
-        AudioCodec::Opus => builder.enable_opus(true, false),
-        AudioCodec::Pcmu => builder.enable_pcmu(true, false),
-        _ => builder.enable_pcma(true, false),
-    };
-    // DTMF at the audio clock, as browsers offer it.
-    let clock = Frequency::new(codec.clock_rate()).expect("a rate");
-    builder.codec_config().add_config(
-        126.into(),
-        None,
-        str0m::format::Codec::Tele,
-        clock,
-        None,
-        str0m::format::FormatParams::default(),
-    );
-    let mut rtc = builder.build(now);
-    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = api.apply().expect("an offer");
-    let http = reqwest::Client::new();
-    let mut req = http
-        .post(url)
-        .header("Content-Type", "application/sdp")
-        .body(offer.to_sdp_string());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.expect("POST");
-    let status = res.status().as_u16();
-    let location = res
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let answer_text = res.text().await.expect("body");
-    let mut call = ClientCall {
-        status,
-        answer: answer_text.clone(),
-        sent: Vec::new(),
-        received: Vec::new(),
-        packets_received: 0,
-        delete_status: 0,
-        tones: Vec::new(),
-    };
-    if status != 201 {
-        return call;
-    }
-    let answer = SdpAnswer::from_sdp_string(&answer_text).expect("an SDP answer");
-    rtc.sdp_api()
-        .accept_answer(pending, answer)
-        .expect("answer accepted");
-
-    let speech = media_core::speech::speech_like((seconds * 16_000.0) as usize + 16_000, 7);
-    let mut encoder = new_encoder(Codec::Opus16k, &OpusConfig::default()).expect("encoder");
-    let mut decoder = new_decoder(Codec::Opus16k).expect("decoder");
-    let (rate, freq) = match codec {
-        AudioCodec::Opus => (48_000u64, Frequency::FORTY_EIGHT_KHZ),
-        _ => (8_000, Frequency::EIGHT_KHZ),
-    };
-    let mut buf = vec![0u8; 2048];
-    let mut connected = false;
-    let mut next_send = Instant::now();
-    let mut frame_index = 0u64;
-    let frames = (seconds * 50.0) as u64;
-    let end = Instant::now() + Duration::from_secs_f64(seconds + 5.0);
-    let mut linger: Option<Instant> = None;
-    let mut pt = None;
-    let mut last_tone = None;
-    loop {
-        let timeout = loop {
-            match rtc.poll_output().expect("poll") {
-                Output::Timeout(t) => break t,
-                Output::Transmit(t) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Output::Event(Event::Connected) => connected = true,
-                Output::Event(Event::MediaData(d)) if d.params.spec().codec.is_tele() => {
-                    if let CodecExtra::Tele(e) = d.codec_extra
-                        && e.end
-                        && last_tone != Some(d.time.numer())
-                    {
-                        last_tone = Some(d.time.numer());
-                        call.tones.push(e.event);
-                    }
-                }
-                Output::Event(Event::MediaData(d)) => {
-                    call.packets_received += 1;
-                    match codec {
-                        AudioCodec::Opus => {
-                            let mut out = [0i16; FRAME_SAMPLES];
-                            if decoder.decode(&d.data, &mut out).is_ok() {
-                                call.received.extend_from_slice(&out);
-                            }
-                        }
-                        _ => {
-                            let mut pcm = [0i16; 480];
-                            let n = webrtc_link::codec::g711_decode_into(codec, &d.data, &mut pcm);
-                            for &s in &pcm[..n] {
-                                call.received.extend_from_slice(&[s, s]);
-                            }
-                        }
-                    }
-                }
-                Output::Event(_) => {}
-            }
-        };
-        let now = Instant::now();
-        if now >= end || linger.is_some_and(|t| now >= t) {
-            break;
-        }
-        if connected && frame_index < frames && now >= next_send {
-            let at = frame_index as usize * FRAME_SAMPLES;
-            let frame: [i16; FRAME_SAMPLES] =
-                speech[at..at + FRAME_SAMPLES].try_into().expect("a frame");
-            call.sent.extend_from_slice(&frame);
-            let payload = match codec {
-                AudioCodec::Opus => {
-                    let mut out = [0u8; 400];
-                    let n = encoder.encode(&frame, &mut out).expect("encode");
-                    out[..n].to_vec()
-                }
-                _ => {
-                    let half: Vec<i16> = frame.iter().step_by(2).copied().collect();
-                    let mut out = [0u8; 160];
-                    webrtc_link::codec::g711_encode_into(codec, &half, &mut out);
-                    out.to_vec()
-                }
-            };
-            let mut writer = rtc.writer(mid).expect("writer");
-            let p = *pt.get_or_insert_with(|| {
-                writer
-                    .payload_params()
-                    .next()
-                    .expect("a negotiated codec")
-                    .pt()
-            });
-            writer = writer.audio_level(-30, true);
-            if frame_index == 50 && codec == AudioCodec::Opus {
-                // One second in: the tone 5 for 100 ms.
-                writer = writer.telephone_event(TelephoneEvent {
-                    event: 5,
-                    end: true,
-                    volume: 10,
-                    duration: Duration::from_millis(100),
-                });
-            }
-            let ts = frame_index * rate / 50;
-            writer
-                .write(p, now, MediaTime::new(ts, freq), payload)
-                .expect("write");
-            frame_index += 1;
-            next_send += Duration::from_millis(20);
-            if frame_index == frames {
-                // Let the echo of the last frames come back.
-                linger = Some(now + Duration::from_millis(600));
-            }
-            continue;
-        }
-        let wake = if connected && frame_index < frames {
-            timeout.min(next_send)
-        } else {
-            timeout
-        };
-        let wait = wake.saturating_duration_since(Instant::now());
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, source)) = r {
-                    let input = Input::Receive(Instant::now(), Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: local,
-                        contents: (&buf[..n]).try_into().expect("a datagram"),
-                    });
-                    rtc.handle_input(input).expect("input");
-                }
-            }
-            () = tokio::time::sleep(wait) => {
-                rtc.handle_input(Input::Timeout(Instant::now())).expect("timeout");
-            }
-        }
-    }
-    if let Some(location) = location {
-        let base: reqwest::Url = url.parse().expect("url");
-        let mut req = http.delete(base.join(&location).expect("location"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        call.delete_status = req.send().await.expect("DELETE").status().as_u16();
-    }
-    call
 }
 
 async fn post(url: &str, content_type: &str, body: &str, token: Option<&str>) -> (u16, String) {
@@ -431,7 +202,7 @@ async fn an_opus_call_echoes_while_bad_offers_are_refused() {
     let url = echo.server.url();
     let call = tokio::spawn({
         let url = url.clone();
-        async move { client_call(&url, AudioCodec::Opus, 3.0, None).await }
+        async move { common::client_call(&url, AudioCodec::Opus, 3.0, None).await }
     });
     // While the call runs: junk offers, each refused, none disturbing it.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -487,7 +258,7 @@ async fn an_opus_call_echoes_while_bad_offers_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pcmu_only_peer_gets_pcmu_and_hears_itself() {
     let mut echo = echo_server(WhipConfig::default()).await;
-    let call = client_call(&echo.server.url(), AudioCodec::Pcmu, 2.0, None).await;
+    let call = common::client_call(&echo.server.url(), AudioCodec::Pcmu, 2.0, None).await;
     assert_eq!(call.status, 201, "{}", call.answer);
     assert!(call.answer.contains("PCMU/8000") && !call.answer.contains("opus"));
     let (corr, lag) = envelope_correlation(&call.sent, &call.received, 50);
