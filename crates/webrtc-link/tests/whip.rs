@@ -307,3 +307,30 @@ async fn a_peer_that_never_connects_ends_as_vanished() {
     assert_eq!(echo.server.calls(), 0);
     assert_eq!(echo.server.stats().calls_ended, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_beyond_the_call_limit_is_told_to_retry() {
+    let echo = echo_server(WhipConfig {
+        max_calls: 1,
+        idle_timeout: Duration::from_secs(3),
+        ..WhipConfig::default()
+    })
+    .await;
+    let url = echo.server.url();
+    let offer = offer_with(&[(0, "PCMU/8000")]);
+    let (s, answer) = post(&url, "application/sdp", &offer, None).await;
+    assert_eq!(s, 201, "{answer}");
+    let res = reqwest::Client::new()
+        .post(&url)
+        .header("Content-Type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status().as_u16(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let body = res.text().await.expect("body");
+    assert!(body.contains("maximum of 1 calls"), "{body}");
+    assert_eq!(echo.server.stats().calls_refused, 1);
+    assert_eq!(echo.server.calls(), 1, "the first call runs on");
+}
