@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// `/vonage` (each stream a call of the same bot; formats in the ws-link crate documentation).
     #[arg(long)]
     pub ws: Option<SocketAddr>,
-    /// Forward every call (QUIC, `--ws`, ...) to an external bot's WebSocket at this URL
+    /// Forward every call (QUIC, `--ws`, `--whip`) to an external bot's WebSocket at this URL
     /// (`ws://...`), speaking `--bot-dialect`; the bot's audio comes back through the
     /// call's paced send queue, with clear and marks (see the ws-link crate's `bot` module).
     #[arg(long, conflicts_with_all = ["echo", "devices"])]
@@ -435,7 +435,10 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             None => None,
         };
         let whip = match &opts.whip {
-            Some(w) => Some(serve_whip(&platform, w, opts.echo, opts.on_session.clone()).await?),
+            Some(w) => Some(
+                serve_whip(&platform, w, opts.echo, opts.on_session.clone(), opts.bot.clone())
+                    .await?,
+            ),
             None => None,
         };
         let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
@@ -606,17 +609,21 @@ async fn serve_ws(
 }
 
 /// Starts the WHIP endpoint: each offer a WebRTC call of the same bot (echo,
-/// listen-only, or the audio devices of `--devices`), its events printed; prints the
-/// endpoint's and the test page's URLs.
+/// listen-only, the audio devices of `--devices`, or the external bot of `--bot-ws`),
+/// its events printed; prints the endpoint's and the test page's URLs.
 async fn serve_whip(
     platform: &Arc<MediaPlatform>,
     whip: &WhipOptions,
     echo: bool,
     on_session: Option<SessionHook>,
+    bot: Option<ws_link::BotLinkConfig>,
 ) -> anyhow::Result<webrtc_link::WhipServer> {
     let devices = on_session.is_some();
+    let to_bot = bot.is_some();
     let delivery = move |_: &webrtc_link::WhipCallInfo| {
-        if echo {
+        if to_bot {
+            FrameDelivery::Channel(50)
+        } else if echo {
             FrameDelivery::Callback(Box::new(|f, tx| {
                 let _ = tx.enqueue(&f.samples);
             }))
@@ -645,6 +652,7 @@ async fn serve_whip(
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
             let hook = on_session.clone();
+            let bot = bot.clone();
             tokio::spawn(async move {
                 let webrtc_link::IncomingCall { info, mut socket } = call;
                 let _attached = match &hook {
@@ -661,6 +669,12 @@ async fn serve_whip(
                     "WHIP call {} started ({}, media on {}, client {})",
                     info.session_id, info.codec, info.media_addr, info.client
                 );
+                if let Some(bot) = bot {
+                    let to = ws_link::BotCallInfo::for_call(Uuid::new_v4());
+                    let r = tokio::spawn(ws_link::forward(socket, to, bot, None)).await;
+                    print_forwarded(&format!("WHIP call {}", info.session_id), r);
+                    return;
+                }
                 while let Some(e) = socket.next_event().await {
                     println!("WHIP call {}: event: {e:?}", info.session_id);
                 }
