@@ -453,6 +453,17 @@ async fn offer(
         Ok(a) => a,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
+    if let Err(e) = str0m::Candidate::host(local, "udp") {
+        // The server's configuration, not the offer: say so, and what to set.
+        tracing::warn!(%local, error = %e, "the call's address cannot be an ICE candidate");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "this server's media address {local} cannot be an ICE candidate ({e}); \
+                 its operator sets --whip-candidate-ip"
+            ),
+        );
+    }
     let now = Instant::now();
     let codec = checked.codec;
     let offered = checked.offered.clone();
