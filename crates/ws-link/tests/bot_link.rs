@@ -1,8 +1,8 @@
 //! The outbound bot link against bots whose protocol side this project did not
 //! write: `tests/bots/twilio_bot.py`, a Twilio Media Streams bot on PyPI `websockets`
 //! whose handshake check is the `twilio` package's `RequestValidator`, and
-//! `tests/bots/pipecat_twilio_bot.py`, a Pipecat pipeline (PyPI `pipecat-ai`: its
-//! WebSocket server transport and `TwilioFrameSerializer`). A call comes in as a
+//! `tests/bots/pipecat_bot.py`, a Pipecat pipeline (PyPI `pipecat-ai`: its
+//! WebSocket server transport and `TwilioFrameSerializer` or `VonageFrameSerializer`). A call comes in as a
 //! Vonage stream (a tokio-tungstenite client playing the platform), is forwarded to
 //! the bot in Twilio's dialect (µ-law 8 kHz), and the bot's audio comes back through
 //! the call's paced send queue: its echo, a tone burst with a mark, and a barge-in
@@ -166,9 +166,9 @@ fn loud_runs(audio: &[i16]) -> Vec<(usize, usize)> {
 
 type Results = Arc<Mutex<Vec<Result<BotLinkReport, BotLinkError>>>>;
 
-/// A platform whose streams are each forwarded to the bot at `url`; the first with
-/// the right auth token, later ones with a wrong one.
-async fn setup(url: String) -> (WsServer, Results, Arc<MediaPlatform>) {
+/// A platform whose streams are each forwarded to the bot at `url` speaking
+/// `dialect`; the first with the right auth token, later ones with a wrong one.
+async fn setup(url: String, dialect: Dialect) -> (WsServer, Results, Arc<MediaPlatform>) {
     let mut settings = MediaPlatformSettings::dev_loopback();
     settings.reactor_threads = 1;
     // This test is about the bot link: a busy machine must not make the platform
@@ -192,7 +192,7 @@ async fn setup(url: String) -> (WsServer, Results, Arc<MediaPlatform>) {
     let calls = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
-            let mut config = BotLinkConfig::new(url.clone(), Dialect::Twilio);
+            let mut config = BotLinkConfig::new(url.clone(), dialect);
             let n = calls.fetch_add(1, Ordering::SeqCst);
             config.auth_token = Some(if n == 0 { TOKEN } else { "not-the-token" }.into());
             let done = done.clone();
@@ -337,7 +337,7 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
         return;
     };
     rt().block_on(async {
-        let (server, results, _platform) = setup(bot.url()).await;
+        let (server, results, _platform) = setup(bot.url(), Dialect::Twilio).await;
         // 9 s of frames (TCP timing): 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s
         // (short tone + mark), DTMF 1 at 5.5 s (the bot clears the echo queued, sends a
         // 4 s tone and clears it after 1 s).
@@ -471,18 +471,29 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
 /// call and, on DTMF 2, interrupts itself: Pipecat's `clear` reaches the call and the
 /// platform.
 #[test]
-fn a_call_is_forwarded_to_a_pipecat_bot_that_echoes_and_barges_in() {
+fn a_call_is_forwarded_to_a_pipecat_twilio_bot_that_echoes_and_barges_in() {
+    pipecat_bot(Dialect::Twilio);
+}
+
+/// The same with Pipecat's Vonage serializer: binary L16 both ways (in Pipecat's own
+/// chunk sizes) and `{"action":"clear"}`.
+#[test]
+fn a_call_is_forwarded_to_a_pipecat_vonage_bot_that_echoes_and_barges_in() {
+    pipecat_bot(Dialect::Vonage);
+}
+
+fn pipecat_bot(dialect: Dialect) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
         .to_string();
-    let imports = "pipecat.serializers.twilio, pipecat.transports.websocket.server";
-    let Some(bot) = PyBot::start("pipecat_twilio_bot.py", &[&port], imports) else {
+    let imports = "pipecat.serializers.twilio, pipecat.serializers.vonage, pipecat.transports.websocket.server";
+    let Some(bot) = PyBot::start("pipecat_bot.py", &[&port, dialect.name()], imports) else {
         return;
     };
     rt().block_on(async {
-        let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/")).await;
+        let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/"), dialect).await;
         // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s; the call goes on (silence)
         // until the interruption reached the platform.
         let mut client = VonageClient::connect(&server).await;
@@ -506,7 +517,7 @@ fn a_call_is_forwarded_to_a_pipecat_bot_that_echoes_and_barges_in() {
         bot.wait_for("disconnected", 1).await;
 
         let runs = loud_runs(&audio);
-        eprintln!("Pipecat: loud runs (frame, frames): {runs:?}; texts: {texts:?}");
+        eprintln!("Pipecat {dialect}: loud runs (frame, frames): {runs:?}; texts: {texts:?}");
         assert_eq!(runs.len(), 1, "the echo of the tone: {runs:?}");
         assert!(
             (85..=115).contains(&runs[0].1),

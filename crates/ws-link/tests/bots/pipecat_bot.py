@@ -1,15 +1,16 @@
-"""A Pipecat bot for Twilio Media Streams, for ws-link's outbound bot-link test: the
-PyPI package `pipecat-ai`'s WebSocket server transport with its TwilioFrameSerializer
-(µ-law 8 kHz in and out, `clear` on an interruption), and a pipeline that echoes what
-it hears. DTMF "2" makes it interrupt itself (Pipecat's barge-in: the serializer sends
-Twilio's `clear`). Events are printed as `EVENT <json>`; `LISTENING <port>` once the
-server is up.
+"""A Pipecat bot for Twilio Media Streams or Vonage WebSockets, for ws-link's
+outbound bot-link test: the PyPI package `pipecat-ai`'s WebSocket server transport with
+its TwilioFrameSerializer (µ-law 8 kHz in and out, `clear` on an interruption) or
+VonageFrameSerializer (binary L16 16 kHz, `{"action":"clear"}`), and a pipeline that
+echoes what it hears. DTMF "2" makes it interrupt itself (Pipecat's barge-in: the
+serializer sends the dialect's clear). Events are printed as `EVENT <json>`;
+`LISTENING <port>` once the server is up.
 
 The WebSocket server transport builds its serializer before any stream starts, so the
 serializer's streamSid is a placeholder (Pipecat's FastAPI runner reads `start` first;
 this processor does not check the streamSid a bot sends).
 
-Usage: pipecat_twilio_bot.py PORT
+Usage: pipecat_twilio_bot.py PORT twilio|vonage
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.serializers.vonage import VonageFrameSerializer
 from pipecat.transports.websocket.server import (
     SingleClientWebsocketServerParams,
     SingleClientWebsocketServerTransport,
@@ -29,6 +31,7 @@ from pipecat.transports.websocket.server import (
 from pipecat.workers.runner import WorkerRunner
 
 PORT = int(sys.argv[1])
+DIALECT = sys.argv[2]
 
 
 def log(kind, **fields):
@@ -67,10 +70,13 @@ class Echo(FrameProcessor):
 async def main():
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    serializer = TwilioFrameSerializer(
-        stream_sid="MZ-set-by-start",
-        params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
-    )
+    if DIALECT == "twilio":
+        serializer = TwilioFrameSerializer(
+            stream_sid="MZ-set-by-start",
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
+        )
+    else:
+        serializer = VonageFrameSerializer()
     transport = SingleClientWebsocketServerTransport(
         params=SingleClientWebsocketServerParams(
             serializer=serializer,
