@@ -2,8 +2,8 @@
 //!
 //! **Job:** everything that exercises, measures or demonstrates the engine without
 //! being part of it: far ends that call a processor ([`peer`], [`farend`], the load
-//! peers), the load tool ([`loadtest`]), the jitter-buffer evaluation ([`eval`]) and its
-//! PESQ-WB scores ([`pesq`]), test
+//! peers), the load tool ([`loadtest`]; over WebRTC: [`webrtc_load`]), the
+//! jitter-buffer evaluation ([`eval`]) and its PESQ-WB scores ([`pesq`]), test
 //! signals and echo measures ([`signal`]), the end-to-end demo ([`demo`], [`local`])
 //! and its report files ([`report`]). Nothing in the libraries depends on it; the
 //! command line and the tests do.
@@ -50,6 +50,7 @@ pub mod procstat;
 pub mod relay;
 pub mod report;
 pub mod signal;
+pub mod webrtc_load;
 
 use std::sync::{Mutex, MutexGuard};
 

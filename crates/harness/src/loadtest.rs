@@ -203,7 +203,7 @@ pub struct LoadtestReport {
 #[error("load test: {0}")]
 pub struct LoadtestError(String);
 
-fn err(e: impl std::fmt::Display) -> LoadtestError {
+pub(crate) fn err(e: impl std::fmt::Display) -> LoadtestError {
     LoadtestError(e.to_string())
 }
 

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! [`peer::WhipPeer`] is the other end, sans-IO (a str0m peer that offers, sends
-//! frames and records the echo), for tests and the `whip_load` example.
+//! frames and records the echo) with its driver [`peer::WhipPeer::run`], for tests and
+//! `loadtest --transport webrtc` (crate harness).
 //!
 //! Codecs ([`AudioCodec`]): Opus at the 48 kHz RTP clock passes through to the call's
 //! own 16 kHz Opus codec (RFC 7587: any Opus packet decodes at 16 kHz, 16 kHz packets

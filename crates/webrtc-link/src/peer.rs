@@ -7,6 +7,8 @@
 //! ([`handle_receive`](WhipPeer::handle_receive), [`handle_timeout`](WhipPeer::handle_timeout),
 //! [`poll_transmit`](WhipPeer::poll_transmit), [`poll_timeout`](WhipPeer::poll_timeout)).
 //!
+//! [`WhipPeer::run`] is a driver on a tokio UDP socket that plays a [`PeerScript`].
+//!
 //! G.711 is sent as every other sample of the 16 kHz frame (no anti-alias filter: a
 //! test signal, not a product path) and received upsampled by repetition.
 
@@ -23,6 +25,36 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::codec::{AudioCodec, g711_decode_into, g711_encode_into};
+
+/// What a peer sends: `frames` 20 ms frames taken from `source` (looped), starting
+/// when the connection is up, with the DTMF tone `tone` (an RFC 4733 event code)
+/// starting with frame `tone_at`.
+#[derive(Debug, Clone)]
+pub struct PeerScript {
+    /// 16 kHz PCM, looped; at least one frame.
+    pub source: Vec<i16>,
+    /// Frames to send.
+    pub frames: u64,
+    /// A DTMF tone and the frame it starts with.
+    pub tone: Option<(u8, u64)>,
+    /// Keep what is sent (for comparing with what comes back).
+    pub keep_sent: bool,
+    /// How long to wait for the last echo after the last frame.
+    pub linger: Duration,
+    /// Give up this long after the start whatever happened.
+    pub deadline: Duration,
+}
+
+/// What [`WhipPeer::run`] did.
+#[derive(Debug)]
+pub struct PeerRun {
+    /// The peer afterwards (its counters, what it received).
+    pub peer: WhipPeer,
+    /// What was sent (with [`PeerScript::keep_sent`]).
+    pub sent: Vec<i16>,
+    /// Frames sent more than 5 ms after their 20 ms slot.
+    pub late_sends: u64,
+}
 
 /// Why a peer could not be set up or go on (the text says what failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +302,84 @@ impl WhipPeer {
     /// DTMF event codes received, one per tone.
     pub fn tones(&self) -> &[u8] {
         &self.tones
+    }
+
+    /// Drives the peer on `socket` (bound to its `local` address; the answer
+    /// accepted): sends the script's frames paced at 20 ms from the moment the
+    /// connection is up, takes what comes back, then lingers for the last echo.
+    pub async fn run(
+        mut self,
+        socket: tokio::net::UdpSocket,
+        script: &PeerScript,
+    ) -> Result<PeerRun, PeerError> {
+        let source = &script.source;
+        if source.len() < FRAME_SAMPLES {
+            return Err(PeerError(
+                "the script's source has less than a frame".into(),
+            ));
+        }
+        let mut buf = vec![0u8; 2048];
+        let mut sent = Vec::new();
+        let mut late_sends = 0;
+        let mut next_send: Option<Instant> = None;
+        let end = Instant::now() + script.deadline;
+        let mut linger: Option<Instant> = None;
+        let mut frame = [0i16; FRAME_SAMPLES];
+        loop {
+            while let Some(t) = self.poll_transmit() {
+                let _ = socket.send_to(&t.contents, t.destination).await;
+            }
+            if let Some(e) = self.failure() {
+                return Err(PeerError(e.to_owned()));
+            }
+            let now = Instant::now();
+            if now >= end || linger.is_some_and(|t| now >= t) {
+                break;
+            }
+            if self.is_connected() && next_send.is_none() {
+                next_send = Some(now);
+            }
+            let k = self.frames_sent;
+            if let Some(due) = next_send.filter(|t| *t <= now && k < script.frames) {
+                if now > due + Duration::from_millis(5) {
+                    late_sends += 1;
+                }
+                for (i, s) in frame.iter_mut().enumerate() {
+                    *s = source[(k as usize * FRAME_SAMPLES + i) % source.len()];
+                }
+                if script.keep_sent {
+                    sent.extend_from_slice(&frame);
+                }
+                let tone = script.tone.filter(|t| t.1 == k).map(|t| t.0);
+                self.send_frame(now, &frame, tone)?;
+                next_send = Some(due + Duration::from_millis(20));
+                if k + 1 == script.frames {
+                    linger = Some(now + script.linger);
+                }
+                continue;
+            }
+            let mut wake = self.poll_timeout().min(end);
+            if let Some(t) = next_send.filter(|_| self.frames_sent < script.frames) {
+                wake = wake.min(t);
+            }
+            if let Some(t) = linger {
+                wake = wake.min(t);
+            }
+            let wait = wake.saturating_duration_since(Instant::now());
+            tokio::select! {
+                r = socket.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = r {
+                        self.handle_receive(Instant::now(), source, &buf[..n]);
+                    }
+                }
+                () = tokio::time::sleep(wait) => self.handle_timeout(Instant::now()),
+            }
+        }
+        Ok(PeerRun {
+            peer: self,
+            sent,
+            late_sends,
+        })
     }
 
     fn drain(&mut self) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use media_core::frame::FRAME_SAMPLES;
 use tokio::net::UdpSocket;
 use webrtc_link::AudioCodec;
-use webrtc_link::peer::WhipPeer;
+use webrtc_link::peer::{PeerScript, WhipPeer};
 
 /// What a client call saw.
 #[derive(Debug, Default)]
@@ -76,66 +76,21 @@ pub async fn peer_call(
         return call;
     }
     peer.accept_answer(&call.answer).expect("answer accepted");
-
-    let speech = media_core::speech::speech_like((seconds * 16_000.0) as usize + 16_000, 7);
-    let frames = (seconds * 50.0) as u64;
-    let mut buf = vec![0u8; 2048];
-    let mut next_send: Option<Instant> = None;
-    let end = Instant::now() + Duration::from_secs_f64(seconds + 5.0);
-    let mut linger: Option<Instant> = None;
-    loop {
-        while let Some(t) = peer.poll_transmit() {
-            let _ = socket.send_to(&t.contents, t.destination).await;
-        }
-        let now = Instant::now();
-        if now >= end || linger.is_some_and(|t| now >= t) {
-            break;
-        }
-        if peer.is_connected() && next_send.is_none() {
-            next_send = Some(now);
-        }
-        let k = peer.frames_sent();
-        if let Some(due) = next_send.filter(|t| *t <= now && k < frames) {
-            if now > due + Duration::from_millis(5) {
-                call.late_sends += 1;
-            }
-            let at = k as usize * FRAME_SAMPLES;
-            let frame: &[i16; FRAME_SAMPLES] =
-                speech[at..at + FRAME_SAMPLES].try_into().expect("a frame");
-            if record {
-                call.sent.extend_from_slice(frame);
-            }
-            let dtmf = (tone && k == 50).then_some(5);
-            peer.send_frame(now, frame, dtmf).expect("a frame sent");
-            next_send = Some(due + Duration::from_millis(20));
-            if k + 1 == frames {
-                // Let the echo of the last frames come back.
-                linger = Some(now + Duration::from_millis(600));
-            }
-            continue;
-        }
-        let mut wake = peer.poll_timeout();
-        if let Some(t) = next_send.filter(|_| peer.frames_sent() < frames) {
-            wake = wake.min(t);
-        }
-        if let Some(t) = linger {
-            wake = wake.min(t);
-        }
-        let wait = wake.saturating_duration_since(Instant::now());
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, source)) = r {
-                    peer.handle_receive(Instant::now(), source, &buf[..n]);
-                }
-            }
-            () = tokio::time::sleep(wait) => peer.handle_timeout(Instant::now()),
-        }
-    }
-    assert!(peer.failure().is_none(), "{:?}", peer.failure());
-    call.frames_sent = peer.frames_sent();
-    call.packets_received = peer.packets_received();
-    call.received = peer.received().to_vec();
-    call.tones = peer.tones().to_vec();
+    let script = PeerScript {
+        source: media_core::speech::speech_like((seconds * 16_000.0) as usize + 16_000, 7),
+        frames: (seconds * 50.0) as u64,
+        tone: tone.then_some((5, 50)),
+        keep_sent: record,
+        linger: Duration::from_millis(600),
+        deadline: Duration::from_secs_f64(seconds + 5.0),
+    };
+    let run = peer.run(socket, &script).await.expect("the peer ran");
+    call.sent = run.sent;
+    call.late_sends = run.late_sends;
+    call.frames_sent = run.peer.frames_sent();
+    call.packets_received = run.peer.packets_received();
+    call.received = run.peer.received().to_vec();
+    call.tones = run.peer.tones().to_vec();
     if let Some(location) = location {
         let base: reqwest::Url = url.parse().expect("url");
         let mut req = http.delete(base.join(&location).expect("location"));
