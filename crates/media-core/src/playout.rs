@@ -178,6 +178,12 @@ impl ReceivePipeline {
         self.jb.stats()
     }
 
+    /// Tells the jitter buffer how the link delivers packets
+    /// ([`JitterBuffer::set_delivery`]).
+    pub fn set_delivery(&mut self, delivery: crate::link::Delivery) {
+        self.jb.set_delivery(delivery);
+    }
+
     /// The jitter buffer (read-only: target delay, fill level).
     pub fn jitter_buffer(&self) -> &JitterBuffer {
         &self.jb
@@ -236,7 +242,10 @@ impl ReceivePipeline {
         let quiet = sender_silent || rms_dbfs(&self.decoded) < self.cfg.quiet_threshold_dbfs;
         match req {
             Stretch::None => (false, FRAME_SAMPLES, 0, 0),
-            Stretch::Accelerate { max_samples } => {
+            Stretch::Accelerate {
+                max_samples,
+                urgent,
+            } => {
                 if quiet {
                     if max_samples >= FRAME_SAMPLES {
                         return (false, 0, FRAME_SAMPLES, 0);
@@ -254,7 +263,7 @@ impl ReceivePipeline {
                     return (false, FRAME_SAMPLES, 0, 0);
                 }
                 let (p, c) = stretch::find_period(&self.decoded, MIN_PERIOD, max_p);
-                if c >= self.cfg.min_correlation
+                if (urgent || c >= self.cfg.min_correlation)
                     && let Some(n) = stretch::remove(&self.decoded, p, &mut self.stretched)
                 {
                     return (true, n, p, 0);

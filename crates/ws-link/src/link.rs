@@ -7,7 +7,7 @@
 //! `send_dropped`) instead of stalling the call.
 
 use media_core::control::Control;
-use media_core::link::{LinkError, LinkStats, MediaLink};
+use media_core::link::{Delivery, LinkError, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
 use tokio::sync::mpsc;
 
@@ -156,5 +156,10 @@ impl MediaLink for WsLink {
 
     fn stats(&mut self) -> LinkStats {
         self.stats
+    }
+
+    /// A WebSocket runs over TCP: every frame arrives, in order, late at worst.
+    fn delivery(&self) -> Delivery {
+        Delivery::ReliableOrdered
     }
 }

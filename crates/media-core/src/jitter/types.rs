@@ -47,6 +47,11 @@ pub struct JitterConfig {
     /// small tolerance stops flapping between two 20 ms steps when the target sits right
     /// on one, at the price of slightly more late packets.
     pub expand_tolerance: Duration,
+    /// On a reliable link ([`Delivery::ReliableOrdered`](crate::link::Delivery)), how
+    /// far the margin may exceed the target before every decoded frame is accelerated
+    /// urgently (default 200 ms): the bound of the delay a stall or a paused sender
+    /// leaves behind.
+    pub reliable_max_excess: Duration,
 }
 
 impl Default for JitterConfig {
@@ -62,6 +67,7 @@ impl Default for JitterConfig {
             window: Duration::from_secs(2),
             accelerate_hysteresis: Duration::ZERO,
             expand_tolerance: Duration::ZERO,
+            reliable_max_excess: Duration::from_millis(200),
         }
     }
 }
@@ -124,6 +130,9 @@ pub enum Stretch {
     Accelerate {
         /// Most samples to remove.
         max_samples: usize,
+        /// The backlog of a reliable link exceeds its bound: shorten the frame even
+        /// where the signal does not allow a clean cut.
+        urgent: bool,
     },
     /// Lengthen the frame by up to `max_samples` (a pitch period may exceed it).
     Expand {
@@ -204,6 +213,10 @@ pub struct JitterStats {
     pub fec_recovered: u64,
     /// Resynchronisations on a new timeline (timestamp jump or sender restart).
     pub resyncs: u64,
+    /// Frames accelerated urgently because a reliable link's backlog exceeded
+    /// [`JitterConfig::reliable_max_excess`].
+    #[serde(default)]
+    pub backlog_accelerations: u64,
     /// Current target delay in milliseconds.
     pub target_delay_ms: f64,
 }
