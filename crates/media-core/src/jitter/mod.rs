@@ -54,6 +54,17 @@
 //! quantile estimate sits just above a step, the recent packets decide whether the
 //! lower step is really too late.
 //!
+//! Each request says where the stretch may go ([`Urgency`]). Every stretch inside
+//! speech moves the rest of a word against the sender's timing, which listeners (and
+//! PESQ) notice more than the delay it saves, so a buffer at most one step above its
+//! target accelerates only in a quiet frame ([`Urgency::QuietOnly`]: speech pauses
+//! come every few seconds), and after [`PAUSE_WAIT`] frames without one (music, a
+//! tone) also where a pitch period repeats cleanly ([`Urgency::Clean`]); further above
+//! the target, and whenever the margin is short of it (late packets would follow),
+//! a clean period in speech is taken at once. The receive pipeline makes the cut
+//! (see [`stretch`]); a frame that does not allow it is played as it is and the next
+//! one is asked.
+//!
 //! # Reliable links
 //! A link over TCP (a platform WebSocket) loses nothing but delivers late and in
 //! bursts; it says so with [`Delivery::ReliableOrdered`] ([`JitterBuffer::set_delivery`],
@@ -73,7 +84,7 @@
 //! * **Bounded delay.** If the margin exceeds the target by more than
 //!   [`JitterConfig::reliable_max_excess`] (a sender that paused and resumed, a stall
 //!   longer than the recent bursts), every decoded frame is accelerated urgently
-//!   ([`Stretch::Accelerate`] with `urgent`, counted in
+//!   ([`Stretch::Accelerate`] with [`Urgency::Forced`], counted in
 //!   [`JitterStats::backlog_accelerations`]); the slots bound what is stored, and an
 //!   overflow drops the oldest packet (counted in [`JitterStats::overflow`]).
 //!
@@ -96,7 +107,7 @@ use crate::link::Delivery;
 use crate::packet::AudioPacket;
 
 use delay::{DelayManager, DelayParams};
-pub use types::{Accepted, Discard, JitterConfig, JitterStats, Playout, Stretch};
+pub use types::{Accepted, Discard, JitterConfig, JitterStats, Playout, Stretch, Urgency};
 
 /// Samples per packet (the timestamp step of one 20 ms frame), as `u64`.
 const STEP: u64 = FRAME_SAMPLES as u64;
@@ -112,6 +123,9 @@ const RECENT: usize = 500;
 /// Late-packet budget of the late-rate check: at most 0.8 % of the recent packets may
 /// have been later than a candidate margin.
 const LATE_BUDGET_PER_MILLE: usize = 8;
+/// Decoded frames (2 s) a one-step excess of delay waits for a pause before a clean
+/// cut in speech will do (a signal without pauses: music, a tone).
+pub const PAUSE_WAIT: u32 = 100;
 /// Largest sequence-number distance accepted as the same stream.
 const SEQ_WINDOW: i64 = 16_384;
 
@@ -182,6 +196,7 @@ pub struct JitterBuffer {
     recent_pos: usize,
     delivery: Delivery,
     excess_us: i64,
+    accel_waited: u32,
     stats: JitterStats,
 }
 
@@ -235,6 +250,7 @@ impl JitterBuffer {
             recent_pos: 0,
             delivery: Delivery::Datagram,
             excess_us: us(cfg.reliable_max_excess).max(FRAME_US),
+            accel_waited: 0,
             stats,
         }
     }
@@ -588,7 +604,7 @@ impl JitterBuffer {
             self.stats.backlog_accelerations += 1;
             return Stretch::Accelerate {
                 max_samples: FRAME_SAMPLES,
-                urgent: true,
+                urgency: Urgency::Forced,
             };
         }
         // One 20 ms step lower is still safe: by the target, or because the recent
@@ -596,22 +612,38 @@ impl JitterBuffer {
         // when it sits just above a 20 ms step, this avoids paying the whole step).
         let lower = margin_us - FRAME_US;
         if lower >= target + self.hyst_us || (lower < target && self.recent_late_ok(lower)) {
+            // Less delay is only a saving: within one step of the target it waits for
+            // a pause; further above, a clean pitch period in speech will do.
+            // A signal without pauses (music, a tone) gets a clean cut after
+            // PAUSE_WAIT frames.
+            self.accel_waited = self.accel_waited.saturating_add(1);
+            let urgency =
+                if lower - FRAME_US >= target + self.hyst_us || self.accel_waited > PAUSE_WAIT {
+                    Urgency::Clean
+                } else {
+                    Urgency::QuietOnly
+                };
             Stretch::Accelerate {
                 max_samples: FRAME_SAMPLES,
-                urgent: false,
+                urgency,
             }
         } else if margin_us >= target - self.tol_us || self.recent_late_ok(margin_us) {
+            self.accel_waited = 0;
             if pending >= stretch::MIN_PERIOD {
                 Stretch::Accelerate {
                     max_samples: pending,
-                    urgent: false,
+                    urgency: Urgency::QuietOnly,
                 }
             } else {
                 Stretch::None
             }
         } else {
+            // Too little margin risks late packets: stretch wherever it is clean
+            // (waiting for a pause was tried: on a slowly draining buffer it ran dry).
+            self.accel_waited = 0;
             Stretch::Expand {
                 max_samples: FRAME_SAMPLES.saturating_sub(pending).max(1),
+                urgency: Urgency::Clean,
             }
         }
     }

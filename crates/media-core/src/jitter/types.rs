@@ -130,15 +130,34 @@ pub enum Stretch {
     Accelerate {
         /// Most samples to remove.
         max_samples: usize,
-        /// The backlog of a reliable link exceeds its bound: shorten the frame even
-        /// where the signal does not allow a clean cut.
-        urgent: bool,
+        /// Where the frame may be shortened.
+        urgency: Urgency,
     },
     /// Lengthen the frame by up to `max_samples` (a pitch period may exceed it).
     Expand {
         /// Samples that would raise the margin by one frame.
         max_samples: usize,
+        /// Where the frame may be lengthened.
+        urgency: Urgency,
     },
+}
+
+/// Where a requested time-stretch may be applied. A stretch the frame does not allow
+/// is not made; the buffer asks again on the next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Only in a quiet frame (a pause, or a frame the sender flagged silent): the delay
+    /// is off its target by less than one 20 ms step and can wait for a pause, where a
+    /// stretch is inaudible and moves no word against the next.
+    QuietOnly,
+    /// Also in active speech where a pitch period repeats cleanly: normalised
+    /// correlation of at least
+    /// [`ReceiveConfig::min_correlation`](crate::playout::ReceiveConfig::min_correlation)
+    /// between two periods of similar energy.
+    Clean,
+    /// Anywhere: a reliable link's backlog exceeds its bound, so the best period is cut
+    /// even where it does not repeat cleanly.
+    Forced,
 }
 
 /// What to play for the next 20 ms of media.
