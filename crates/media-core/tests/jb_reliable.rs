@@ -65,6 +65,13 @@ fn tcp_arrivals(frames: usize, seed: u64, stalls: usize) -> (Vec<u64>, Vec<(u64,
     (arrivals, windows)
 }
 
+/// Frame `k` of `signal` as the PCM packet a TCP stream would carry.
+fn frame_packet(signal: &[i16], k: usize) -> AudioPacket {
+    let s = &signal[k * FRAME_SAMPLES..(k + 1) * FRAME_SAMPLES];
+    let bytes: Vec<u8> = s.iter().flat_map(|v| v.to_le_bytes()).collect();
+    AudioPacket::new(k as u16, (k * FRAME_SAMPLES) as u32, Codec::Pcm16k, &bytes).expect("fits")
+}
+
 struct Run {
     decoded_frames: u64,
     discarded: u64,
@@ -100,16 +107,7 @@ fn run(delivery: Delivery, seed: u64, stalls: usize) -> Run {
     while now_ms <= end_ms {
         let now = t0 + MS * now_ms as u32;
         while next < frames && arrivals[next] <= now_ms {
-            let s = &signal[next * FRAME_SAMPLES..(next + 1) * FRAME_SAMPLES];
-            let bytes: Vec<u8> = s.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let p = AudioPacket::new(
-                next as u16,
-                (next * FRAME_SAMPLES) as u32,
-                Codec::Pcm16k,
-                &bytes,
-            )
-            .expect("fits");
-            let _ = rx.handle_packet(now, &p);
+            let _ = rx.handle_packet(now, &frame_packet(&signal, next));
             next += 1;
         }
         let starved = rx.jitter_buffer().is_empty();
@@ -199,4 +197,63 @@ fn a_datagram_buffer_on_the_same_stream_conceals_more() {
     }
     eprintln!("concealed ticks over 6 runs: reliable {rel}, datagram {dgram}");
     assert!(rel <= dgram, "reliable {rel} vs datagram {dgram}");
+}
+
+#[test]
+fn a_long_stall_on_a_reliable_link_is_played_late_then_brought_back_within_bounds() {
+    // Frames every 20 ms on time, except a 700 ms stall at 2 s: nothing is lost, the
+    // buffer waits (one concealment event) and keeps the delay while the stall is in
+    // its 10 s history; once the stall has left it, the delay exceeds the target by
+    // far more than `reliable_max_excess` and is brought down urgently.
+    let frames = 1_100; // 22 s
+    let signal = speech_like(frames * FRAME_SAMPLES, 3);
+    let mut rx = ReceivePipeline::new(
+        ReceiveConfig::default(),
+        new_decoder(Codec::Pcm16k).expect("pcm"),
+    );
+    rx.set_delivery(Delivery::ReliableOrdered);
+    let arrival = |k: u64| -> u64 {
+        let t = k * 20 + 5;
+        if (2_000..2_700).contains(&t) {
+            2_700
+        } else {
+            t
+        }
+    };
+    let t0 = Instant::now();
+    let mut out = Pcm16kFrame::silent();
+    let mut next = 0usize;
+    let mut delays = Vec::new();
+    for tick in 0..(frames as u64 + 100) {
+        let now_ms = tick * 20 + 10;
+        let now = t0 + MS * now_ms as u32;
+        while next < frames && arrival(next as u64) <= now_ms {
+            let _ = rx.handle_packet(now, &frame_packet(&signal, next));
+            next += 1;
+        }
+        let info = rx.poll_frame(now, &mut out);
+        if info.active && next < frames {
+            delays.push(now_ms as f64 - info.media_time.samples() as f64 / 16.0);
+        }
+    }
+    let s = rx.stats();
+    eprintln!("{s:?}");
+    assert_eq!(
+        s.jitter_buffer_emitted_count,
+        (frames * FRAME_SAMPLES) as u64
+    );
+    assert_eq!((s.packets_discarded, s.late, s.overflow), (0, 0, 0));
+    assert!(s.concealment_events <= 2, "{}", s.concealment_events);
+    assert!(
+        s.backlog_accelerations > 0,
+        "the excess was never brought down"
+    );
+    // The stall's delay (~700 ms) is kept for a while, then comes back down.
+    let at = |sec: usize| delays[(sec * 50).min(delays.len() - 1)];
+    eprintln!(
+        "delay by second: {:?}",
+        (0..22).map(|s| at(s).round()).collect::<Vec<_>>()
+    );
+    assert!(at(5) > 600.0, "delay at 5 s: {}", at(5));
+    assert!(at(20) < 300.0, "delay at 20 s: {}", at(20));
 }
