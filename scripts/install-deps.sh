@@ -4,15 +4,21 @@
 #   pkg-config, libasound2-dev - cpal's ALSA backend
 #   pulseaudio, libasound2-plugins - the null-sink audio device used by the tests and demo
 #   espeak-ng, python3 + pip: numpy, pesq - speech and PESQ-WB scores of `jb-eval --pesq`
+#   chromium + pip playwright; gstreamer (webrtcbin, nice, opus) + python3-gi, openssl (an
+#     ECDSA certificate for webrtcbin) - the WebRTC clients of the WHIP tests
+#     (crates/webrtc-link/tests/clients)
 set -euo pipefail
-packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng)
+packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng chromium gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 openssl)
 # PyPI packages for the PESQ-WB scorer (scripts/pesq_score.py), if missing.
 python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
-  python3 -c 'import numpy, pesq' 2>/dev/null && return 0
-  echo "installing Python packages: numpy pesq"
-  python3 -m pip install -q numpy pesq 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages numpy pesq
+  # websockets and twilio: the third-party Twilio Media Streams bot of ws-link's bot-link test.
+  # playwright: drives Debian's chromium (no browser download) in the WHIP tests.
+  # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test.
+  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio' 2>/dev/null && return 0
+  echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai"
+  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright pipecat-ai 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright pipecat-ai
 }
 missing=()
 for p in "${packages[@]}"; do

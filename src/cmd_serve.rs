@@ -80,6 +80,23 @@ pub struct ServeArgs {
     /// `/vonage` (each stream a call of the same bot; formats in the ws-link crate documentation).
     #[arg(long)]
     pub ws: Option<SocketAddr>,
+    /// Forward every call (QUIC, `--ws`, `--whip`) to an external bot's WebSocket at this URL
+    /// (`ws://...`), speaking `--bot-dialect`; the bot's audio comes back through the
+    /// call's paced send queue, with clear and marks (see the ws-link crate's `bot` module).
+    #[arg(long, conflicts_with_all = ["echo", "devices"])]
+    pub bot_ws: Option<String>,
+    /// The external bot's dialect: twilio (default), acs or vonage.
+    #[arg(long, requires = "bot_ws", value_parser = parse_dialect)]
+    pub bot_dialect: Option<ws_link::Dialect>,
+    /// Credential for the bot's handshake: twilio signs the URL with it
+    /// (`X-Twilio-Signature`), acs and vonage send it as a bearer token.
+    #[arg(
+        long,
+        env = "MP_BOT_AUTH_TOKEN",
+        hide_env_values = true,
+        requires = "bot_ws"
+    )]
+    pub bot_auth_token: Option<String>,
     /// Twilio auth token: `/twilio` handshakes must carry its `X-Twilio-Signature`.
     #[arg(long, env = "MP_TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
@@ -96,6 +113,34 @@ pub struct ServeArgs {
     /// URL of the key set (JWKS) ACS signs its streaming tokens with.
     #[arg(long, env = "MP_ACS_JWKS_URL", requires = "acs_resource_id")]
     pub acs_jwks_url: Option<String>,
+    /// Also serve WebRTC calls signalled by WHIP (RFC 9725) on this TCP address:
+    /// `POST /whip` with an SDP offer, and a test page at `/` (microphone -> bot -> back).
+    #[arg(long)]
+    pub whip: Option<SocketAddr>,
+    /// Bearer token WHIP offers (and DELETEs) must carry (default: none, open).
+    #[arg(long, env = "MP_WHIP_TOKEN", hide_env_values = true, requires = "whip")]
+    pub whip_token: Option<String>,
+    /// Address of the WebRTC calls' ICE host candidates (default: the --whip IP, or
+    /// for 0.0.0.0 the local address of the route to each client).
+    #[arg(long, requires = "whip")]
+    pub whip_candidate_ip: Option<std::net::IpAddr>,
+}
+
+/// Parses a dialect name: `twilio`, `acs`, `vonage`.
+pub fn parse_dialect(s: &str) -> Result<ws_link::Dialect, String> {
+    s.parse()
+}
+
+/// The external bot of `--bot-ws`, checked.
+fn bot_config(args: &ServeArgs) -> anyhow::Result<Option<ws_link::BotLinkConfig>> {
+    let Some(url) = &args.bot_ws else {
+        return Ok(None);
+    };
+    let mut config =
+        ws_link::BotLinkConfig::new(url, args.bot_dialect.unwrap_or(ws_link::Dialect::Twilio));
+    config.auth_token = args.bot_auth_token.clone();
+    config.validate().context("--bot-ws")?;
+    Ok(Some(config))
 }
 
 /// Parses `pcm` / `opus` (also the wire names `pcm16k` / `opus16k`).
@@ -197,6 +242,7 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
         run_for: seconds.map(Duration::from_secs_f64),
         max_calls: args.calls.or(file.calls),
         on_session: args.devices.then(devices_hook),
+        bot: bot_config(args)?,
         ws: args.ws.map(|addr| WsOptions {
             addr,
             auth: ws_link::WsAuthConfig {
@@ -209,6 +255,11 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
                 twilio_public_url: args.twilio_public_url.clone(),
                 vonage_token: args.vonage_token.clone(),
             },
+        }),
+        whip: args.whip.map(|addr| WhipOptions {
+            addr,
+            token: args.whip_token.clone(),
+            candidate_ip: args.whip_candidate_ip,
         }),
     })
 }
@@ -240,6 +291,47 @@ fn devices_hook() -> SessionHook {
         }
         Ok(Box::new(bridge) as Box<dyn Send>)
     })
+}
+
+/// Forwards one session's call to the external bot until it ends; true if Ctrl-C or
+/// the deadline came first (the call is hung up).
+async fn forward_session(
+    socket: platform::AudioSocket,
+    call_id: Uuid,
+    bot: ws_link::BotLinkConfig,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    let info = ws_link::BotCallInfo::for_call(call_id);
+    let forwarding = tokio::spawn(ws_link::forward(socket, info, bot, None));
+    let until =
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => true,
+        _ = tokio::time::sleep_until(until) => true,
+        r = forwarding => {
+            print_forwarded(&format!("call {call_id}"), r);
+            false
+        }
+    }
+}
+
+/// Prints how a call forwarded to the external bot ended.
+fn print_forwarded(
+    what: &str,
+    r: Result<Result<ws_link::BotLinkReport, ws_link::BotLinkError>, tokio::task::JoinError>,
+) {
+    match r {
+        Ok(Ok(report)) => {
+            let by = if report.call_ended {
+                "the call"
+            } else {
+                "the bot"
+            };
+            println!("{what}: bot link ended by {by}: {:?}", report.stats);
+        }
+        Ok(Err(e)) => eprintln!("{what}: bot link failed: {e}"),
+        Err(e) => eprintln!("{what}: bot link task failed: {e}"),
+    }
 }
 
 /// Runs the processor until Ctrl-C (or `--seconds` / `--calls`).
@@ -276,8 +368,23 @@ pub struct ServeOptions {
     pub max_calls: Option<usize>,
     /// Run for each session before its call (e.g. bind it to audio devices).
     pub on_session: Option<SessionHook>,
+    /// Forward every call to this external bot (instead of the echo or listen-only bot).
+    pub bot: Option<ws_link::BotLinkConfig>,
     /// Also serve the platforms' media WebSockets.
     pub ws: Option<WsOptions>,
+    /// Also serve WebRTC calls signalled by WHIP.
+    pub whip: Option<WhipOptions>,
+}
+
+/// The WHIP endpoint of `serve --whip`.
+#[derive(Debug, Clone)]
+pub struct WhipOptions {
+    /// TCP address to listen on.
+    pub addr: SocketAddr,
+    /// Bearer token offers must carry (none: open).
+    pub token: Option<String>,
+    /// Address of the calls' ICE host candidates (none: chosen per client).
+    pub candidate_ip: Option<std::net::IpAddr>,
 }
 
 /// The platforms' media WebSocket endpoint of `serve --ws`.
@@ -299,7 +406,9 @@ impl std::fmt::Debug for ServeOptions {
             .field("run_for", &self.run_for)
             .field("max_calls", &self.max_calls)
             .field("on_session", &self.on_session.is_some())
+            .field("bot", &self.bot.as_ref().map(|b| (&b.url, b.dialect)))
             .field("ws", &self.ws.as_ref().map(|w| w.addr))
+            .field("whip", &self.whip.as_ref().map(|w| w.addr))
             .finish()
     }
 }
@@ -322,14 +431,23 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         println!("certificate fingerprint: {}", platform.certificate_fingerprint());
         let platform = Arc::new(platform);
         let _ws = match &opts.ws {
-            Some(ws) => Some(serve_ws(&platform, ws, opts.echo).await?),
+            Some(ws) => Some(serve_ws(&platform, ws, opts.echo, opts.bot.clone()).await?),
+            None => None,
+        };
+        let whip = match &opts.whip {
+            Some(w) => Some(
+                serve_whip(&platform, w, opts.echo, opts.on_session.clone(), opts.bot.clone())
+                    .await?,
+            ),
             None => None,
         };
         let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
         let mut call_id = opts.call_id.unwrap_or_else(uuid::Uuid::new_v4);
         let mut ended = 0usize;
         loop {
-            let delivery = if opts.echo {
+            let delivery = if opts.bot.is_some() {
+                FrameDelivery::Channel(50)
+            } else if opts.echo {
                 FrameDelivery::Callback(Box::new(|f, tx| {
                     let _ = tx.enqueue(&f.samples);
                 }))
@@ -354,6 +472,17 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 crate::private_file::write_private(path, json.as_bytes())
                     .with_context(|| format!("--blob-out {}", path.display()))?;
                 println!("blob written to {}", path.display());
+            }
+            if let Some(bot) = &opts.bot {
+                if forward_session(socket, call_id, bot.clone(), deadline).await {
+                    break;
+                }
+                ended += 1;
+                if opts.max_calls.is_some_and(|m| ended >= m) {
+                    break;
+                }
+                call_id = uuid::Uuid::new_v4();
+                continue;
             }
             let mut stats = tokio::time::interval(Duration::from_secs(5));
             stats.tick().await;
@@ -398,6 +527,9 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         if let Some(ws) = _ws {
             ws.shutdown().await;
         }
+        if let Some(whip) = whip {
+            whip.shutdown().await;
+        }
         match Arc::try_unwrap(platform) {
             Ok(platform) => platform.shutdown().await,
             Err(_) => eprintln!("media WebSocket calls still run: the platform stops with the process"),
@@ -412,9 +544,13 @@ async fn serve_ws(
     platform: &Arc<MediaPlatform>,
     ws: &WsOptions,
     echo: bool,
+    bot: Option<ws_link::BotLinkConfig>,
 ) -> anyhow::Result<ws_link::WsServer> {
+    let to_bot = bot.is_some();
     let delivery = move |_: &ws_link::StreamInfo| {
-        if echo {
+        if to_bot {
+            FrameDelivery::Channel(50)
+        } else if echo {
             FrameDelivery::Callback(Box::new(|f, tx| {
                 let _ = tx.enqueue(&f.samples);
             }))
@@ -440,12 +576,23 @@ async fn serve_ws(
     }
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
+            let bot = bot.clone();
             tokio::spawn(async move {
-                let ws_link::IncomingStream { info, mut socket } = call;
+                let ws_link::IncomingStream {
+                    info,
+                    mut socket,
+                    playback,
+                } = call;
                 println!(
                     "{} stream {} started ({:?})",
                     info.dialect, info.stream_id, info.encoding
                 );
+                if let Some(bot) = bot {
+                    let to = ws_link::BotCallInfo::for_call(Uuid::new_v4());
+                    let r = tokio::spawn(ws_link::forward(socket, to, bot, Some(playback))).await;
+                    print_forwarded(&format!("{} stream {}", info.dialect, info.stream_id), r);
+                    return;
+                }
                 while let Some(e) = socket.next_event().await {
                     println!("{} stream {}: event: {e:?}", info.dialect, info.stream_id);
                 }
@@ -455,6 +602,83 @@ async fn serve_ws(
                     info.stream_id,
                     socket.qoe()
                 );
+            });
+        }
+    });
+    Ok(server)
+}
+
+/// Starts the WHIP endpoint: each offer a WebRTC call of the same bot (echo,
+/// listen-only, the audio devices of `--devices`, or the external bot of `--bot-ws`),
+/// its events printed; prints the endpoint's and the test page's URLs.
+async fn serve_whip(
+    platform: &Arc<MediaPlatform>,
+    whip: &WhipOptions,
+    echo: bool,
+    on_session: Option<SessionHook>,
+    bot: Option<ws_link::BotLinkConfig>,
+) -> anyhow::Result<webrtc_link::WhipServer> {
+    let devices = on_session.is_some();
+    let to_bot = bot.is_some();
+    let delivery = move |_: &webrtc_link::WhipCallInfo| {
+        if to_bot {
+            FrameDelivery::Channel(50)
+        } else if echo {
+            FrameDelivery::Callback(Box::new(|f, tx| {
+                let _ = tx.enqueue(&f.samples);
+            }))
+        } else if devices {
+            FrameDelivery::Channel(50)
+        } else {
+            FrameDelivery::Callback(Box::new(|_, _| {}))
+        }
+    };
+    let (calls, mut incoming) = webrtc_link::PlatformCalls::new(platform.clone(), delivery);
+    let config = webrtc_link::WhipConfig {
+        bearer_token: whip.token.clone(),
+        candidate_ip: whip.candidate_ip,
+        ..webrtc_link::WhipConfig::default()
+    };
+    let server = webrtc_link::WhipServer::bind(whip.addr, config, Arc::new(calls))
+        .await
+        .with_context(|| format!("--whip {}", whip.addr))?;
+    let open = if server.is_open() {
+        " (no bearer token configured)"
+    } else {
+        ""
+    };
+    println!("WHIP endpoint: {}{open}", server.url());
+    println!("WHIP test page: {}", server.page_url());
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            let hook = on_session.clone();
+            let bot = bot.clone();
+            tokio::spawn(async move {
+                let webrtc_link::IncomingCall { info, mut socket } = call;
+                let _attached = match &hook {
+                    Some(hook) => match hook(&mut socket) {
+                        Ok(guard) => Some(guard),
+                        Err(e) => {
+                            eprintln!("WHIP call {}: {e}; serving it without", info.session_id);
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                println!(
+                    "WHIP call {} started ({}, media on {}, client {})",
+                    info.session_id, info.codec, info.media_addr, info.client
+                );
+                if let Some(bot) = bot {
+                    let to = ws_link::BotCallInfo::for_call(Uuid::new_v4());
+                    let r = tokio::spawn(ws_link::forward(socket, to, bot, None)).await;
+                    print_forwarded(&format!("WHIP call {}", info.session_id), r);
+                    return;
+                }
+                while let Some(e) = socket.next_event().await {
+                    println!("WHIP call {}: event: {e:?}", info.session_id);
+                }
+                println!("WHIP call {} ended: {:?}", info.session_id, socket.qoe());
             });
         }
     });

@@ -305,7 +305,7 @@ fn inspect_names_and_checks_in_call_actions() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report = stdout(&out);
     assert!(
-        report.contains("fits 9 actions: mute, unmute, subscribeToTone"),
+        report.contains("fits 10 actions: transfer, mute, unmute, subscribeToTone"),
         "{report}"
     );
     assert!(

@@ -2,8 +2,10 @@
 //!
 //! **Job:** the bot-facing side of app-hosted calls. A bot is a [`MediaBot`] that makes
 //! one [`CallBehaviour`] per call: it gets every received 20 ms frame and every call
-//! event (DTMF, speakers, send status, `LowOnFrames`, the end) and sends audio through
-//! a [`BotOutput`] (the call's paced send queue). [`PlatformSessions`] runs those
+//! event (DTMF, speakers, send status, `LowOnFrames`, the end), the call's roster
+//! changes and dominant-speaker changes mapped to participants ([`CallUpdate`]), and
+//! sends audio through a [`BotOutput`] (the call's paced send queue, and its roster:
+//! `out.roster().speakers(frame.active_speakers.as_slice())` names who speaks). [`PlatformSessions`] runs those
 //! behaviours on a `platform::MediaPlatform` and is the Graph runtime's
 //! `MediaSessions`: it creates a call's media session (the blob) when the runtime
 //! places or answers a call, starts the behaviour when media flows, and reports a
@@ -20,6 +22,7 @@
 //!                                                               v
 //!  far end ══media link══> MediaPlatform ─> AudioSocket ─> PlatformSessions' task per call
 //!                                                              CallBehaviour::on_frame / on_event
+//!  runtime's CallView (roster, participant and tone events) ──> on_call_update
 //!          <══ paced 50 frames/s ══ send queue <── BotOutput::enqueue ──┘
 //!  media stream failure ──> MediaReporter::stream_failed ──> the runtime hangs up
 //! ```
@@ -73,6 +76,6 @@ pub use platform::Codec;
 
 pub use local::{BotConfig, BotError, BotHost, HttpLimits, HttpStats};
 pub use media::{
-    BehaviourError, BotOutput, CallBehaviour, EchoBot, MediaBot, PlatformSessions, SessionCounters,
-    SessionOptions, SessionReport, SessionSnapshot, WavBot,
+    BehaviourError, BotOutput, CallBehaviour, CallUpdate, EchoBot, MediaBot, PlatformSessions,
+    SessionCounters, SessionOptions, SessionReport, SessionSnapshot, WavBot, graph_tone,
 };

@@ -151,6 +151,28 @@ impl BotHost {
         self.runtime.create_call(call).await
     }
 
+    /// `sendDtmfTones` on call `call_id` (Graph's tone names: `tone0`-`tone9`, `star`,
+    /// `pound`, `a`-`d`, `flash`; checked before sending), and with app-hosted media
+    /// the same tones into the call's media link, where the far end's audio socket
+    /// reports each. Graph's final `sendDtmfTonesOperation`.
+    pub async fn send_dtmf_tones(
+        &self,
+        call_id: &str,
+        tones: &[&str],
+        delay_between_ms: u32,
+    ) -> Result<serde_json::Value, RuntimeError> {
+        let op = self
+            .runtime
+            .send_dtmf_tones(call_id, tones, delay_between_ms)
+            .await?;
+        // Graph took the names, so each is one of its tones.
+        let in_media: Vec<_> = tones.iter().filter_map(|t| crate::graph_tone(t)).collect();
+        if !self.sessions.send_tones(call_id, &in_media) {
+            tracing::debug!(%call_id, "no media of the call runs: tones sent by Graph only");
+        }
+        Ok(op)
+    }
+
     /// Tears every call down (without hanging up) and stops the callback server.
     pub async fn shutdown(self) {
         self.runtime.shutdown();

@@ -20,15 +20,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use graph::{CallRuntime, MediaError, MediaReporter, MediaSessions};
+use graph::{CallRuntime, CallView, MediaError, MediaReporter, MediaSessions};
 use media_blob::MediaSessionConfig;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::JitterStats;
 use platform::{
-    AudioEvent, AudioFrame, AudioSender, AudioSocket, CertFingerprint, EnqueueError, FrameDelivery,
-    Incoming, MediaPlatform, MediaPlatformSettings, PlatformError, QoeStats, SendStatus,
+    AudioEvent, AudioFrame, AudioSender, AudioSocket, CertFingerprint, DtmfTone, EnqueueError,
+    FrameDelivery, Incoming, MediaPlatform, MediaPlatformSettings, PlatformError, QoeStats,
+    SendStatus,
 };
 use serde::Serialize;
+use signaling::{CallEvent, RosterSnapshot, Speaker};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -54,6 +56,12 @@ pub trait CallBehaviour: Send + 'static {
     fn on_event(&mut self, event: &AudioEvent, out: &mut BotOutput<'_>) {
         let _ = (event, out);
     }
+    /// The call's participants changed, its dominant speaker changed (with the
+    /// participant), or Graph reported a tone. [`BotOutput::roster`] already shows
+    /// the roster after the change.
+    fn on_call_update(&mut self, update: &CallUpdate, out: &mut BotOutput<'_>) {
+        let _ = (update, out);
+    }
     /// The call's media ended; `received` is the recording of the other side (empty
     /// unless [`SessionOptions::record`]). Errors are reported in the
     /// [`SessionReport`].
@@ -63,16 +71,44 @@ pub trait CallBehaviour: Send + 'static {
     }
 }
 
-/// The bot's send queue of one call, counting (and optionally recording) what it
-/// sends.
+/// What happened to a call besides its audio, for [`CallBehaviour::on_call_update`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CallUpdate {
+    /// From Graph's notifications, in order: a participant joined, changed, left,
+    /// entered or left the lobby, was muted or unmuted, changed its media streams
+    /// ([`CallEvent::ParticipantJoined`], ...), or a tone was reported
+    /// ([`CallEvent::ToneReceived`], after `subscribeToTone`).
+    Call(CallEvent),
+    /// The media's dominant speaker changed, mapped to the roster's participants by
+    /// media source id. Also sent again when a roster change identifies (or
+    /// re-identifies) the current dominant speaker's participant.
+    DominantSpeakerChanged {
+        /// The speaker now (`None`: nobody speaks).
+        current: Option<Speaker>,
+        /// The speaker before.
+        previous: Option<Speaker>,
+    },
+}
+
+/// The bot's handle on one call inside a [`CallBehaviour`] callback: the call's paced
+/// send queue (counting, and optionally recording, what it sends) and its roster.
 #[derive(Debug)]
 pub struct BotOutput<'a> {
     sender: &'a AudioSender,
     live: &'a LiveCounters,
     record: Option<&'a mut Vec<i16>>,
+    roster: &'a RosterSnapshot,
 }
 
 impl BotOutput<'_> {
+    /// The call's participants as Graph last reported them (empty before the first
+    /// roster notification). Map a frame's speakers with
+    /// `out.roster().speakers(frame.active_speakers.as_slice())`.
+    pub fn roster(&self) -> &RosterSnapshot {
+        self.roster
+    }
+
     /// Queues one frame for paced sending (50 frames/s). Never blocks.
     pub fn enqueue(&mut self, frame: &Pcm16kFrame) -> Result<(), EnqueueError> {
         self.sender.enqueue(frame)?;
@@ -304,7 +340,14 @@ enum Slot {
     /// The blob is out; the socket waits for `start`.
     Waiting(Box<AudioSocket>, Arc<Live>),
     /// The bot task runs.
-    Running { stop: Arc<Notify>, live: Arc<Live> },
+    Running {
+        stop: Arc<Notify>,
+        live: Arc<Live>,
+        /// Graph's call id.
+        call_id: String,
+        /// DTMF for the task to send into the media link.
+        tones: tokio::sync::mpsc::UnboundedSender<DtmfTone>,
+    },
 }
 
 #[derive(Default)]
@@ -462,6 +505,47 @@ impl Live {
     }
 }
 
+/// How long each DTMF tone sent into the media link lasts, in ms.
+const TONE_MS: u32 = 100;
+
+/// The DTMF tone Graph names `name` (`tone0`-`tone9`, `star`, `pound`, `a`-`d`,
+/// `flash`, any case), as the media link carries it.
+pub fn graph_tone(name: &str) -> Option<DtmfTone> {
+    let i = match name.to_ascii_lowercase().as_str() {
+        "star" => 10,
+        "pound" => 11,
+        "a" => 12,
+        "b" => 13,
+        "c" => 14,
+        "d" => 15,
+        "flash" => 16,
+        n => n
+            .strip_prefix("tone")?
+            .parse::<usize>()
+            .ok()
+            .filter(|d| *d < 10)?,
+    };
+    Some(DtmfTone::ALL[i])
+}
+
+impl PlatformSessions {
+    /// Sends `tones` into the media link of call `call_id` (Graph's id), in order
+    /// (each 100 ms long); the far end's audio socket reports each
+    /// (`ToneReceived`). False when no media of that call runs.
+    pub fn send_tones(&self, call_id: &str, tones: &[DtmfTone]) -> bool {
+        let slots = lock(&self.inner.slots);
+        let Some(tx) = slots.values().find_map(|s| match s {
+            Slot::Running {
+                call_id: c, tones, ..
+            } if c.eq_ignore_ascii_case(call_id) => Some(tones),
+            _ => None,
+        }) else {
+            return false;
+        };
+        tones.iter().all(|t| tx.send(*t).is_ok())
+    }
+}
+
 impl MediaSessions for PlatformSessions {
     fn create_session(&self, session_id: Uuid) -> Result<MediaSessionConfig, MediaError> {
         let delivery = FrameDelivery::Channel(self.options.frame_channel.max(1));
@@ -481,6 +565,15 @@ impl MediaSessions for PlatformSessions {
     }
 
     fn start(&self, session_id: Uuid, call_id: &str) {
+        self.start_call(
+            session_id,
+            CallView::fixed(call_id, RosterSnapshot::default()),
+        );
+    }
+
+    fn start_call(&self, session_id: Uuid, view: CallView) {
+        let call_id = view.call_id.clone();
+        let call_id = call_id.as_str();
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             tracing::error!(%session_id, "media session started outside a tokio runtime");
             return;
@@ -491,11 +584,14 @@ impl MediaSessions for PlatformSessions {
             return;
         };
         let stop = Arc::new(Notify::new());
+        let (tones_tx, tones) = tokio::sync::mpsc::unbounded_channel();
         slots.insert(
             session_id,
             Slot::Running {
                 stop: stop.clone(),
                 live: live.clone(),
+                call_id: call_id.to_owned(),
+                tones: tones_tx,
             },
         );
         drop(slots);
@@ -508,6 +604,9 @@ impl MediaSessions for PlatformSessions {
             stop,
             reporter: self.reporter.get().cloned(),
             record: self.options.record,
+            view,
+            dominant: None,
+            tones,
         };
         let inner = self.inner.clone();
         inner.tasks.fetch_add(1, Ordering::SeqCst);
@@ -552,9 +651,37 @@ struct CallRun {
     stop: Arc<Notify>,
     reporter: Option<MediaReporter>,
     record: bool,
+    /// The call's roster and Graph events.
+    view: CallView,
+    /// The media's dominant speaker (MSI) and the participant it was mapped to.
+    dominant: Option<Speaker>,
+    /// DTMF to send into the media link ([`PlatformSessions::send_tones`]).
+    tones: tokio::sync::mpsc::UnboundedReceiver<DtmfTone>,
 }
 
 impl CallRun {
+    /// A speaker change from the media (MSIs) as a [`CallUpdate`] with participants.
+    fn dominant_changed(&mut self, roster: &RosterSnapshot, current: Option<u32>) -> CallUpdate {
+        let current = current.map(|msi| roster.speaker(msi));
+        let previous = std::mem::replace(&mut self.dominant, current.clone());
+        CallUpdate::DominantSpeakerChanged { current, previous }
+    }
+
+    /// After a roster change: the current dominant speaker mapped again; an update if
+    /// its participant changed (identified, left, or another stream owner).
+    fn dominant_remapped(&mut self, roster: &RosterSnapshot) -> Option<CallUpdate> {
+        let msi = self.dominant.as_ref()?.msi;
+        let now = roster.speaker(msi);
+        if Some(&now) == self.dominant.as_ref() {
+            return None;
+        }
+        let previous = self.dominant.replace(now.clone());
+        Some(CallUpdate::DominantSpeakerChanged {
+            current: Some(now),
+            previous,
+        })
+    }
+
     async fn run(mut self) -> SessionReport {
         let sender = self.socket.sender();
         let mut received = Vec::new();
@@ -568,6 +695,9 @@ impl CallRun {
         let mut first_frame: Option<Instant> = None;
         let mut refresh = tokio::time::interval(Duration::from_millis(250));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut roster: Arc<RosterSnapshot> = self.view.roster.borrow_and_update().clone();
+        let mut roster_open = true;
+        let mut events_open = true;
         loop {
             tokio::select! {
                 biased;
@@ -575,12 +705,61 @@ impl CallRun {
                 _ = refresh.tick() => {
                     *lock(&self.live.socket_view) = Some((self.socket.qoe(), self.socket.send_status()));
                 }
-                incoming = self.socket.recv() => {
+                changed = self.view.roster.changed(), if roster_open => {
+                    if changed.is_err() {
+                        roster_open = false;
+                        continue;
+                    }
+                    roster = self.view.roster.borrow_and_update().clone();
+                    if let Some(update) = self.dominant_remapped(&roster) {
+                        let mut out = BotOutput {
+                            sender: &sender,
+                            live: &self.live.counters,
+                            record: self.record.then_some(&mut sent),
+                            roster: &roster,
+                        };
+                        self.behaviour.on_call_update(&update, &mut out);
+                    }
+                }
+                Some(tone) = self.tones.recv() => {
+                    if let Err(e) = self.socket.send_dtmf(tone, TONE_MS) {
+                        tracing::warn!(call_id = %self.call_id, "DTMF {tone:?} not sent in the media: {e}");
+                    }
+                }
+                event = self.view.events.recv(), if events_open => {
+                    let Some(event) = event else {
+                        events_open = false;
+                        continue;
+                    };
+                    // The event's roster change is published before the event is
+                    // sent: show the behaviour the roster after it.
+                    if self.view.roster.has_changed().unwrap_or(false) {
+                        roster = self.view.roster.borrow_and_update().clone();
+                    }
                     let mut out = BotOutput {
                         sender: &sender,
                         live: &self.live.counters,
                         record: self.record.then_some(&mut sent),
+                        roster: &roster,
                     };
+                    self.behaviour.on_call_update(&CallUpdate::Call(event), &mut out);
+                }
+                incoming = self.socket.recv() => {
+                    let speaker_change = match &incoming {
+                        Some(Incoming::Event(AudioEvent::DominantSpeakerChanged { current, .. })) => {
+                            Some(self.dominant_changed(&roster, *current))
+                        }
+                        _ => None,
+                    };
+                    let mut out = BotOutput {
+                        sender: &sender,
+                        live: &self.live.counters,
+                        record: self.record.then_some(&mut sent),
+                        roster: &roster,
+                    };
+                    if let Some(update) = &speaker_change {
+                        self.behaviour.on_call_update(update, &mut out);
+                    }
                     match incoming {
                         None => break,
                         Some(Incoming::Frame(frame)) => {

@@ -145,16 +145,7 @@ async fn every_action_on_a_live_call() {
         )),
         "{seen:?}"
     );
-    assert_eq!(
-        local
-            .emulator
-            .call(&id)
-            .unwrap()
-            .termination
-            .unwrap()
-            .reason,
-        "Transferred"
-    );
+    assert_ended(&local, &id, "Transferred").await;
     // The call is gone: 404.
     let err = runtime.mute(&id).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");

@@ -18,7 +18,8 @@
 //! | `playPrompt`, `recordResponse` | 200 operation, running | the operation `deleted` (completed) after a step; a recording's `recordingLocation` |
 //! | `participants/invite` | 200 `inviteParticipantsOperation`, running | the roster with the invitees, then the operation completed |
 //! | `changeScreenSharingRole` | 202 | — |
-//! | `transfer` | 202 | `transferring`, then `terminated` (the bot left the call) |
+//! | `transfer` | 202 | `transferring`, then `terminated` (the bot left the call); consultative (`transferTarget.replacesCallId`, another live call of the app, else 400): that call ends too |
+//! | `subscribeToTone` | 200 operation, completed | tones the far end presses ([`EmulatorHandle::press_tones`](crate::EmulatorHandle::press_tones)) come as the call's `toneInfo` |
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -69,31 +70,14 @@ async fn act(
     action: Action,
 ) -> Response {
     let bad = |message: &str| graph_error(StatusCode::BAD_REQUEST, "BadRequest", message, ids);
-    let (app, granted) = match authenticate(s, headers) {
-        Ok(a) => a,
-        Err(why) => return unauthorized(&why, ids),
+    let (app, granted, found) = match callers_call(s, headers, id, ids) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
     };
-    let found = lock(&s.calls)
-        .get(id)
-        .filter(|r| r.is_live() && r.summary.app_id == app.client_id)
-        .map(|r| (r.summary.state.clone(), r.summary.media.clone()));
-    let Some((state, media)) = found else {
-        return not_found_call(id, ids);
-    };
-    let bytes = match axum::body::to_bytes(body, s.config.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return bad("The request body is larger than the emulator accepts."),
-    };
-    let value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        match signaling::json::from_slice_strict(&bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                let detail = media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS);
-                return bad(&format!("Unable to read JSON request payload: {detail}."));
-            }
-        }
+    let (state, media) = (found.state, found.media);
+    let value = match read_body(s, body, json!({}), ids).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     let problems = action.problems(&value);
     if !problems.is_empty() {
@@ -158,13 +142,49 @@ async fn act(
             s.end_call(id, owner, Termination::redirected(targets))
         }
         Action::Transfer => {
+            // Consultative: the target is in the app's other call, which the transfer
+            // replaces (it ends once the transfer is done).
+            let replaces = value["transferTarget"]["replacesCallId"].as_str();
+            if let Some(other) = replaces {
+                let known = other != id
+                    && lock(&s.calls)
+                        .get(other)
+                        .is_some_and(|r| r.is_live() && r.summary.app_id == app.client_id);
+                if !known {
+                    return invalid_request(
+                        [(
+                            format!(
+                                "transferTarget.replacesCallId: {} is not another live call of this application",
+                                media_blob::excerpt(other)
+                            ),
+                            "transferTarget.replacesCallId".to_owned(),
+                        )]
+                        .into_iter(),
+                        ids,
+                    );
+                }
+            }
             let taken = s.command(id, Command::Act(action, value.clone(), String::new()));
+            if taken && let Some(other) = replaces {
+                s.end_call(other, owner, Termination::replaced_by_transfer(id));
+            }
             if taken && let Some(r) = lock(&s.calls).get_mut(id) {
                 r.set_state(CallState::Transferring);
             }
             taken
         }
         Action::ChangeScreenSharingRole => true,
+        Action::SubscribeToTone => {
+            if let Some(r) = lock(&s.calls).get_mut(id) {
+                r.tones_subscribed = true;
+            }
+            let op_id = uuid::Uuid::new_v4().to_string();
+            let op = operation(id, action, &value, &op_id, "completed");
+            if !s.command(id, Command::Act(action, value, op_id)) {
+                return not_found_call(id, ids);
+            }
+            return (StatusCode::OK, Json(op)).into_response();
+        }
         _ => {
             let op_id = uuid::Uuid::new_v4().to_string();
             let op = operation(id, action, &value, &op_id, initial_status(action));
@@ -178,6 +198,57 @@ async fn act(
         return not_found_call(id, ids);
     }
     StatusCode::ACCEPTED.into_response()
+}
+
+/// What an action needs to know of the call it acts on.
+pub(crate) struct Found {
+    pub(crate) state: CallState,
+    pub(crate) kind: signaling::CallKind,
+    pub(crate) media: MediaStatus,
+}
+
+/// The caller (401 unless authenticated), its permissions and its live call `id`
+/// (404 unless the caller's and live).
+pub(crate) fn callers_call(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    ids: &RequestIds,
+) -> Result<(crate::RegisteredApp, Vec<signaling::Permission>, Found), Box<Response>> {
+    let (app, granted) =
+        authenticate(s, headers).map_err(|why| Box::new(unauthorized(&why, ids)))?;
+    let found = lock(&s.calls)
+        .get(id)
+        .filter(|r| r.is_live() && r.summary.app_id == app.client_id)
+        .map(|r| Found {
+            state: r.summary.state.clone(),
+            kind: r.summary.kind,
+            media: r.summary.media.clone(),
+        })
+        .ok_or_else(|| Box::new(not_found_call(id, ids)))?;
+    Ok((app, granted, found))
+}
+
+/// An action's body read strictly (a repeated key is refused): `empty` when it is
+/// blank; a 400 naming what is wrong otherwise.
+pub(crate) async fn read_body(
+    s: &AppState,
+    body: Body,
+    empty: Value,
+    ids: &RequestIds,
+) -> Result<Value, Response> {
+    let bad = |message: &str| graph_error(StatusCode::BAD_REQUEST, "BadRequest", message, ids);
+    let bytes = match axum::body::to_bytes(body, s.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return Err(bad("The request body is larger than the emulator accepts.")),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(empty);
+    }
+    signaling::json::from_slice_strict(&bytes).map_err(|e| {
+        let detail = media_blob::bounded(&e.to_string(), MAX_DETAIL_CHARS);
+        bad(&format!("Unable to read JSON request payload: {detail}."))
+    })
 }
 
 /// `running` for the actions that take time (the completion is a notification),

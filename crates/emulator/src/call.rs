@@ -153,7 +153,8 @@ pub(crate) fn app_source(app: &RegisteredApp) -> Value {
     })
 }
 
-fn app_identity_set(app: &RegisteredApp) -> Value {
+/// The identity set of `app` (the bot as a participant).
+pub(crate) fn app_identity_set(app: &RegisteredApp) -> Value {
     json!({
         "@odata.type": odata::IDENTITY_SET,
         "application": {
@@ -277,6 +278,18 @@ pub(crate) fn meeting_other_identity(req: &Map<String, Value>) -> Value {
         .unwrap_or_else(stand_in_identity)
 }
 
+/// The other party of a call: the first target's identity (P2P, PSTN, group), else
+/// the meeting's organizer or a stand-in.
+pub(crate) fn other_identity(req: &Map<String, Value>) -> Value {
+    req.get("targets")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+        .and_then(|t| t.get("identity"))
+        .filter(|i| i.is_object())
+        .cloned()
+        .unwrap_or_else(|| meeting_other_identity(req))
+}
+
 /// The bot's identity set: the request's `source.identity` or the app's.
 pub(crate) fn bot_identity(req: &Map<String, Value>, app: &RegisteredApp) -> Value {
     req.get("source")
@@ -350,15 +363,22 @@ fn stream(media_type: &str, source_id: &str, direction: &str) -> Value {
     })
 }
 
-/// The participants roster (seed ex. 5; ex. 8 while in the lobby: the bot alone).
-pub(crate) fn roster_notification(ctx: &CallContext, lobby: bool) -> Value {
+/// The media source id of the other party's audio stream in every call's roster.
+pub(crate) const OTHER_AUDIO_MSI: u32 = 1;
+
+/// The media source id of the bot's audio stream.
+pub(crate) const BOT_AUDIO_MSI: u32 = 10;
+
+/// The participants of a call as the emulator's roster starts (seed ex. 5; ex. 8
+/// while in the lobby: the bot alone).
+pub(crate) fn roster_participants(ctx: &CallContext, lobby: bool) -> Vec<Value> {
     let bot = json!({
         "@odata.type": odata::PARTICIPANT,
         "info": {
             "@odata.type": odata::PARTICIPANT_INFO,
             "identity": ctx.bot_identity,
         },
-        "mediaStreams": [stream("audio", "10", "sendReceive")],
+        "mediaStreams": [stream("audio", &BOT_AUDIO_MSI.to_string(), "sendReceive")],
         "isMuted": false,
         "isInLobby": lobby,
         "id": ctx.my_participant_id,
@@ -373,7 +393,7 @@ pub(crate) fn roster_notification(ctx: &CallContext, lobby: bool) -> Value {
                 "languageId": "en-US",
             },
             "mediaStreams": [
-                stream("audio", "1", "sendReceive"),
+                stream("audio", &OTHER_AUDIO_MSI.to_string(), "sendReceive"),
                 stream("video", "2", "receiveOnly"),
                 stream("videoBasedScreenSharing", "8", "receiveOnly"),
             ],
@@ -383,7 +403,45 @@ pub(crate) fn roster_notification(ctx: &CallContext, lobby: bool) -> Value {
         }));
     }
     participants.push(bot);
-    roster_update(ctx, participants)
+    participants
+}
+
+/// The audio media source id of a participant resource (its audio stream's
+/// `sourceId`), if it has one.
+pub(crate) fn audio_msi(participant: &Value) -> Option<u32> {
+    participant["mediaStreams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["mediaType"] == "audio")
+        .and_then(|s| s["sourceId"].as_str())
+        .and_then(|id| id.parse().ok())
+}
+
+/// A DTMF tone the far end pressed, reported after `subscribeToTone`: the call
+/// `updated` with its `toneInfo` (Graph's subscribeToTone reference).
+pub(crate) fn tone_notification_at(
+    resource_url: &str,
+    callback_uri: &str,
+    call_id: &str,
+    tone: &str,
+    sequence_id: i64,
+) -> Value {
+    envelope(json!({
+        "@odata.type": odata::COMMS_NOTIFICATION,
+        "changeType": "updated",
+        "resourceUrl": resource_url,
+        "callbackUri": callback_uri,
+        "resourceData": {
+            "@odata.type": odata::CALL,
+            "state": "established",
+            "toneInfo": {
+                "@odata.type": "#microsoft.graph.toneInfo",
+                "sequenceId": sequence_id,
+                "tone": tone,
+            },
+            "id": call_id,
+        }
+    }))
 }
 
 /// A content-sharing session change (seed ex. 1: no `callbackUri`).
@@ -410,7 +468,7 @@ pub(crate) fn new_content_session_id() -> String {
 }
 
 /// The participants resource `updated` with `participants`.
-fn roster_update(ctx: &CallContext, participants: impl Into<Value>) -> Value {
+pub(crate) fn roster_update(ctx: &CallContext, participants: impl Into<Value>) -> Value {
     envelope(json!({
         "@odata.type": odata::COMMS_NOTIFICATION,
         "changeType": "updated",
@@ -447,24 +505,22 @@ pub(crate) fn bot_muted_notification(ctx: &CallContext, muted: bool) -> Value {
     )
 }
 
-/// The participants an `invite` brought in, `added` to the roster (media source ids
-/// from 20 up).
-pub(crate) fn invitees_notification(ctx: &CallContext, invited: &[Value]) -> Value {
-    let participants: Vec<Value> = invited
+/// The participants an `invite` brings in (media source ids from `first_msi` up).
+pub(crate) fn invitees(invited: &[Value], first_msi: u32) -> Vec<Value> {
+    invited
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
+        .zip(first_msi..)
+        .map(|(p, msi)| {
             json!({
                 "@odata.type": odata::PARTICIPANT,
                 "info": {"@odata.type": odata::PARTICIPANT_INFO, "identity": p["identity"]},
-                "mediaStreams": [stream("audio", &(20 + i).to_string(), "sendReceive")],
+                "mediaStreams": [stream("audio", &msi.to_string(), "sendReceive")],
                 "isMuted": false,
                 "isInLobby": false,
                 "id": uuid::Uuid::new_v4().to_string(),
             })
         })
-        .collect();
-    roster_update(ctx, participants)
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use signaling::actions::Action;
 
 use crate::actions;
 use crate::call::{self, CallContext, Step};
-use crate::media::{BoxFuture, MediaLeg, MediaStatus};
+use crate::media::{BoxFuture, LegControl, MediaLeg, MediaStatus};
 use crate::state::{Command, NotificationRecord, Shared, Termination, bump, lock};
 use crate::time::unix_now;
 
@@ -210,6 +210,9 @@ async fn run_driver(
     let mut connecting: Option<Connecting> = None;
     let mut leg: Option<Arc<dyn MediaLeg>> = None;
     let mut leg_closed: Option<BoxFuture<'static, String>> = None;
+    // The roster sent when media connected; once the bot has it, the far end
+    // reports the other party as the speaker.
+    let mut roster_sent: Option<oneshot::Receiver<bool>> = None;
     let send = |body: Value, done: Option<oneshot::Sender<bool>>| {
         let _ = out.send(Outgoing { body, done });
     };
@@ -233,6 +236,7 @@ async fn run_driver(
                     steps = call::script(ctx.kind, ctx.content_sharing, &timing);
                     next_at = steps.front().map(|(d, _)| Instant::now() + *d);
                 }
+                Some(Command::Notify(body)) => send(body, None),
                 Some(Command::Act(action, body, op_id)) => {
                     let later = Instant::now() + timing.step_delay;
                     match action {
@@ -241,11 +245,28 @@ async fn run_driver(
                         }
                         Action::Transfer => {
                             send(call::state_notification(&ctx, "transferring"), None);
+                            if body["transferTarget"]["replacesCallId"].is_string() {
+                                break Some(Termination::transferred_consultative());
+                            }
                             break Some(Termination::transferred());
                         }
                         Action::InviteParticipants => {
                             let invited = body["participants"].as_array().cloned().unwrap_or_default();
-                            delayed.push_back((later, call::invitees_notification(&ctx, &invited)));
+                            let joined = {
+                                let mut calls = lock(&shared.calls);
+                                let r = calls.get_mut(&ctx.id);
+                                // Fresh media source ids: above every one in use (from 20).
+                                let first = r
+                                    .as_ref()
+                                    .and_then(|r| r.participants.iter().filter_map(call::audio_msi).max())
+                                    .map_or(20, |m| m.max(19) + 1);
+                                let joined = call::invitees(&invited, first);
+                                if let Some(r) = r {
+                                    r.participants.extend(joined.iter().cloned());
+                                }
+                                joined
+                            };
+                            delayed.push_back((later, call::roster_update(&ctx, joined)));
                             let op = actions::operation(&ctx.id, action, &body, &op_id, "completed");
                             delayed.push_back((later, call::operation_notification(&ctx, &op)));
                         }
@@ -294,7 +315,18 @@ async fn run_driver(
                         };
                         send(call::state_notification(&ctx, "established"), done);
                     }
-                    Step::Roster { lobby } => send(call::roster_notification(&ctx, lobby), None),
+                    Step::Roster { lobby } => {
+                        // Media may have connected (and sent this roster) first.
+                        let participants = call::roster_participants(&ctx, lobby);
+                        let changed = lock(&shared.calls).get_mut(&ctx.id).is_some_and(|r| {
+                            let changed = r.participants != participants;
+                            r.participants = participants.clone();
+                            changed
+                        });
+                        if changed {
+                            send(call::roster_update(&ctx, participants), None);
+                        }
+                    }
                     Step::ContentSharing(change) => {
                         send(call::content_sharing_notification(&ctx, change), None);
                     }
@@ -319,9 +351,25 @@ async fn run_driver(
                         leg_closed = Some(l.closed());
                         leg = Some(l.clone());
                         bump(&shared.counters.media_connected);
-                        if let Some(r) = lock(&shared.calls).get_mut(&ctx.id) {
+                        // A call without a roster yet gets one now (each audio
+                        // stream's sourceId is what the far end reports speakers by).
+                        let fresh = lock(&shared.calls).get_mut(&ctx.id).and_then(|r| {
                             r.summary.media = MediaStatus::Connected;
                             r.leg = Some(l);
+                            r.participants.is_empty().then(|| {
+                                r.participants = call::roster_participants(&ctx, false);
+                                r.participants.clone()
+                            })
+                        });
+                        let (tx, rx) = oneshot::channel();
+                        roster_sent = Some(rx);
+                        match fresh {
+                            Some(participants) => {
+                                send(call::roster_update(&ctx, participants), Some(tx));
+                            }
+                            None => {
+                                let _ = tx.send(true);
+                            }
                         }
                         continue;
                     }
@@ -334,6 +382,18 @@ async fn run_driver(
                 bump(&shared.counters.media_failed);
                 set_media(&shared, &ctx.id, MediaStatus::Failed(detail.clone()));
                 break Some(Termination::client_media_error(&detail));
+            }
+            _ = opt(&mut roster_sent) => {
+                roster_sent = None;
+                let speaker = lock(&shared.calls).get(&ctx.id).and_then(|r| {
+                    r.participants
+                        .iter()
+                        .filter(|p| p["id"] != ctx.my_participant_id.as_str())
+                        .find_map(call::audio_msi)
+                });
+                if let (Some(l), Some(msi)) = (&leg, speaker) {
+                    l.control(LegControl::Speakers { active: vec![msi], dominant: Some(msi) });
+                }
             }
             reason = opt(&mut leg_closed) => {
                 bump(&shared.counters.media_failed);

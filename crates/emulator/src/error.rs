@@ -26,6 +26,14 @@ pub enum EmulatorError {
     /// A fault to inject is not valid; the message names the field.
     #[error("fault: {0}")]
     Fault(String),
+    /// No live (or, for tones, established) call with this id: it ended or never
+    /// existed.
+    #[error("call: {0}")]
+    UnknownCall(String),
+    /// A call operation of the emulator's API (speakers, tones) could not be done: an
+    /// unknown participant or tone, no connected media. The message names which.
+    #[error("call: {0}")]
+    Call(String),
     /// The tokio runtime could not be built or Ctrl-C could not be awaited.
     #[error("runtime: {0}")]
     Runtime(String),

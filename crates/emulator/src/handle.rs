@@ -262,6 +262,33 @@ impl EmulatorHandle {
         crate::incoming::ring(&self.shared, offer)
     }
 
+    /// The participants of a live call as the emulator last sent them (participant
+    /// resources, each audio stream with its `sourceId`).
+    pub fn participants(&self, call_id: &str) -> Result<Vec<serde_json::Value>, EmulatorError> {
+        crate::participants::roster(&self.shared, call_id)
+    }
+
+    /// The far end of an app-hosted call reports `participant_ids` (roster ids) as
+    /// who is audible, loudest first, the first as the dominant speaker (none:
+    /// nobody), in the media link, by their audio streams' `sourceId`s. Errors name
+    /// the unknown call or participant, or a call without connected media.
+    pub fn set_speakers(
+        &self,
+        call_id: &str,
+        participant_ids: &[&str],
+    ) -> Result<(), EmulatorError> {
+        crate::participants::set_speakers(&self.shared, call_id, participant_ids)
+    }
+
+    /// The far end of an established call presses DTMF `tones` (Graph's names:
+    /// `tone0`-`tone9`, `star`, `pound`, `a`-`d`, `flash`): with app-hosted media they
+    /// travel in the media link (the bot's audio socket reports each); after
+    /// `subscribeToTone` each is also posted as the call's `toneInfo`. Returns how
+    /// many went into the media link.
+    pub fn press_tones(&self, call_id: &str, tones: &[&str]) -> Result<usize, EmulatorError> {
+        crate::participants::press_tones(&self.shared, call_id, tones)
+    }
+
     /// Counters of a call's media leg, once connected.
     pub fn media_stats(&self, call_id: &str) -> Option<MediaLegStats> {
         self.shared.media_stats(call_id)

@@ -111,7 +111,7 @@ pub(crate) fn ring(shared: &Arc<Shared>, offer: &IncomingCall) -> Result<String,
         content_sharing: false,
         media: None,
         my_participant_id: uuid::Uuid::new_v4().to_string(),
-        bot_identity: json!({}),
+        bot_identity: call::app_identity_set(&app),
         other_identity: caller.clone(),
         other_participant_id: uuid::Uuid::new_v4().to_string(),
         chat_info: Value::Null,
@@ -121,9 +121,9 @@ pub(crate) fn ring(shared: &Arc<Shared>, offer: &IncomingCall) -> Result<String,
     };
     let resource = call::incoming_resource(&ctx, &caller, &app);
     let (tx, rx) = mpsc::unbounded_channel();
-    let record = CallRecord {
+    let record = CallRecord::new(
         resource,
-        summary: CallSummary {
+        CallSummary {
             id: id.clone(),
             state: CallState::Incoming,
             kind: CallKind::PeerToPeer,
@@ -134,9 +134,8 @@ pub(crate) fn ring(shared: &Arc<Shared>, offer: &IncomingCall) -> Result<String,
             termination: None,
             notifications: Vec::new(),
         },
-        commands: Some(tx),
-        leg: None,
-    };
+        tx,
+    );
     lock(&shared.calls).insert(id.clone(), record);
     spawn_call(shared, ctx, rx);
     tracing::info!(call = %id, "incoming call offered to the bot");

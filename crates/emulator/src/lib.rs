@@ -43,9 +43,13 @@
 //! | `GET`, `DELETE /{v}/communications/calls/{id}` | 200 call / 204 then `terminated` / 404 |
 //! | `POST /{v}/communications/calls/{id}/keepAlive` | 200 / 404 |
 //! | `POST /{v}/communications/calls/{id}/{action}` (`answer`, `reject`, `redirect`, `transfer`, `mute`, `unmute`, `subscribeToTone`, `sendDtmfTones`, `playPrompt`, `recordResponse`, `cancelMediaProcessing`, `updateRecordingStatus`, `changeScreenSharingRole`, `participants/invite`) | 200 with the `commsOperation` / 202; 400 naming the property, 403, 404, 409 (wrong state); then the notifications that follow (see the `actions` module) |
+//! | `POST /{v}/communications/calls/{id}/participants/{participantId}/mute`, `DELETE .../participants/{participantId}` | 200 `muteParticipantOperation` (group calls only) / 204; 400, 403, 404 (call or participant), 409; then the participant `updated` / `deleted` |
 //! | `GET`, `POST`, `DELETE /_emulator/faults` | list, add ([`Fault`] JSON), clear injected faults |
 //! | `GET /_emulator/calls`, `POST /_emulator/calls/{id}/hangup` | observe calls, remote hang-up |
 //! | `POST /_emulator/calls/incoming` | offer a call to a bot ([`IncomingCall`] JSON): it rings until answered, rejected, redirected or 15 s pass |
+//! | `GET /_emulator/calls/{id}/participants` | the call's roster as sent (`{"value": [participant]}`) |
+//! | `POST /_emulator/calls/{id}/speakers` | `{"participants": [ids]}`: the far end reports them as speaking, loudest first ([`EmulatorHandle::set_speakers`]) |
+//! | `POST /_emulator/calls/{id}/tones` | `{"tones": ["tone1", ...]}`: the far end presses DTMF keys ([`EmulatorHandle::press_tones`]); answers `{"inMedia": n}` |
 //!
 //! Every response carries `request-id` and echoes `client-request-id`; errors are
 //! Graph's `{"error":{"code","message","innerError":{"request-id","client-request-id","date"}}}`.
@@ -54,6 +58,10 @@
 //!
 //! - P2P (VoIP, PSTN) and group calls: `establishing`, `established`.
 //! - Meeting joins: `establishing`, `established`, the participants roster (with the bot).
+//! - App-hosted calls: once the far end's media connects, the roster (if none was
+//!   sent yet), each participant's audio stream with a `sourceId`; then the far end
+//!   reports the other party as the speaker by that id in the media
+//!   ([`MediaLeg::control`], [`LegControl`]).
 //! - Guest joins: the roster with the bot `isInLobby: true`, after
 //!   [`Timing::lobby_delay`] the roster admitted, then `established`.
 //! - `callOptions.isContentSharingNotificationEnabled`: a content-sharing session
@@ -131,6 +139,7 @@ mod handle;
 mod incoming;
 mod keys;
 mod media;
+mod participants;
 mod server;
 mod state;
 mod time;
@@ -146,8 +155,8 @@ pub use http_guard::{Limits as HttpLimits, StatsSnapshot as HttpStats};
 pub use incoming::IncomingCall;
 pub use keys::{KEY_BITS, SigningKey};
 pub use media::{
-    BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus, NoMediaConnector,
-    NoMediaLeg,
+    BoxFuture, LegControl, MediaLeg, MediaLegStats, MediaPeerConnector, MediaStatus,
+    NoMediaConnector, NoMediaLeg,
 };
 pub use server::{GRAPH_AUDIENCE, GRAPH_DEFAULT_SCOPE};
 pub use state::{CallSummary, Counters, NotificationRecord, TaskCounter, Termination};

@@ -45,6 +45,35 @@ pub trait MediaLeg: Send + Sync + 'static {
     fn closed(&self) -> BoxFuture<'static, String> {
         Box::pin(std::future::pending())
     }
+
+    /// Put `control` into the media link, from the far end to the bot (speakers, DTMF).
+    /// True when the leg took it; the default carries no media and takes nothing.
+    fn control(&self, control: LegControl) -> bool {
+        let _ = control;
+        false
+    }
+}
+
+/// What the emulator asks a call's far end to tell the bot's media processor, as
+/// Microsoft's media platform does in band: who speaks, and DTMF tones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegControl {
+    /// The speakers of the far end's mix, by media source id (the `sourceId`s of the
+    /// participants' audio streams in the roster the emulator sends).
+    Speakers {
+        /// Who is audible, loudest first (at most 4 are carried).
+        active: Vec<u32>,
+        /// The dominant speaker (`None`: nobody).
+        dominant: Option<u32>,
+    },
+    /// A DTMF tone pressed at the far end.
+    Tone {
+        /// Graph's name of the tone: `tone0`-`tone9`, `star`, `pound`, `a`-`d`, `flash`.
+        tone: String,
+        /// How long it was held, in ms.
+        duration_ms: u32,
+    },
 }
 
 /// Counters of a media leg, from the far end's point of view.

@@ -94,6 +94,7 @@ pub(crate) fn router(shared: AppState) -> Router {
             .route("/communications/calls/{id}/keepAlive", post(keep_alive))
             .route("/app/calls/{id}/keepAlive", post(keep_alive))
             .merge(actions::routes())
+            .merge(crate::participants::routes())
             .layer(Extension(ApiVersion(version)))
     };
     let control = Router::new()
@@ -104,6 +105,18 @@ pub(crate) fn router(shared: AppState) -> Router {
         .route("/calls", get(list_calls))
         .route("/calls/incoming", post(incoming::ring_request))
         .route("/calls/{id}/hangup", post(hang_up))
+        .route(
+            "/calls/{id}/participants",
+            get(crate::participants::roster_request),
+        )
+        .route(
+            "/calls/{id}/speakers",
+            post(crate::participants::speakers_request),
+        )
+        .route(
+            "/calls/{id}/tones",
+            post(crate::participants::tones_request),
+        )
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             require_control_token,
@@ -612,7 +625,7 @@ async fn create(
         media: media.clone(),
         my_participant_id: assigned.my_participant_id.clone(),
         bot_identity: call::bot_identity(req, &app),
-        other_identity: call::meeting_other_identity(req),
+        other_identity: call::other_identity(req),
         other_participant_id: uuid::Uuid::new_v4().to_string(),
         chat_info: req.get("chatInfo").cloned().unwrap_or(Value::Null),
         meeting_info: req.get("meetingInfo").cloned().unwrap_or(Value::Null),
@@ -620,9 +633,9 @@ async fn create(
         incoming: false,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let record = CallRecord {
-        resource: resource.clone(),
-        summary: CallSummary {
+    let record = CallRecord::new(
+        resource.clone(),
+        CallSummary {
             id: id.clone(),
             state: CallState::Establishing,
             kind,
@@ -637,9 +650,8 @@ async fn create(
             termination: None,
             notifications: Vec::new(),
         },
-        commands: Some(tx),
-        leg: None,
-    };
+        tx,
+    );
     lock(&s.calls).insert(id.clone(), record);
     spawn_call(s, ctx, rx);
     bump(&s.counters.calls_created);

@@ -103,6 +103,28 @@ impl Termination {
         }
     }
 
+    /// The bot completed a consultative transfer (`transferTarget.replacesCallId`):
+    /// it left the call (Graph's reference: `terminationReason` `AppTransferred`).
+    pub fn transferred_consultative() -> Self {
+        Termination {
+            code: 200,
+            subcode: 7015,
+            message: "The call was transferred (consultative); the application left it.".into(),
+            reason: "AppTransferred".into(),
+        }
+    }
+
+    /// The bot's consultation call ended because a consultative transfer of call
+    /// `transferred` replaced it (its party now talks to the transferee).
+    pub fn replaced_by_transfer(transferred: &str) -> Self {
+        Termination {
+            code: 200,
+            subcode: 7016,
+            message: format!("The call was replaced by the transfer of call {transferred}."),
+            reason: "Replaced".into(),
+        }
+    }
+
     /// Nobody answered, rejected or redirected the offered call in time.
     pub fn unanswered(timeout_s: f64) -> Self {
         Termination {
@@ -174,6 +196,8 @@ pub(crate) enum Command {
     /// An in-call action was accepted: its body and operation id (empty for actions
     /// without one); the driver sends what follows.
     Act(signaling::actions::Action, Value, String),
+    /// Send this notification (in order with the call's others).
+    Notify(Value),
 }
 
 pub(crate) struct CallRecord {
@@ -181,6 +205,31 @@ pub(crate) struct CallRecord {
     pub(crate) summary: CallSummary,
     pub(crate) commands: Option<mpsc::UnboundedSender<Command>>,
     pub(crate) leg: Option<Arc<dyn MediaLeg>>,
+    /// The roster as the emulator last sent it (participant resources).
+    pub(crate) participants: Vec<Value>,
+    /// `subscribeToTone` was accepted: tones are reported as `toneInfo`.
+    pub(crate) tones_subscribed: bool,
+    /// The last `toneInfo.sequenceId` sent.
+    pub(crate) tone_sequence: i64,
+}
+
+impl CallRecord {
+    /// A record of a new call.
+    pub(crate) fn new(
+        resource: Value,
+        summary: CallSummary,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Self {
+        CallRecord {
+            resource,
+            summary,
+            commands: Some(commands),
+            leg: None,
+            participants: Vec::new(),
+            tones_subscribed: false,
+            tone_sequence: 0,
+        }
+    }
 }
 
 impl CallRecord {

@@ -142,9 +142,19 @@ async fn keepalive_lapse_ends_the_call_and_keepalive_extends_it() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(keep_alive(&emu, &token, &kept).await, 200);
     }
-    let got = rx.wait_for(&lapsed, 3, Duration::from_secs(5)).await;
-    assert_eq!(sequence(&got, &lapsed), pairs(&ESTABLISHED_THEN_TERMINATED));
-    let info = &got[2].body["value"][0]["resourceData"]["resultInfo"];
+    // App-hosted: once media connects, the roster (each audio stream with the
+    // sourceId the far end reports speakers by).
+    let got = rx.wait_for(&lapsed, 4, Duration::from_secs(5)).await;
+    assert_eq!(
+        sequence(&got, &lapsed),
+        pairs(&[
+            ("", "establishing"),
+            ("", "established"),
+            ("/participants", "updated"),
+            ("", "terminated")
+        ])
+    );
+    let info = &got[3].body["value"][0]["resourceData"]["resultInfo"];
     assert!(
         info["message"]
             .as_str()
@@ -157,7 +167,7 @@ async fn keepalive_lapse_ends_the_call_and_keepalive_extends_it() {
     assert_eq!(get_status(&emu, &token, &kept).await, 200);
     assert_eq!(
         rx.for_call(&kept).len(),
-        2,
+        3,
         "the kept call is not terminated"
     );
     assert_eq!(

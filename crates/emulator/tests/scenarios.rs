@@ -33,11 +33,16 @@ fn expected_sequence(s: Scenario) -> Vec<(String, String)> {
             ("/contentsharingsessions", "updated"),
             ("/contentsharingsessions", "deleted"),
         ]),
-        Scenario::P2pVoipApp
-        | Scenario::GroupService
-        | Scenario::GroupApp
-        | Scenario::PstnService
-        | Scenario::PstnApp => pairs(&[("", "establishing"), ("", "established")]),
+        Scenario::GroupService | Scenario::PstnService => {
+            pairs(&[("", "establishing"), ("", "established")])
+        }
+        // App-hosted: once media connects, the roster whose audio sourceIds the far
+        // end reports speakers by.
+        Scenario::P2pVoipApp | Scenario::GroupApp | Scenario::PstnApp => pairs(&[
+            ("", "establishing"),
+            ("", "established"),
+            ("/participants", "updated"),
+        ]),
         Scenario::MeetingService
         | Scenario::MeetingApp
         | Scenario::ChannelMeeting

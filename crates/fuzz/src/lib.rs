@@ -18,7 +18,7 @@
 //! | [`blob`] | `media_blob::MediaSessionConfig::{parse, from_embedded, from_value}` | errors bounded and printable; text, embedded and mpUri round trips; the join the blob describes is admitted |
 //! | [`graph_call`] | `signaling::Call::from_json`, `create_call_problems`, `validate`, `classify`, `summarize` | problems bounded and printable; value round trip exact, text round trip equal |
 //! | [`notification`] | `signaling::CommsNotifications::from_json`, then per-call `CallStateMachine`s as the `graph` runtime drives them | round trips; ignore reasons bounded and printable; roster ids unique |
-//! | [`datagram`] | `transport::wire::decode` | `encode(decode(x)) == x` (unknown flag bits and the reserved byte as 0) |
+//! | [`datagram`] | `transport::wire::decode` | `encode(decode(x)) == x` (unknown flag bits as 0); only kinds 0 (mixed) and 1 (unmixed, naming an MSI) decode |
 //! | [`control`] | `transport::wire::ControlDecoder`, pushed in chunks split as the input says | same messages whole or in chunks; `decode(encode(m)) == m`; `Join::choose_codec` |
 //! | [`jwt`] | `graph::JwtValidator` with keys from a loopback server | errors bounded and printable; only the allowed tenant and issuers pass |
 //! | [`ws`] | `ws_link::dialect::StreamParser` (ACS, Twilio, Vonage), then `InboundAudio` and the echo out | close codes and details bounded and printable; whole samples; 20 ms packets; this side's messages valid |

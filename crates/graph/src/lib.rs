@@ -22,7 +22,8 @@
 //!            │ JwtValidator: OpenID config -> jwks_uri (cached)
 //!            v
 //!        per-call queue (mpsc) ──> call task: CallStateMachine ──CallEvent──> runtime
-//!            established ──> MediaSessions::start
+//!            established ──> MediaSessions::start_call(CallView: roster watch + events)
+//!            participants notifications ──> RosterSnapshot (CallRuntime::roster)
 //!            terminated / keepAlive 404 / hang-up ──> MediaSessions::stop, tasks ended
 //!            MediaReporter::stream_failed ──> DELETE the call, then the same teardown
 //!        runtime ──broadcast (call_id, event)──> bot application
@@ -102,6 +103,6 @@ pub use callback::{CallbackConfig, Delivery, InboundAuth, NotificationSink};
 pub use client::{GraphClient, GraphConfig};
 pub use error::GraphError;
 pub use runtime::{
-    ActiveCall, AnswerMedia, CallRuntime, MediaError, MediaReporter, MediaSessions, RejectReason,
-    RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeEventKind, TeardownReason,
+    ActiveCall, AnswerMedia, CallRuntime, CallView, MediaError, MediaReporter, MediaSessions,
+    RejectReason, RuntimeConfig, RuntimeError, RuntimeEvent, RuntimeEventKind, TeardownReason,
 };

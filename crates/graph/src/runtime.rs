@@ -25,6 +25,15 @@
 //! a placed one: media at `established`, keepAlive), [`CallRuntime::reject`] or
 //! [`CallRuntime::redirect`]; each body is checked as Graph checks it before sending.
 //!
+//! Participants: each call task keeps the roster from the `participants`
+//! notifications and, after every change, publishes an immutable
+//! [`RosterSnapshot`] (indexed by audio media source id) in a watch channel:
+//! [`CallRuntime::roster`] for anyone, and the [`CallView`] the media side gets at
+//! [`MediaSessions::start_call`] together with the participant and tone events that
+//! follow, in order. In-call actions on one participant: [`CallRuntime::mute_participant`],
+//! [`CallRuntime::remove_participant`]. A `403` from Graph is
+//! [`RuntimeError::Forbidden`], naming the permissions the action needs.
+//!
 //! Notifications for calls the runtime does not know are logged and dropped, unless
 //! [`RuntimeConfig::accept_unknown_calls`] is set (then they get a queue and a state
 //! machine of their own, without media or keepAlive).
@@ -40,12 +49,12 @@ use std::time::{Duration, Instant};
 use media_blob::MediaSessionConfig;
 use serde_json::Value;
 use signaling::state::{CallEvent, CallStateMachine};
-use signaling::{Call, CommsNotification, Field, MediaConfig, ResultInfo};
-use tokio::sync::{broadcast, mpsc};
+use signaling::{Call, CommsNotification, Field, MediaConfig, ResultInfo, RosterSnapshot};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use signaling::actions::Action;
+use signaling::actions::{Action, ParticipantAction};
 
 use crate::callback::{self, CallbackConfig, Delivery, NotificationSink};
 use crate::client::GraphClient;
@@ -60,6 +69,12 @@ pub trait MediaSessions: Send + Sync + 'static {
     fn create_session(&self, session_id: Uuid) -> Result<MediaSessionConfig, MediaError>;
     /// The call `call_id` (Graph's id) is established: start the session's media.
     fn start(&self, session_id: Uuid, call_id: &str);
+    /// Like [`MediaSessions::start`], with a live view of the call: its roster and
+    /// the participant and tone events that follow ([`CallView`]). The runtime calls
+    /// this one; the default drops the view and calls `start`.
+    fn start_call(&self, session_id: Uuid, call: CallView) {
+        self.start(session_id, &call.call_id);
+    }
     /// Tear the session down and free its resources (the call ended, failed to be
     /// created, or the runtime shuts down). Called once per created session.
     fn stop(&self, session_id: Uuid);
@@ -75,6 +90,53 @@ pub enum MediaError {
     /// Another failure.
     #[error("media session: {0}")]
     Failed(String),
+}
+
+/// What the media side gets of a call when its media starts
+/// ([`MediaSessions::start_call`]): the call's id, its roster (a shared, cheap snapshot
+/// the runtime replaces after every roster change) and the call's participant and tone
+/// events from then on, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CallView {
+    /// Graph's call id.
+    pub call_id: String,
+    /// The roster: `borrow()` is the latest snapshot (share it by cloning the `Arc`);
+    /// `changed()` resolves when a newer one is published.
+    pub roster: watch::Receiver<Arc<RosterSnapshot>>,
+    /// The call's events about participants ([`CallEvent::ParticipantJoined`],
+    /// `ParticipantUpdated`, `ParticipantLeft`, `LobbyChanged`, `MutedChanged`,
+    /// `MediaStreamsChanged`) and tones ([`CallEvent::ToneReceived`]) after the
+    /// snapshot the view started with; the stream ends when the call is torn down.
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+impl CallView {
+    /// A view of call `call_id` that never changes: `snapshot` as its roster, no
+    /// events (for media sides driven without a runtime, e.g. in tests).
+    pub fn fixed(call_id: impl Into<String>, snapshot: RosterSnapshot) -> Self {
+        let (_, roster) = watch::channel(Arc::new(snapshot));
+        let (_, events) = mpsc::unbounded_channel();
+        CallView {
+            call_id: call_id.into(),
+            roster,
+            events,
+        }
+    }
+}
+
+/// True for the events a [`CallView`] carries.
+fn is_view_event(event: &CallEvent) -> bool {
+    matches!(
+        event,
+        CallEvent::ParticipantJoined(_)
+            | CallEvent::ParticipantUpdated(_)
+            | CallEvent::ParticipantLeft(_)
+            | CallEvent::LobbyChanged { .. }
+            | CallEvent::MutedChanged { .. }
+            | CallEvent::MediaStreamsChanged { .. }
+            | CallEvent::ToneReceived { .. }
+    )
 }
 
 /// An error of the runtime.
@@ -97,6 +159,41 @@ pub enum RuntimeError {
     /// A long-running action did not complete (failed, or not in time).
     #[error("{0}")]
     Operation(String),
+    /// Graph refused an action with `403 Forbidden`: the application lacks a
+    /// permission. Grant it in the app registration (and have an admin consent).
+    #[error(
+        "{action} refused (403 Forbidden): the application needs {needs}; Graph said: {message}"
+    )]
+    Forbidden {
+        /// The action (`subscribeToTone`, `participant delete`, ...).
+        action: String,
+        /// The permissions the action needs, as the reference lists them
+        /// (Entra's names, e.g. `Calls.AccessMedia.All`).
+        needs: signaling::RequiredPermissions,
+        /// Graph's `error.message`.
+        message: String,
+    },
+}
+
+/// A `403` from Graph as [`RuntimeError::Forbidden`] naming what `action` needs; any
+/// other error unchanged.
+fn forbidden(
+    e: GraphError,
+    action: impl std::fmt::Display,
+    needs: signaling::RequiredPermissions,
+) -> RuntimeError {
+    match e {
+        GraphError::Service {
+            status: 403,
+            message,
+            ..
+        } => RuntimeError::Forbidden {
+            action: action.to_string(),
+            needs,
+            message: message.unwrap_or_else(|| "(no message)".into()),
+        },
+        other => RuntimeError::Graph(other),
+    }
 }
 
 /// How long the typed in-call actions wait for their operation to be done.
@@ -279,6 +376,7 @@ struct Entry {
     generation: u64,
     tx: mpsc::UnboundedSender<Input>,
     session_id: Option<Uuid>,
+    roster: watch::Receiver<Arc<RosterSnapshot>>,
 }
 
 #[derive(Default)]
@@ -633,11 +731,72 @@ impl CallRuntime {
         action: Action,
         body: &Value,
     ) -> Result<Option<Value>, RuntimeError> {
-        Ok(self
-            .shared
+        self.shared
             .client
             .call_action(call_id, action, body)
-            .await?)
+            .await
+            .map_err(|e| forbidden(e, action, action.permissions(body)))
+    }
+
+    /// An action on participant `participant_id` of `call_id` ([`ParticipantAction`]),
+    /// its body checked as Graph checks it. Returns Graph's operation when it answers
+    /// with one (`mute`); `delete` answers none.
+    pub async fn act_on_participant(
+        &self,
+        call_id: &str,
+        participant_id: &str,
+        action: ParticipantAction,
+        body: &Value,
+    ) -> Result<Option<Value>, RuntimeError> {
+        self.shared
+            .client
+            .participant_action(call_id, participant_id, action, body)
+            .await
+            .map_err(|e| forbidden(e, action, action.permissions()))
+    }
+
+    /// Server-mute participant `participant_id` of the group call `call_id`; the
+    /// roster then shows it muted ([`CallEvent::MutedChanged`]). The
+    /// `muteParticipantOperation`.
+    pub async fn mute_participant(
+        &self,
+        call_id: &str,
+        participant_id: &str,
+    ) -> Result<Value, RuntimeError> {
+        let body = serde_json::json!({ "clientContext": Uuid::new_v4().to_string() });
+        self.act_on_participant(call_id, participant_id, ParticipantAction::Mute, &body)
+            .await?
+            .ok_or_else(|| {
+                RuntimeError::Operation("participant mute: no operation in the answer".into())
+            })
+    }
+
+    /// Remove participant `participant_id` from `call_id` (`DELETE`); the roster then
+    /// loses it ([`CallEvent::ParticipantLeft`]).
+    pub async fn remove_participant(
+        &self,
+        call_id: &str,
+        participant_id: &str,
+    ) -> Result<(), RuntimeError> {
+        self.act_on_participant(
+            call_id,
+            participant_id,
+            ParticipantAction::Delete,
+            &Value::Null,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The roster of `call_id` as the runtime keeps it from the participants
+    /// notifications: `borrow()` is the latest snapshot, `changed()` waits for the
+    /// next. `None` when no such call is followed.
+    pub fn roster(&self, call_id: &str) -> Option<watch::Receiver<Arc<RosterSnapshot>>> {
+        self.shared
+            .registry()
+            .calls
+            .get(&key(call_id))
+            .map(|e| e.roster.clone())
     }
 
     /// Like [`CallRuntime::act`], then waits (at most `timeout`) until the operation
@@ -740,6 +899,27 @@ impl CallRuntime {
             OPERATION_TIMEOUT,
         )
         .await
+    }
+
+    /// Consultative transfer: hand the party of `call_id` over to `target`, who is in
+    /// the bot's other call `replaces_call_id` (its `transferTarget.replacesCallId`);
+    /// `transferee` names who is transferred (needed from a group call). The service
+    /// ends the bot's call.
+    pub async fn transfer_consultative(
+        &self,
+        call_id: &str,
+        target: signaling::InvitationParticipantInfo,
+        replaces_call_id: &str,
+        transferee: Option<signaling::ParticipantInfo>,
+    ) -> Result<(), RuntimeError> {
+        let mut body = serde_json::json!({ "transferTarget": target });
+        body["transferTarget"]["replacesCallId"] = replaces_call_id.into();
+        if let Some(t) = transferee {
+            body["transferee"] = serde_json::to_value(t).map_err(|e| {
+                RuntimeError::Operation(format!("transfer: transferee is not serializable: {e}"))
+            })?;
+        }
+        self.act(call_id, Action::Transfer, &body).await.map(|_| ())
     }
 
     /// Transfer `call_id` to `target` (blind); the service ends the bot's call.
@@ -857,6 +1037,7 @@ fn spawn_call(
     let k = key(call_id);
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst);
     let (tx, rx) = mpsc::unbounded_channel();
+    let (roster_tx, roster_rx) = watch::channel(Arc::new(machine.roster_snapshot()));
     let keep_alive_task = keep_alive.then(|| spawn_keep_alive(shared, call_id, tx.clone()));
     {
         // Notifications that came before the 201 go first, in arrival order.
@@ -874,6 +1055,7 @@ fn spawn_call(
                 generation,
                 tx: tx.clone(),
                 session_id,
+                roster: roster_rx,
             },
         ) {
             tracing::warn!(%call_id, "call registered twice; the older follower is shut down");
@@ -889,6 +1071,8 @@ fn spawn_call(
         machine,
         keep_alive: keep_alive_task,
         media_started: false,
+        roster: roster_tx,
+        media_events: None,
     };
     tokio::spawn(async move {
         let _guard = guard;
@@ -936,6 +1120,10 @@ struct CallTask {
     machine: CallStateMachine,
     keep_alive: Option<JoinHandle<()>>,
     media_started: bool,
+    /// The roster snapshot shared with the media side and [`CallRuntime::roster`].
+    roster: watch::Sender<Arc<RosterSnapshot>>,
+    /// The media side's [`CallView::events`], once media started.
+    media_events: Option<mpsc::UnboundedSender<CallEvent>>,
 }
 
 impl CallTask {
@@ -983,6 +1171,11 @@ impl CallTask {
     /// Drain the machine's events; `Some` when the call has ended.
     fn drain(&mut self) -> Option<TeardownReason> {
         let mut ended = None;
+        let mut start_media = false;
+        if self.roster.borrow().version != self.machine.roster_version() {
+            self.roster
+                .send_replace(Arc::new(self.machine.roster_snapshot()));
+        }
         while let Some(event) = self.machine.poll_event() {
             match &event {
                 CallEvent::Ignored { reason } => {
@@ -997,17 +1190,32 @@ impl CallTask {
                 _ => {}
             }
             let established = event == CallEvent::Established;
+            if let Some(tx) = &self.media_events
+                && is_view_event(&event)
+            {
+                let _ = tx.send(event.clone());
+            }
             self.shared
                 .emit(&self.call_id, RuntimeEventKind::Call(event));
-            if established
-                && !self.media_started
-                && let Some(s) = self.session_id
-            {
-                self.media_started = true;
-                self.shared.media.start(s, &self.call_id);
-                self.shared
-                    .emit(&self.call_id, RuntimeEventKind::MediaStarted);
-            }
+            start_media |= established;
+        }
+        // After the batch: the view starts from the roster as it is now, and the
+        // events of this batch are in that snapshot already.
+        if start_media
+            && !self.media_started
+            && let Some(s) = self.session_id
+        {
+            self.media_started = true;
+            let (tx, events) = mpsc::unbounded_channel();
+            self.media_events = Some(tx);
+            let view = CallView {
+                call_id: self.call_id.clone(),
+                roster: self.roster.subscribe(),
+                events,
+            };
+            self.shared.media.start_call(s, view);
+            self.shared
+                .emit(&self.call_id, RuntimeEventKind::MediaStarted);
         }
         ended
     }

@@ -21,11 +21,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use emulator::{BoxFuture, MediaLeg, MediaLegStats, MediaPeerConnector};
+use emulator::{BoxFuture, LegControl, MediaLeg, MediaLegStats, MediaPeerConnector};
 use media_blob::MediaSessionConfig;
+use media_core::call::AudioEvent;
 use media_core::call::CallConfig;
 use media_core::codec::{Codec, OpusConfig};
-use media_core::control::Control;
+use media_core::control::{Control, DtmfTone};
 use media_core::jitter::JitterStats;
 use media_core::link::{CallHandler, CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
@@ -36,7 +37,9 @@ use tokio::sync::{oneshot, watch};
 use transport::reactor::ReactorClient;
 use transport::{ClientConfig, ServerTrust, TransportSettings};
 
-use crate::farcall::{FarCall, FarOptions, FarShared, PeerSource, Recording, SourceFrames};
+use crate::farcall::{
+    FarCall, FarCommand, FarOptions, FarShared, PeerSource, Recording, SourceFrames,
+};
 use crate::lock;
 use crate::peer::{FarDialer, join_for, local_for, resolve_mp_uri};
 use crate::relay::UdpRelay;
@@ -318,6 +321,10 @@ struct LegShared {
     end: Mutex<Option<oneshot::Receiver<FarEndReport>>>,
     failed: watch::Receiver<Option<String>>,
     failure_grace: Duration,
+    /// Control messages for the far end's call (speakers, DTMF), taken at its ticks.
+    commands: crossbeam_channel::Sender<FarCommand>,
+    /// DTMF tones the far end received from the bot, in order.
+    tones: Arc<Mutex<Vec<DtmfTone>>>,
 }
 
 #[derive(Default)]
@@ -388,7 +395,16 @@ impl QuicFarEnd {
         lock(&self.inner.legs).len()
     }
 
-    /// Live counters of the leg of `call_id`.
+    /// The DTMF tones the leg of `call_id` received from the bot in the media link,
+    /// in order (empty once the call ended or before it connected).
+    pub fn tones_heard(&self, call_id: &str) -> Vec<DtmfTone> {
+        lock(&self.inner.legs)
+            .get(call_id)
+            .map(|l| lock(&l.tones).clone())
+            .unwrap_or_default()
+    }
+
+    /// Live counters of the leg of `call_id`, while the call lives.
     pub fn stats(&self, call_id: &str) -> Option<FarEndStats> {
         lock(&self.inner.legs).get(call_id).map(|l| *lock(&l.net))
     }
@@ -450,6 +466,19 @@ impl QuicFarEnd {
         let (failed_tx, failed_rx) = watch::channel(None);
         let (ready_tx, ready_rx) = oneshot::channel();
         let net = Arc::new(Mutex::new(FarEndStats::default()));
+        let (commands_tx, commands_rx) = crossbeam_channel::bounded(64);
+        // The far end's audio events: the tones the bot sends are kept; the task
+        // ends with the call (its sender is dropped).
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let tones = Arc::new(Mutex::new(Vec::new()));
+        let heard = tones.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                if let AudioEvent::ToneReceived { tone, .. } = event {
+                    lock(&heard).push(tone);
+                }
+            }
+        });
         let far = FarOptions {
             config: CallConfig {
                 opus: config.opus,
@@ -462,8 +491,8 @@ impl QuicFarEnd {
             log_arrivals: false,
             run_ticks: None,
             shared: shared.clone(),
-            commands: None,
-            events: None,
+            commands: Some(commands_rx),
+            events: Some(events_tx),
             done: Some(rec_tx),
         };
         let down_profile = if config.impair_downlink {
@@ -520,6 +549,8 @@ impl QuicFarEnd {
             end: Mutex::new(Some(end_rx)),
             failed: failed_rx,
             failure_grace: config.failure_grace,
+            commands: commands_tx,
+            tones,
         });
         lock(&inner.legs).insert(call_id.clone(), leg.clone());
         Ok(Box::new(FarEndLeg {
@@ -633,6 +664,36 @@ impl MediaLeg for FarEndLeg {
                 }
             }
         })
+    }
+
+    fn control(&self, control: LegControl) -> bool {
+        let control = match control {
+            LegControl::Speakers { active, dominant } => {
+                // Active speakers first, so a frame carries them when the dominant
+                // speaker's event arrives.
+                let active = Control::ActiveSpeakers(
+                    media_core::control::ActiveSpeakers::from_slice(&active),
+                );
+                if self
+                    .leg
+                    .commands
+                    .try_send(FarCommand::Control(active))
+                    .is_err()
+                {
+                    return false;
+                }
+                Control::DominantSpeaker(dominant)
+            }
+            LegControl::Tone { tone, duration_ms } => match bot::graph_tone(&tone) {
+                Some(tone) => Control::Dtmf { tone, duration_ms },
+                None => return false,
+            },
+            _ => return false,
+        };
+        self.leg
+            .commands
+            .try_send(FarCommand::Control(control))
+            .is_ok()
     }
 
     fn closed(&self) -> BoxFuture<'static, String> {

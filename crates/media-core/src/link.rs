@@ -175,6 +175,12 @@ pub struct LinkStats {
     pub wrong_version: u64,
     /// Dropped: a stream (or SSRC) not assigned to the call.
     pub unknown_stream: u64,
+    /// Dropped: a datagram kind this side does not know (neither mixed nor unmixed
+    /// audio).
+    pub unknown_kind: u64,
+    /// Dropped: unmixed audio on a call that negotiated none, or naming no
+    /// participant (MSI 0).
+    pub unmixed_refused: u64,
     /// Dropped by the per-stream rate limit.
     pub flood_dropped: u64,
     /// Dropped because nobody takes them any more (the call is ending).
@@ -200,6 +206,8 @@ impl LinkStats {
             + self.oversized
             + self.wrong_version
             + self.unknown_stream
+            + self.unknown_kind
+            + self.unmixed_refused
             + self.flood_dropped
             + self.queue_full_dropped
     }

@@ -16,6 +16,14 @@ pub const MAX_PAYLOAD: usize = 1148;
 /// Samples of 16 kHz media time per 20 ms packet (the timestamp step).
 pub const TIMESTAMP_STEP: u32 = crate::frame::FRAME_SAMPLES as u32;
 
+/// [`AudioPacket::source`] of the call's mixed audio (every participant but the
+/// receiver, mixed): the default. Any other value is one participant's MSI.
+pub const MIXED_SOURCE: u32 = 0;
+
+/// Most unmixed (per-speaker) streams a call carries besides the mix: Microsoft's
+/// platform hands a bot the four loudest speakers.
+pub const MAX_UNMIXED_STREAMS: usize = 4;
+
 /// The payload was larger than [`MAX_PAYLOAD`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PayloadTooLarge {
@@ -48,6 +56,10 @@ pub struct AudioPacket {
     pub silence: bool,
     /// The first packet of a stream or of a talkspurt (RTP's marker bit).
     pub marker: bool,
+    /// Whose audio this is: [`MIXED_SOURCE`] (0) for the call's mix, otherwise the
+    /// media source id (MSI) of the one participant of an *unmixed* stream
+    /// (Microsoft's `UnmixedAudioBuffer.ActiveSpeakerId`).
+    pub source: u32,
     len: u16,
     payload: [u8; MAX_PAYLOAD],
 }
@@ -60,6 +72,7 @@ impl std::fmt::Debug for AudioPacket {
             .field("codec", &self.codec)
             .field("silence", &self.silence)
             .field("marker", &self.marker)
+            .field("source", &self.source)
             .field("len", &self.len)
             .finish()
     }
@@ -74,6 +87,7 @@ impl AudioPacket {
             codec,
             silence: false,
             marker: false,
+            source: MIXED_SOURCE,
             len: 0,
             payload: [0; MAX_PAYLOAD],
         }
@@ -91,6 +105,12 @@ impl AudioPacket {
         p.timestamp = timestamp;
         p.set_payload(payload)?;
         Ok(p)
+    }
+
+    /// True if this packet carries one participant's unmixed audio
+    /// (`source != MIXED_SOURCE`).
+    pub fn is_unmixed(&self) -> bool {
+        self.source != MIXED_SOURCE
     }
 
     /// The payload bytes.

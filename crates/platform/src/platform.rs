@@ -370,13 +370,28 @@ impl MediaPlatform {
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
     ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
+        self.start_linked_call_with_codec(call_id, Codec::Pcm16k, delivery, now, waker)
+    }
+
+    /// Like [`start_linked_call`](Self::start_linked_call), with the packets between
+    /// the call and its link in `codec`: a link whose far end speaks Opus (WebRTC, the
+    /// `webrtc-link` crate) hands the call's own jitter buffer, Opus decoder (PLC,
+    /// in-band FEC) and loss-adaptive encoder the far end's packets as they are.
+    pub fn start_linked_call_with_codec(
+        &self,
+        call_id: Uuid,
+        codec: Codec,
+        delivery: FrameDelivery,
+        now: Instant,
+        waker: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
         if self.health() == Health::Overloaded {
             return Err(PlatformError::Overloaded);
         }
         let session_id = Uuid::new_v4();
         let (pending, socket) = self.new_session(session_id, call_id, delivery);
         self.table.insert_running(session_id)?;
-        let call = PlatformCall::start(now, Codec::Pcm16k, pending, waker, &self.ctx)
+        let call = PlatformCall::start(now, codec, pending, waker, &self.ctx)
             .map_err(|e| PlatformError::CallStart(e.to_string()))?;
         Ok((socket, Box::new(call)))
     }

@@ -158,7 +158,9 @@ impl Action {
             ],
             Action::Reject => &["reason", "callbackUri"],
             Action::Redirect => &["targets", "timeout", "callbackUri", "routingPolicies"],
-            Action::Transfer => &["transferTarget", "transferee"],
+            // The reference's parameter table lists two; its PSTN examples (3 and 4)
+            // send a `clientContext` too.
+            Action::Transfer => &["transferTarget", "transferee", "clientContext"],
             Action::Mute
             | Action::Unmute
             | Action::SubscribeToTone
@@ -392,6 +394,109 @@ pub fn recognise(body: &Value) -> Vec<Action> {
     match pool.into_iter().filter(own).collect::<Vec<_>>() {
         decided if decided.len() == 1 => decided,
         _ => fits,
+    }
+}
+
+/// An action on one participant of a call (Graph v1.0 `participant` methods):
+/// `POST /communications/calls/{id}/participants/{participantId}/mute` and
+/// `DELETE /communications/calls/{id}/participants/{participantId}`.
+///
+/// Graph v1.0 has no action that admits a participant from a meeting's lobby (the
+/// lobby is the meeting's setting, `lobbyBypassSettings`); the roster reports who
+/// waits there (`isInLobby`).
+///
+/// ```
+/// use signaling::actions::ParticipantAction;
+/// assert_eq!(
+///     ParticipantAction::Mute.path("c1", "p1"),
+///     "/communications/calls/c1/participants/p1/mute"
+/// );
+/// assert_eq!(ParticipantAction::Delete.method(), "DELETE");
+/// let problems = ParticipantAction::Mute.problems(&serde_json::json!({"tones": []}));
+/// assert_eq!(problems[0].path, "tones");
+/// assert_eq!(
+///     ParticipantAction::Delete.permissions().to_string(),
+///     "Calls.JoinGroupCall.All or Calls.JoinGroupCallAsGuest.All"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ParticipantAction {
+    /// `mute` a participant (a server mute; group calls only); answers a
+    /// `muteParticipantOperation`, then the roster shows the participant muted.
+    Mute,
+    /// Remove a participant from the call (`DELETE`); answers `204 No Content`.
+    Delete,
+}
+
+impl ParticipantAction {
+    /// The action's name: `mute`, `delete`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParticipantAction::Mute => "mute",
+            ParticipantAction::Delete => "delete",
+        }
+    }
+
+    /// The HTTP method: `POST` (mute) or `DELETE`.
+    pub fn method(self) -> &'static str {
+        match self {
+            ParticipantAction::Mute => "POST",
+            ParticipantAction::Delete => "DELETE",
+        }
+    }
+
+    /// The request path for participant `participant_id` of call `call_id`.
+    pub fn path(self, call_id: &str, participant_id: &str) -> String {
+        match self {
+            ParticipantAction::Mute => {
+                format!("/communications/calls/{call_id}/participants/{participant_id}/mute")
+            }
+            ParticipantAction::Delete => {
+                format!("/communications/calls/{call_id}/participants/{participant_id}")
+            }
+        }
+    }
+
+    /// The permissions the application needs, as the v1.0 reference lists them
+    /// (`mute`: none; `delete`: joining group calls, as a member or a guest).
+    pub fn permissions(self) -> RequiredPermissions {
+        use Permission::*;
+        let all_of = match self {
+            ParticipantAction::Mute => Vec::new(),
+            ParticipantAction::Delete => vec![Requirement {
+                any_of: vec![CallsJoinGroupCallsAll, CallsJoinGroupCallsAsGuestAll],
+            }],
+        };
+        RequiredPermissions { all_of }
+    }
+
+    /// Everything Graph would refuse in `body` (empty when valid): `mute` takes only a
+    /// `clientContext` of at most 256 characters; `delete` takes no body (an empty
+    /// object or nothing).
+    pub fn problems(self, body: &Value) -> Vec<ActionProblem> {
+        match self {
+            ParticipantAction::Mute => Action::Mute.problems(body),
+            ParticipantAction::Delete => {
+                let mut p = Problems(Vec::new());
+                match body {
+                    Value::Null => {}
+                    Value::Object(o) => {
+                        for key in o.keys() {
+                            p.push(key, "delete takes no request body");
+                        }
+                    }
+                    _ => p.push("(body)", "delete takes no request body"),
+                }
+                p.0
+            }
+        }
+    }
+}
+
+impl fmt::Display for ParticipantAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "participant {}", self.name())
     }
 }
 

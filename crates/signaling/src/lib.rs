@@ -96,6 +96,7 @@ mod field;
 pub mod json;
 pub mod model;
 mod permissions;
+pub mod roster;
 mod scenario;
 pub mod state;
 mod validate;
@@ -111,6 +112,7 @@ pub use model::*;
 pub use permissions::{
     CallKind, Permission, RequiredPermissions, Requirement, UnknownPermission, required_permissions,
 };
+pub use roster::{RosterSnapshot, Speaker};
 pub use scenario::{Scenario, UnknownScenario};
 pub use state::{CallEvent, CallStateMachine, RosterEntry, StreamInfo};
 pub use validate::{

@@ -135,6 +135,14 @@ pub enum CallEvent {
         /// Session id.
         session_id: String,
     },
+    /// A DTMF tone the service reported (`toneInfo` of the call, after
+    /// `subscribeToTone`). Each `sequenceId` is reported once.
+    ToneReceived {
+        /// The tone as Graph names it (`tone0`-`tone9`, `star`, `pound`, `a`-`d`, `flash`).
+        tone: String,
+        /// `toneInfo.sequenceId`, if sent.
+        sequence_id: Option<i64>,
+    },
     /// An input the machine did not apply; for logs (a stale state, another call's
     /// notification, an item without id, an unknown resource type ...).
     Ignored {
@@ -299,6 +307,10 @@ pub struct CallStateMachine {
     result: Option<ResultInfo>,
     my_participant_id: Option<String>,
     participants: Vec<RosterEntry>,
+    /// Grows with every roster change (see [`CallStateMachine::roster_version`]).
+    roster_version: u64,
+    /// The last `toneInfo.sequenceId` reported.
+    last_tone: Option<i64>,
     sessions: Vec<ContentSharingSession>,
     events: VecDeque<CallEvent>,
 }
@@ -315,6 +327,8 @@ impl CallStateMachine {
             result: None,
             my_participant_id: None,
             participants: Vec::new(),
+            roster_version: 0,
+            last_tone: None,
             sessions: Vec::new(),
             events: VecDeque::new(),
         }
@@ -353,6 +367,12 @@ impl CallStateMachine {
     /// The roster, in order of arrival.
     pub fn participants(&self) -> &[RosterEntry] {
         &self.participants
+    }
+
+    /// Grows by one with every change of the roster (a participant joined, changed or
+    /// left); 0 until the first. A cheap way to see whether the roster moved.
+    pub fn roster_version(&self) -> u64 {
+        self.roster_version
     }
 
     /// A participant by id.
@@ -466,6 +486,9 @@ impl CallStateMachine {
         if let Some(result) = call.result_info.value() {
             self.result = Some(result.clone());
         }
+        if let Some(info) = call.tone_info.value() {
+            self.apply_tone(info);
+        }
         // A deleted call resource has ended, whatever state it last carried.
         let state = if change == Some(&ChangeType::Deleted) {
             CallState::Terminated
@@ -476,6 +499,21 @@ impl CallStateMachine {
             }
         };
         self.transition(state);
+    }
+
+    fn apply_tone(&mut self, info: &Value) {
+        let Some(tone) = info.get("tone").and_then(Value::as_str) else {
+            return self.ignore("toneInfo without a tone".into());
+        };
+        let sequence_id = info.get("sequenceId").and_then(Value::as_i64);
+        if sequence_id.is_some() && sequence_id == self.last_tone {
+            return;
+        }
+        self.last_tone = sequence_id;
+        self.events.push_back(CallEvent::ToneReceived {
+            tone: media_blob::bounded(tone, 40),
+            sequence_id,
+        });
     }
 
     fn transition(&mut self, to: CallState) {
@@ -525,6 +563,7 @@ impl CallStateMachine {
         match (change, index) {
             (Some(ChangeType::Deleted), Some(i)) => {
                 let entry = self.participants.remove(i);
+                self.roster_version += 1;
                 self.events.push_back(CallEvent::ParticipantLeft(entry));
             }
             (Some(ChangeType::Deleted), None) => {
@@ -534,6 +573,7 @@ impl CallStateMachine {
                 let mut entry = RosterEntry::new(id);
                 entry.merge(p);
                 self.participants.push(entry.clone());
+                self.roster_version += 1;
                 self.events.push_back(CallEvent::ParticipantJoined(entry));
             }
             (_, Some(i)) => {
@@ -544,6 +584,7 @@ impl CallStateMachine {
                     return;
                 }
                 let after = entry.clone();
+                self.roster_version += 1;
                 self.events
                     .push_back(CallEvent::ParticipantUpdated(after.clone()));
                 if after.is_in_lobby != before.is_in_lobby {

@@ -219,10 +219,11 @@ fn what_graph_refuses_is_refused_naming_the_property() {
 
 #[test]
 fn shared_shapes_fit_several_actions() {
-    // clientContext is a property of nine actions: the body fits them all.
+    // clientContext is a property of ten actions: the body fits them all.
     assert_eq!(
         actions::recognise(&json!({"clientContext": "c"})),
         [
+            Action::Transfer,
             Action::Mute,
             Action::Unmute,
             Action::SubscribeToTone,
@@ -274,5 +275,28 @@ fn permissions_are_entras_names() {
     assert_eq!(
         Action::SubscribeToTone.path("c1"),
         "/communications/calls/c1/subscribeToTone"
+    );
+}
+
+/// The v1.0 transfer reference's example 3 (to a PSTN number) sends a
+/// `clientContext` beside the `transferTarget`: Graph takes it.
+#[test]
+fn transfer_takes_the_client_context_of_the_pstn_example() {
+    let body = serde_json::json!({
+        "transferTarget": {
+            "endpointType": "default",
+            "identity": {"phone": {"@odata.type": "#microsoft.graph.identity", "id": "+12345678901"}},
+            "languageId": "languageId-value",
+            "region": "region-value"
+        },
+        "clientContext": "9e90d1c1-f61e-43e7-9f75-d420159aae08"
+    });
+    assert_eq!(
+        signaling::actions::recognise(&body),
+        vec![signaling::actions::Action::Transfer]
+    );
+    assert_eq!(
+        signaling::actions::Action::Transfer.problems(&body),
+        Vec::new()
     );
 }

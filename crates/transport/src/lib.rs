@@ -52,6 +52,7 @@
 //!     stream_id: 1,
 //!     sequence: 7,
 //!     timestamp: 7 * TIMESTAMP_STEP,
+//!     source: 0,
 //! };
 //! let mut buf = [0u8; wire::MAX_DATAGRAM_LEN]; // caller-owned, reused per frame
 //! let n = DatagramRef::new(header, &frame).encode_into(&mut buf)?;

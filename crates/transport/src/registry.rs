@@ -7,6 +7,7 @@ use media_blob::MediaSessionConfig;
 use uuid::Uuid;
 
 use crate::wire::{Codec, Join, Reject, RejectCode};
+use media_core::call::AudioStreams;
 use media_core::link::CloseReason;
 
 /// The server's verdict on an admitted join.
@@ -16,17 +17,33 @@ pub struct Admission {
     /// Codec for the call; must be one of `join.codecs`. `None` takes the peer's
     /// first (most preferred) codec.
     pub codec: Option<Codec>,
+    /// The audio the receiving side asked for: the mix (default), unmixed streams,
+    /// or both. The accept grants at most the unmixed streams the join offered, and
+    /// the mix whenever it grants none ([`AudioStreams::negotiate`]).
+    pub streams: AudioStreams,
 }
 
 impl Admission {
     /// Admit with the peer's preferred codec.
     pub fn new() -> Self {
-        Admission { codec: None }
+        Admission {
+            codec: None,
+            streams: AudioStreams::MIXED,
+        }
     }
 
     /// Admit with a specific codec.
     pub fn with_codec(codec: Codec) -> Self {
-        Admission { codec: Some(codec) }
+        Admission {
+            codec: Some(codec),
+            streams: AudioStreams::MIXED,
+        }
+    }
+
+    /// The same admission asking for `streams` (unmixed audio).
+    #[must_use]
+    pub fn with_streams(self, streams: AudioStreams) -> Self {
+        Admission { streams, ..self }
     }
 }
 

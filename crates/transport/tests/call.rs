@@ -286,6 +286,7 @@ async fn opus_preference_and_silence_frames() {
         stream_id: peer.render(),
         sequence: seq,
         timestamp: u32::from(seq) * 320,
+        source: 0,
     };
     let pcm_silence = wire::DatagramHeader {
         codec: Codec::Pcm16k,

@@ -10,10 +10,22 @@ fn codec() -> impl Strategy<Value = Codec> {
     prop_oneof![Just(Codec::Pcm16k), Just(Codec::Opus16k)]
 }
 
-/// A header plus a payload that is legal for its codec.
+/// Whose audio: the mix (0) or one participant's unmixed stream (any other MSI).
+fn source() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), 1u32..]
+}
+
+/// A header (mixed or unmixed) plus a payload that is legal for its codec.
 fn datagram() -> impl Strategy<Value = (DatagramHeader, Vec<u8>)> {
-    (codec(), 0u8..8, any::<u32>(), any::<u16>(), any::<u32>()).prop_flat_map(
-        |(codec, flags, stream_id, sequence, timestamp)| {
+    (
+        codec(),
+        0u8..8,
+        any::<u32>(),
+        any::<u16>(),
+        any::<u32>(),
+        source(),
+    )
+        .prop_flat_map(|(codec, flags, stream_id, sequence, timestamp, source)| {
             let flags = Flags::from_bits_truncate(flags);
             let header = DatagramHeader {
                 flags,
@@ -21,6 +33,7 @@ fn datagram() -> impl Strategy<Value = (DatagramHeader, Vec<u8>)> {
                 stream_id,
                 sequence,
                 timestamp,
+                source,
             };
             let min = if flags.contains(Flags::SILENCE) { 0 } else { 1 };
             let payload = match codec {
@@ -30,11 +43,13 @@ fn datagram() -> impl Strategy<Value = (DatagramHeader, Vec<u8>)> {
                 ]
                 .boxed(),
                 Codec::Pcm16k => prop::collection::vec(any::<u8>(), FRAME_BYTES).boxed(),
-                Codec::Opus16k => prop::collection::vec(any::<u8>(), min..=MAX_PAYLOAD_LEN).boxed(),
+                Codec::Opus16k => {
+                    prop::collection::vec(any::<u8>(), min..=MAX_DATAGRAM_LEN - header.len())
+                        .boxed()
+                }
             };
             (Just(header), payload)
-        },
-    )
+        })
 }
 
 fn uuid() -> impl Strategy<Value = Uuid> {
@@ -58,8 +73,9 @@ fn control() -> impl Strategy<Value = ControlMessage> {
         prop::collection::vec(uuid(), 0..4),
         prop::collection::vec(codec(), 0..3),
         prop::collection::vec("[a-z0-9]{1,12}", 0..3),
+        any::<u8>(),
     )
-        .prop_map(|(version, s, c, src, ren, codecs, unknown)| {
+        .prop_map(|(version, s, c, src, ren, codecs, unknown, unmixed)| {
             ControlMessage::Join(Join {
                 version,
                 mp_media_session_id: s,
@@ -72,6 +88,7 @@ fn control() -> impl Strategy<Value = ControlMessage> {
                     .into_iter()
                     .filter(|n| n.parse::<Codec>().is_err() && n != "pcm16k" && n != "opus16k")
                     .collect(),
+                unmixed,
             })
         });
     let assignment = (uuid(), any::<u32>(), any::<bool>()).prop_map(|(context, stream_id, src)| {
@@ -90,13 +107,17 @@ fn control() -> impl Strategy<Value = ControlMessage> {
         codec(),
         prop::collection::vec(assignment, 0..4),
         any::<u32>(),
+        any::<u8>(),
+        any::<bool>(),
     )
-        .prop_map(|(version, codec, streams, max_payload)| {
+        .prop_map(|(version, codec, streams, max_payload, unmixed, mixed)| {
             ControlMessage::Accept(Accept {
                 version,
                 codec,
                 streams,
                 max_payload,
+                unmixed,
+                mixed,
             })
         });
     let reject_code = prop::sample::select(vec![
@@ -201,7 +222,8 @@ proptest! {
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
         let d = DatagramRef::new(header, &payload);
         let n = d.encode_into(&mut buf).unwrap();
-        prop_assert_eq!(n, HEADER_LEN + payload.len());
+        prop_assert_eq!(n, header.len() + payload.len());
+        prop_assert_eq!(header.len(), if header.source == 0 { HEADER_LEN } else { UNMIXED_HEADER_LEN });
         prop_assert!(n <= MAX_DATAGRAM_LEN);
         let back = decode(&buf[..n]).unwrap();
         prop_assert_eq!(back, d);
@@ -218,6 +240,37 @@ proptest! {
             let n = d.encode_into(&mut buf).unwrap();
             prop_assert_eq!(n, bytes.len());
             prop_assert_eq!(&buf[4..n], &bytes[4..]);
+        }
+    }
+
+    /// Unmixed framing is refused by name whatever else the datagram holds: an unknown
+    /// kind byte, an unmixed header cut short, an unmixed datagram naming MSI 0.
+    #[test]
+    fn malformed_unmixed_datagrams_are_refused_by_name(
+        (header, payload) in datagram(),
+        kind in 2u8..,
+        cut in 0usize..4,
+    ) {
+        let mut buf = vec![0u8; MAX_DATAGRAM_LEN];
+        let n = DatagramRef::new(header, &payload).encode_into(&mut buf).unwrap();
+        buf.truncate(n);
+        let mut bad = buf.clone();
+        bad[3] = kind;
+        prop_assert_eq!(decode(&bad), Err(WireError::UnknownKind(kind)));
+        if header.source != 0 {
+            prop_assert_eq!(
+                decode(&buf[..HEADER_LEN + cut]),
+                Err(WireError::Truncated { need: UNMIXED_HEADER_LEN, got: HEADER_LEN + cut })
+            );
+            let mut nobody = buf.clone();
+            nobody[HEADER_LEN..UNMIXED_HEADER_LEN].fill(0);
+            prop_assert_eq!(decode(&nobody), Err(WireError::UnmixedWithoutSource));
+        } else {
+            // A mixed datagram read as unmixed takes its MSI from the payload: it
+            // decodes (a different datagram) or is refused, never panics.
+            let mut as_unmixed = buf.clone();
+            as_unmixed[3] = KIND_UNMIXED;
+            let _ = decode(&as_unmixed);
         }
     }
 

@@ -67,10 +67,12 @@
 //! reading loses frames (counted) instead of stalling its call.
 
 pub mod auth;
+pub mod bot;
 pub mod dialect;
 pub mod link;
 pub mod media;
 pub mod mulaw;
+pub mod playback;
 mod server;
 
 use std::sync::Arc;
@@ -81,18 +83,24 @@ use platform::{AudioSocket, FrameDelivery, MediaPlatform};
 use tokio::sync::mpsc;
 
 pub use auth::{ACS_ISSUER, WsAuthConfig};
+pub use bot::{BotCallInfo, BotLinkConfig, BotLinkError, BotLinkReport, BotLinkStats, forward};
 pub use dialect::{Dialect, Encoding, ProtocolError, StreamInfo, StreamParser};
 pub use link::WsLink;
+pub use playback::{MarkEvent, Playback, PlaybackError, PlaybackParts};
 pub use server::{StreamAcceptor, WsConfig, WsServer, WsStats};
 
-/// A stream that became a platform call: what the platform said, and the bot's
-/// socket. Dropping the socket hangs up (the stream is closed).
+/// A stream that became a platform call: what the platform said, the bot's socket
+/// and the platform's side of its sending. Dropping the socket hangs up (the stream
+/// is closed).
 #[derive(Debug)]
 pub struct IncomingStream {
     /// The stream's start.
     pub info: StreamInfo,
     /// The call's audio socket, connected.
     pub socket: AudioSocket,
+    /// Clear and marks for the audio the bot sends, as far as the platform
+    /// ([`Playback`]).
+    pub playback: Playback,
 }
 
 /// How the frames of a new stream's call reach the bot.
@@ -140,6 +148,7 @@ impl StreamAcceptor for PlatformStreams {
         info: &StreamInfo,
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
+        playback: PlaybackParts,
     ) -> Result<Box<dyn CallHandler>, String> {
         if self.calls.is_closed() {
             return Err("nobody takes calls on this endpoint now".into());
@@ -148,10 +157,12 @@ impl StreamAcceptor for PlatformStreams {
             .platform
             .start_linked_call(uuid::Uuid::new_v4(), (self.delivery)(info), now, waker)
             .map_err(|e| e.to_string())?;
+        let playback = Playback::new(playback, socket.sender());
         self.calls
             .send(IncomingStream {
                 info: info.clone(),
                 socket,
+                playback,
             })
             .map_err(|_| "nobody takes calls on this endpoint now".to_owned())?;
         Ok(handler)

@@ -6,6 +6,9 @@
 //! queue is bounded: a platform that stops reading loses frames (counted as
 //! `send_dropped`) instead of stalling the call.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use media_core::control::Control;
 use media_core::link::{Delivery, LinkError, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
@@ -46,6 +49,8 @@ pub struct WsLink {
     stats: LinkStats,
     closing: Option<String>,
     close_reported: bool,
+    /// Media packets queued for the platform (shared with the stream's `Playback`).
+    sent: Arc<AtomicU64>,
 }
 
 impl WsLink {
@@ -61,7 +66,19 @@ impl WsLink {
             stats: LinkStats::default(),
             closing: None,
             close_reported: false,
+            sent: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Counts the media packets sent in `sent` as well (a stream's
+    /// [`Playback`](crate::Playback) places marks by it).
+    pub(crate) fn count_sent_in(&mut self, sent: Arc<AtomicU64>) {
+        self.sent = sent;
+    }
+
+    /// Media packets queued for the platform so far.
+    pub fn packets_sent(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
     }
 
     /// The stream's encoder (for `clear` and marks).
@@ -135,7 +152,10 @@ impl MediaLink for WsLink {
             }
         };
         match result {
-            Ok(()) => self.stats.packets_sent += 1,
+            Ok(()) => {
+                self.stats.packets_sent += 1;
+                self.sent.fetch_add(1, Ordering::AcqRel);
+            }
             Err(_) => self.stats.send_dropped += 1,
         }
         result

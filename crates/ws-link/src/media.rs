@@ -51,13 +51,138 @@ pub struct InboundCounters {
     pub gap_frames: u64,
 }
 
-/// One stream's inbound audio (see the [module documentation](self)).
-pub struct InboundAudio {
+/// A stream's audio in its wire encoding to 20 ms frames of 16 kHz PCM: decoded,
+/// resampled to 16 kHz, cut into frames (the partial frame kept for the next chunk).
+/// Shared by the inbound endpoint ([`InboundAudio`]) and the bot link
+/// ([`crate::bot::BotSession`]).
+pub struct WireToFrames {
     encoding: Encoding,
     resampler: Option<CaptureResampler>,
     framer: Framer,
     samples: Vec<i16>,
     frame: [i16; FRAME_SAMPLES],
+}
+
+impl std::fmt::Debug for WireToFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireToFrames")
+            .field("encoding", &self.encoding)
+            .field("partial", &self.framer.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WireToFrames {
+    /// Frames of `encoding`, taking up to `max_samples` samples per [`push`](Self::push).
+    pub fn new(encoding: Encoding, max_samples: usize) -> Result<Self, ResamplerSetupError> {
+        let resampler = match encoding.rate() {
+            16_000 => None,
+            rate => Some(CaptureResampler::new(
+                DeviceFormat::new(rate, 1),
+                ResamplerMode::LowDelay,
+            )?),
+        };
+        Ok(Self {
+            encoding,
+            resampler,
+            // Frames are popped as soon as they are whole: room for a few is enough.
+            framer: Framer::pcm16k(4),
+            samples: vec![0; max_samples],
+            frame: [0; FRAME_SAMPLES],
+        })
+    }
+
+    /// Most bytes one [`push`](Self::push) takes.
+    pub fn max_bytes(&self) -> usize {
+        self.samples.len() * self.encoding.sample_bytes()
+    }
+
+    /// Takes `bytes` (whole samples of the encoding, at most
+    /// [`max_bytes`](Self::max_bytes); `silent`: taken as zeros); `emit` receives
+    /// each finished frame, in order.
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        silent: bool,
+        mut emit: impl FnMut(&[i16; FRAME_SAMPLES]),
+    ) -> Result<(), ProtocolError> {
+        let n = bytes.len() / self.encoding.sample_bytes();
+        if n > self.samples.len() {
+            return Err(ProtocolError::new(
+                crate::dialect::CLOSE_INVALID_PAYLOAD,
+                format!(
+                    "a chunk of {n} samples; at most {} are taken",
+                    self.samples.len()
+                ),
+            ));
+        }
+        let samples = &mut self.samples[..n];
+        match self.encoding {
+            Encoding::MuLaw8k => {
+                mulaw::decode_into(bytes, samples);
+            }
+            Encoding::Pcm16 { .. } => {
+                for (s, b) in samples.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *s = i16::from_le_bytes([b[0], b[1]]);
+                }
+            }
+        }
+        if silent {
+            samples.fill(0);
+        }
+        let Self {
+            resampler,
+            framer,
+            frame,
+            ..
+        } = self;
+        let mut cut = |block: &[i16]| {
+            let mut rest = block;
+            while !rest.is_empty() {
+                let took = framer.push(rest);
+                rest = &rest[took..];
+                while framer.pop_frame(frame) {
+                    emit(frame);
+                }
+                if took == 0 {
+                    break;
+                }
+            }
+        };
+        match resampler {
+            None => cut(samples),
+            Some(r) => r.process(samples, cut).map_err(|e| {
+                ProtocolError::new(
+                    crate::dialect::CLOSE_INVALID_PAYLOAD,
+                    format!("cannot resample the audio: {e}"),
+                )
+            })?,
+        }
+        Ok(())
+    }
+
+    /// Completes a partial frame with silence and emits it (nothing if none).
+    pub fn flush(&mut self, mut emit: impl FnMut(&[i16; FRAME_SAMPLES])) {
+        let partial = self.framer.buffered();
+        if partial > 0 && partial < FRAME_SAMPLES {
+            let pad = [0i16; FRAME_SAMPLES];
+            self.framer.push(&pad[..FRAME_SAMPLES - partial]);
+            if self.framer.pop_frame(&mut self.frame) {
+                emit(&self.frame);
+            }
+        }
+    }
+
+    /// Drops the partial frame.
+    pub fn clear(&mut self) {
+        self.framer.clear();
+    }
+}
+
+/// One stream's inbound audio (see the [module documentation](self)).
+pub struct InboundAudio {
+    encoding: Encoding,
+    frames: WireToFrames,
     packet: AudioPacket,
     /// Index of the next frame on the timeline.
     next_frame: u64,
@@ -78,20 +203,9 @@ impl std::fmt::Debug for InboundAudio {
 impl InboundAudio {
     /// The inbound audio of a stream in `encoding`.
     pub fn new(encoding: Encoding) -> Result<Self, ResamplerSetupError> {
-        let resampler = match encoding.rate() {
-            16_000 => None,
-            rate => Some(CaptureResampler::new(
-                DeviceFormat::new(rate, 1),
-                ResamplerMode::LowDelay,
-            )?),
-        };
         Ok(Self {
             encoding,
-            resampler,
-            // A whole chunk's frames at once, and the partial one.
-            framer: Framer::pcm16k((16 * MAX_CHUNK_MS as usize) / 20 + 2),
-            samples: vec![0; MAX_CHUNK_SAMPLES],
-            frame: [0; FRAME_SAMPLES],
+            frames: WireToFrames::new(encoding, MAX_CHUNK_SAMPLES)?,
             packet: AudioPacket::empty(Codec::Pcm16k),
             next_frame: 0,
             expected_ms: None,
@@ -111,7 +225,7 @@ impl InboundAudio {
         mut emit: impl FnMut(&AudioPacket),
     ) -> Result<(), ProtocolError> {
         let n = chunk.bytes.len() / self.encoding.sample_bytes();
-        if n > self.samples.len() {
+        if n * self.encoding.sample_bytes() > self.frames.max_bytes() {
             return Err(ProtocolError::new(
                 crate::dialect::CLOSE_INVALID_PAYLOAD,
                 format!("a chunk of {n} samples; at most {MAX_CHUNK_MS} ms are taken"),
@@ -128,65 +242,29 @@ impl InboundAudio {
                     .saturating_add(n as u64 * 1000 / rate),
             );
         }
-        let samples = &mut self.samples[..n];
-        match self.encoding {
-            Encoding::MuLaw8k => {
-                mulaw::decode_into(chunk.bytes, samples);
-            }
-            Encoding::Pcm16 { .. } => {
-                for (s, b) in samples.iter_mut().zip(chunk.bytes.chunks_exact(2)) {
-                    *s = i16::from_le_bytes([b[0], b[1]]);
-                }
-            }
-        }
-        if chunk.silent {
-            samples.fill(0);
-        }
         self.counters.chunks += 1;
         let Self {
-            resampler,
-            framer,
-            frame,
+            frames,
             packet,
             next_frame,
             counters,
             ..
         } = self;
-        let mut cut = |block: &[i16]| {
-            let mut rest = block;
-            while !rest.is_empty() {
-                let took = framer.push(rest);
-                rest = &rest[took..];
-                while framer.pop_frame(frame) {
-                    packet.seq = *next_frame as u16;
-                    packet.timestamp = (*next_frame as u32).wrapping_mul(TIMESTAMP_STEP);
-                    packet.marker = *next_frame == 0;
-                    packet.silence = false;
-                    let bytes = packet.payload_buf_mut();
-                    for (d, s) in bytes.chunks_exact_mut(2).zip(frame.iter()) {
-                        d.copy_from_slice(&s.to_le_bytes());
-                    }
-                    // 640 bytes always fit a packet.
-                    let _ = packet.set_len(FRAME_SAMPLES * 2);
-                    emit(packet);
-                    *next_frame += 1;
-                    counters.frames += 1;
-                }
-                if took == 0 {
-                    break;
-                }
+        frames.push(chunk.bytes, chunk.silent, |frame| {
+            packet.seq = *next_frame as u16;
+            packet.timestamp = (*next_frame as u32).wrapping_mul(TIMESTAMP_STEP);
+            packet.marker = *next_frame == 0;
+            packet.silence = false;
+            let bytes = packet.payload_buf_mut();
+            for (d, s) in bytes.chunks_exact_mut(2).zip(frame.iter()) {
+                d.copy_from_slice(&s.to_le_bytes());
             }
-        };
-        match resampler {
-            None => cut(samples),
-            Some(r) => r.process(samples, cut).map_err(|e| {
-                ProtocolError::new(
-                    crate::dialect::CLOSE_INVALID_PAYLOAD,
-                    format!("cannot resample the audio: {e}"),
-                )
-            })?,
-        }
-        Ok(())
+            // 640 bytes always fit a packet.
+            let _ = packet.set_len(FRAME_SAMPLES * 2);
+            emit(packet);
+            *next_frame += 1;
+            counters.frames += 1;
+        })
     }
 
     /// A chunk stamped `ts` ms: if the platform's clock jumped past the audio counted

@@ -26,6 +26,7 @@ use crate::dialect::{
 };
 use crate::link::{CLOSE_NORMAL, WriteItem, WsLink, close_reason};
 use crate::media::InboundAudio;
+use crate::playback::{self, PlaybackParts, PlaybackTask};
 
 /// Close code: the server is going away or the peer went silent (RFC 6455).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -48,12 +49,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub trait StreamAcceptor: Send + Sync + 'static {
     /// The stream `info` started at `now`: the call to run, or why not (the stream is
     /// closed with 1013 and the reason). `waker` makes the stream's task call
-    /// [`CallHandler::handle_wake`] soon.
+    /// [`CallHandler::handle_wake`] soon. `playback` is the stream's side of the bot's
+    /// clear and marks (make the bot's [`crate::Playback`] of it, or drop it).
     fn accept(
         &self,
         info: &StreamInfo,
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
+        playback: PlaybackParts,
     ) -> Result<Box<dyn CallHandler>, String>;
 }
 
@@ -362,7 +365,9 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
             return finish(shared, tx, writer, stream).await;
         }
     };
-    let mut handler = match shared.acceptor.accept(&info, Instant::now(), waker) {
+    let (parts, mut playback) = playback::channel();
+    link.count_sent_in(playback.sent.clone());
+    let mut handler = match shared.acceptor.accept(&info, Instant::now(), waker, parts) {
         Ok(h) => h,
         Err(why) => {
             bump(&shared.counters.calls_refused);
@@ -394,7 +399,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
                         break;
                     };
                     last_heard = tokio::time::Instant::now();
-                    ended = on_message(msg, &mut parser, &mut inbound, handler.as_mut(), &mut link);
+                    ended = on_message(msg, &mut parser, &mut inbound, handler.as_mut(), &mut link, &mut playback);
                     if ended.is_some() {
                         break;
                     }
@@ -403,7 +408,9 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
                     break end;
                 }
                 handler.handle_timeout(Instant::now(), &mut link);
+                playback.poll(dialect, &mut link);
             }
+            Some(command) = playback.commands.recv() => playback.on_command(command, dialect, &mut link),
             () = tokio::time::sleep_until(last_heard + idle) => {
                 break End::Close(
                     CloseReason::PeerVanished { idle_timeout: idle },
@@ -413,7 +420,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
             }
             msg = stream.next() => {
                 last_heard = tokio::time::Instant::now();
-                if let Some(end) = on_message(msg, &mut parser, &mut inbound, handler.as_mut(), &mut link) {
+                if let Some(end) = on_message(msg, &mut parser, &mut inbound, handler.as_mut(), &mut link, &mut playback) {
                     break end;
                 }
             }
@@ -437,6 +444,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
     };
     tracing::info!(%dialect, %peer, stream = %info.stream_id, %reason, "stream call ended");
     handler.handle_event(now, LinkEvent::Closed(&reason), &mut link);
+    playback.end();
     drop(link);
     finish(shared, tx, writer, stream).await;
 }
@@ -448,6 +456,7 @@ fn on_message(
     inbound: &mut InboundAudio,
     handler: &mut dyn CallHandler,
     link: &mut WsLink,
+    playback: &mut PlaybackTask,
 ) -> Option<End> {
     let now = Instant::now();
     let parsed = match &msg {
@@ -511,7 +520,7 @@ fn on_message(
             "stream stopped".into(),
         )),
         Inbound::Mark(name) => {
-            tracing::debug!(mark = %media_blob::excerpt(&name), "platform played up to a mark");
+            playback.on_platform_mark(&name);
             None
         }
         Inbound::Start(_) | Inbound::Ignored(_) => None,

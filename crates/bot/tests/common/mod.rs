@@ -1,14 +1,15 @@
 //! Helpers shared by the bot's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bot::EchoBot;
+use bot::{BotOutput, CallBehaviour, CallUpdate, EchoBot, MediaBot};
 use emulator::{SigningKey, Timing};
 use graph::{RuntimeEvent, RuntimeEventKind};
 use harness::{Local, LocalConfig};
 use media_core::sim::Profile;
+use platform::{AudioEvent, AudioFrame, DtmfTone};
 use tokio::sync::broadcast;
 
 /// One RSA key per test binary (generating one takes a while).
@@ -92,5 +93,95 @@ pub async fn assert_media_flows(local: &Local, session: uuid::Uuid, id: &str, wh
         "{what}: media did not flow both ways: bot {:?}, far end {:?}",
         local.bot.sessions().snapshot(session),
         local.far_end.stats(id)
+    );
+}
+
+/// Places `scenario` and waits (5 s at most) until `kind` is among its events; the
+/// call.
+pub async fn place_until(
+    local: &Local,
+    rx: &mut broadcast::Receiver<RuntimeEvent>,
+    scenario: signaling::Scenario,
+    kind: RuntimeEventKind,
+) -> graph::ActiveCall {
+    let call = local.place(scenario).await.unwrap();
+    let mut seen = Vec::new();
+    assert!(
+        events_until(rx, &call.call_id, &mut seen, Duration::from_secs(5), |v| v
+            .contains(&kind))
+        .await,
+        "{scenario:?}: no {kind:?} in {seen:?}"
+    );
+    call
+}
+
+/// What the recording bot ([`Recorder`]: echoes, and records speakers, call updates
+/// and tones) saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Frames whose active speakers included a participant, by participant id.
+    pub speaking: Vec<(u32, Option<String>)>,
+    pub updates: Vec<CallUpdate>,
+    pub tones: Vec<DtmfTone>,
+}
+
+#[derive(Clone, Default)]
+pub struct Recorder(pub Arc<Mutex<Seen>>);
+
+impl Recorder {
+    pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        f(&self.0.lock().unwrap())
+    }
+}
+
+impl MediaBot for Recorder {
+    fn new_call(&self, _session: uuid::Uuid, _call_id: &str) -> Box<dyn CallBehaviour> {
+        Box::new(self.clone())
+    }
+}
+
+impl CallBehaviour for Recorder {
+    fn on_frame(&mut self, frame: &AudioFrame, out: &mut BotOutput<'_>) {
+        // Echoes, so the far end hears the bot too.
+        let _ = out.enqueue(&frame.samples);
+        let speakers: Vec<_> = out
+            .roster()
+            .speakers(frame.active_speakers.as_slice())
+            .map(|s| (s.msi, s.participant_id().map(str::to_owned)))
+            .collect();
+        let mut seen = self.0.lock().unwrap();
+        for s in speakers {
+            if seen.speaking.last() != Some(&s) {
+                seen.speaking.push(s);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &AudioEvent, _out: &mut BotOutput<'_>) {
+        if let AudioEvent::ToneReceived { tone, .. } = event {
+            self.0.lock().unwrap().tones.push(*tone);
+        }
+    }
+
+    fn on_call_update(&mut self, update: &CallUpdate, _out: &mut BotOutput<'_>) {
+        self.0.lock().unwrap().updates.push(update.clone());
+    }
+}
+
+/// Waits (5 s at most) until the emulator has ended call `id` for `reason` (its
+/// `terminationReason`); panics naming the call's summary otherwise.
+pub async fn assert_ended(local: &Local, id: &str, reason: &str) {
+    let ended = eventually(Duration::from_secs(5), || {
+        local
+            .emulator
+            .call(id)
+            .and_then(|c| c.termination)
+            .is_some_and(|t| t.reason == reason)
+    })
+    .await;
+    assert!(
+        ended,
+        "not ended for {reason}: {:?}",
+        local.emulator.call(id)
     );
 }

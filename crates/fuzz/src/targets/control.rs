@@ -167,6 +167,22 @@ pub(crate) fn seeds() -> Vec<Vec<u8>> {
                 direction: StreamDirection::Source,
             }],
             max_payload: 1148,
+            unmixed: 0,
+            mixed: true,
+        }),
+        // Unmixed audio: a join offering four speakers' streams, an accept granting
+        // two and no mix.
+        ControlMessage::Join(Join {
+            unmixed: 4,
+            ..Join::new(id(1), id(2), vec![id(3)], vec![id(4)])
+        }),
+        ControlMessage::Accept(Accept {
+            version: 1,
+            codec: Codec::Pcm16k,
+            streams: Vec::new(),
+            max_payload: 1148,
+            unmixed: 2,
+            mixed: false,
         }),
         ControlMessage::Reject(Reject::new(RejectCode::NoCommonCodec, "no codec")),
         ControlMessage::Leave(Leave {

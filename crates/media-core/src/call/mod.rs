@@ -12,13 +12,21 @@
 //! says when the next tick is due.
 //!
 //! ```text
-//!  link ── handle_packet(now, &AudioPacket) ──> InboundStats, ReceivePipeline
+//!  link ── handle_packet(now, &AudioPacket) ──> InboundStats, ReceivePipeline (the mix)
+//!                                           └─> unmixed slot by MSI (source != 0)
 //!       ── handle_control(Control) ───────────> AudioEvent (DTMF, speakers, send status)
 //!  handle_timeout(now):
 //!    send tick:    FrameSource ─ pacer (prebuffer, idle policy, LowOnFrames) ─> SendPipeline
-//!    playout tick: ReceivePipeline::poll_frame ─> AudioFrame; 1/s CallStats; 5 s QualityReport
+//!    playout tick: ReceivePipeline::poll_frame ─> AudioFrame (+ its UnmixedBuffers);
+//!                  1/s CallStats; 5 s QualityReport
+//!  send_unmixed(source, frame) ─> that speaker's SendPipeline (a far end playing speakers)
 //!  poll_output():  Packet, Control (for the link) · Event, Frame, Stats (for the application)
 //! ```
+//!
+//! Unmixed audio ([`unmixed`]): with [`CallConfig::streams`] asking for `n` unmixed
+//! streams, packets whose `source` names a participant play through their own slot
+//! and every frame carries [`AudioFrame::unmixed`], one buffer per speaker tagged
+//! with the speaker's MSI; a far end sends them with [`CallMedia::send_unmixed`].
 //!
 //! Send and playout run on their own [`TickGrid`]s: both 20 ms by default, on the same
 //! instants; a far end simulating a drifting sender clock sets
@@ -76,6 +84,7 @@
 
 mod pacer;
 mod stats;
+pub mod unmixed;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -84,6 +93,10 @@ pub use self::pacer::{
     AudioSender, EnqueueError, FrameSource, IdlePolicy, LowOnFrames, PacerSettings, SendQueue,
 };
 pub use self::stats::{CallStats, InboundStats, IntervalLoss};
+pub use self::unmixed::{
+    AudioStreams, UnmixedBuffer, UnmixedBuffers, UnmixedSendError, UnmixedStats,
+};
+use self::unmixed::{UnmixedReceiver, UnmixedSender};
 use crate::codec::{Codec, CodecError, LossAdapter, OpusConfig, new_decoder};
 use crate::control::{ActiveSpeakers, Control, DtmfTone, QualityReport, SendStatus};
 use crate::frame::Pcm16kFrame;
@@ -108,6 +121,10 @@ pub struct AudioFrame {
     pub concealed: bool,
     /// Active speakers when the frame was played (excluding the bot).
     pub active_speakers: ActiveSpeakers,
+    /// Each speaker's own audio of this tick (Microsoft's `UnmixedAudioBuffers`):
+    /// empty unless the call negotiated unmixed streams ([`CallConfig::streams`]).
+    /// With unmixed audio only, `samples` is silence.
+    pub unmixed: UnmixedBuffers,
 }
 
 /// Events of one call, in order.
@@ -171,6 +188,9 @@ pub struct CallConfig {
     /// Playout ticks between quality reports to the far end (default 50: every second,
     /// what loss-adaptive FEC follows; 0: never).
     pub report_every: u32,
+    /// The received audio: the mix, unmixed streams (0-4, a receive slot and a send
+    /// stream each, created with the call), or both. Default: the mix only.
+    pub streams: AudioStreams,
 }
 
 impl CallConfig {
@@ -185,6 +205,7 @@ impl CallConfig {
             send_period: TICK,
             stats_every: 50,
             report_every: 50,
+            streams: AudioStreams::MIXED,
         }
     }
 }
@@ -201,7 +222,7 @@ pub enum CallSetupError {
         /// Why.
         source: SendSetupError,
     },
-    /// The decoder could not be created.
+    /// The decoder (of the mix or of an unmixed stream) could not be created.
     #[error("cannot create the {codec} decoder: {source}")]
     Decoder {
         /// The call's codec.
@@ -242,6 +263,10 @@ struct Clock {
     frame_ready: bool,
     stats_due: bool,
     first_packet: bool,
+    /// A packet of the mix arrived (false: only unmixed ones, the mix is silence).
+    mixing: bool,
+    /// The call negotiated unmixed streams.
+    unmixed: bool,
     /// The send pipeline may hold a packet (a frame went in since it was empty).
     encoding: bool,
     /// Control messages or events are queued.
@@ -266,6 +291,12 @@ pub struct CallMedia<S: FrameSource = Box<dyn FrameSource>> {
     low: LowOnFrames,
     scratch: Pcm16kFrame,
     tx_pkt: AudioPacket,
+    /// Unmixed packets leave through their own buffer (`source` set).
+    tx_unmixed: AudioPacket,
+    unmixed_rx: UnmixedReceiver,
+    unmixed_tx: UnmixedSender,
+    unmixed_stats: UnmixedStats,
+    send_ticks: u64,
     frame: AudioFrame,
     speakers: ActiveSpeakers,
     dominant: Option<u32>,
@@ -310,6 +341,11 @@ impl<S: FrameSource> CallMedia<S> {
         .map_err(|source| CallSetupError::Send { codec, source })?;
         let decoder =
             new_decoder(codec).map_err(|source| CallSetupError::Decoder { codec, source })?;
+        let unmixed = config.streams.unmixed;
+        let unmixed_rx = UnmixedReceiver::new(now, unmixed, config.receive, codec)
+            .map_err(|source| CallSetupError::Decoder { codec, source })?;
+        let unmixed_tx = UnmixedSender::new(unmixed, codec, config.opus)
+            .map_err(|source| CallSetupError::Send { codec, source })?;
         let mut events = VecDeque::with_capacity(QUEUE_RESERVE);
         events.push_back(AudioEvent::SendStatusChanged(SendStatus::Active));
         Ok(Self {
@@ -321,6 +357,8 @@ impl<S: FrameSource> CallMedia<S> {
                 frame_ready: false,
                 stats_due: false,
                 first_packet: true,
+                mixing: false,
+                unmixed: unmixed > 0,
                 encoding: false,
                 queued: true,
                 send_grid: TickGrid::with_period(now, config.send_period),
@@ -334,12 +372,18 @@ impl<S: FrameSource> CallMedia<S> {
             low: LowOnFrames::new(config.pacer.low_on_frames),
             scratch: Pcm16kFrame::silent(),
             tx_pkt: AudioPacket::empty(codec),
+            tx_unmixed: AudioPacket::empty(codec),
+            unmixed_rx,
+            unmixed_tx,
+            unmixed_stats: UnmixedStats::default(),
+            send_ticks: 0,
             frame: AudioFrame {
                 samples: Pcm16kFrame::silent(),
                 timestamp: Ticks100ns(0),
                 is_silence: true,
                 concealed: false,
                 active_speakers: ActiveSpeakers::default(),
+                unmixed: UnmixedBuffers::EMPTY,
             },
             speakers: ActiveSpeakers::default(),
             dominant: None,
@@ -375,9 +419,20 @@ impl<S: FrameSource> CallMedia<S> {
         self.clock.closed
     }
 
-    /// A packet of this call arrived at `now`.
+    /// A packet of this call arrived at `now`: the mix, or (`packet.source != 0`) one
+    /// speaker's unmixed audio, routed to its slot or refused and counted
+    /// ([`UnmixedStats`]).
     pub fn handle_packet(&mut self, now: Instant, packet: &AudioPacket) {
         if self.clock.closed {
+            return;
+        }
+        if packet.is_unmixed() {
+            if self
+                .unmixed_rx
+                .handle_packet(now, packet, &mut self.unmixed_stats)
+            {
+                self.clock.receiving = true;
+            }
             return;
         }
         let arrival_us =
@@ -386,7 +441,28 @@ impl<S: FrameSource> CallMedia<S> {
             .on_packet(arrival_us, packet.seq, packet.timestamp);
         if self.recv.handle_packet(now, packet).is_ok() {
             self.clock.receiving = true;
+            self.clock.mixing = true;
         }
+    }
+
+    /// Queues one 20 ms frame of speaker `source`'s own audio (its MSI, not 0) for
+    /// sending as an unmixed stream, besides the paced mix: a far end playing several
+    /// speakers calls it once per speaker per send tick. The speaker keeps its stream
+    /// while it sends; a stream unused for 200 ms may carry another speaker.
+    pub fn send_unmixed(
+        &mut self,
+        source: u32,
+        frame: &Pcm16kFrame,
+    ) -> Result<(), UnmixedSendError> {
+        if self.clock.closed {
+            return Err(UnmixedSendError::Closed);
+        }
+        let r = self.unmixed_tx.push(source, frame, self.send_ticks);
+        match r {
+            Ok(()) => self.unmixed_stats.frames_sent += 1,
+            Err(_) => self.unmixed_stats.send_refused += 1,
+        }
+        r
     }
 
     /// A control message from the far end.
@@ -488,6 +564,7 @@ impl<S: FrameSource> CallMedia<S> {
             return;
         }
         if self.clock.send_grid.poll(now).is_some() {
+            self.send_ticks += 1;
             self.send_tick();
         }
         if let Some(tick) = self.clock.play_grid.poll(now) {
@@ -534,14 +611,25 @@ impl<S: FrameSource> CallMedia<S> {
     /// One frame out of the jitter buffer (once packets arrive); periodic stats.
     fn play_tick(&mut self, scheduled: Instant, ticks: u64) {
         if self.clock.receiving {
-            let info = self.recv.poll_frame(scheduled, &mut self.frame.samples);
-            self.frame.timestamp = info.timestamp;
-            self.frame.is_silence = info.silence;
-            self.frame.concealed = info.concealed;
+            if self.clock.mixing {
+                let info = self.recv.poll_frame(scheduled, &mut self.frame.samples);
+                self.frame.timestamp = info.timestamp;
+                self.frame.is_silence = info.silence;
+                self.frame.concealed = info.concealed;
+            } else {
+                // Unmixed audio only (so far): the mix is silence.
+                self.frame.samples = Pcm16kFrame::silent();
+                self.frame.is_silence = true;
+                self.frame.concealed = false;
+            }
+            if self.clock.unmixed {
+                self.unmixed_rx
+                    .poll(scheduled, &mut self.frame.unmixed, &mut self.unmixed_stats);
+            }
             self.frame.active_speakers = self.speakers;
             self.clock.frame_ready = true;
             self.frames_played += 1;
-            self.frames_concealed += u64::from(info.concealed);
+            self.frames_concealed += u64::from(self.frame.concealed);
         }
         if ticks.is_multiple_of(self.stats_every) {
             self.clock.stats_due = true;
@@ -597,6 +685,9 @@ impl<S: FrameSource> CallMedia<S> {
                 return Some(Output::Packet(&self.tx_pkt));
             }
             self.clock.encoding = false;
+        }
+        if self.unmixed_tx.encoding && self.unmixed_tx.poll_packet(&mut self.tx_unmixed) {
+            return Some(Output::Packet(&self.tx_unmixed));
         }
         if self.clock.queued {
             if let Some(c) = self.controls.pop_front() {
@@ -690,6 +781,7 @@ impl<S: FrameSource> CallMedia<S> {
             frames_played: self.frames_played,
             frames_concealed: self.frames_concealed,
             send_underruns: self.send_underruns,
+            unmixed: self.unmixed_stats,
             jitter_buffer: self.recv.stats(),
             playout: self.clock.play_grid.stats(),
             send: self.clock.send_grid.stats(),
@@ -699,3 +791,6 @@ impl<S: FrameSource> CallMedia<S> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod unmixed_tests;

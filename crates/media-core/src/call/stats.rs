@@ -158,6 +158,8 @@ pub struct CallStats {
     pub frames_concealed: u64,
     /// Send ticks that found the source empty while sending was active.
     pub send_underruns: u64,
+    /// The unmixed streams, both ways (all 0 without unmixed audio).
+    pub unmixed: super::UnmixedStats,
     /// The jitter buffer (W3C webrtc-stats names).
     pub jitter_buffer: JitterStats,
     /// The playout clock (ticks run, late, skipped).

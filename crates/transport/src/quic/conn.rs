@@ -27,6 +27,9 @@ pub(crate) struct Live {
     /// A rate limit for each other stream the accept assigned (datagrams on them are
     /// dropped, after taking a token: a flood on them is counted as one).
     pub(crate) others: Vec<StreamLimit>,
+    /// Unmixed streams the accept negotiated (0: unmixed datagrams are refused both
+    /// ways).
+    pub(crate) unmixed: u8,
 }
 
 /// A media stream id with its rate limit.
@@ -211,8 +214,10 @@ impl Entry {
     }
 }
 
-/// Checks one datagram of an admitted call: decodes its header, finds its stream's
-/// rate limit and takes a token. `None` (counted in `stats`) if it must be dropped.
+/// Checks one datagram of an admitted call: decodes its header (refusing unmixed
+/// audio the call did not negotiate), finds its stream's rate limit and takes a
+/// token. The unmixed streams of a call share its receive stream's rate limit (the
+/// accept scales it by 1 + the unmixed streams). `None` (counted in `stats`) if it must be dropped.
 pub(crate) fn check_datagram(
     stats: &mut LinkStats,
     bytes: &[u8],
@@ -226,11 +231,21 @@ pub(crate) fn check_datagram(
             *match e {
                 WireError::UnsupportedVersion(_) => &mut stats.wrong_version,
                 WireError::PayloadTooLarge { .. } => &mut stats.oversized,
+                WireError::UnknownKind(_) => &mut stats.unknown_kind,
+                WireError::UnmixedWithoutSource => &mut stats.unmixed_refused,
                 _ => &mut stats.malformed,
             } += 1;
             return None;
         }
     };
+    if header.source != 0 && live.unmixed == 0 {
+        tracing::trace!(
+            msi = header.source,
+            "dropping unmixed datagram: none negotiated"
+        );
+        stats.unmixed_refused += 1;
+        return None;
+    }
     if let Some((id, bucket)) = &mut live.recv
         && *id == header.stream_id
     {

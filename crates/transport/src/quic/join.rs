@@ -1,7 +1,9 @@
 //! The server's own checks of a join and the streams its accept assigns.
 
 use crate::settings::TransportSettings;
-use crate::wire::{Join, PROTOCOL_VERSION, Reject, RejectCode, StreamAssignment, StreamDirection};
+use crate::wire::{
+    Join, MAX_UNMIXED, PROTOCOL_VERSION, Reject, RejectCode, StreamAssignment, StreamDirection,
+};
 
 /// The server's own checks of a join before the application sees it: protocol
 /// version, the blob's context rules ([`media_blob::check_audio_contexts`]: 1 to
@@ -30,6 +32,13 @@ pub fn check_join(join: &Join, settings: &TransportSettings) -> Result<(), Rejec
     }
     if join.codecs.is_empty() && join.unknown_codecs.is_empty() {
         return Err(Reject::new(RejectCode::InvalidJoin, "no codecs offered"));
+    }
+    if join.unmixed > MAX_UNMIXED {
+        let msg = format!(
+            "unmixed: a peer sends at most {MAX_UNMIXED} unmixed streams, the join offers {}",
+            join.unmixed
+        );
+        return Err(Reject::new(RejectCode::InvalidJoin, msg));
     }
     Ok(())
 }
@@ -126,5 +135,11 @@ mod tests {
         let mut none = join(1, 1);
         none.codecs.clear();
         assert_eq!(codes(&none), Err(RejectCode::InvalidJoin));
+        let mut four = join(1, 1);
+        four.unmixed = 4;
+        assert!(check_join(&four, &s).is_ok());
+        four.unmixed = 5;
+        let reason = check_join(&four, &s).expect_err("five").message;
+        assert!(reason.starts_with("unmixed: "), "{reason}");
     }
 }

@@ -87,6 +87,7 @@ pub(crate) fn datagram_header(packet: &AudioPacket, stream: u32) -> DatagramHead
         stream_id: stream,
         sequence: packet.seq,
         timestamp: packet.timestamp,
+        source: packet.source,
     }
 }
 
@@ -105,6 +106,7 @@ pub fn packet_from_datagram(
     pkt.codec = header.codec;
     pkt.silence = header.flags.contains(Flags::SILENCE);
     pkt.marker = header.flags.contains(Flags::MARKER);
+    pkt.source = header.source;
     true
 }
 
@@ -143,7 +145,9 @@ mod tests {
         let mut p = AudioPacket::new(9, 9 * 320, Codec::Opus16k, &[1, 2, 3]).expect("fits");
         p.silence = true;
         p.marker = true;
+        p.source = 77;
         let h = datagram_header(&p, 4);
+        assert_eq!(h.source, 77);
         assert_eq!(h.stream_id, 4);
         assert!(h.flags.contains(Flags::SILENCE) && h.flags.contains(Flags::MARKER));
         let mut q = AudioPacket::empty(Codec::Pcm16k);
@@ -155,9 +159,10 @@ mod tests {
                 q.codec,
                 q.silence,
                 q.marker,
+                q.source,
                 q.payload()
             ),
-            (9, 9 * 320, Codec::Opus16k, true, true, &[1u8, 2, 3][..])
+            (9, 9 * 320, Codec::Opus16k, true, true, 77, &[1u8, 2, 3][..])
         );
     }
 

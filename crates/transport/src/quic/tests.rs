@@ -19,8 +19,7 @@ use crate::reactor::{CallApp, Calls, NewCall, StartError};
 use crate::registry::Admission;
 use crate::tls::{ServerIdentity, ServerTrust};
 use crate::wire::{
-    ControlDecoder, ControlMessage, DatagramRef, Flags, HEADER_LEN, Reject, RejectCode,
-    encode_control,
+    ControlDecoder, ControlMessage, DatagramRef, Flags, Reject, RejectCode, encode_control,
 };
 use crate::{TransportSettings, quic_client_config, quic_server_config};
 
@@ -32,6 +31,10 @@ const CLIENT: &str = "127.0.0.1:5555";
 struct Seen {
     ticks: Vec<Instant>,
     packets: Vec<(u16, Instant)>,
+    /// The `source` of every packet (0: the mix, else an unmixed speaker's MSI).
+    sources: Vec<u32>,
+    /// The link's counters at the last tick.
+    link: media_core::link::LinkStats,
     ended: Option<CloseReason>,
     released: Option<CloseReason>,
     hang_up_after: Option<usize>,
@@ -48,13 +51,17 @@ impl CallHandler for Call {
     fn handle_event(&mut self, now: Instant, event: LinkEvent<'_>, _: &mut dyn MediaLink) {
         let mut s = self.seen.lock().unwrap();
         match event {
-            LinkEvent::Packet(p) => s.packets.push((p.seq, now)),
+            LinkEvent::Packet(p) => {
+                s.packets.push((p.seq, now));
+                s.sources.push(p.source);
+            }
             LinkEvent::Closed(r) => s.ended = Some(r.clone()),
             LinkEvent::Control(_) => {}
         }
     }
 
     fn handle_timeout(&mut self, now: Instant, link: &mut dyn MediaLink) {
+        self.seen.lock().unwrap().link = link.stats();
         while let Some(tick) = self.grid.poll(now) {
             let n = {
                 let mut s = self.seen.lock().unwrap();
@@ -100,6 +107,8 @@ struct App {
     seen: Arc<Mutex<Seen>>,
     refuse: bool,
     greedy: bool,
+    /// What the admission asks for (unmixed audio).
+    streams: media_core::call::AudioStreams,
 }
 
 impl CallApp for App {
@@ -107,7 +116,7 @@ impl CallApp for App {
         if self.refuse {
             return Err(Reject::new(RejectCode::UnknownSession, "nobody expected"));
         }
-        Ok(Admission::new())
+        Ok(Admission::new().with_streams(self.streams))
     }
 
     fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
@@ -151,6 +160,20 @@ impl Rig {
     }
 
     fn with_app(settings: TransportSettings, refuse: bool, greedy: bool) -> Rig {
+        Self::with_streams(
+            settings,
+            refuse,
+            greedy,
+            media_core::call::AudioStreams::MIXED,
+        )
+    }
+
+    fn with_streams(
+        settings: TransportSettings,
+        refuse: bool,
+        greedy: bool,
+        streams: media_core::call::AudioStreams,
+    ) -> Rig {
         let identity = ServerIdentity::self_signed(&["localhost"]).unwrap();
         let trust = ServerTrust::pinned(identity.fingerprint());
         let server_cfg = quic_server_config(&identity, &settings).unwrap();
@@ -161,6 +184,7 @@ impl Rig {
                 seen: seen.clone(),
                 refuse,
                 greedy,
+                streams,
             }),
             Arc::new(|_| {}),
         );
@@ -273,12 +297,18 @@ impl Rig {
 
     /// Opens the control stream and sends a join.
     fn join(&mut self) {
-        let join = Join::new(
+        self.join_offering(0);
+    }
+
+    /// Opens the control stream and sends a join offering `unmixed` streams.
+    fn join_offering(&mut self, unmixed: u8) {
+        let mut join = Join::new(
             uuid::Uuid::new_v4(),
             uuid::Uuid::new_v4(),
             vec![uuid::Uuid::new_v4()],
             vec![uuid::Uuid::new_v4()],
         );
+        join.unmixed = unmixed;
         self.send_control(&ControlMessage::Join(join));
     }
 
@@ -291,17 +321,25 @@ impl Rig {
 
     /// Sends one media datagram on stream 2 (the join's render context).
     fn send_media(&mut self, seq: u16) {
+        self.send_media_from(seq, 0, |_| {});
+    }
+
+    /// Sends one media datagram of `source` (0: the mix) on stream 2, `tamper`ed
+    /// with after encoding.
+    fn send_media_from(&mut self, seq: u16, source: u32, tamper: impl FnOnce(&mut Vec<u8>)) {
         let header = DatagramHeader {
             flags: Flags::NONE,
             codec: Codec::Pcm16k,
             stream_id: 2,
             sequence: seq,
             timestamp: u32::from(seq) * TIMESTAMP_STEP,
+            source,
         };
-        let mut buf = vec![0u8; HEADER_LEN + 640];
+        let mut buf = vec![0u8; header.len() + 640];
         DatagramRef::new(header, &[1u8; 640])
             .encode_into(&mut buf)
             .unwrap();
+        tamper(&mut buf);
         self.conn.datagrams().send(buf.into(), true).unwrap();
         self.pump();
     }
@@ -479,4 +517,70 @@ fn a_call_that_always_wants_the_present_runs_once_per_turn() {
     // One run per turn (ten turns), not a thread frozen in one.
     let ticks = rig.seen.lock().unwrap().ticks.len();
     assert!((10..=11).contains(&ticks), "{ticks}");
+}
+
+#[test]
+fn unmixed_audio_is_negotiated_and_refused_by_name_otherwise() {
+    use media_core::call::AudioStreams;
+    // The bot asks for two speakers and the mix; the peer offers four: two granted.
+    let mut rig = Rig::with_streams(
+        TransportSettings::default(),
+        false,
+        false,
+        AudioStreams::mixed_and_unmixed(2),
+    );
+    rig.join_offering(4);
+    let [ControlMessage::Accept(accept)] = &rig.replies()[..] else {
+        panic!("accepted");
+    };
+    assert_eq!((accept.unmixed, accept.mixed), (2, true));
+    rig.advance(Duration::from_millis(20), Duration::from_millis(20));
+    rig.send_media_from(1, 0, |_| {});
+    rig.send_media_from(1, 7, |_| {});
+    rig.send_media_from(1, 9, |_| {});
+    // An unknown kind; an unmixed datagram naming MSI 0; one cut inside its MSI.
+    rig.send_media_from(2, 7, |b| b[3] = 2);
+    rig.send_media_from(2, 7, |b| b[14..18].fill(0));
+    rig.send_media_from(2, 7, |b| b.truncate(16));
+    rig.advance(Duration::from_millis(20), Duration::from_millis(20));
+    {
+        let s = rig.seen.lock().unwrap();
+        assert_eq!(s.sources, [0, 7, 9]);
+        assert_eq!(
+            (
+                s.link.unknown_kind,
+                s.link.unmixed_refused,
+                s.link.malformed
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    // A bot that asked for nothing but the mix: unmixed datagrams are refused.
+    let mut rig = Rig::new(TransportSettings::default(), false);
+    rig.join_offering(2);
+    let [ControlMessage::Accept(accept)] = &rig.replies()[..] else {
+        panic!("accepted");
+    };
+    assert_eq!((accept.unmixed, accept.mixed), (0, true));
+    rig.advance(Duration::from_millis(20), Duration::from_millis(20));
+    rig.send_media_from(1, 7, |_| {});
+    rig.send_media_from(1, 0, |_| {});
+    rig.advance(Duration::from_millis(20), Duration::from_millis(20));
+    let s = rig.seen.lock().unwrap();
+    assert_eq!(s.sources, [0]);
+    assert_eq!(s.link.unmixed_refused, 1);
+
+    // Unmixed only, granted: the peer is told to leave the mix out.
+    let mut rig = Rig::with_streams(
+        TransportSettings::default(),
+        false,
+        false,
+        AudioStreams::unmixed_only(4),
+    );
+    rig.join_offering(3);
+    let [ControlMessage::Accept(accept)] = &rig.replies()[..] else {
+        panic!("accepted");
+    };
+    assert_eq!((accept.unmixed, accept.mixed), (3, false));
 }

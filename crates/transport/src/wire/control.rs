@@ -111,6 +111,10 @@ pub struct Join {
     /// to [`MAX_CODEC_NAME_CHARS`] characters; at most [`MAX_UNKNOWN_CODECS`] are kept.
     /// Written back after `codecs` when the join is encoded.
     pub unknown_codecs: Vec<String>,
+    /// How many unmixed (per-speaker) streams the peer can send besides the mix, 0 to
+    /// [`MAX_UNMIXED`](super::MAX_UNMIXED) (its loudest speakers). Absent on the wire
+    /// when 0 (every earlier join).
+    pub unmixed: u8,
 }
 
 /// Most unknown codec names a decoded [`Join`] keeps (the rest are counted out).
@@ -140,6 +144,23 @@ struct JoinWire {
     #[serde(default)]
     audio_render_contexts: Vec<Uuid>,
     codecs: Vec<OfferedCodec>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    unmixed: u8,
+}
+
+/// Serde: a count left out of the JSON when 0 (the default).
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// Serde: `Accept.mixed` left out of the JSON when true (the default).
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// Serde: the default of `Accept.mixed`.
+fn yes() -> bool {
+    true
 }
 
 impl From<JoinWire> for Join {
@@ -163,6 +184,7 @@ impl From<JoinWire> for Join {
             audio_render_contexts: w.audio_render_contexts,
             codecs,
             unknown_codecs,
+            unmixed: w.unmixed,
         }
     }
 }
@@ -178,6 +200,7 @@ impl From<Join> for JoinWire {
             audio_source_contexts: j.audio_source_contexts,
             audio_render_contexts: j.audio_render_contexts,
             codecs: known.chain(unknown).collect(),
+            unmixed: j.unmixed,
         }
     }
 }
@@ -198,6 +221,7 @@ impl Join {
             audio_render_contexts,
             codecs: vec![Codec::Pcm16k, Codec::Opus16k],
             unknown_codecs: Vec::new(),
+            unmixed: 0,
         }
     }
 
@@ -277,6 +301,14 @@ pub struct Accept {
     pub streams: Vec<StreamAssignment>,
     /// Largest datagram payload the processor accepts.
     pub max_payload: u32,
+    /// How many unmixed (per-speaker) streams the peer is to send: at most what the
+    /// join offered, at most what the bot asked for. Absent on the wire when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unmixed: u8,
+    /// Whether the peer is to send the mixed stream (false: the bot asked for
+    /// unmixed audio only). Absent on the wire when true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub mixed: bool,
 }
 
 impl Accept {
@@ -698,6 +730,8 @@ mod tests {
                 },
             ],
             max_payload: 1148,
+            unmixed: 0,
+            mixed: true,
         });
         let json = serde_json::to_string(&accept).unwrap();
         assert_eq!(

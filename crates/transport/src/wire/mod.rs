@@ -15,8 +15,9 @@ pub use control::{
     encode_control, encode_control_into,
 };
 pub use datagram::{
-    Codec, DATAGRAM_VERSION, DatagramHeader, DatagramRef, Flags, HEADER_LEN, MAX_DATAGRAM_LEN,
-    MAX_PAYLOAD_LEN, check_payload_len, decode,
+    Codec, DATAGRAM_VERSION, DatagramHeader, DatagramRef, Flags, HEADER_LEN, KIND_MIXED,
+    KIND_UNMIXED, MAX_DATAGRAM_LEN, MAX_PAYLOAD_LEN, MAX_UNMIXED, UNMIXED_HEADER_LEN,
+    check_payload_len, decode,
 };
 
 /// What is wrong with bytes received from (or about to be sent to) the wire.
@@ -41,6 +42,12 @@ pub enum WireError {
     /// The codec byte names no known codec.
     #[error("unknown codec id {0}")]
     UnknownCodec(u8),
+    /// The kind byte (offset 3) is neither 0 (mixed audio) nor 1 (unmixed audio).
+    #[error("unknown datagram kind {0} (0 = mixed audio, 1 = unmixed audio)")]
+    UnknownKind(u8),
+    /// An unmixed datagram names media source id 0: it must name its participant.
+    #[error("unmixed datagram with MSI 0 (an unmixed stream names its participant)")]
+    UnmixedWithoutSource,
     /// The payload exceeds [`MAX_PAYLOAD_LEN`].
     #[error("payload of {len} bytes exceeds the maximum of {max}")]
     PayloadTooLarge {

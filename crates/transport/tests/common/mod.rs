@@ -50,6 +50,7 @@ pub fn header(stream_id: u32, seq: u16) -> DatagramHeader {
         stream_id,
         sequence: seq,
         timestamp: u32::from(seq) * TIMESTAMP_STEP,
+        source: 0,
     }
 }
 

@@ -470,6 +470,8 @@ impl QuinnEchoServer {
                 codec: join.codecs[0],
                 streams,
                 max_payload: MAX_PAYLOAD_LEN as u32,
+                unmixed: 0,
+                mixed: true,
             };
             send.write_all(&encode_control(&ControlMessage::Accept(accept)).unwrap())
                 .await

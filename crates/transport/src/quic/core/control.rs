@@ -51,17 +51,27 @@ impl Core {
             self.reject(conn, now, Reject::new(RejectCode::NoCommonCodec, msg));
             return None;
         }
+        let streams = admission.streams.negotiate(join.unmixed);
         let accept = Accept {
             version: PROTOCOL_VERSION,
             codec,
             streams: assign_streams(&join),
             max_payload: MAX_PAYLOAD_LEN as u32,
+            unmixed: streams.unmixed,
+            mixed: streams.mixed,
         };
-        let (recv, others) = Live::buckets(
-            accept.streams.iter().map(|s| s.stream_id),
-            first_stream(&accept.streams, StreamDirection::Render),
-            || TokenBucket::new(settings_limit),
-        );
+        // The unmixed streams travel on the render stream: its bucket grows with them.
+        let factor = 1 + u32::from(accept.unmixed);
+        let recv_limit = crate::ratelimit::RateLimit {
+            per_second: settings_limit.per_second.saturating_mul(factor),
+            burst: settings_limit.burst.saturating_mul(factor),
+        };
+        let render = first_stream(&accept.streams, StreamDirection::Render);
+        let (recv, others) =
+            Live::buckets(accept.streams.iter().map(|s| s.stream_id), render, || {
+                TokenBucket::new(settings_limit)
+            });
+        let recv = recv.map(|(id, _)| (id, TokenBucket::new(recv_limit)));
         e.phase = Phase::Live(Live {
             server_side: true,
             control,
@@ -69,6 +79,7 @@ impl Core {
             send_stream: first_stream(&accept.streams, StreamDirection::Source),
             recv,
             others,
+            unmixed: accept.unmixed,
         });
         let sent = encode_control(&ControlMessage::Accept(accept.clone()))
             .ok()
@@ -227,7 +238,9 @@ impl Core {
             Some(Err(err)) => ConnectError::Protocol(format!("invalid reply to join: {err}")),
             Some(Ok(ControlMessage::Reject(r))) => ConnectError::Rejected(r),
             Some(Ok(ControlMessage::Accept(accept)))
-                if accept.version == PROTOCOL_VERSION && join.codecs.contains(&accept.codec) =>
+                if accept.version == PROTOCOL_VERSION
+                    && join.codecs.contains(&accept.codec)
+                    && accept.unmixed <= join.unmixed =>
             {
                 let (recv, others) = Live::buckets(
                     accept.streams.iter().map(|s| s.stream_id),
@@ -241,6 +254,7 @@ impl Core {
                     send_stream: first_stream(&accept.streams, StreamDirection::Render),
                     recv,
                     others,
+                    unmixed: accept.unmixed,
                 });
                 let remote = e.conn.remote_address();
                 self.events.push_back(Event::Accepted {

@@ -23,9 +23,7 @@ use super::link::{control_frame, datagram_header};
 use super::{ConnId, Event, ServerStats};
 use crate::reactor::timers::Deadlines;
 use crate::settings::{CloseCode, ConnectError, TransportSettings, close_reason};
-use crate::wire::{
-    ControlDecoder, ControlMessage, DatagramRef, HEADER_LEN, Join, Leave, encode_control,
-};
+use crate::wire::{ControlDecoder, ControlMessage, DatagramRef, Join, Leave, encode_control};
 
 /// How long a leaving call waits for its `Leave` to be acknowledged.
 const LEAVE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
@@ -705,7 +703,7 @@ impl Core {
                 self.events.push_back(Event::Packet {
                     conn,
                     header,
-                    payload: bytes.slice(HEADER_LEN..),
+                    payload: bytes.slice(header.len()..),
                     received_at: now,
                 });
             }
@@ -778,6 +776,11 @@ fn try_send(e: &mut Entry, packet: &AudioPacket) -> Result<(), LinkError> {
     let stream = live.send_stream.ok_or(LinkError::Unsupported(
         "the join assigned no stream to send on",
     ))?;
+    if packet.source != 0 && live.unmixed == 0 {
+        return Err(LinkError::Unsupported(
+            "unmixed audio was not negotiated for this call",
+        ));
+    }
     let d = DatagramRef::new(datagram_header(packet, stream), packet.payload());
     let mut buf = BytesMut::zeroed(d.encoded_len());
     let len = d

@@ -1,0 +1,96 @@
+use super::*;
+
+fn session(dialect: Dialect) -> BotSession {
+    let config = BotLinkConfig::new("ws://127.0.0.1:9/bot", dialect);
+    BotSession::new(&config, BotCallInfo::for_call(uuid::Uuid::nil())).expect("session")
+}
+
+fn text(m: &Outbound) -> serde_json::Value {
+    match m {
+        Outbound::Text(t) => serde_json::from_str(t).expect("JSON"),
+        Outbound::Binary(_) => panic!("binary"),
+    }
+}
+
+#[test]
+fn twilio_marks_wait_for_their_audio_and_a_clear_returns_them() {
+    let mut s = session(Dialect::Twilio);
+    let starts = s.start_messages();
+    assert_eq!(text(&starts[1])["start"]["mediaFormat"]["sampleRate"], 8000);
+    // 100 ms of µ-law (5 frames once the resampler has filled), then a mark.
+    let audio = BASE64.encode([0xffu8; 800]);
+    let media = format!(r#"{{"event":"media","streamSid":"x","media":{{"payload":"{audio}"}}}}"#);
+    assert!(matches!(
+        s.handle_text(&media),
+        Ok(BotCommand::Audio { .. })
+    ));
+    assert_eq!(
+        s.handle_text(r#"{"event":"mark","streamSid":"x","mark":{"name":"m1"}}"#),
+        Ok(BotCommand::Mark("m1".into()))
+    );
+    let made = s.backlog();
+    assert!(made >= 4, "{made} frames");
+    let mut queue = 0usize;
+    assert_eq!(
+        s.fill(|_| {
+            queue += 1;
+            true
+        }),
+        made
+    );
+    // Still queued: not played.
+    assert!(s.poll_marks(queue).is_empty());
+    assert!(s.poll_marks(1).is_empty());
+    let echoed = s.poll_marks(0);
+    assert_eq!(echoed.len(), 1);
+    assert_eq!(text(&echoed[0])["mark"]["name"], "m1");
+    // A mark whose audio a clear drops is echoed at once.
+    s.handle_text(&media).expect("media");
+    s.handle_text(r#"{"event":"mark","mark":{"name":"m2"}}"#)
+        .expect("mark");
+    assert_eq!(s.handle_text(r#"{"event":"clear"}"#), Ok(BotCommand::Clear));
+    let echoed = s.clear(0);
+    assert_eq!(echoed.len(), 1);
+    assert_eq!(text(&echoed[0])["event"], "mark");
+    assert_eq!(s.backlog(), 0);
+    assert_eq!(s.stats().marks_echoed, 2);
+}
+
+#[test]
+fn acs_and_vonage_bots_are_read_in_their_dialects_and_bad_input_is_named() {
+    let mut acs = session(Dialect::Acs);
+    let pcm = BASE64.encode([0u8; 640]);
+    let out = format!(r#"{{"Kind":"AudioData","AudioData":{{"Data":"{pcm}"}},"StopAudio":null}}"#);
+    assert_eq!(acs.handle_text(&out), Ok(BotCommand::Audio { frames: 1 }));
+    assert_eq!(
+        acs.handle_text(r#"{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}"#),
+        Ok(BotCommand::Clear)
+    );
+    let e = acs.handle_text(r#"{"Kind":"AudioData","AudioData":{"Data":"%%"}}"#);
+    assert!(e.is_err_and(|e| e.detail.contains("base64")));
+    let e = acs.handle_binary(&[0; 4]).expect_err("binary on ACS");
+    assert_eq!(e.code, CLOSE_UNSUPPORTED);
+    let m = acs.frame(&Pcm16kFrame::silent(), true);
+    assert_eq!(text(&m)["audioData"]["silent"], true);
+    let d = acs.dtmf(DtmfTone::Pound, 0).expect("dtmf");
+    assert_eq!(text(&d)["dtmfData"]["data"], "#");
+
+    let mut vonage = session(Dialect::Vonage);
+    assert_eq!(
+        vonage.handle_binary(&[0; 1280]),
+        Ok(BotCommand::Audio { frames: 2 })
+    );
+    let e = vonage.handle_binary(&[0; 3]).expect_err("odd length");
+    assert!(e.detail.contains("3 bytes"), "{}", e.detail);
+    assert_eq!(
+        vonage.handle_text(r#"{"action":"clear"}"#),
+        Ok(BotCommand::Clear)
+    );
+    assert!(matches!(
+        vonage.frame(&Pcm16kFrame::silent(), false),
+        Outbound::Binary(b) if b.len() == 640
+    ));
+    assert!(vonage.dtmf(DtmfTone::Flash, 0).is_none());
+    let e = vonage.handle_text("{not json").expect_err("bad JSON");
+    assert!(e.detail.contains("not a vonage message"), "{}", e.detail);
+}
