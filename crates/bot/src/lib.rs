@@ -72,7 +72,7 @@
 pub mod local;
 pub mod media;
 
-pub use platform::Codec;
+pub use platform::{AudioStreams, Codec, UnmixedBuffer, UnmixedBuffers};
 
 pub use local::{BotConfig, BotError, BotHost, HttpLimits, HttpStats};
 pub use media::{

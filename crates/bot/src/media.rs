@@ -25,9 +25,9 @@ use media_blob::MediaSessionConfig;
 use media_core::frame::{FRAME_SAMPLES, Pcm16kFrame};
 use media_core::jitter::JitterStats;
 use platform::{
-    AudioEvent, AudioFrame, AudioSender, AudioSocket, CertFingerprint, DtmfTone, EnqueueError,
-    FrameDelivery, Incoming, MediaPlatform, MediaPlatformSettings, PlatformError, QoeStats,
-    SendStatus,
+    AudioEvent, AudioFrame, AudioSender, AudioSocket, AudioStreams, CertFingerprint, DtmfTone,
+    EnqueueError, FrameDelivery, Incoming, MediaPlatform, MediaPlatformSettings, PlatformError,
+    QoeStats, SendStatus,
 };
 use serde::Serialize;
 use signaling::{CallEvent, RosterSnapshot, Speaker};
@@ -252,6 +252,14 @@ pub struct SessionOptions {
     /// How many finished sessions' reports are kept for [`PlatformSessions::take_report`]
     /// (oldest dropped first; default 64).
     pub keep_reports: usize,
+    /// The received audio each call asks for (Microsoft's `ReceiveUnmixedMeetingAudio`):
+    /// the mix (default), up to four speakers' own streams besides it
+    /// ([`AudioStreams::mixed_and_unmixed`]), or those only
+    /// ([`AudioStreams::unmixed_only`]). Each speaker's buffer arrives in
+    /// [`AudioFrame::unmixed`] with its MSI: `out.roster().speaker(buf.msi)` names the
+    /// participant. The request lives in the media session, not in the blob
+    /// (`MediaPlatform::create_media_configuration_for`).
+    pub audio: AudioStreams,
 }
 
 impl Default for SessionOptions {
@@ -260,6 +268,7 @@ impl Default for SessionOptions {
             record: false,
             frame_channel: 50,
             keep_reports: 64,
+            audio: AudioStreams::MIXED,
         }
     }
 }
@@ -551,7 +560,7 @@ impl MediaSessions for PlatformSessions {
         let delivery = FrameDelivery::Channel(self.options.frame_channel.max(1));
         let (blob, socket) = self
             .platform
-            .create_media_configuration_with(session_id, delivery)
+            .create_media_configuration_for(session_id, delivery, self.options.audio)
             .map_err(|e| match e {
                 PlatformError::Overloaded => MediaError::Overloaded,
                 other => MediaError::Failed(other.to_string()),

@@ -101,6 +101,96 @@ impl FrameSource for SourceFrames {
     }
 }
 
+/// Several speakers at the far end (a group call's participants): each active
+/// speaker's own voice, mixed into the call's mix stream and, when the accept granted
+/// unmixed streams, also sent on its own as that speaker's unmixed stream.
+///
+/// Speakers are the media source ids of the latest active-speakers report the far end
+/// sends (loudest first, at most 4). Each MSI gets a voice the first time it is
+/// reported: the voices in order, looped. Shared between the call's frame source
+/// ([`VoiceMix`], run at each send tick) and the call, which sends what the tick
+/// produced unmixed (tooling: the mutex is never contended, one thread runs both).
+pub(crate) struct Voices {
+    voices: Vec<Arc<[i16]>>,
+    pos: Vec<usize>,
+    /// MSI → voice index, in order of first report.
+    assigned: Vec<(u32, usize)>,
+    active: media_core::control::ActiveSpeakers,
+    /// Send the mix (false: the bot asked for unmixed audio only).
+    pub(crate) mixed: bool,
+    /// Each active speaker's frame of the last send tick.
+    pending: Vec<(u32, Pcm16kFrame)>,
+    sent: Option<Arc<Mutex<Vec<i16>>>>,
+}
+
+/// [`Voices`] shared between a far end's frame source and its call.
+pub(crate) type SharedVoices = Arc<Mutex<Voices>>;
+
+impl Voices {
+    /// Speakers with `voices` (16 kHz mono, looped); the mix recorded into `sent`.
+    pub(crate) fn shared(
+        voices: Vec<Arc<[i16]>>,
+        sent: Option<Arc<Mutex<Vec<i16>>>>,
+    ) -> SharedVoices {
+        Arc::new(Mutex::new(Voices {
+            pos: vec![0; voices.len()],
+            voices,
+            assigned: Vec::new(),
+            active: media_core::control::ActiveSpeakers::default(),
+            mixed: true,
+            pending: Vec::with_capacity(media_core::packet::MAX_UNMIXED_STREAMS),
+            sent,
+        }))
+    }
+
+    /// The speakers now (loudest first).
+    pub(crate) fn set_active(&mut self, active: media_core::control::ActiveSpeakers) {
+        for &msi in active.as_slice() {
+            if !self.assigned.iter().any(|&(m, _)| m == msi) && !self.voices.is_empty() {
+                let voice = self.assigned.len() % self.voices.len();
+                self.assigned.push((msi, voice));
+            }
+        }
+        self.active = active;
+    }
+
+    /// One send tick: each active speaker's next 20 ms into `pending`, their sum into
+    /// `mix`. False when the mix is not to be sent.
+    fn tick(&mut self, mix: &mut Pcm16kFrame) -> bool {
+        self.pending.clear();
+        let out = mix.samples_mut();
+        out.fill(0);
+        for &msi in self.active.as_slice() {
+            let Some(&(_, v)) = self.assigned.iter().find(|&&(m, _)| m == msi) else {
+                continue;
+            };
+            let mut frame = Pcm16kFrame::silent();
+            next_frame(&self.voices[v], &mut self.pos[v], true, frame.samples_mut());
+            for (m, s) in out.iter_mut().zip(frame.samples()) {
+                *m = m.saturating_add(*s);
+            }
+            self.pending.push((msi, frame));
+        }
+        if let Some(sent) = &self.sent {
+            lock(sent).extend_from_slice(out);
+        }
+        self.mixed
+    }
+}
+
+/// The mix of a far end's [`Voices`] as a call's frame source.
+pub(crate) struct VoiceMix(pub(crate) SharedVoices);
+
+impl FrameSource for VoiceMix {
+    fn ready(&self) -> usize {
+        usize::MAX
+    }
+
+    fn next_frame(&mut self, out: &mut Pcm16kFrame) -> bool {
+        lock(&self.0).tick(out)
+    }
+}
+
 /// One received packet, as logged with `log_arrivals`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
@@ -183,6 +273,9 @@ pub(crate) struct FarOptions {
     pub(crate) commands: Option<crossbeam_channel::Receiver<FarCommand>>,
     pub(crate) events: Option<mpsc::UnboundedSender<AudioEvent>>,
     pub(crate) done: Option<oneshot::Sender<Recording>>,
+    /// Several speakers (the source is their [`VoiceMix`]): active-speaker commands
+    /// choose who speaks, and each speaker is also sent unmixed when granted.
+    pub(crate) voices: Option<SharedVoices>,
 }
 
 /// Where a far end's call puts what its media produces for the application.
@@ -230,6 +323,8 @@ pub(crate) struct FarCall {
     side: FarSide,
     opts: FarOptions,
     t0: Instant,
+    /// The speakers' frames of the last send tick, to send unmixed.
+    unmixed: Vec<(u32, Pcm16kFrame)>,
 }
 
 impl FarCall {
@@ -253,6 +348,7 @@ impl FarCall {
                     },
                     opts,
                     t0: now,
+                    unmixed: Vec::with_capacity(media_core::packet::MAX_UNMIXED_STREAMS),
                 })
             }
             Err(e) => {
@@ -331,15 +427,37 @@ impl CallHandler for FarCall {
         if let Some(commands) = &self.opts.commands {
             while let Ok(c) = commands.try_recv() {
                 match c {
-                    FarCommand::Control(c) => self.media.send_control(c),
+                    FarCommand::Control(c) => {
+                        if let (Control::ActiveSpeakers(s), Some(v)) = (c, &self.opts.voices) {
+                            lock(v).set_active(s);
+                        }
+                        self.media.send_control(c);
+                    }
                     FarCommand::Inject(p) => {
                         let _ = link.send_packet(&p);
                     }
                 }
             }
         }
-        let side = &mut self.side;
-        self.media.run_due(now, link, |o| side.take(o));
+        match self.opts.voices.clone() {
+            None => {
+                let side = &mut self.side;
+                self.media.run_due(now, link, |o| side.take(o));
+            }
+            // `run_due`, sending each speaker's frame of a send tick unmixed.
+            Some(voices) => {
+                while self.media.poll_timeout().is_some_and(|t| t <= now) {
+                    self.media.handle_timeout(now);
+                    std::mem::swap(&mut self.unmixed, &mut lock(&voices).pending);
+                    for (msi, frame) in self.unmixed.drain(..) {
+                        // Refused when the accept granted no unmixed stream (counted).
+                        let _ = self.media.send_unmixed(msi, &frame);
+                    }
+                    let side = &mut self.side;
+                    self.media.flush(link, |o| side.take(o));
+                }
+            }
+        }
         self.publish(link);
         self.pad();
     }

@@ -38,7 +38,8 @@ use transport::reactor::ReactorClient;
 use transport::{ClientConfig, ServerTrust, TransportSettings};
 
 use crate::farcall::{
-    FarCall, FarCommand, FarOptions, FarShared, PeerSource, Recording, SourceFrames,
+    FarCall, FarCommand, FarOptions, FarShared, PeerSource, Recording, SourceFrames, VoiceMix,
+    Voices,
 };
 use crate::lock;
 use crate::peer::{FarDialer, join_for, local_for, resolve_mp_uri};
@@ -74,6 +75,13 @@ pub struct FarEndConfig {
     /// ends the call with "Client Media Error"); default 0. A longer grace lets the
     /// bot's own failure handling act first.
     pub failure_grace: Duration,
+    /// Several speakers (empty: one, `source`, the default). Each participant the
+    /// emulator reports as speaking (`LegControl::Speakers`, loudest first, at most
+    /// 4) plays its own voice: the first participant ever reported the first voice,
+    /// the next the next (looped). The far end sends their mix, offers up to 4
+    /// unmixed streams in its join, and sends each speaker's voice unmixed as far as
+    /// the processor grants (and no mix if the bot asked for unmixed audio only).
+    pub voices: Vec<Arc<[i16]>>,
 }
 
 impl FarEndConfig {
@@ -93,6 +101,7 @@ impl FarEndConfig {
             transport: TransportSettings::default(),
             via_relay: false,
             failure_grace: Duration::ZERO,
+            voices: Vec::new(),
         }
     }
 }
@@ -494,6 +503,7 @@ impl QuicFarEnd {
             commands: Some(commands_rx),
             events: Some(events_tx),
             done: Some(rec_tx),
+            voices: None,
         };
         let down_profile = if config.impair_downlink {
             profile
@@ -517,21 +527,33 @@ impl QuicFarEnd {
         };
         let mut cc = ClientConfig::new(target, config.trust.clone());
         cc.settings = config.transport.clone();
-        let source = SourceFrames::new(
-            PeerSource::Loop(config.source.clone()),
-            Duration::MAX,
-            config.record.then(|| wrap.sent.clone()),
-        );
+        let mut far = far;
+        let mut join = join_for(&blob, vec![config.codec]);
+        let source: Box<dyn media_core::call::FrameSource> = if config.voices.is_empty() {
+            Box::new(SourceFrames::new(
+                PeerSource::Loop(config.source.clone()),
+                Duration::MAX,
+                config.record.then(|| wrap.sent.clone()),
+            ))
+        } else {
+            let voices = Voices::shared(
+                config.voices.clone(),
+                config.record.then(|| wrap.sent.clone()),
+            );
+            far.voices = Some(voices.clone());
+            join.unmixed = transport::wire::MAX_UNMIXED;
+            Box::new(VoiceMix(voices))
+        };
         let dialer = FarEndDialer {
             dialer: FarDialer {
                 opts: far,
-                source: Box::new(source),
+                source,
                 ready: Some(ready_tx),
             },
             wrap,
         };
         client
-            .connect(&cc, join_for(&blob, vec![config.codec]), Box::new(dialer))
+            .connect(&cc, join, Box::new(dialer))
             .map_err(|e| format!("far end could not dial {server}: {e}"))?;
         match ready_rx.await {
             Ok(Ok(_codec)) => {}

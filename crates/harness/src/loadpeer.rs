@@ -76,6 +76,7 @@ impl LoadPeers {
                 commands: None,
                 events: None,
                 done: None,
+                voices: None,
             };
             let source =
                 SourceFrames::new(PeerSource::Loop(setup.source.clone()), Duration::MAX, None);

@@ -258,6 +258,15 @@ impl FarDialer {
             ready,
         } = self;
         opts.config.codec = call.accept.codec;
+        // The unmixed streams granted: this side sends them.
+        opts.config.streams =
+            media_core::call::AudioStreams::mixed_and_unmixed(call.accept.unmixed);
+        if let Some(v) = &opts.voices {
+            lock(v).mixed = call.accept.mixed;
+            if !call.accept.mixed {
+                opts.config.pacer.idle = media_core::call::IdlePolicy::Pause;
+            }
+        }
         match FarCall::new(call.now, opts, source) {
             Ok(far) => {
                 if let Some(r) = ready {
@@ -359,6 +368,7 @@ impl Peer {
             commands: Some(commands_rx),
             events: Some(events_tx),
             done: Some(done_tx),
+            voices: None,
         };
         let mut cc = ClientConfig::new(target, config.trust.clone());
         cc.settings = config.transport.clone();

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media_core::call::{
-    AudioEvent, AudioFrame, AudioSender, CallConfig, CallMedia, CallStats, Output, SendQueue,
+    AudioEvent, AudioFrame, AudioSender, AudioStreams, CallConfig, CallMedia, CallStats, Output,
+    SendQueue,
 };
 use media_core::control::{Control, SendStatus};
 use media_core::link::{CallHandler, LinkEvent, MediaLink};
@@ -48,6 +49,9 @@ pub(crate) struct PendingCall {
     pub(crate) sender: AudioSender,
     pub(crate) queue: SendQueue,
     pub(crate) commands: crossbeam_channel::Receiver<Control>,
+    /// The received audio the bot asked for (the mix, unmixed streams, or both); once
+    /// the join is accepted, what the accept granted.
+    pub(crate) streams: AudioStreams,
 }
 
 /// What every call of a platform shares.
@@ -120,6 +124,7 @@ impl PlatformCall {
     ) -> Result<Self, StartError> {
         let config = CallConfig {
             codec,
+            streams: pending.streams,
             ..ctx.config
         };
         let PendingCall {
@@ -129,6 +134,7 @@ impl PlatformCall {
             sender,
             queue,
             commands,
+            streams: _,
         } = pending;
         let media = match CallMedia::new(now, &config, queue) {
             Ok(m) => m,

@@ -89,7 +89,8 @@ pub use socket::{AudioSocket, CallState, FrameCallback, FrameDelivery, Incoming,
 // Re-exported so bots need not depend on the lower crates for the common types.
 pub use media_blob::{MediaSessionConfig, MpUri};
 pub use media_core::call::{
-    AudioEvent, AudioFrame, AudioSender, EnqueueError, IdlePolicy, PacerSettings,
+    AudioEvent, AudioFrame, AudioSender, AudioStreams, EnqueueError, IdlePolicy, PacerSettings,
+    UnmixedBuffer, UnmixedBuffers, UnmixedStats,
 };
 pub use media_core::codec::Codec;
 pub use media_core::control::{

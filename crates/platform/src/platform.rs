@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use media_blob::{MediaSessionConfig, MpUri};
-use media_core::call::{AudioEvent, AudioSender, CallConfig};
+use media_core::call::{AudioEvent, AudioSender, AudioStreams, CallConfig};
 use media_core::codec::Codec;
 use media_core::link::{CallHandler, CloseReason};
 use tokio::sync::{mpsc, watch};
@@ -144,8 +144,9 @@ impl SessionTable {
                     slots.insert(id, Slot::Waiting(p, blob));
                     return Err(reject);
                 }
+                let streams = p.streams;
                 slots.insert(id, Slot::Admitted(p));
-                Ok(Admission::with_codec(codec))
+                Ok(Admission::with_codec(codec).with_streams(streams))
             }
             Some(Slot::Waiting(..)) | None => Err(Reject::new(
                 RejectCode::UnknownSession,
@@ -197,9 +198,14 @@ impl CallApp for PlatformApp {
 
     fn start(&mut self, call: NewCall<'_>) -> Result<Box<dyn CallHandler>, StartError> {
         let id = call.join.mp_media_session_id;
-        let Some(pending) = self.table.take_admitted(&id) else {
+        let Some(mut pending) = self.table.take_admitted(&id) else {
             self.table.remove(&id);
             return Err(StartError::Withdrawn);
+        };
+        // What the accept granted: at most what the bot asked for and the peer offered.
+        pending.streams = AudioStreams {
+            mixed: call.accept.mixed,
+            unmixed: call.accept.unmixed,
         };
         let handler = PlatformCall::start(
             call.now,
@@ -344,12 +350,33 @@ impl MediaPlatform {
         call_id: Uuid,
         delivery: FrameDelivery,
     ) -> Result<(MediaSessionConfig, AudioSocket), PlatformError> {
+        self.create_media_configuration_for(call_id, delivery, AudioStreams::MIXED)
+    }
+
+    /// Like [`create_media_configuration_with`](Self::create_media_configuration_with),
+    /// asking for the received audio `streams`: the mix, up to four speakers' own
+    /// streams besides it, or those only (Microsoft's `ReceiveUnmixedMeetingAudio`).
+    /// Each frame then carries [`AudioFrame::unmixed`](crate::AudioFrame::unmixed), one
+    /// buffer per speaker tagged with its MSI (map it with the call's roster).
+    ///
+    /// The request lives in the session, not in the blob (Microsoft's blob has no such
+    /// field; the blob is the same whatever is asked): the far end offers the unmixed
+    /// streams it can send in its join and the accept grants at most both
+    /// (docs/wire-format.md, "Unmixed audio"). A far end that sends none leaves the
+    /// buffers empty, and sends the mix even when only unmixed audio was asked for.
+    pub fn create_media_configuration_for(
+        &self,
+        call_id: Uuid,
+        delivery: FrameDelivery,
+        streams: AudioStreams,
+    ) -> Result<(MediaSessionConfig, AudioSocket), PlatformError> {
         if self.health() == Health::Overloaded {
             return Err(PlatformError::Overloaded);
         }
         let config = MediaSessionConfig::builder(self.mp_uri.clone(), call_id).build();
         let session_id = config.session_id();
-        let (pending, socket) = self.new_session(session_id, call_id, delivery);
+        let (mut pending, socket) = self.new_session(session_id, call_id, delivery);
+        pending.streams = streams;
         self.table
             .insert_waiting(session_id, pending, config.clone())?;
         Ok((config, socket))
@@ -421,6 +448,7 @@ impl MediaPlatform {
             sender: sender.clone(),
             queue,
             commands: commands_rx,
+            streams: AudioStreams::MIXED,
         };
         let socket = AudioSocket {
             shared,

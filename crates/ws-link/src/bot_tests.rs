@@ -94,3 +94,90 @@ fn acs_and_vonage_bots_are_read_in_their_dialects_and_bad_input_is_named() {
     let e = vonage.handle_text("{not json").expect_err("bad JSON");
     assert!(e.detail.contains("not a vonage message"), "{}", e.detail);
 }
+
+use proptest::prelude::*;
+
+fn any_dialect() -> impl Strategy<Value = Dialect> {
+    prop::sample::select(Dialect::ALL.to_vec())
+}
+
+/// A bot's valid messages of `d`, as text (Vonage's audio is binary, not here).
+fn bot_messages(d: Dialect) -> Vec<String> {
+    let audio = BASE64.encode([0x55u8; 320]);
+    match d {
+        Dialect::Twilio => vec![
+            format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{audio}"}}}}"#),
+            r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m"}}"#.into(),
+            r#"{"event":"clear","streamSid":"MZ1"}"#.into(),
+        ],
+        Dialect::Acs => vec![
+            format!(r#"{{"Kind":"AudioData","AudioData":{{"Data":"{audio}"}},"StopAudio":null}}"#),
+            r#"{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}"#.into(),
+        ],
+        Dialect::Vonage => vec![r#"{"action":"clear"}"#.into()],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random text or bytes from a bot never panic; a refusal carries a close code
+    /// and a bounded detail, and the session goes on taking valid messages.
+    #[test]
+    fn random_bot_input_is_refused_cleanly(
+        d in any_dialect(),
+        text in ".{0,300}",
+        bytes in prop::collection::vec(any::<u8>(), 0..3000),
+    ) {
+        let mut s = session(d);
+        for r in [s.handle_text(&text), s.handle_binary(&bytes)] {
+            if let Err(e) = r {
+                prop_assert!([1003, 1007, 1008].contains(&e.code), "{}", e);
+                prop_assert!(e.detail.len() < 600);
+            }
+        }
+        for m in bot_messages(d) {
+            prop_assert!(s.handle_text(&m).is_ok(), "{}", m);
+        }
+    }
+
+    /// Every truncation of a bot's valid message is refused (1007) or still parses.
+    #[test]
+    fn truncated_bot_messages_are_refused_cleanly(d in any_dialect(), pick in 0usize..3, cut in 0usize..600) {
+        let msgs = bot_messages(d);
+        let m = &msgs[pick % msgs.len()];
+        let mut s = session(d);
+        if let Err(e) = s.handle_text(&m[..cut.min(m.len())]) {
+            prop_assert_eq!(e.code, CLOSE_INVALID_PAYLOAD, "{}", e);
+        }
+    }
+
+    /// Audio of any length becomes frames on the backlog; as the send queue drains,
+    /// every mark is echoed exactly once and none is left pending.
+    #[test]
+    fn marks_follow_their_audio(chunks in prop::collection::vec(1usize..2000, 1..8)) {
+        let mut s = session(Dialect::Twilio);
+        let mut made = 0;
+        for (i, n) in chunks.iter().enumerate() {
+            let audio = BASE64.encode(vec![0x7fu8; *n]);
+            let m = format!(r#"{{"event":"media","media":{{"payload":"{audio}"}}}}"#);
+            if let Ok(BotCommand::Audio { frames }) = s.handle_text(&m) {
+                made += frames;
+            }
+            s.handle_text(&format!(r#"{{"event":"mark","mark":{{"name":"m{i}"}}}}"#))
+                .expect("mark");
+        }
+        let total = s.backlog();
+        prop_assert!(total >= made);
+        let mut queued = 0usize;
+        s.fill(|_| { queued += 1; true });
+        // As the queue drains every mark comes back, once.
+        let mut echoed = s.poll_marks(queued).len();
+        while queued > 0 {
+            queued -= 1;
+            echoed += s.poll_marks(queued).len();
+        }
+        prop_assert_eq!(echoed, chunks.len());
+        prop_assert_eq!(s.pending_marks(), 0);
+    }
+}

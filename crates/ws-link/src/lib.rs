@@ -24,6 +24,17 @@
 //!  bad message ──> close 1003/1007/1008/1009 naming what was wrong; the call fails with ProtocolError
 //! ```
 //!
+//! The bot's send side as far as the platform: [`Playback`] (on each
+//! [`IncomingStream`]) clears the call's send queue *and* the platform's buffer (Twilio
+//! `clear`, ACS `StopAudio`, Vonage `{"action":"clear"}`), and places marks after the
+//! queued audio ([`MarkEvent`]: played, on Twilio when the platform echoes the mark).
+//!
+//! The other way round, [`forward`] hands any call of the engine (QUIC, WebRTC or one
+//! of these streams) to an *external* bot that speaks one of the dialects, playing the
+//! platform for it ([`bot`]): the call's frames and DTMF go to the bot, the bot's audio
+//! (sent in bursts, faster than real time) comes back through the call's paced send
+//! queue, and its clear and marks behave as the platform documents.
+//!
 //! Frames over TCP are never lost but arrive late and in bursts: each 20 ms frame is
 //! numbered and stamped from the platform's own timestamps ([`media`]), so the jitter
 //! buffer plays them by media time, exactly as it plays QUIC datagrams.

@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use media_core::frame::FRAME_SAMPLES;
-use platform::{FrameDelivery, MediaPlatform, MediaPlatformSettings};
+use platform::{FrameDelivery, MediaPlatform};
 use tokio_tungstenite::tungstenite::Message;
+mod common;
+
 use ws_link::{
-    BotCallInfo, BotLinkConfig, BotLinkError, BotLinkReport, Dialect, PlatformStreams, WsConfig,
-    WsServer,
+    BotCallInfo, BotLinkConfig, BotLinkError, BotLinkReport, Dialect, WsConfig, WsServer,
 };
 
 const TOKEN: &str = "twilio-auth-token-of-the-bot";
@@ -169,24 +170,8 @@ type Results = Arc<Mutex<Vec<Result<BotLinkReport, BotLinkError>>>>;
 /// A platform whose streams are each forwarded to the bot at `url` speaking
 /// `dialect`; the first with the right auth token, later ones with a wrong one.
 async fn setup(url: String, dialect: Dialect) -> (WsServer, Results, Arc<MediaPlatform>) {
-    let mut settings = MediaPlatformSettings::dev_loopback();
-    settings.reactor_threads = 1;
-    // This test is about the bot link: a busy machine must not make the platform
-    // refuse the second call as overloaded.
-    settings.health.overload = f64::INFINITY;
-    settings.health.overload_late_pct = f64::INFINITY;
-    let platform = Arc::new(MediaPlatform::start(settings).expect("platform"));
-    let (streams, mut incoming) =
-        PlatformStreams::new(platform.clone(), |_: &ws_link::StreamInfo| {
-            FrameDelivery::Channel(50)
-        });
-    let server = WsServer::bind(
-        "127.0.0.1:0".parse().expect("addr"),
-        WsConfig::default(),
-        Arc::new(streams),
-    )
-    .await
-    .expect("bind");
+    let (server, mut incoming, platform) =
+        common::endpoint(WsConfig::default(), |_| FrameDelivery::Channel(50)).await;
     let results: Results = Arc::default();
     let done = results.clone();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -322,21 +307,13 @@ async fn result_of(results: &Results, n: usize) -> Result<BotLinkReport, BotLink
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
     let imports = "websockets.asyncio.server, twilio.request_validator";
     let Some(bot) = PyBot::start("twilio_bot.py", &[TOKEN], imports) else {
         return;
     };
-    rt().block_on(async {
+    common::rt().block_on(async {
         let (server, results, _platform) = setup(bot.url(), Dialect::Twilio).await;
         // 9 s of frames (TCP timing): 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s
         // (short tone + mark), DTMF 1 at 5.5 s (the bot clears the echo queued, sends a
@@ -492,7 +469,7 @@ fn pipecat_bot(dialect: Dialect) {
     let Some(bot) = PyBot::start("pipecat_bot.py", &[&port, dialect.name()], imports) else {
         return;
     };
-    rt().block_on(async {
+    common::rt().block_on(async {
         let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/"), dialect).await;
         // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s; the call goes on (silence)
         // until the interruption reached the platform.

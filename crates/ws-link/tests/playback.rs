@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use platform::{FrameDelivery, MediaPlatform, MediaPlatformSettings, Pcm16kFrame};
+use platform::{FrameDelivery, Pcm16kFrame};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use ws_link::{Dialect, MarkEvent, PlatformStreams, WsConfig, WsServer};
+mod common;
+
+use ws_link::{Dialect, MarkEvent, WsConfig, WsServer};
 
 /// What the bot saw: its mark events and how many frames its clear dropped.
 #[derive(Debug, Default, Clone)]
@@ -130,25 +132,11 @@ async fn call(server: &WsServer, dialect: Dialect) -> ClientGot {
 
 #[test]
 fn a_bots_marks_and_clear_reach_the_platform_in_its_dialect() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut settings = MediaPlatformSettings::dev_loopback();
-        settings.reactor_threads = 1;
-        let platform = Arc::new(MediaPlatform::start(settings).expect("platform"));
-        let (streams, mut incoming) = PlatformStreams::new(platform.clone(), |_| {
+    common::rt().block_on(async {
+        let (server, mut incoming, _platform) = common::endpoint(WsConfig::default(), |_| {
             FrameDelivery::Callback(Box::new(|_, _| {}))
-        });
-        let server = WsServer::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            WsConfig::default(),
-            Arc::new(streams),
-        )
-        .await
-        .expect("bind");
+        })
+        .await;
         let saws: Saws = Arc::default();
         let kept = saws.clone();
         tokio::spawn(async move {

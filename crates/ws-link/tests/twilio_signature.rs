@@ -4,13 +4,14 @@
 //! URL or with another token gets 401.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use platform::{FrameDelivery, MediaPlatform, MediaPlatformSettings};
+use platform::FrameDelivery;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use ws_link::{Dialect, PlatformStreams, WsAuthConfig, WsConfig, WsServer};
+mod common;
+
+use ws_link::{Dialect, WsAuthConfig, WsConfig};
 
 const TOKEN: &str = "12345678901234567890123456789012";
 
@@ -42,18 +43,7 @@ fn twilio_signs(token: &str, url: &str) -> Option<String> {
 
 #[test]
 fn a_stream_signed_by_twilios_validator_is_taken_and_a_wrong_one_refused() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut settings = MediaPlatformSettings::dev_loopback();
-        settings.reactor_threads = 1;
-        let platform = Arc::new(MediaPlatform::start(settings).expect("platform"));
-        let (streams, mut incoming) = PlatformStreams::new(platform.clone(), |_| {
-            FrameDelivery::Callback(Box::new(|_, _| {}))
-        });
+    common::rt().block_on(async {
         let config = WsConfig {
             auth: WsAuthConfig {
                 twilio_auth_token: Some(TOKEN.into()),
@@ -61,13 +51,8 @@ fn a_stream_signed_by_twilios_validator_is_taken_and_a_wrong_one_refused() {
             },
             ..WsConfig::default()
         };
-        let server = WsServer::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            config,
-            Arc::new(streams),
-        )
-        .await
-        .expect("bind");
+        let (server, mut incoming, _platform) =
+            common::endpoint(config, |_| FrameDelivery::Callback(Box::new(|_, _| {}))).await;
         let url = format!("{}?From=%2B15551234567&call=42", server.url(Dialect::Twilio));
         let Some(good) = twilio_signs(TOKEN, &url) else {
             return;
