@@ -54,6 +54,29 @@ pub trait MediaLink {
     /// The link's counters now (`&mut`: some transports update their path figures
     /// when read).
     fn stats(&mut self) -> LinkStats;
+
+    /// How the link delivers media packets (default [`Delivery::Datagram`]). A link
+    /// over a reliable, ordered byte stream says [`Delivery::ReliableOrdered`]: the
+    /// call's jitter buffer then waits for a late packet instead of giving it up (see
+    /// [`crate::jitter`], "Reliable links"). Read by the call's media with each packet;
+    /// it must not change during a call.
+    fn delivery(&self) -> Delivery {
+        Delivery::Datagram
+    }
+}
+
+/// How a link delivers media packets: what the receiving jitter buffer may assume.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Datagrams (QUIC datagrams, SRTP over UDP): a packet may be lost, duplicated or
+    /// reordered, and one that comes after its playout time is as good as lost.
+    #[default]
+    Datagram,
+    /// A reliable, ordered byte stream (a WebSocket over TCP): every packet arrives,
+    /// in order, but late and in bursts (retransmissions, head-of-line blocking, a
+    /// busy sender). A missing packet is late, never lost.
+    ReliableOrdered,
 }
 
 /// What a link hands to a call's media.

@@ -68,7 +68,9 @@ use std::time::Instant;
 use crate::codec::AudioDecoder;
 use crate::frame::{FRAME_SAMPLES, PCM16K_RATE, Pcm16kFrame, rms_dbfs};
 use crate::jitter::stretch::{self, MAX_PERIOD, MAX_STRETCHED, MIN_PERIOD};
-use crate::jitter::{Accepted, Discard, JitterBuffer, JitterConfig, JitterStats, Playout, Stretch};
+use crate::jitter::{
+    Accepted, Discard, JitterBuffer, JitterConfig, JitterStats, Playout, Stretch, Urgency,
+};
 use crate::packet::AudioPacket;
 use crate::time::{MediaTime, Ticks100ns};
 
@@ -88,7 +90,9 @@ pub struct ReceiveConfig {
     /// without a pitch search, and may be dropped whole (default -40 dBFS).
     pub quiet_threshold_dbfs: f32,
     /// Normalised correlation a pitch period needs before it is removed or inserted in
-    /// active speech (default 0.7; NetEQ uses about 0.9 for accelerate).
+    /// active speech (default 0.9, NetEQ's threshold); the two periods must also be of
+    /// similar energy ([`stretch::is_stationary`]). Elsewhere the frame is played as
+    /// it is and the stretch waits for a frame that allows it.
     pub min_correlation: f32,
 }
 
@@ -98,7 +102,7 @@ impl Default for ReceiveConfig {
             jitter: JitterConfig::default(),
             silence_threshold_dbfs: -50.0,
             quiet_threshold_dbfs: -40.0,
-            min_correlation: 0.7,
+            min_correlation: 0.9,
         }
     }
 }
@@ -178,6 +182,12 @@ impl ReceivePipeline {
         self.jb.stats()
     }
 
+    /// Tells the jitter buffer how the link delivers packets
+    /// ([`JitterBuffer::set_delivery`]).
+    pub fn set_delivery(&mut self, delivery: crate::link::Delivery) {
+        self.jb.set_delivery(delivery);
+    }
+
     /// The jitter buffer (read-only: target delay, fill level).
     pub fn jitter_buffer(&self) -> &JitterBuffer {
         &self.jb
@@ -236,7 +246,10 @@ impl ReceivePipeline {
         let quiet = sender_silent || rms_dbfs(&self.decoded) < self.cfg.quiet_threshold_dbfs;
         match req {
             Stretch::None => (false, FRAME_SAMPLES, 0, 0),
-            Stretch::Accelerate { max_samples } => {
+            Stretch::Accelerate {
+                max_samples,
+                urgency,
+            } => {
                 if quiet {
                     if max_samples >= FRAME_SAMPLES {
                         return (false, 0, FRAME_SAMPLES, 0);
@@ -250,18 +263,23 @@ impl ReceivePipeline {
                     return (false, FRAME_SAMPLES, 0, 0);
                 }
                 let max_p = max_samples.min(MAX_PERIOD);
-                if max_p < MIN_PERIOD {
+                if max_p < MIN_PERIOD || urgency == Urgency::QuietOnly {
                     return (false, FRAME_SAMPLES, 0, 0);
                 }
                 let (p, c) = stretch::find_period(&self.decoded, MIN_PERIOD, max_p);
-                if c >= self.cfg.min_correlation
+                let clean =
+                    c >= self.cfg.min_correlation && stretch::is_stationary(&self.decoded, p);
+                if (urgency == Urgency::Forced || clean)
                     && let Some(n) = stretch::remove(&self.decoded, p, &mut self.stretched)
                 {
                     return (true, n, p, 0);
                 }
                 (false, FRAME_SAMPLES, 0, 0)
             }
-            Stretch::Expand { max_samples } => {
+            Stretch::Expand {
+                max_samples,
+                urgency,
+            } => {
                 if quiet {
                     let l = max_samples.clamp(MIN_PERIOD, MAX_PERIOD);
                     if let Some(n) = stretch::insert(&self.decoded, l, &mut self.stretched) {
@@ -269,8 +287,12 @@ impl ReceivePipeline {
                     }
                     return (false, FRAME_SAMPLES, 0, 0);
                 }
+                if urgency == Urgency::QuietOnly {
+                    return (false, FRAME_SAMPLES, 0, 0);
+                }
                 let (p, c) = stretch::find_period(&self.decoded, MIN_PERIOD, MAX_PERIOD);
                 if c >= self.cfg.min_correlation
+                    && stretch::is_stationary(&self.decoded, p)
                     && let Some(n) = stretch::insert(&self.decoded, p, &mut self.stretched)
                 {
                     return (true, n, 0, p);

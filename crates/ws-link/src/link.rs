@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use media_core::control::Control;
-use media_core::link::{LinkError, LinkStats, MediaLink};
+use media_core::link::{Delivery, LinkError, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
 use tokio::sync::mpsc;
 
@@ -176,5 +176,10 @@ impl MediaLink for WsLink {
 
     fn stats(&mut self) -> LinkStats {
         self.stats
+    }
+
+    /// A WebSocket runs over TCP: every frame arrives, in order, late at worst.
+    fn delivery(&self) -> Delivery {
+        Delivery::ReliableOrdered
     }
 }

@@ -755,6 +755,9 @@ impl<S: FrameSource> CallMedia<S> {
         link: &mut dyn MediaLink,
         app: impl FnMut(Output<'_>),
     ) {
+        if let LinkEvent::Packet(_) = event {
+            self.recv.set_delivery(link.delivery());
+        }
         self.handle_link_event(now, event);
         self.flush(link, app);
     }

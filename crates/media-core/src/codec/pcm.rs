@@ -26,6 +26,11 @@
 //! 5. **Merge.** The first good frame after an erasure is cross-faded from the
 //!    continuing synthetic signal over `P/4` plus 4 ms per 10 ms of erasure beyond the
 //!    first 10 ms (at most 10 ms), G.711's rule at 16 kHz.
+//! 6. **Bridge.** When the frame after the lost one is already here (the jitter buffer
+//!    asks for its "FEC", [`AudioDecoder::decode_fec`]), the lost frame is filled from
+//!    both sides: the forward concealment fades (smooth window over the whole frame)
+//!    into the next frame's first pitch period repeated backwards, which joins that
+//!    frame without a merge.
 //!
 //! # Realtime safety
 //! All state (60 ms of history, the pitch snapshot) lives inline in the decoder,
@@ -110,6 +115,9 @@ pub struct PcmDecoder {
     block_frames: u32,
     /// Comfort-noise generator state (xorshift32).
     noise: u32,
+    /// The last concealed frame was bridged into the next one ([`AudioDecoder::decode_fec`]):
+    /// that frame is played without a merge.
+    bridged: bool,
 }
 
 impl std::fmt::Debug for PcmDecoder {
@@ -141,6 +149,7 @@ impl PcmDecoder {
             prev_min: f32::MAX,
             block_frames: 0,
             noise: 0x2545_f491,
+            bridged: false,
         }
     }
 
@@ -297,14 +306,18 @@ impl AudioDecoder for PcmDecoder {
         }
         self.track_floor(out);
         if self.erased > 0 {
-            self.merge(out);
+            if !self.bridged {
+                self.merge(out);
+            }
             self.erased = 0;
         }
+        self.bridged = false;
         self.remember(out);
         Ok(())
     }
 
     fn conceal(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), CodecError> {
+        self.bridged = false;
         if self.erased == 0 {
             self.start_erasure();
         }
@@ -317,12 +330,40 @@ impl AudioDecoder for PcmDecoder {
         Ok(())
     }
 
+    /// Raw PCM carries no FEC, but the frame after the lost one is here: the gap is
+    /// bridged from both sides (the forward concealment fading into the next frame's
+    /// first pitch period extended backwards), so the next frame needs no merge.
+    /// Returns `Ok(false)`: the frame is concealment, not a recovery.
     fn decode_fec(
         &mut self,
-        _next_payload: &[u8],
+        next_payload: &[u8],
         out: &mut [i16; FRAME_SAMPLES],
     ) -> Result<bool, CodecError> {
-        self.conceal(out)?;
+        if next_payload.len() != FRAME_BYTES {
+            self.conceal(out)?;
+            return Ok(false);
+        }
+        let mut next = [0i16; FRAME_SAMPLES];
+        for (s, b) in next.iter_mut().zip(next_payload.chunks_exact(2)) {
+            *s = i16::from_le_bytes([b[0], b[1]]);
+        }
+        if self.erased == 0 {
+            self.start_erasure();
+        }
+        let mut fwd = [0f32; FRAME_SAMPLES];
+        self.synthesise(&mut fwd);
+        let (p, _) = find_period(&next, PLC_MIN_PERIOD, FRAME_SAMPLES / 2);
+        let p = p.clamp(PLC_MIN_PERIOD, FRAME_SAMPLES / 2);
+        let n = FRAME_SAMPLES as f32;
+        for (i, (o, &f)) in out.iter_mut().zip(&fwd).enumerate() {
+            // The next frame's first period, repeated to the left of it.
+            let back = f32::from(next[(p - (FRAME_SAMPLES - i) % p) % p]);
+            let t = (i as f32 + 0.5) / n;
+            let w = t * t * (3.0 - 2.0 * t);
+            *o = to_i16((1.0 - w) * f + w * back);
+        }
+        self.remember(out);
+        self.bridged = true;
         Ok(false)
     }
 }
@@ -485,6 +526,49 @@ mod tests {
         assert!(step < 2_000, "step {step}");
         // Back to bit-exact afterwards.
         feed(&mut d, &signal[8 * FRAME_SAMPLES..]);
+    }
+
+    #[test]
+    fn a_lost_frame_with_its_successor_here_is_bridged_from_both_sides() {
+        // A voiced signal whose period changes from 97 to 89 samples at the lost frame:
+        // the forward concealment alone keeps the old period; the bridge ends on the
+        // next frame's own waveform, which then plays bit-exact (no merge) and joins
+        // without a click.
+        let mut signal = voiced(97, 7 * FRAME_SAMPLES);
+        signal.extend(voiced(89, 3 * FRAME_SAMPLES));
+        let lost = &signal[7 * FRAME_SAMPLES..8 * FRAME_SAMPLES];
+        let next = &signal[8 * FRAME_SAMPLES..9 * FRAME_SAMPLES];
+        let err = |a: &[i16], b: &[i16]| {
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                .sum::<f64>()
+        };
+        let tail = FRAME_SAMPLES / 4..FRAME_SAMPLES;
+        let mut fwd = PcmDecoder::new();
+        feed(&mut fwd, &signal[..7 * FRAME_SAMPLES]);
+        let mut forward = [0i16; FRAME_SAMPLES];
+        fwd.conceal(&mut forward).expect("conceal");
+        let mut d = PcmDecoder::new();
+        feed(&mut d, &signal[..7 * FRAME_SAMPLES]);
+        let mut bridged = [0i16; FRAME_SAMPLES];
+        assert!(!d.decode_fec(&bytes(next), &mut bridged).expect("bridge"));
+        let (e_fwd, e_bridge) = (
+            err(&forward[tail.clone()], &lost[tail.clone()]),
+            err(&bridged[tail.clone()], &lost[tail]),
+        );
+        assert!(
+            e_bridge < e_fwd / 2.0,
+            "bridge {e_bridge} vs forward {e_fwd}"
+        );
+        let mut out = [0i16; FRAME_SAMPLES];
+        d.decode(&bytes(next), &mut out).expect("valid");
+        assert_eq!(&out[..], next, "the next frame plays as it came");
+        let step = (i32::from(out[0]) - i32::from(bridged[FRAME_SAMPLES - 1])).abs();
+        assert!(step < 2_000, "step {step}");
+        // A bridge without a decodable successor is plain concealment.
+        let mut again = [0i16; FRAME_SAMPLES];
+        assert!(!d.decode_fec(&[1, 2, 3], &mut again).expect("conceal"));
     }
 
     #[test]

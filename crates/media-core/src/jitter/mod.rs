@@ -54,6 +54,40 @@
 //! quantile estimate sits just above a step, the recent packets decide whether the
 //! lower step is really too late.
 //!
+//! Each request says where the stretch may go ([`Urgency`]). Every stretch inside
+//! speech moves the rest of a word against the sender's timing, which listeners (and
+//! PESQ) notice more than the delay it saves, so a buffer at most one step above its
+//! target accelerates only in a quiet frame ([`Urgency::QuietOnly`]: speech pauses
+//! come every few seconds), and after [`PAUSE_WAIT`] frames without one (music, a
+//! tone) also where a pitch period repeats cleanly ([`Urgency::Clean`]); further above
+//! the target, and whenever the margin is short of it (late packets would follow),
+//! a clean period in speech is taken at once. The receive pipeline makes the cut
+//! (see [`stretch`]); a frame that does not allow it is played as it is and the next
+//! one is asked.
+//!
+//! # Reliable links
+//! A link over TCP (a platform WebSocket) loses nothing but delivers late and in
+//! bursts; it says so with [`Delivery::ReliableOrdered`] ([`JitterBuffer::set_delivery`],
+//! set by the call from [`MediaLink::delivery`](crate::link::MediaLink::delivery)).
+//! The buffer then never declares a packet lost because it is late:
+//!
+//! * **Waiting.** An underrun conceals (nothing else can be played) without moving the
+//!   playout point, however long it lasts; when the packet arrives it is decoded next,
+//!   the decoder merges it with the concealment, and the delay the stall added is
+//!   brought back to the target by accelerating. Nothing is discarded as late.
+//! * **Target from the bursts.** A late packet costs a concealment and an acceleration
+//!   instead of a loss, so the target covers every burst seen recently: it is the
+//!   largest relative delay of the last 500 packets (10 s), or the histogram quantile
+//!   if that is higher, and the late-rate check allows no late packet. After a stall
+//!   the target has grown by the stall, so the extra delay the concealment built up is
+//!   kept (no second disruption) until 10 s without such a burst let it go.
+//! * **Bounded delay.** If the margin exceeds the target by more than
+//!   [`JitterConfig::reliable_max_excess`] (a sender that paused and resumed, a stall
+//!   longer than the recent bursts), every decoded frame is accelerated urgently
+//!   ([`Stretch::Accelerate`] with [`Urgency::Forced`], counted in
+//!   [`JitterStats::backlog_accelerations`]); the slots bound what is stored, and an
+//!   overflow drops the oldest packet (counted in [`JitterStats::overflow`]).
+//!
 //! # Realtime safety
 //! All storage is allocated by [`JitterBuffer::new`]: packet slots, the sort order, the
 //! transit window and the histogram. [`JitterBuffer::handle_packet`] and
@@ -69,10 +103,11 @@ mod types;
 use std::time::{Duration, Instant};
 
 use crate::frame::FRAME_SAMPLES;
+use crate::link::Delivery;
 use crate::packet::AudioPacket;
 
 use delay::{DelayManager, DelayParams};
-pub use types::{Accepted, Discard, JitterConfig, JitterStats, Playout, Stretch};
+pub use types::{Accepted, Discard, JitterConfig, JitterStats, Playout, Stretch, Urgency};
 
 /// Samples per packet (the timestamp step of one 20 ms frame), as `u64`.
 const STEP: u64 = FRAME_SAMPLES as u64;
@@ -88,6 +123,9 @@ const RECENT: usize = 500;
 /// Late-packet budget of the late-rate check: at most 0.8 % of the recent packets may
 /// have been later than a candidate margin.
 const LATE_BUDGET_PER_MILLE: usize = 8;
+/// Decoded frames (2 s) a one-step excess of delay waits for a pause before a clean
+/// cut in speech will do (a signal without pauses: music, a tone).
+pub const PAUSE_WAIT: u32 = 100;
 /// Largest sequence-number distance accepted as the same stream.
 const SEQ_WINDOW: i64 = 16_384;
 
@@ -156,6 +194,9 @@ pub struct JitterBuffer {
     recent: Box<[i32]>,
     recent_len: usize,
     recent_pos: usize,
+    delivery: Delivery,
+    excess_us: i64,
+    accel_waited: u32,
     stats: JitterStats,
 }
 
@@ -207,8 +248,41 @@ impl JitterBuffer {
             recent: vec![0i32; RECENT].into_boxed_slice(),
             recent_len: 0,
             recent_pos: 0,
+            delivery: Delivery::Datagram,
+            excess_us: us(cfg.reliable_max_excess).max(FRAME_US),
+            accel_waited: 0,
             stats,
         }
+    }
+
+    /// Tells the buffer how its link delivers packets (default
+    /// [`Delivery::Datagram`]); see the [module documentation](self), "Reliable links".
+    pub fn set_delivery(&mut self, delivery: Delivery) {
+        self.delivery = delivery;
+    }
+
+    /// How the link delivers packets, as last set.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    fn reliable(&self) -> bool {
+        self.delivery == Delivery::ReliableOrdered
+    }
+
+    /// The target delay in microseconds: the histogram's, or on a reliable link at
+    /// least the largest recent relative delay (capped below the maximum delay).
+    fn target_us(&self) -> i64 {
+        let t = self.delay.target_us();
+        if !self.reliable() {
+            return t;
+        }
+        let peak = self.recent[..self.recent_len]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        t.max(i64::from(peak)).min(self.max_delay_us - FRAME_US)
     }
 
     /// The configuration.
@@ -233,7 +307,7 @@ impl JitterBuffer {
 
     /// Current target delay.
     pub fn target_delay(&self) -> Duration {
-        Duration::from_micros(self.delay.target_us().max(0) as u64)
+        Duration::from_micros(self.target_us().max(0) as u64)
     }
 
     /// True once playout has started (after the first packet reached the target delay).
@@ -244,7 +318,7 @@ impl JitterBuffer {
     /// Statistics so far.
     pub fn stats(&self) -> JitterStats {
         let mut s = self.stats;
-        s.target_delay_ms = self.delay.target_us() as f64 / 1000.0;
+        s.target_delay_ms = self.target_us() as f64 / 1000.0;
         s
     }
 
@@ -513,30 +587,63 @@ impl JitterBuffer {
             .iter()
             .filter(|&&r| r > m)
             .count();
-        late * 1000 <= LATE_BUDGET_PER_MILLE * self.recent_len
+        // A reliable link's late packet is not lost but costs a concealment and an
+        // acceleration: no late packet is budgeted.
+        let budget = if self.reliable() {
+            0
+        } else {
+            LATE_BUDGET_PER_MILLE
+        };
+        late * 1000 <= budget * self.recent_len
     }
 
-    fn decide(&self, margin_us: i64, pending: usize) -> Stretch {
-        let target = self.delay.target_us();
+    fn decide(&mut self, margin_us: i64, pending: usize) -> Stretch {
+        let target = self.target_us();
+        if self.reliable() && margin_us - target > self.excess_us {
+            // The backlog exceeds its bound: bring it down now.
+            self.stats.backlog_accelerations += 1;
+            return Stretch::Accelerate {
+                max_samples: FRAME_SAMPLES,
+                urgency: Urgency::Forced,
+            };
+        }
         // One 20 ms step lower is still safe: by the target, or because the recent
         // packets would (almost) all have made it (the target is a quantile estimate;
         // when it sits just above a 20 ms step, this avoids paying the whole step).
         let lower = margin_us - FRAME_US;
         if lower >= target + self.hyst_us || (lower < target && self.recent_late_ok(lower)) {
+            // Less delay is only a saving: within one step of the target it waits for
+            // a pause; further above, a clean pitch period in speech will do.
+            // A signal without pauses (music, a tone) gets a clean cut after
+            // PAUSE_WAIT frames.
+            self.accel_waited = self.accel_waited.saturating_add(1);
+            let urgency =
+                if lower - FRAME_US >= target + self.hyst_us || self.accel_waited > PAUSE_WAIT {
+                    Urgency::Clean
+                } else {
+                    Urgency::QuietOnly
+                };
             Stretch::Accelerate {
                 max_samples: FRAME_SAMPLES,
+                urgency,
             }
         } else if margin_us >= target - self.tol_us || self.recent_late_ok(margin_us) {
+            self.accel_waited = 0;
             if pending >= stretch::MIN_PERIOD {
                 Stretch::Accelerate {
                     max_samples: pending,
+                    urgency: Urgency::QuietOnly,
                 }
             } else {
                 Stretch::None
             }
         } else {
+            // Too little margin risks late packets: stretch wherever it is clean
+            // (waiting for a pause was tried: on a slowly draining buffer it ran dry).
+            self.accel_waited = 0;
             Stretch::Expand {
                 max_samples: FRAME_SAMPLES.saturating_sub(pending).max(1),
+                urgency: Urgency::Clean,
             }
         }
     }
@@ -554,7 +661,7 @@ impl JitterBuffer {
                 return Playout::Idle;
             };
             let margin = now_us - ts_us(head.ts) - tmin;
-            if margin < self.delay.target_us() && self.len < self.cap / 2 {
+            if margin < self.target_us() && self.len < self.cap / 2 {
                 return Playout::Idle;
             }
             self.next_ts = head.ts;
@@ -572,11 +679,14 @@ impl JitterBuffer {
                 self.stats.packets_discarded += 1;
             }
             let Some(h) = self.head() else {
-                // Underrun: conceal but keep waiting for the missing packet.
+                // Underrun: conceal but keep waiting for the missing packet (on a
+                // reliable link, however long it takes).
                 self.credit += STEP;
                 if ts_us(self.credit) > self.max_delay_us {
                     self.credit -= STEP;
-                    self.next_ts += STEP;
+                    if !self.reliable() {
+                        self.next_ts += STEP;
+                    }
                 }
                 return Playout::Conceal {
                     timestamp: self.next_ts,
@@ -589,7 +699,7 @@ impl JitterBuffer {
                 let idx = self.pop_front() as usize;
                 self.next_ts = h_ts + STEP;
                 self.credit = 0;
-                let target_s = self.delay.target_us() as f64 / 1e6;
+                let target_s = self.target_us() as f64 / 1e6;
                 let waited_s = (now_us - h_arrival).max(0) as f64 / 1e6;
                 self.stats.jitter_buffer_delay += waited_s * FRAME_SAMPLES as f64;
                 self.stats.jitter_buffer_target_delay += target_s * FRAME_SAMPLES as f64;

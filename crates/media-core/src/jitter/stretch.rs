@@ -1,14 +1,21 @@
-//! Time-stretching of decoded PCM: remove or insert one pitch period with a crossfade.
+//! Time-stretching of decoded PCM: remove or insert one pitch period with an
+//! overlap-add.
 //!
 //! This is the classic NetEQ *accelerate* / *preemptive expand* operation (a one-step
-//! WSOLA): find the lag `p` (2.5-10 ms) at which the signal best repeats itself, then
+//! WSOLA): find the lag `p` (2.5-10 ms) at which the signal best repeats itself, by
+//! normalised cross-correlation ([`find_period`]), then
 //!
-//! * remove `p` samples: `out = xfade(x[0..p] -> x[p..2p]) ++ x[2p..]` (length `n - p`),
-//! * insert `p` samples: `out = x[0..p] ++ xfade(x[p..2p] -> x[0..p]) ++ x[p..]`
-//!   (length `n + p`).
+//! * remove `p` samples: `out = ola(x[0..p] -> x[p..2p]) ++ x[2p..]` (length `n - p`),
+//! * insert `p` samples: `out = x[0..p] ++ ola(x[p..2p] -> x[0..p]) ++ x[p..]`
+//!   (length `n + p`),
 //!
-//! Both keep the first and the last sample of the input in place, so consecutive chunks
-//! join without a click. On quiet input any length works (there is no pitch to match).
+//! where `ola` overlap-adds the two periods under a smooth window whose weights sum to
+//! one. Both keep the first and the last sample of the input in place, so consecutive
+//! chunks join without a click. The caller decides where a stretch is allowed (the
+//! receive pipeline: quiet frames, or a correlation of at least
+//! [`ReceiveConfig::min_correlation`](crate::playout::ReceiveConfig::min_correlation)
+//! between two periods of similar energy, [`is_stationary`]); on quiet input any length
+//! works (there is no pitch to match).
 //!
 //! # Realtime safety
 //! Pure functions on caller-owned slices; no allocation.
@@ -137,13 +144,36 @@ fn normalised(num: i64, e0: i64, e1: i64) -> f64 {
     num as f64 / ((e0 as f64) * (e1 as f64)).sqrt()
 }
 
+/// Overlap-add of `a` fading out and `b` fading in over `out.len()` samples, with a
+/// smooth window (`w(t) = 3t² - 2t³`, the raised cosine's cubic twin: its slope is 0 at
+/// both ends, so neither side starts or stops with a kink). The two weights sum to 1:
+/// the level holds when `a` and `b` are aligned, which the pitch search ensures.
 fn xfade(a: &[i16], b: &[i16], out: &mut [i16]) {
-    let l = out.len() as i32;
-    for (i, o) in out.iter_mut().enumerate() {
-        let i = i as i32;
-        let v = (i32::from(a[i as usize]) * (l - i) + i32::from(b[i as usize]) * i) / l.max(1);
-        *o = v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    let l = out.len() as i64;
+    if l == 0 {
+        return;
     }
+    // Fixed point: t = (i + 0.5) / l in units of 1/(2l); w in units of 1/(2l)^3.
+    let d = 2 * l;
+    let d3 = d * d * d;
+    for (i, o) in out.iter_mut().enumerate() {
+        let t = 2 * i as i64 + 1;
+        let w = t * t * (3 * d - 2 * t);
+        let v = (i64::from(a[i]) * (d3 - w) + i64::from(b[i]) * w) / d3;
+        *o = v.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16;
+    }
+}
+
+/// True when the two periods `x[..p]` and `x[p..2p]` have energies within a factor of
+/// two (3 dB) of each other: a stationary stretch of signal, not an onset or a decay,
+/// where removing or repeating one period is inaudible (needs `2p <= x.len()`).
+pub fn is_stationary(x: &[i16], p: usize) -> bool {
+    if p == 0 || 2 * p > x.len() {
+        return false;
+    }
+    let e = |s: &[i16]| s.iter().map(|&v| i64::from(v) * i64::from(v)).sum::<i64>();
+    let (e0, e1) = (e(&x[..p]), e(&x[p..2 * p]));
+    e0 <= 2 * e1 && e1 <= 2 * e0
 }
 
 /// Removes `p` samples from `x` (needs `2p <= x.len()`), writing `x.len() - p` samples
@@ -250,6 +280,39 @@ mod tests {
             same * 10 >= frames * 9,
             "same lag on only {same} of {frames}"
         );
+    }
+
+    #[test]
+    fn only_periods_of_similar_energy_are_stationary() {
+        let x = tone(80);
+        assert!(is_stationary(&x, 80));
+        // An onset: the second period is 4 times (12 dB) louder than the first.
+        let mut onset = x;
+        for v in &mut onset[..80] {
+            *v /= 4;
+        }
+        assert!(!is_stationary(&onset, 80));
+        assert!(!is_stationary(&x, 161));
+        assert!(!is_stationary(&x, 0));
+    }
+
+    #[test]
+    fn the_overlap_window_is_smooth_and_keeps_the_level() {
+        // Equal inputs come out unchanged (the weights sum to one) ...
+        let a = [1000i16; 64];
+        let mut out = [0i16; 64];
+        xfade(&a, &a, &mut out);
+        assert!(out.iter().all(|&v| (999..=1000).contains(&v)), "{out:?}");
+        // ... and a fade from 0 to 10000 starts and ends flat (slope ~0 at both ends,
+        // steepest in the middle), monotonic throughout.
+        xfade(&[0; 64], &[10_000; 64], &mut out);
+        let steps: Vec<i32> = out
+            .windows(2)
+            .map(|w| i32::from(w[1]) - i32::from(w[0]))
+            .collect();
+        assert!(steps.iter().all(|&d| d >= 0));
+        assert!(steps[0] < 20 && steps[62] < 20, "{steps:?}");
+        assert!(steps[31] > 200, "{steps:?}");
     }
 
     #[test]

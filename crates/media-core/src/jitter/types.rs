@@ -47,6 +47,11 @@ pub struct JitterConfig {
     /// small tolerance stops flapping between two 20 ms steps when the target sits right
     /// on one, at the price of slightly more late packets.
     pub expand_tolerance: Duration,
+    /// On a reliable link ([`Delivery::ReliableOrdered`](crate::link::Delivery)), how
+    /// far the margin may exceed the target before every decoded frame is accelerated
+    /// urgently (default 200 ms): the bound of the delay a stall or a paused sender
+    /// leaves behind.
+    pub reliable_max_excess: Duration,
 }
 
 impl Default for JitterConfig {
@@ -62,6 +67,7 @@ impl Default for JitterConfig {
             window: Duration::from_secs(2),
             accelerate_hysteresis: Duration::ZERO,
             expand_tolerance: Duration::ZERO,
+            reliable_max_excess: Duration::from_millis(200),
         }
     }
 }
@@ -124,12 +130,34 @@ pub enum Stretch {
     Accelerate {
         /// Most samples to remove.
         max_samples: usize,
+        /// Where the frame may be shortened.
+        urgency: Urgency,
     },
     /// Lengthen the frame by up to `max_samples` (a pitch period may exceed it).
     Expand {
         /// Samples that would raise the margin by one frame.
         max_samples: usize,
+        /// Where the frame may be lengthened.
+        urgency: Urgency,
     },
+}
+
+/// Where a requested time-stretch may be applied. A stretch the frame does not allow
+/// is not made; the buffer asks again on the next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Only in a quiet frame (a pause, or a frame the sender flagged silent): the delay
+    /// is off its target by less than one 20 ms step and can wait for a pause, where a
+    /// stretch is inaudible and moves no word against the next.
+    QuietOnly,
+    /// Also in active speech where a pitch period repeats cleanly: normalised
+    /// correlation of at least
+    /// [`ReceiveConfig::min_correlation`](crate::playout::ReceiveConfig::min_correlation)
+    /// between two periods of similar energy.
+    Clean,
+    /// Anywhere: a reliable link's backlog exceeds its bound, so the best period is cut
+    /// even where it does not repeat cleanly.
+    Forced,
 }
 
 /// What to play for the next 20 ms of media.
@@ -204,6 +232,10 @@ pub struct JitterStats {
     pub fec_recovered: u64,
     /// Resynchronisations on a new timeline (timestamp jump or sender restart).
     pub resyncs: u64,
+    /// Frames accelerated urgently because a reliable link's backlog exceeded
+    /// [`JitterConfig::reliable_max_excess`].
+    #[serde(default)]
+    pub backlog_accelerations: u64,
     /// Current target delay in milliseconds.
     pub target_delay_ms: f64,
 }
