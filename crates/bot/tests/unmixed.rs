@@ -83,12 +83,14 @@ fn invitee(id: &str, name: &str) -> InvitationParticipantInfo {
     InvitationParticipantInfo::new(IdentitySet::user(Identity::new(id, name)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_speakers_own_stream_reaches_the_bot_tagged_with_its_participant() {
+/// A group call whose bot asks for `audio`, two invitees (Ann, Bo) reported speaking
+/// (Ann loudest); what the bot heard over 1.5 s once their streams settled, with
+/// Ann's and Bo's participant ids.
+async fn two_invitees_speaking(audio: AudioStreams) -> (Heard, String, String) {
     let listener = Listener::default();
     let mut cfg = config();
     cfg.bot = Arc::new(listener.clone());
-    cfg.sessions.audio = AudioStreams::mixed_and_unmixed(4);
+    cfg.sessions.audio = audio;
     // The other party first reported speaking gets 220 Hz, then the invitees 440
     // and 880 Hz in the order they are first reported.
     cfg.far_end.voices = vec![tone(220.0), tone(440.0), tone(880.0)];
@@ -146,6 +148,13 @@ async fn each_speakers_own_stream_reaches_the_bot_tagged_with_its_participant() 
     *listener.0.lock().unwrap() = Heard::default();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let h = std::mem::take(&mut *listener.0.lock().unwrap());
+    runtime.hang_up(&id).await.unwrap();
+    (h, ann, bo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_speakers_own_stream_reaches_the_bot_tagged_with_its_participant() {
+    let (h, ann, bo) = two_invitees_speaking(AudioStreams::mixed_and_unmixed(4)).await;
     let ann_heard = h.by_participant.get(&ann).map_or(&[][..], Vec::as_slice);
     let bo_heard = h.by_participant.get(&bo).map_or(&[][..], Vec::as_slice);
     let (a, b, m) = (tilt_db(ann_heard), tilt_db(bo_heard), tilt_db(&h.mix));
@@ -169,5 +178,31 @@ async fn each_speakers_own_stream_reaches_the_bot_tagged_with_its_participant() 
     );
     assert_eq!(h.unknown, 0, "every buffer names a participant");
     assert!(h.most >= 2);
-    runtime.hang_up(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmixed_only_leaves_the_mix_silent_and_one_stream_carries_the_loudest() {
+    // One unmixed stream, no mix: the far end sends Ann (loudest) alone.
+    let (h, ann, bo) = two_invitees_speaking(AudioStreams::unmixed_only(1)).await;
+    let ann_heard = h.by_participant.get(&ann).map_or(&[][..], Vec::as_slice);
+    let a = tilt_db(ann_heard);
+    eprintln!(
+        "unmixed only: mix {} samples (peak {}), Ann {} ({a:.1} dB), Bo {:?}, most {}",
+        h.mix.len(),
+        h.mix.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0),
+        ann_heard.len(),
+        h.by_participant.get(&bo).map(Vec::len),
+        h.most
+    );
+    assert!(h.mix.len() >= 40 * 320, "frames still come");
+    assert!(h.mix.iter().all(|&s| s == 0), "the mix is silence");
+    assert!(
+        ann_heard.len() >= 40 * 320 && a > 20.0,
+        "Ann's 440 Hz: {a:.1} dB"
+    );
+    assert!(
+        !h.by_participant.contains_key(&bo),
+        "one stream: Ann's only"
+    );
+    assert_eq!(h.most, 1);
 }
