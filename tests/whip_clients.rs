@@ -323,7 +323,9 @@ fn gstreamer_webrtcbin_hears_itself_through_serve_echo_whip() {
     assert_eq!(n(&["deleteStatus"]), 200.0, "DELETE ends the session");
     assert!(n(&["stats", "packetsSent"]) >= 150.0, "{report}");
     assert!(n(&["stats", "packetsReceived"]) >= 150.0, "{report}");
-    let corr = n(&["envelopeCorrelation"]);
+    // Segment by segment (1 s each at its own lag): the jitter buffer may stretch time
+    // when the machine is busy.
+    let corr = n(&["segmentEnvelopeCorrelation"]);
     assert!(corr >= 0.8, "echo envelope correlation {corr:.3}: {report}");
     let level = n(&["echoRms"]) / n(&["sentRms"]);
     assert!(

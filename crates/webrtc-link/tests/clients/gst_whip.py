@@ -4,7 +4,8 @@ client: sends a WAV (16 kHz 16-bit mono, looped) as Opus, paced in real time fro
 moment the connection is up, and records the Opus that comes back, decoded to 16 kHz.
 
 Prints one JSON object: how many RTP packets came back (webrtcbin's stats), the echo's
-energy-envelope correlation with what was sent (best lag), levels, the DELETE status.
+energy-envelope correlation with what was sent (at the best lag over the whole echo,
+and the median over 1 s segments each at its own lag), levels, the DELETE status.
 Exit code 0 when it ran (the caller judges the figures), 2 when GStreamer, its WebRTC
 elements or PyGObject are missing, 1 on a failure (reason in the JSON).
 
@@ -79,6 +80,23 @@ def best_envelope_correlation(ref_env, echo_env, max_lag):
         if c > best[0]:
             best = (c, lag)
     return best
+
+
+def segment_correlation(sent_env, echo_env, seg=50, max_lag=50):
+    """Median over 1 s segments of the sent envelope of each one's best correlation
+    with the echo's (lags -1 s..1 s): robust to the jitter buffer stretching time."""
+    scores = []
+    for start in range(0, len(sent_env) - seg + 1, seg):
+        a = sent_env[start : start + seg]
+        best = -1.0
+        for lag in range(-max_lag, max_lag + 1):
+            at = start + lag
+            if at < 0 or at + seg > len(echo_env):
+                continue
+            best = max(best, correlation(a, echo_env[at : at + seg]))
+        scores.append(best)
+    scores.sort()
+    return scores[len(scores) // 2] if scores else -1.0
 
 
 def rms(x):
@@ -308,9 +326,10 @@ def main():
               "error": c.error, "receivedSeconds": len(echo) / 16000}
     if c.error is None and len(echo) > 16000:
         # Skip the first second of each (connection and jitter buffer start-up).
-        corr, lag = best_envelope_correlation(envelope_db(c.sent[16000:], 16000),
-                                              envelope_db(echo[16000:], 16000), 50)
+        sent_env, echo_env = envelope_db(c.sent[16000:], 16000), envelope_db(echo[16000:], 16000)
+        corr, lag = best_envelope_correlation(sent_env, echo_env, 50)
         report.update({"envelopeCorrelation": corr, "envelopeLagMs": lag * 20,
+                       "segmentEnvelopeCorrelation": segment_correlation(sent_env, echo_env),
                        "echoRms": rms(echo[16000:]), "sentRms": rms(c.sent[16000:]),
                        "sentSeconds": len(c.sent) / 16000})
     print(json.dumps(report))
