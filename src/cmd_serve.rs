@@ -582,6 +582,7 @@ async fn serve_ws(
                     info,
                     mut socket,
                     playback,
+                    ..
                 } = call;
                 println!(
                     "{} stream {} started ({:?})",

@@ -412,11 +412,31 @@ impl MediaPlatform {
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
     ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
+        self.start_linked_call_for(call_id, codec, AudioStreams::MIXED, delivery, now, waker)
+    }
+
+    /// Like [`start_linked_call_with_codec`](Self::start_linked_call_with_codec), the
+    /// call running the received audio `streams`: a link whose far end sends each
+    /// speaker's own audio (ACS unmixed audio streaming, the `ws-link` crate) hands the
+    /// call packets whose [`AudioPacket::source`](media_core::packet::AudioPacket::source)
+    /// names the speaker's MSI, and every frame carries
+    /// [`AudioFrame::unmixed`](crate::AudioFrame::unmixed). No negotiation: the link
+    /// knows what its far end sends.
+    pub fn start_linked_call_for(
+        &self,
+        call_id: Uuid,
+        codec: Codec,
+        streams: AudioStreams,
+        delivery: FrameDelivery,
+        now: Instant,
+        waker: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
         if self.health() == Health::Overloaded {
             return Err(PlatformError::Overloaded);
         }
         let session_id = Uuid::new_v4();
-        let (pending, socket) = self.new_session(session_id, call_id, delivery);
+        let (mut pending, socket) = self.new_session(session_id, call_id, delivery);
+        pending.streams = streams;
         self.table.insert_running(session_id)?;
         let call = PlatformCall::start(now, codec, pending, waker, &self.ctx)
             .map_err(|e| PlatformError::CallStart(e.to_string()))?;

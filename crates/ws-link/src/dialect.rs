@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use media_blob::excerpt;
+use media_core::call::AudioStreams;
 use media_core::control::DtmfTone;
 use serde::Deserialize;
 
@@ -31,6 +32,9 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Most audio one message may carry: one second (platforms send 20 ms).
 pub const MAX_CHUNK_MS: u32 = 1000;
+/// Longest participant id taken (ACS `participantRawID`, such as
+/// `8:acs:<resource>_<guid>`), bytes.
+pub const MAX_PARTICIPANT_ID: usize = 256;
 /// Bytes of one Vonage L16 16 kHz frame (20 ms).
 pub const VONAGE_FRAME_BYTES: usize = 640;
 
@@ -127,6 +131,10 @@ pub struct StreamInfo {
     pub call_id: Option<String>,
     /// The audio encoding, both directions.
     pub encoding: Encoding,
+    /// The received audio the stream's call runs: the mix only, except an ACS stream
+    /// on an endpoint configured for unmixed audio ([`crate::WsConfig::acs_audio`]),
+    /// whose chunks naming a `participantRawID` are that participant's own stream.
+    pub audio: AudioStreams,
 }
 
 /// One item of what a platform sent.
@@ -163,6 +171,9 @@ pub struct AudioChunk<'a> {
     pub timestamp_ms: Option<u64>,
     /// The platform marked the chunk silent (ACS `silent`).
     pub silent: bool,
+    /// Whose audio this is, where the platform says (ACS `participantRawID`; absent
+    /// or empty: none). Only an unmixed stream ([`StreamInfo::audio`]) reads it.
+    pub participant: Option<&'a str>,
 }
 
 /// Why a message was refused; the stream is closed with `code`.
@@ -212,6 +223,8 @@ pub struct StreamParser {
     encoding: Option<Encoding>,
     /// Decoded audio of the last message (reused).
     audio: Vec<u8>,
+    /// The participant of the last audio message (ACS `participantRawID`; reused).
+    participant: String,
 }
 
 impl StreamParser {
@@ -222,6 +235,7 @@ impl StreamParser {
             expect: Expect::Start,
             encoding: None,
             audio: Vec::with_capacity(2048),
+            participant: String::with_capacity(MAX_PARTICIPANT_ID),
         }
     }
 
@@ -274,6 +288,7 @@ impl StreamParser {
             bytes: &self.audio,
             timestamp_ms: None,
             silent: false,
+            participant: None,
         }))
     }
 
@@ -351,6 +366,7 @@ impl StreamParser {
                     encoding: Encoding::Pcm16 {
                         rate: m.sample_rate,
                     },
+                    audio: AudioStreams::MIXED,
                 })
             }
             "AudioData" => {
@@ -363,10 +379,21 @@ impl StreamParser {
                     None => None,
                 };
                 self.decode_audio(encoding, &d.data)?;
+                self.participant.clear();
+                if let Some(id) = &d.participant_raw_id {
+                    if id.len() > MAX_PARTICIPANT_ID {
+                        return Err(ProtocolError::invalid(format!(
+                            "audioData.participantRawID of {} bytes; at most {MAX_PARTICIPANT_ID} are taken",
+                            id.len()
+                        )));
+                    }
+                    self.participant.push_str(id);
+                }
                 Ok(Inbound::Audio(AudioChunk {
                     bytes: &self.audio,
                     timestamp_ms,
                     silent: d.silent,
+                    participant: (!self.participant.is_empty()).then_some(&self.participant),
                 }))
             }
             "DtmfData" => {
@@ -417,6 +444,7 @@ impl StreamParser {
                     stream_id: stream_id.into_owned(),
                     call_id: s.call_sid.map(Cow::into_owned),
                     encoding: Encoding::MuLaw8k,
+                    audio: AudioStreams::MIXED,
                 })
             }
             "media" => {
@@ -436,6 +464,7 @@ impl StreamParser {
                     bytes: &self.audio,
                     timestamp_ms,
                     silent: false,
+                    participant: None,
                 }))
             }
             "dtmf" => {
@@ -484,6 +513,7 @@ impl StreamParser {
                     stream_id: String::new(),
                     call_id: None,
                     encoding: Encoding::Pcm16 { rate: 16_000 },
+                    audio: AudioStreams::MIXED,
                 })
             }
             Some("websocket:dtmf") => {
@@ -585,6 +615,8 @@ struct AcsAudio<'a> {
     timestamp: Option<Cow<'a, str>>,
     #[serde(default)]
     silent: bool,
+    #[serde(rename = "participantRawID", borrow, default)]
+    participant_raw_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]

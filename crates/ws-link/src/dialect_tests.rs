@@ -37,7 +37,8 @@ fn twilio_stream_in_order() {
         Inbound::Audio(AudioChunk {
             bytes: &[0xFF, 0x7F, 0x00],
             timestamp_ms: Some(5),
-            silent: false
+            silent: false,
+            participant: None,
         })
     );
     let dtmf = r##"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"#"}}"##;
@@ -71,7 +72,8 @@ fn acs_stream_in_order() {
         Inbound::Audio(AudioChunk {
             bytes: &[0, 0, 1, 0],
             timestamp_ms: Some(1_730_717_036_120),
-            silent: false
+            silent: false,
+            participant: Some("8:acs:1"),
         })
     );
     let dtmf = r#"{"kind":"DtmfData","dtmfData":{"data":"3"}}"#;
@@ -169,6 +171,7 @@ fn outbound_messages_have_the_vendors_shapes() {
         stream_id: "s".into(),
         call_id: None,
         encoding: Encoding::Pcm16 { rate: 16_000 },
+        audio: media_core::call::AudioStreams::MIXED,
     };
     let acs = OutboundEncoder::new(&info);
     assert_eq!(

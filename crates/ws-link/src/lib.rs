@@ -29,6 +29,11 @@
 //! `clear`, ACS `StopAudio`, Vonage `{"action":"clear"}`), and places marks after the
 //! queued audio ([`MarkEvent`]: played, on Twilio when the platform echoes the mark).
 //!
+//! ACS unmixed audio ([`WsConfig::acs_audio`], [`unmixed`]): each participant's
+//! chunks (named by `participantRawID`) get a stable MSI and a timeline of their own,
+//! so the bot's frames carry one unmixed buffer per participant, and
+//! [`IncomingStream::participants`] says which participant an MSI stands for.
+//!
 //! The other way round, [`forward`] hands any call of the engine (QUIC, WebRTC or one
 //! of these streams) to an *external* bot that speaks one of the dialects, playing the
 //! platform for it ([`bot`]): the call's frames and DTMF go to the bot, the bot's audio
@@ -85,6 +90,7 @@ pub mod media;
 pub mod mulaw;
 pub mod playback;
 mod server;
+pub mod unmixed;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,6 +105,7 @@ pub use dialect::{Dialect, Encoding, ProtocolError, StreamInfo, StreamParser};
 pub use link::WsLink;
 pub use playback::{MarkEvent, Playback, PlaybackError, PlaybackParts};
 pub use server::{StreamAcceptor, WsConfig, WsServer, WsStats};
+pub use unmixed::Participants;
 
 /// A stream that became a platform call: what the platform said, the bot's socket
 /// and the platform's side of its sending. Dropping the socket hangs up (the stream
@@ -112,6 +119,11 @@ pub struct IncomingStream {
     /// Clear and marks for the audio the bot sends, as far as the platform
     /// ([`Playback`]).
     pub playback: Playback,
+    /// Which participant (ACS `participantRawID`) each MSI of the frames'
+    /// [`unmixed`](platform::AudioFrame::unmixed) buffers stands for, filled as they
+    /// first speak (an ACS stream on an endpoint configured for unmixed audio,
+    /// [`WsConfig::acs_audio`]; empty otherwise).
+    pub participants: Participants,
 }
 
 /// How the frames of a new stream's call reach the bot.
@@ -160,13 +172,21 @@ impl StreamAcceptor for PlatformStreams {
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
         playback: PlaybackParts,
+        participants: Participants,
     ) -> Result<Box<dyn CallHandler>, String> {
         if self.calls.is_closed() {
             return Err("nobody takes calls on this endpoint now".into());
         }
         let (socket, handler) = self
             .platform
-            .start_linked_call(uuid::Uuid::new_v4(), (self.delivery)(info), now, waker)
+            .start_linked_call_for(
+                uuid::Uuid::new_v4(),
+                media_core::codec::Codec::Pcm16k,
+                info.audio,
+                (self.delivery)(info),
+                now,
+                waker,
+            )
             .map_err(|e| e.to_string())?;
         let playback = Playback::new(playback, socket.sender());
         self.calls
@@ -174,6 +194,7 @@ impl StreamAcceptor for PlatformStreams {
                 info: info.clone(),
                 socket,
                 playback,
+                participants,
             })
             .map_err(|_| "nobody takes calls on this endpoint now".to_owned())?;
         Ok(handler)

@@ -218,6 +218,20 @@ impl InboundAudio {
         self.counters
     }
 
+    /// Whose audio the packets carry from now on ([`AudioPacket::source`]: the mix,
+    /// or one participant's MSI).
+    pub fn set_source(&mut self, source: u32) {
+        self.packet.source = source;
+    }
+
+    /// Starts a new timeline (another participant takes this stream's place): the
+    /// partial frame is dropped and the next frame is the first again.
+    pub fn restart(&mut self) {
+        self.frames.clear();
+        self.next_frame = 0;
+        self.expected_ms = None;
+    }
+
     /// Takes one chunk; `emit` receives each finished 20 ms packet, in order.
     pub fn push(
         &mut self,
@@ -392,6 +406,7 @@ mod tests {
                 bytes: &bytes,
                 timestamp_ms: Some(ts),
                 silent: false,
+                participant: None,
             };
             a.push(&chunk, |_| frames += 1).expect("valid chunk");
         }
@@ -412,6 +427,7 @@ mod tests {
                 bytes: &bytes,
                 timestamp_ms: Some(ts),
                 silent: false,
+                participant: None,
             };
             a.push(&chunk, |p| {
                 got.push((p.seq, p.timestamp, p.payload().len()))
@@ -447,6 +463,7 @@ mod tests {
                 bytes: &bytes,
                 timestamp_ms: None,
                 silent: false,
+                participant: None,
             };
             inbound
                 .push(&chunk, |p| {

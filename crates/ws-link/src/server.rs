@@ -25,8 +25,9 @@ use crate::dialect::{
     StreamParser,
 };
 use crate::link::{CLOSE_NORMAL, WriteItem, WsLink, close_reason};
-use crate::media::InboundAudio;
 use crate::playback::{self, PlaybackParts, PlaybackTask};
+use crate::unmixed::{InboundStreams, Participants};
+use media_core::call::AudioStreams;
 
 /// Close code: the server is going away or the peer went silent (RFC 6455).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -50,13 +51,16 @@ pub trait StreamAcceptor: Send + Sync + 'static {
     /// The stream `info` started at `now`: the call to run, or why not (the stream is
     /// closed with 1013 and the reason). `waker` makes the stream's task call
     /// [`CallHandler::handle_wake`] soon. `playback` is the stream's side of the bot's
-    /// clear and marks (make the bot's [`crate::Playback`] of it, or drop it).
+    /// clear and marks (make the bot's [`crate::Playback`] of it, or drop it). The call
+    /// runs the received audio [`StreamInfo::audio`] says; `participants` names the
+    /// MSIs of an unmixed stream's participants as they first speak.
     fn accept(
         &self,
         info: &StreamInfo,
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
         playback: PlaybackParts,
+        participants: Participants,
     ) -> Result<Box<dyn CallHandler>, String>;
 }
 
@@ -75,6 +79,13 @@ pub struct WsConfig {
     /// A stream that sends nothing this long is closed (1001) and its call fails
     /// with `PeerVanished`. Default 10 s.
     pub idle_timeout: Duration,
+    /// What the ACS streams' calls receive, as the ACS subscription was asked
+    /// (`mediaStreamingOptions.audioChannelType`): [`AudioStreams::MIXED`] (default,
+    /// `"mixed"`: every chunk is the mix), or unmixed streams (`"unmixed"`:
+    /// [`AudioStreams::mixed_and_unmixed`]`(4)`), where each chunk naming a
+    /// `participantRawID` is that participant's own stream (an MSI of its own, named
+    /// in [`crate::IncomingStream::participants`]) and one naming none the mix.
+    pub acs_audio: AudioStreams,
 }
 
 impl Default for WsConfig {
@@ -85,6 +96,7 @@ impl Default for WsConfig {
             max_message_bytes: 256 * 1024,
             start_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
+            acs_audio: AudioStreams::MIXED,
         }
     }
 }
@@ -340,7 +352,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
             ),
         ))
     });
-    let info = match started {
+    let mut info = match started {
         Ok(info) => info,
         Err(end) => {
             if let End::Close(_, code, detail) = &end {
@@ -356,8 +368,14 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
         let notify = notify.clone();
         Box::new(move || notify.notify_one())
     };
-    let media = WsLink::new(tx.clone(), &info)
-        .and_then(|link| Ok((link, InboundAudio::new(info.encoding)?)));
+    if dialect == Dialect::Acs {
+        info.audio = shared.config.acs_audio;
+    }
+    let participants = Participants::default();
+    let media = WsLink::new(tx.clone(), &info).and_then(|link| {
+        let inbound = InboundStreams::new(info.encoding, info.audio, participants.clone())?;
+        Ok((link, inbound))
+    });
     let (mut link, mut inbound) = match media {
         Ok(m) => m,
         Err(e) => {
@@ -367,15 +385,19 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
     };
     let (parts, mut playback) = playback::channel();
     link.count_sent_in(playback.sent.clone());
-    let mut handler = match shared.acceptor.accept(&info, Instant::now(), waker, parts) {
-        Ok(h) => h,
-        Err(why) => {
-            bump(&shared.counters.calls_refused);
-            tracing::info!(%dialect, %peer, "stream refused: {why}");
-            let _ = tx.try_send(WriteItem::Close(CLOSE_TRY_AGAIN_LATER, close_reason(&why)));
-            return finish(shared, tx, writer, stream).await;
-        }
-    };
+    let mut handler =
+        match shared
+            .acceptor
+            .accept(&info, Instant::now(), waker, parts, participants)
+        {
+            Ok(h) => h,
+            Err(why) => {
+                bump(&shared.counters.calls_refused);
+                tracing::info!(%dialect, %peer, "stream refused: {why}");
+                let _ = tx.try_send(WriteItem::Close(CLOSE_TRY_AGAIN_LATER, close_reason(&why)));
+                return finish(shared, tx, writer, stream).await;
+            }
+        };
     bump(&shared.counters.calls_started);
     tracing::info!(%dialect, %peer, stream = %info.stream_id, encoding = ?info.encoding, "stream call started");
     let idle = shared.config.idle_timeout;
@@ -453,7 +475,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
 fn on_message(
     msg: Option<Result<Message, axum::Error>>,
     parser: &mut StreamParser,
-    inbound: &mut InboundAudio,
+    inbound: &mut InboundStreams,
     handler: &mut dyn CallHandler,
     link: &mut WsLink,
     playback: &mut PlaybackTask,
