@@ -160,6 +160,7 @@ impl RtpInbound {
             // The 8 kHz RTP clock in ms: a jump (lost packets) is a gap on the timeline.
             timestamp_ms: Some(rtp_time / 8),
             silent: false,
+            participant: None,
         };
         g711.push(&chunk, emit).map_err(|_| PayloadError::Resample)
     }
