@@ -13,6 +13,8 @@
 //! - `devices` lists audio devices; `loopback` measures a device round trip.
 //! - `emulator` runs the local Graph calling API emulator.
 //! - `demo` runs the main job end to end on embedded defaults.
+//! - `host` runs a bot service from a configuration file: Graph callbacks, media, an
+//!   echo bot for many calls, metrics and probes, graceful drain on SIGTERM.
 //!
 //! Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines
 //! (`--log-format`); a call's events carry its `call_id` and `session` (the `call` span).
@@ -25,6 +27,7 @@ mod cmd_blob;
 mod cmd_demo;
 mod cmd_devices;
 mod cmd_emulator;
+mod cmd_host;
 mod cmd_inspect;
 mod cmd_jb_eval;
 mod cmd_loadtest;
@@ -71,6 +74,8 @@ enum Command {
     Emulator(cmd_emulator::EmulatorArgs),
     /// Run the end-to-end demo on embedded defaults.
     Demo(cmd_demo::DemoArgs),
+    /// Run a bot service from a TOML configuration file until SIGTERM, then drain.
+    Host(cmd_host::HostArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Command::Loopback(args) => cmd_devices::run_loopback(args),
         Command::Emulator(args) => cmd_emulator::run(args),
         Command::Demo(args) => cmd_demo::run(args),
+        Command::Host(args) => cmd_host::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
