@@ -4,11 +4,11 @@
 #   pkg-config, libasound2-dev - cpal's ALSA backend
 #   pulseaudio, libasound2-plugins - the null-sink audio device used by the tests and demo
 #   espeak-ng, python3 + pip: numpy, pesq - speech and PESQ-WB scores of `jb-eval --pesq`
-#   chromium + pip playwright; gstreamer (webrtcbin, nice, opus) + python3-gi, openssl (an
+#   chromium + pip playwright; gstreamer (webrtcbin, nice, opus) + python3-gi and libnice's bindings (gir1.2-nice-0.1), openssl (an
 #     ECDSA certificate for webrtcbin) - the WebRTC clients of the WHIP tests
 #     (crates/webrtc-link/tests/clients)
 set -euo pipefail
-packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng chromium gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 openssl)
+packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng chromium gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-nice-0.1 openssl)
 # PyPI packages for the PESQ-WB scorer (scripts/pesq_score.py), if missing.
 python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }

@@ -13,8 +13,9 @@ Usage: gst_whip.py WHIP_URL WAV SECONDS [TOKEN]   (WAV: 16 kHz 16-bit mono)
 Debugging: WHIP_DEBUG=1 prints offer and answer to stderr; WHIP_ECHO_WAV=PATH keeps
 the echo.
 
-webrtcbin gathers no loopback candidates (libnice): the server's candidate must be a
-routable address (`serve --whip-candidate-ip`).
+libnice (under webrtcbin) gathers no loopback candidates by itself: the script gives
+webrtcbin's NiceAgent 127.0.0.1 as its one local address (Debian gir1.2-nice-0.1), so
+the call stays on loopback.
 """
 import array
 import json
@@ -35,7 +36,8 @@ try:
     gi.require_version("Gst", "1.0")
     gi.require_version("GstWebRTC", "1.0")
     gi.require_version("GstSdp", "1.0")
-    from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+    gi.require_version("Nice", "0.1")
+    from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 except (ImportError, ValueError) as e:
     print(json.dumps({"missing": f"python module: {e}"}))
     sys.exit(2)
@@ -145,6 +147,16 @@ class Client:
         )
         self.w = self.pipe.get_by_name("w")
         self.src = self.pipe.get_by_name("src")
+        # libnice skips loopback interfaces when it discovers addresses itself; an
+        # address added by hand is used instead of discovery: gather on 127.0.0.1 only.
+        loopback = Nice.Address.new()
+        loopback.set_from_string("127.0.0.1")
+        # Keep the wrappers for the whole run: PyGObject drops a reference when one is
+        # collected, which would free webrtcbin's ICE object under it.
+        self.ice = self.w.get_property("ice-agent")
+        self.agent = self.ice.get_property("agent")
+        if not self.agent.add_local_address(loopback):
+            raise RuntimeError("libnice refused 127.0.0.1 as a local address")
         self.w.connect("notify::connection-state", self.on_connection)
         # GStreamer's default DTLS certificate is RSA; str0m's DTLS (dimpl) takes ECDSA
         # client certificates only: give webrtcbin's DTLS element an ECDSA P-256 one.
