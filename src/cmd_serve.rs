@@ -81,7 +81,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ws: Option<SocketAddr>,
     /// Forward every call (QUIC, `--ws`, `--whip`) to an external bot's WebSocket at this URL
-    /// (`ws://...`), speaking `--bot-dialect`; the bot's audio comes back through the
+    /// (`ws://...`, or `wss://...` over TLS), speaking `--bot-dialect`; the bot's audio comes back through the
     /// call's paced send queue, with clear and marks (see the ws-link crate's `bot` module).
     #[arg(long, conflicts_with_all = ["echo", "devices"])]
     pub bot_ws: Option<String>,
@@ -97,6 +97,11 @@ pub struct ServeArgs {
         requires = "bot_ws"
     )]
     pub bot_auth_token: Option<String>,
+    /// PEM file of the certificate authorities a `wss://` bot's certificate must chain
+    /// to (a private CA, or the bot's self-signed certificate), instead of the Mozilla
+    /// roots (webpki-roots).
+    #[arg(long, value_name = "FILE", requires = "bot_ws")]
+    pub bot_ca: Option<std::path::PathBuf>,
     /// Twilio auth token: `/twilio` handshakes must carry its `X-Twilio-Signature`.
     #[arg(long, env = "MP_TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
@@ -140,6 +145,9 @@ fn bot_config(args: &ServeArgs) -> anyhow::Result<Option<ws_link::BotLinkConfig>
         ws_link::BotLinkConfig::new(url, args.bot_dialect.unwrap_or(ws_link::Dialect::Twilio));
     config.auth_token = args.bot_auth_token.clone();
     config.validate().context("--bot-ws")?;
+    if let Some(ca) = &args.bot_ca {
+        config.trust_ca_file(ca).context("--bot-ca")?;
+    }
     Ok(Some(config))
 }
 

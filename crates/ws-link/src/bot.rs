@@ -29,11 +29,19 @@
 //! [`BotSession`] is the sans-IO core (messages in and out, the backlog, the marks);
 //! [`forward`] is its tokio driver.
 //!
+//! # TLS
+//! A `wss://` bot is reached over TLS (rustls with the *ring* provider, TLS 1.2 and
+//! 1.3): its certificate must chain to the Mozilla roots (`webpki-roots`) and name the
+//! URL's host, or chain to the authorities of [`BotLinkConfig::trust_ca_file`] (a
+//! private CA or a self-signed bot) instead.
+//!
 //! # Realtime safety
 //! The bot's messages are decoded on the driver's task; the call's tick only reads
 //! the send queue. Building each message for the bot allocates it.
 
 use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -67,7 +75,7 @@ pub const MAX_BOT_CHUNK_MS: u32 = 10_000;
 /// How a call is forwarded to an external bot.
 #[derive(Debug, Clone)]
 pub struct BotLinkConfig {
-    /// The bot's WebSocket URL (`ws://host:port/path`).
+    /// The bot's WebSocket URL (`ws://host:port/path`, or `wss://` over TLS).
     pub url: String,
     /// The dialect the bot speaks.
     pub dialect: Dialect,
@@ -84,6 +92,10 @@ pub struct BotLinkConfig {
     /// Most audio held for the call beyond its send queue (a bot sending faster than
     /// real time); more is dropped and counted. Default 120 s.
     pub max_backlog: Duration,
+    /// `wss://` only: the authorities the bot's certificate must chain to; `None`
+    /// (default): the Mozilla roots of `webpki-roots`. Set from a PEM file with
+    /// [`trust_ca_file`](Self::trust_ca_file).
+    pub tls_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl BotLinkConfig {
@@ -97,22 +109,61 @@ impl BotLinkConfig {
             connect_timeout: Duration::from_secs(5),
             max_message_bytes: 4 << 20,
             max_backlog: Duration::from_secs(120),
+            tls_roots: None,
         }
+    }
+
+    /// Trusts (for a `wss://` bot) the certificates of the PEM file at `path`, and only
+    /// those: a private CA, or the bot's own self-signed certificate. The error names
+    /// the file and what is wrong with it (unreadable, no certificate, a bad one).
+    pub fn trust_ca_file(&mut self, path: &Path) -> Result<(), BotLinkError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let at = path.display();
+        let bad = |what: String| BotLinkError::Config(format!("CA file {at}: {what}"));
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+            let cert =
+                cert.map_err(|e| bad(format!("certificate {} is not valid PEM: {e}", i + 1)))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("certificate {} is not usable: {e}", i + 1)))?;
+        }
+        if roots.is_empty() {
+            return Err(bad(
+                "no certificate in it (expected PEM `BEGIN CERTIFICATE` blocks)".into(),
+            ));
+        }
+        self.tls_roots = Some(Arc::new(roots));
+        Ok(())
+    }
+
+    /// The TLS client configuration of a `wss://` bot (see the [module
+    /// documentation](self#tls)).
+    fn tls_client(&self) -> Result<Arc<rustls::ClientConfig>, BotLinkError> {
+        let roots = match &self.tls_roots {
+            Some(roots) => roots.clone(),
+            None => Arc::new(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BotLinkError::Config(format!("TLS client: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Arc::new(config))
     }
 
     /// Checks the URL and the settings; the error names the field at fault.
     pub fn validate(&self) -> Result<(), BotLinkError> {
         let bad = |what: String| Err(BotLinkError::Config(what));
-        if self.url.starts_with("wss://") {
+        if !self.url.starts_with("ws://") && !self.url.starts_with("wss://") {
             return bad(format!(
-                "bot URL {}: wss:// is not supported (this build has no TLS WebSocket client); \
-                 put the bot on ws:// (e.g. next to the processor) or behind a local TLS proxy",
-                excerpt(&self.url)
-            ));
-        }
-        if !self.url.starts_with("ws://") {
-            return bad(format!(
-                "bot URL {}: expected ws://host:port/path",
+                "bot URL {}: expected ws://host:port/path or wss://host:port/path",
                 excerpt(&self.url)
             ));
         }
@@ -886,7 +937,17 @@ async fn connect(config: &BotLinkConfig) -> Result<BotStream, BotLinkError> {
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true);
+    let connector = if config.url.starts_with("wss://") {
+        tokio_tungstenite::Connector::Rustls(config.tls_client()?)
+    } else {
+        tokio_tungstenite::Connector::Plain
+    };
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(ws_config),
+        true,
+        Some(connector),
+    );
     match tokio::time::timeout(config.connect_timeout, connecting).await {
         Err(_) => Err(err(format!(
             "no handshake within {} ms",
