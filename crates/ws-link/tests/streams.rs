@@ -4,6 +4,8 @@
 //! paced sender, DTMF reaches the bot; bad credentials get 401; bad messages a close
 //! code naming what is wrong, while another call goes on.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,12 +16,12 @@ use harness::PeerReport;
 use harness::signal::SignalGenerator;
 use media_core::frame::FRAME_SAMPLES;
 use media_core::resample::{CaptureResampler, DeviceFormat, PlayoutResampler, ResamplerMode};
-use platform::{AudioEvent, DtmfTone, FrameDelivery, MediaPlatform, MediaPlatformSettings};
+use platform::{AudioEvent, DtmfTone, FrameDelivery, MediaPlatform};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_link::auth::twilio_signature;
-use ws_link::{Dialect, PlatformStreams, WsAuthConfig, WsConfig, WsServer, mulaw};
+use ws_link::{Dialect, WsAuthConfig, WsConfig, WsServer, mulaw};
 
 const TWILIO_TOKEN: &str = "twilio-auth-token-for-tests";
 const VONAGE_TOKEN: &str = "vonage-bearer-for-tests";
@@ -36,29 +38,20 @@ struct Setup {
     _jwks: Option<JwksServer>,
 }
 
-/// A platform with an echo bot behind the endpoint; every bot event is recorded.
+/// A platform with an echo bot behind the endpoint (the tests' common setup); every
+/// bot event is recorded.
 async fn setup(auth: WsAuthConfig, jwks: Option<JwksServer>, max_message_bytes: usize) -> Setup {
-    let mut settings = MediaPlatformSettings::dev_loopback();
-    settings.reactor_threads = 1;
-    let platform = Arc::new(MediaPlatform::start(settings).expect("platform"));
     let echo = |_: &ws_link::StreamInfo| {
         FrameDelivery::Callback(Box::new(|f, tx| {
             let _ = tx.enqueue(&f.samples);
         }))
     };
-    let (streams, mut incoming) = PlatformStreams::new(platform.clone(), echo);
     let config = WsConfig {
         auth,
         max_message_bytes,
         ..WsConfig::default()
     };
-    let server = WsServer::bind(
-        "127.0.0.1:0".parse().expect("addr"),
-        config,
-        Arc::new(streams),
-    )
-    .await
-    .expect("bind");
+    let (server, mut incoming, platform) = common::endpoint(config, echo).await;
     let events: Events = Arc::default();
     let seen = events.clone();
     tokio::spawn(async move {
@@ -434,17 +427,9 @@ fn assert_echo(dialect: Dialect, reference: Vec<i16>, received: Vec<i16>) {
     );
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn each_dialect_echoes_through_a_platform_call_and_delivers_dtmf() {
-    rt().block_on(async {
+    common::rt().block_on(async {
         let jwks = JwksServer::start().await;
         let auth = full_auth(&jwks);
         let s = setup(auth, None, 256 * 1024).await;
@@ -509,7 +494,7 @@ fn each_dialect_echoes_through_a_platform_call_and_delivers_dtmf() {
 
 #[test]
 fn bad_credentials_are_refused_with_401_and_nothing_is_processed() {
-    rt().block_on(async {
+    common::rt().block_on(async {
         let jwks = JwksServer::start().await;
         let s = setup(full_auth(&jwks), None, 256 * 1024).await;
         for d in Dialect::ALL {
@@ -548,7 +533,7 @@ fn bad_credentials_are_refused_with_401_and_nothing_is_processed() {
 /// `code` and a reason naming `why`; meanwhile another call (Vonage) goes on echoing.
 #[test]
 fn bad_messages_close_the_stream_with_a_code_naming_the_fault_and_other_calls_go_on() {
-    rt().block_on(async {
+    common::rt().block_on(async {
         let jwks = JwksServer::start().await;
         let s = setup(full_auth(&jwks), None, 1 << 20).await;
         // The bystander: a Vonage call echoing all along.
