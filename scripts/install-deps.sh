@@ -15,10 +15,11 @@ python_packages() {
   # websockets and twilio: the third-party Twilio Media Streams bot of ws-link's bot-link test.
   # playwright: drives Debian's chromium (no browser download) in the WHIP tests.
   # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test.
-  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio' 2>/dev/null && return 0
-  echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai"
-  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright pipecat-ai 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright pipecat-ai
+  # prometheus_client: its parser reads the host's /metrics in tests/host_drain.rs.
+  python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio, prometheus_client.parser' 2>/dev/null && return 0
+  echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai prometheus_client"
+  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright pipecat-ai prometheus_client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright pipecat-ai prometheus_client
 }
 missing=()
 for p in "${packages[@]}"; do

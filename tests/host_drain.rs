@@ -133,6 +133,32 @@ fn value(samples: &[host::metrics::parse::Sample], name: &str, label: Option<(&s
         .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
 }
 
+/// Reads `body` with PyPI `prometheus_client`'s parser (installed by
+/// scripts/install-deps.sh): each family's name, type and sample count, one a line.
+fn prometheus_client_families(body: &str) -> String {
+    const READ: &str = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as f\nfor m in f(sys.stdin.read()):\n    print(m.name, m.type, len(m.samples))\n";
+    let mut child = Command::new("python3")
+        .args(["-c", READ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/install-deps.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(body.as_bytes())
+        .expect("body written");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused /metrics (or is missing: run scripts/install-deps.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn scrape(addr: SocketAddr) -> Vec<host::metrics::parse::Sample> {
     let (status, body) = get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
@@ -286,6 +312,26 @@ linger_ms = 500
     // Clean loopback: nothing lost.
     assert_eq!(value(&m, "mp_call_loss_percent_sum", None), 0.0);
     assert_eq!(value(&m, "mp_calls_active", None), 2.0);
+    // The reference parser reads the same text: all 15 families, each of its type,
+    // histograms with their buckets, +Inf, _sum and _count.
+    let families = prometheus_client_families(&get(admin, "/metrics").1);
+    for want in [
+        "mp_calls_active gauge 1",
+        "mp_calls_admitted counter 2",
+        "mp_calls_refused counter 4",
+        "mp_call_jitter_buffer_delay_ms histogram 13",
+        "mp_call_loss_percent histogram 12",
+        "mp_call_concealment_percent histogram 12",
+        "mp_call_rtt_ms histogram 11",
+        "mp_health gauge 3",
+        "mp_ready gauge 1",
+    ] {
+        assert!(
+            families.lines().any(|l| l == want),
+            "{want:?} not in:\n{families}"
+        );
+    }
+    assert_eq!(families.lines().count(), 15, "{families}");
 
     // SIGTERM in the middle of the other two calls.
     let pid = host.child.id().to_string();
