@@ -118,6 +118,11 @@ pub struct ServeArgs {
     /// URL of the key set (JWKS) ACS signs its streaming tokens with.
     #[arg(long, env = "MP_ACS_JWKS_URL", requires = "acs_resource_id")]
     pub acs_jwks_url: Option<String>,
+    /// `/acs` streams carry unmixed audio (the subscription's `audioChannelType`
+    /// `unmixed`): each participant's chunks become its own unmixed stream (up to 4)
+    /// besides the mix.
+    #[arg(long, requires = "ws")]
+    pub acs_unmixed: bool,
     /// Also serve WebRTC calls signalled by WHIP (RFC 9725) on this TCP address:
     /// `POST /whip` with an SDP offer, and a test page at `/` (microphone -> bot -> back).
     #[arg(long)]
@@ -263,6 +268,11 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<ServeOptions> {
                 twilio_public_url: args.twilio_public_url.clone(),
                 vonage_token: args.vonage_token.clone(),
             },
+            acs_audio: if args.acs_unmixed {
+                platform::AudioStreams::mixed_and_unmixed(4)
+            } else {
+                platform::AudioStreams::MIXED
+            },
         }),
         whip: args.whip.map(|addr| WhipOptions {
             addr,
@@ -402,6 +412,9 @@ pub struct WsOptions {
     pub addr: SocketAddr,
     /// Credentials per dialect (none: served unauthenticated).
     pub auth: ws_link::WsAuthConfig,
+    /// What `/acs` streams' calls receive (`--acs-unmixed`: each participant's own
+    /// stream besides the mix).
+    pub acs_audio: platform::AudioStreams,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -569,6 +582,7 @@ async fn serve_ws(
     let (streams, mut incoming) = ws_link::PlatformStreams::new(platform.clone(), delivery);
     let config = ws_link::WsConfig {
         auth: ws.auth.clone(),
+        acs_audio: ws.acs_audio,
         ..ws_link::WsConfig::default()
     };
     let server = ws_link::WsServer::bind(ws.addr, config, Arc::new(streams))

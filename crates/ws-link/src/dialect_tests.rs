@@ -283,3 +283,37 @@ proptest! {
         prop_assert!(e.detail.contains(&expected), "{}", e);
     }
 }
+
+#[test]
+fn acs_participant_raw_id_is_read_bounded_and_optional() {
+    let mut p = started(Dialect::Acs);
+    let who = |p: &mut StreamParser, field: &str| {
+        match p.handle_text(&format!(
+        r#"{{"kind":"AudioData","audioData":{{"timestamp":"2024-11-04T10:43:56.120Z",{field}"data":"AAA=","silent":false}}}}"#
+    )) {
+        Ok(Inbound::Audio(a)) => Ok(a.participant.map(str::to_owned)),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    }
+    };
+    assert_eq!(
+        who(&mut p, r#""participantRawID":"8:acs:x","#).expect("named"),
+        Some("8:acs:x".to_owned())
+    );
+    assert_eq!(
+        who(&mut p, r#""participantRawID":null,"#).expect("null"),
+        None
+    );
+    assert_eq!(
+        who(&mut p, r#""participantRawID":"","#).expect("empty"),
+        None
+    );
+    assert_eq!(who(&mut p, "").expect("absent"), None);
+    let long = format!(
+        r#""participantRawID":"{}","#,
+        "x".repeat(MAX_PARTICIPANT_ID + 1)
+    );
+    let e = who(&mut p, &long).expect_err("too long");
+    assert_eq!(e.code, CLOSE_INVALID_PAYLOAD);
+    assert!(e.detail.contains("participantRawID"), "{}", e.detail);
+}
