@@ -5,8 +5,8 @@
 //! a call offered while draining is rejected, the calls end at the drain deadline with
 //! the bot's hang-up, every notification is delivered, and the process exits 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -107,25 +107,9 @@ impl HostProc {
     }
 }
 
-/// `GET path` on `addr`: status and body (HTTP/1.0, connection closed by the server).
+/// `GET path` on `addr`: status and body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("admin port connects");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request sent");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response read");
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    host::admin_get(addr, path).expect("admin port answers")
 }
 
 fn value(samples: &[host::metrics::parse::Sample], name: &str, label: Option<(&str, &str)>) -> f64 {

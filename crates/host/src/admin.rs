@@ -50,3 +50,25 @@ async fn readyz(State(state): State<Arc<HostState>>) -> (StatusCode, String) {
         ),
     }
 }
+
+/// `GET path` on an admin port at `addr` (HTTP/1.0, blocking, 5 s timeouts): the
+/// status code and the body. For exec probes in images without an HTTP client, and
+/// for tests.
+pub fn probe(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(bad)?;
+    let (_, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    Ok((status, body.to_owned()))
+}

@@ -61,6 +61,7 @@ mod service;
 
 use std::path::Path;
 
+pub use admin::probe as admin_get;
 pub use config::{ConfigError, HostConfig, KEYS};
 pub use service::{DrainReport, Host};
 

@@ -299,6 +299,12 @@ impl Host {
         self.admin_addr
     }
 
+    /// The media sessions and their platform (health, load, and drills such as
+    /// `platform().inject_load`).
+    pub fn sessions(&self) -> Arc<PlatformSessions> {
+        self.state.sessions.clone()
+    }
+
     /// The media platform's address, its mpUri and certificate fingerprint, for the log.
     pub fn media_summary(&self) -> String {
         let p = self.state.sessions.platform();
