@@ -2,10 +2,11 @@
 //!
 //! **Job:** everything that exercises, measures or demonstrates the engine without
 //! being part of it: far ends that call a processor ([`peer`], [`farend`], the load
-//! peers), the load tool ([`loadtest`]; over WebRTC: [`webrtc_load`]), the
-//! jitter-buffer evaluation ([`eval`]) and its PESQ-WB scores ([`pesq`]), test
-//! signals and echo measures ([`signal`]), the end-to-end demo ([`demo`], [`local`])
-//! and its report files ([`report`]). Nothing in the libraries depends on it; the
+//! peers), the load tool ([`loadtest`]; over WebRTC: [`webrtc_load`]; over the
+//! platforms' media WebSockets: [`ws_load`]), the jitter-buffer evaluation
+//! ([`eval`]) and its PESQ-WB scores ([`pesq`]), test signals and echo measures
+//! ([`signal`]), the end-to-end demo ([`demo`], [`local`]) and its report files
+//! ([`report`]). Nothing in the libraries depends on it; the
 //! command line and the tests do.
 //!
 //! # Data flow
@@ -50,7 +51,9 @@ pub mod procstat;
 pub mod relay;
 pub mod report;
 pub mod signal;
+mod task_load;
 pub mod webrtc_load;
+pub mod ws_load;
 
 use std::sync::{Mutex, MutexGuard};
 

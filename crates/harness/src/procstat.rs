@@ -27,6 +27,27 @@ pub fn thread_cpu(tid: u32) -> Option<Duration> {
     stat_cpu(&format!("/proc/self/task/{tid}/stat"))
 }
 
+/// Thread ids of this process whose name (`/proc/self/task/*/comm`, at most 15
+/// bytes) is `name`.
+pub fn threads_named(name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim() == name).then_some(tid)
+        })
+        .collect()
+}
+
+/// User + system CPU time of these threads of this process, together (threads that
+/// ended count nothing).
+pub fn threads_cpu(tids: &[u32]) -> Duration {
+    tids.iter().filter_map(|&t| thread_cpu(t)).sum()
+}
+
 pub use transport::thread::{current_thread_cpu, current_tid};
 
 /// Resident set size of this process in bytes (`VmRSS` of `/proc/self/status`).
