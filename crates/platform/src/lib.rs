@@ -76,12 +76,14 @@
 pub(crate) mod call;
 pub mod error;
 pub mod health;
+pub mod linked;
 mod platform;
 pub mod settings;
 mod socket;
 
 pub use error::{ControlError, PlatformError};
 pub use health::{Health, HealthReport, HealthSettings, TickTotals};
+pub use linked::{LinkedCall, LinkedCalls};
 pub use platform::MediaPlatform;
 pub use settings::{Certificate, Limits, MediaPlatformSettings};
 pub use socket::{AudioSocket, CallState, FrameCallback, FrameDelivery, Incoming, QoeStats};

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::call::{CallContext, Delivery, PendingCall, PlatformCall};
 use crate::error::PlatformError;
 use crate::health::{Health, HealthMonitor, HealthReport, LoadMeter, TickTotals};
+use crate::linked::LinkedCall;
 use crate::settings::{Certificate, MediaPlatformSettings};
 use crate::socket::{AudioSocket, CallShared, CallState, FrameDelivery};
 
@@ -383,50 +384,18 @@ impl MediaPlatform {
     }
 
     /// Starts a call whose link another driver runs: a platform's media WebSocket
-    /// (ACS, Twilio, Vonage; the `ws-link` crate), or any link that implements
-    /// [`media_core::link::MediaLink`]. No blob and no join: the stream arriving *is*
-    /// the call. Returns the bot's [`AudioSocket`] (connected at once) and the call's
-    /// [`CallHandler`], a `PlatformCall` like every QUIC call's, for the driver to run
-    /// from `now` on (in `Pcm16k`: the link converts its own formats). `waker` must make
-    /// the driver call [`CallHandler::handle_wake`] soon (the bot queued a command or
-    /// hung up). Fails while the platform is `Overloaded` or at its session limit.
+    /// (ACS, Twilio, Vonage; the `ws-link` crate), a WebRTC peer (`webrtc-link`), or
+    /// any link that implements [`media_core::link::MediaLink`]. No blob and no join:
+    /// the stream arriving *is* the call, carrying what `call` says (its codec and
+    /// received streams, [`LinkedCall`]). Returns the bot's [`AudioSocket`] (connected
+    /// at once) and the call's [`CallHandler`], a `PlatformCall` like every QUIC
+    /// call's, for the driver to run from `now` on. `waker` must make the driver call
+    /// [`CallHandler::handle_wake`] soon (the bot queued a command or hung up). Fails
+    /// while the platform is `Overloaded` or at its session limit.
     pub fn start_linked_call(
         &self,
         call_id: Uuid,
-        delivery: FrameDelivery,
-        now: Instant,
-        waker: Box<dyn Fn() + Send + Sync>,
-    ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
-        self.start_linked_call_with_codec(call_id, Codec::Pcm16k, delivery, now, waker)
-    }
-
-    /// Like [`start_linked_call`](Self::start_linked_call), with the packets between
-    /// the call and its link in `codec`: a link whose far end speaks Opus (WebRTC, the
-    /// `webrtc-link` crate) hands the call's own jitter buffer, Opus decoder (PLC,
-    /// in-band FEC) and loss-adaptive encoder the far end's packets as they are.
-    pub fn start_linked_call_with_codec(
-        &self,
-        call_id: Uuid,
-        codec: Codec,
-        delivery: FrameDelivery,
-        now: Instant,
-        waker: Box<dyn Fn() + Send + Sync>,
-    ) -> Result<(AudioSocket, Box<dyn CallHandler>), PlatformError> {
-        self.start_linked_call_for(call_id, codec, AudioStreams::MIXED, delivery, now, waker)
-    }
-
-    /// Like [`start_linked_call_with_codec`](Self::start_linked_call_with_codec), the
-    /// call running the received audio `streams`: a link whose far end sends each
-    /// speaker's own audio (ACS unmixed audio streaming, the `ws-link` crate) hands the
-    /// call packets whose [`AudioPacket::source`](media_core::packet::AudioPacket::source)
-    /// names the speaker's MSI, and every frame carries
-    /// [`AudioFrame::unmixed`](crate::AudioFrame::unmixed). No negotiation: the link
-    /// knows what its far end sends.
-    pub fn start_linked_call_for(
-        &self,
-        call_id: Uuid,
-        codec: Codec,
-        streams: AudioStreams,
+        call: LinkedCall,
         delivery: FrameDelivery,
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
@@ -436,9 +405,9 @@ impl MediaPlatform {
         }
         let session_id = Uuid::new_v4();
         let (mut pending, socket) = self.new_session(session_id, call_id, delivery);
-        pending.streams = streams;
+        pending.streams = call.streams;
         self.table.insert_running(session_id)?;
-        let call = PlatformCall::start(now, codec, pending, waker, &self.ctx)
+        let call = PlatformCall::start(now, call.codec, pending, waker, &self.ctx)
             .map_err(|e| PlatformError::CallStart(e.to_string()))?;
         Ok((socket, Box::new(call)))
     }

@@ -83,7 +83,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media_core::link::CallHandler;
-use platform::{AudioSocket, FrameDelivery, MediaPlatform};
+use platform::{AudioSocket, FrameDelivery, LinkedCall, LinkedCalls, MediaPlatform};
 use tokio::sync::mpsc;
 
 pub use codec::AudioCodec;
@@ -102,25 +102,13 @@ pub struct IncomingCall {
 }
 
 /// How the frames of a new call reach the bot.
-pub type DeliveryChooser = dyn Fn(&WhipCallInfo) -> FrameDelivery + Send + Sync;
+pub type DeliveryChooser = platform::linked::DeliveryChooser<WhipCallInfo>;
 
 /// The [`CallAcceptor`] of a [`MediaPlatform`]: each accepted offer becomes a call of
-/// the platform ([`MediaPlatform::start_linked_call_with_codec`], in the codec the
-/// call's packets use) whose socket comes out of the receiver [`PlatformCalls::new`]
-/// returns.
-pub struct PlatformCalls {
-    platform: Arc<MediaPlatform>,
-    delivery: Box<DeliveryChooser>,
-    calls: mpsc::UnboundedSender<IncomingCall>,
-}
-
-impl std::fmt::Debug for PlatformCalls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlatformCalls")
-            .field("platform", &self.platform)
-            .finish_non_exhaustive()
-    }
-}
+/// the platform ([`MediaPlatform::start_linked_call`], in the codec the call's packets
+/// use) whose socket comes out of the receiver [`PlatformCalls::new`] returns.
+#[derive(Debug)]
+pub struct PlatformCalls(LinkedCalls<WhipCallInfo, IncomingCall>);
 
 impl PlatformCalls {
     /// Offers become calls of `platform`, delivering frames as `delivery` chooses per
@@ -129,15 +117,8 @@ impl PlatformCalls {
         platform: Arc<MediaPlatform>,
         delivery: impl Fn(&WhipCallInfo) -> FrameDelivery + Send + Sync + 'static,
     ) -> (Self, mpsc::UnboundedReceiver<IncomingCall>) {
-        let (calls, rx) = mpsc::unbounded_channel();
-        (
-            Self {
-                platform,
-                delivery: Box::new(delivery),
-                calls,
-            },
-            rx,
-        )
+        let (calls, rx) = LinkedCalls::new(platform, delivery);
+        (Self(calls), rx)
     }
 }
 
@@ -148,25 +129,16 @@ impl CallAcceptor for PlatformCalls {
         now: Instant,
         waker: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Box<dyn CallHandler>, String> {
-        if self.calls.is_closed() {
-            return Err("nobody takes calls on this endpoint now".into());
-        }
-        let (socket, handler) = self
-            .platform
-            .start_linked_call_with_codec(
-                info.session_id,
-                info.codec.call_codec(),
-                (self.delivery)(info),
-                now,
-                waker,
-            )
-            .map_err(|e| e.to_string())?;
-        self.calls
-            .send(IncomingCall {
-                info: info.clone(),
-                socket,
+        let call = LinkedCall {
+            codec: info.codec.call_codec(),
+            ..LinkedCall::default()
+        };
+        self.0
+            .start(info, info.session_id, call, now, waker, |socket| {
+                IncomingCall {
+                    info: info.clone(),
+                    socket,
+                }
             })
-            .map_err(|_| "nobody takes calls on this endpoint now".to_owned())?;
-        Ok(handler)
     }
 }

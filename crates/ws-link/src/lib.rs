@@ -96,7 +96,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media_core::link::CallHandler;
-use platform::{AudioSocket, FrameDelivery, MediaPlatform};
+use platform::{AudioSocket, FrameDelivery, LinkedCall, LinkedCalls, MediaPlatform};
 use tokio::sync::mpsc;
 
 pub use auth::{ACS_ISSUER, WsAuthConfig};
@@ -127,24 +127,14 @@ pub struct IncomingStream {
 }
 
 /// How the frames of a new stream's call reach the bot.
-pub type DeliveryChooser = dyn Fn(&StreamInfo) -> FrameDelivery + Send + Sync;
+pub type DeliveryChooser = platform::linked::DeliveryChooser<StreamInfo>;
 
 /// The [`StreamAcceptor`] of a [`MediaPlatform`]: each stream becomes a call of the
-/// platform ([`MediaPlatform::start_linked_call`]) whose socket is handed out through
-/// the receiver [`PlatformStreams::new`] returns.
-pub struct PlatformStreams {
-    platform: Arc<MediaPlatform>,
-    delivery: Box<DeliveryChooser>,
-    calls: mpsc::UnboundedSender<IncomingStream>,
-}
-
-impl std::fmt::Debug for PlatformStreams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlatformStreams")
-            .field("platform", &self.platform)
-            .finish_non_exhaustive()
-    }
-}
+/// platform ([`MediaPlatform::start_linked_call`], in `Pcm16k`, with the stream's
+/// [`StreamInfo::audio`]) whose socket is handed out through the receiver
+/// [`PlatformStreams::new`] returns.
+#[derive(Debug)]
+pub struct PlatformStreams(LinkedCalls<StreamInfo, IncomingStream>);
 
 impl PlatformStreams {
     /// Streams become calls of `platform`, delivering frames as `delivery` chooses per
@@ -153,15 +143,8 @@ impl PlatformStreams {
         platform: Arc<MediaPlatform>,
         delivery: impl Fn(&StreamInfo) -> FrameDelivery + Send + Sync + 'static,
     ) -> (Self, mpsc::UnboundedReceiver<IncomingStream>) {
-        let (calls, rx) = mpsc::unbounded_channel();
-        (
-            Self {
-                platform,
-                delivery: Box::new(delivery),
-                calls,
-            },
-            rx,
-        )
+        let (calls, rx) = LinkedCalls::new(platform, delivery);
+        (Self(calls), rx)
     }
 }
 
@@ -174,29 +157,19 @@ impl StreamAcceptor for PlatformStreams {
         playback: PlaybackParts,
         participants: Participants,
     ) -> Result<Box<dyn CallHandler>, String> {
-        if self.calls.is_closed() {
-            return Err("nobody takes calls on this endpoint now".into());
-        }
-        let (socket, handler) = self
-            .platform
-            .start_linked_call_for(
-                uuid::Uuid::new_v4(),
-                media_core::codec::Codec::Pcm16k,
-                info.audio,
-                (self.delivery)(info),
-                now,
-                waker,
-            )
-            .map_err(|e| e.to_string())?;
-        let playback = Playback::new(playback, socket.sender());
-        self.calls
-            .send(IncomingStream {
-                info: info.clone(),
-                socket,
-                playback,
-                participants,
+        let call = LinkedCall {
+            codec: media_core::codec::Codec::Pcm16k,
+            streams: info.audio,
+        };
+        self.0
+            .start(info, uuid::Uuid::new_v4(), call, now, waker, |socket| {
+                let playback = Playback::new(playback, socket.sender());
+                IncomingStream {
+                    info: info.clone(),
+                    socket,
+                    playback,
+                    participants,
+                }
             })
-            .map_err(|_| "nobody takes calls on this endpoint now".to_owned())?;
-        Ok(handler)
     }
 }
