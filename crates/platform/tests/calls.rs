@@ -372,6 +372,11 @@ async fn garbage_from_one_peer_does_not_disturb_another_call() {
 async fn health_load_is_measured_while_a_call_runs() {
     let mut s = settings();
     s.health.window = Duration::from_millis(200);
+    // This test is about the load figure. The late-tick share is left out of the
+    // health level: on a shared 2-core machine under a parallel build, ticks do start
+    // late (6-12 % of a window was seen), and the platform rightly says so; that path
+    // has its own tests (health.rs).
+    s.health.min_ticks = u64::MAX;
     let platform = MediaPlatform::start(s).unwrap();
     let (blob, socket) = platform
         .create_media_configuration(uuid::Uuid::new_v4())
