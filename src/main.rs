@@ -60,7 +60,7 @@ enum Command {
     /// Evaluate the adaptive jitter buffer over impaired-network profiles.
     JbEval(cmd_jb_eval::JbEvalArgs),
     /// Run the media processor (QUIC media server; `--echo` for an echo bot).
-    Serve(cmd_serve::ServeArgs),
+    Serve(Box<cmd_serve::ServeArgs>),
     /// Run the reference far end: connect to a processor, send audio, record what comes back.
     Peer(cmd_peer::PeerArgs),
     /// Run N full-duplex calls over loopback QUIC and report the cost per call.
