@@ -14,12 +14,13 @@ python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
   # websockets and twilio: the third-party Twilio Media Streams bot of ws-link's bot-link test.
   # playwright: drives Debian's chromium (no browser download) in the WHIP tests.
-  # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test.
+  # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test; held to
+  #   1.14.x, the API the test was written against (Pipecat changes it between minors).
   # prometheus_client: its parser reads the host's /metrics in tests/host_drain.rs.
   python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio, prometheus_client.parser' 2>/dev/null && return 0
   echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai prometheus_client"
-  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright pipecat-ai prometheus_client 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright pipecat-ai prometheus_client
+  python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright 'pipecat-ai>=1.14,<1.15' prometheus_client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright 'pipecat-ai>=1.14,<1.15' prometheus_client
 }
 missing=()
 for p in "${packages[@]}"; do
