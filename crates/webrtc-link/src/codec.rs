@@ -220,3 +220,31 @@ mod tests {
         assert_eq!(AudioCodec::Pcma.to_string(), "PCMA/8000");
     }
 }
+
+/// The tones of an RFC 4733 telephone-event stream, once each: a sender repeats an
+/// event's end packet (three times, at the event's start time), so a tone is taken at
+/// its first end packet and the repeats are dropped. Used by the server's link and by
+/// the test peer alike.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ToneEnds {
+    last_start: Option<u64>,
+}
+
+impl ToneEnds {
+    /// The event of a received telephone-event packet (`start`: its RTP time, the
+    /// event's start), when it ends a tone not seen before: `(event code, duration)`.
+    pub fn take(
+        &mut self,
+        start: u64,
+        extra: &str0m::format::CodecExtra,
+    ) -> Option<(u8, std::time::Duration)> {
+        let str0m::format::CodecExtra::Tele(event) = extra else {
+            return None;
+        };
+        if !event.end || self.last_start == Some(start) {
+            return None;
+        }
+        self.last_start = Some(start);
+        Some((event.event, event.duration))
+    }
+}

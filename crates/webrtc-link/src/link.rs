@@ -37,12 +37,11 @@ use std::time::{Duration, Instant};
 use media_core::control::{Control, DtmfTone, QualityReport};
 use media_core::link::{CloseReason, LinkError, LinkEvent, LinkStats, MediaLink};
 use media_core::packet::AudioPacket;
-use str0m::format::CodecExtra;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-use crate::codec::AudioCodec;
+use crate::codec::{AudioCodec, ToneEnds};
 use crate::media::{RtpInbound, RtpOutbound};
 use crate::sdp::{CheckedOffer, OfferError};
 
@@ -102,9 +101,8 @@ pub struct RtcLink {
     skipped: u64,
     /// The far end takes telephone events (DTMF) from us.
     dtmf_out: bool,
-    /// RTP time of the last telephone event reported to the call (its end packet
-    /// comes three times).
-    last_tone: Option<u64>,
+    /// Telephone events reported to the call, once each.
+    tones: ToneEnds,
 }
 
 impl std::fmt::Debug for RtcLink {
@@ -151,7 +149,7 @@ impl RtcLink {
             last_rr: None,
             skipped: 0,
             dtmf_out: false,
-            last_tone: None,
+            tones: ToneEnds::default(),
         };
         link.drain();
         Ok(link)
@@ -401,21 +399,15 @@ impl RtcLink {
             }
             Event::MediaData(d) if d.params.spec().codec.is_tele() => {
                 self.skipped += 1;
-                let CodecExtra::Tele(event) = d.codec_extra else {
+                let Some((code, duration)) = self.tones.take(d.time.numer(), &d.codec_extra) else {
                     return;
                 };
-                // One tone per event: its end (sent three times) at its start time.
-                let start = d.time.numer();
-                if !event.end || self.last_tone == Some(start) {
-                    return;
-                }
-                self.last_tone = Some(start);
-                let Some(tone) = DtmfTone::from_event_code(event.event) else {
+                let Some(tone) = DtmfTone::from_event_code(code) else {
                     return;
                 };
                 if self.events.len() < MAX_QUEUED {
                     self.stats.control_received += 1;
-                    let duration_ms = u32::try_from(event.duration.as_millis()).unwrap_or(u32::MAX);
+                    let duration_ms = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
                     self.events
                         .push_back(Inbound::Control(Control::Dtmf { tone, duration_ms }));
                 }

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use media_core::codec::{AudioDecoder, AudioEncoder, Codec, OpusConfig, new_decoder, new_encoder};
 use media_core::frame::FRAME_SAMPLES;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{CodecExtra, FormatParams};
+use str0m::format::FormatParams;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use crate::codec::{AudioCodec, g711_decode_into, g711_encode_into};
+use crate::codec::{AudioCodec, ToneEnds, g711_decode_into, g711_encode_into};
 
 /// What a peer sends: `frames` 20 ms frames taken from `source` (looped), starting
 /// when the connection is up, with the DTMF tone `tone` (an RFC 4733 event code)
@@ -79,7 +79,7 @@ pub struct WhipPeer {
     record: bool,
     received: Vec<i16>,
     tones: Vec<u8>,
-    last_tone: Option<u64>,
+    tone_ends: ToneEnds,
     failed: Option<String>,
     offer: String,
 }
@@ -150,7 +150,7 @@ impl WhipPeer {
             record,
             received: Vec::new(),
             tones: Vec::new(),
-            last_tone: None,
+            tone_ends: ToneEnds::default(),
             failed: None,
             offer: offer.to_sdp_string(),
         };
@@ -392,12 +392,8 @@ impl WhipPeer {
                 Ok(Output::Transmit(t)) => self.transmits.push_back(t),
                 Ok(Output::Event(Event::Connected)) => self.connected = true,
                 Ok(Output::Event(Event::MediaData(d))) if d.params.spec().codec.is_tele() => {
-                    if let CodecExtra::Tele(e) = d.codec_extra
-                        && e.end
-                        && self.last_tone != Some(d.time.numer())
-                    {
-                        self.last_tone = Some(d.time.numer());
-                        self.tones.push(e.event);
+                    if let Some((code, _)) = self.tone_ends.take(d.time.numer(), &d.codec_extra) {
+                        self.tones.push(code);
                     }
                 }
                 Ok(Output::Event(Event::MediaData(d))) => {
