@@ -204,20 +204,37 @@ fn chromium_hears_itself_through_serve_echo_whip() {
     );
     let served = serve_whip(&["--whip-token", "browser-secret"]);
     let wav_arg = wav.to_string_lossy();
+    let seconds = 8.0;
+    let seconds_arg = seconds.to_string();
     let report = run_client(
         "python3",
         "chromium_whip.py",
-        &[&served.page, &wav_arg, "6", "browser-secret"],
+        &[&served.page, &wav_arg, &seconds_arg, "browser-secret"],
     );
     let n = |p: &[&str]| num(&report, p);
     assert_eq!(n(&["deleteStatus"]), 200.0, "DELETE ends the session");
-    // About 300 packets of 20 ms each way in 6 s.
-    assert!(n(&["stats", "packetsSent"]) >= 200.0, "{report}");
-    assert!(n(&["stats", "packetsReceived"]) >= 200.0, "{report}");
+    // About 400 packets of 20 ms each way in 8 s.
+    assert!(n(&["stats", "packetsSent"]) >= 250.0, "{report}");
+    assert!(n(&["stats", "packetsReceived"]) >= 250.0, "{report}");
     let rtt = n(&["stats", "remoteRttMs"]);
     assert!((0.0..50.0).contains(&rtt), "RTCP round trip {rtt} ms");
-    let corr = n(&["envelopeCorrelation"]);
-    assert!(corr >= 0.8, "echo envelope correlation {corr:.3}: {report}");
+    // The page's recorder (an AudioWorklet) must have kept up: a recording with holes
+    // cannot be judged, and that is the browser's starved recorder, not the echo.
+    let recorded = n(&["recordedSeconds"]);
+    assert!(
+        recorded >= 0.8 * seconds,
+        "the page recorded {recorded:.2} s of a {seconds} s call (the recorder was starved: \
+         recorder {}, it ran {:.2} s): {report}",
+        report["recorder"],
+        n(&["recorderWallSeconds"])
+    );
+    // Segment by segment (1 s each at its own lag): the jitter buffer may stretch time
+    // when the machine is busy.
+    let corr = n(&["segmentEnvelopeCorrelation"]);
+    assert!(
+        corr >= 0.8,
+        "echo envelope correlation (median of 1 s segments) {corr:.3}: {report}"
+    );
     let level = n(&["echoRms"]) / n(&["refRms"]);
     assert!(
         level > 0.5,

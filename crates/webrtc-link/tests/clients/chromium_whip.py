@@ -3,11 +3,17 @@
 fake microphone, looped) through WHIP, records what comes back, and reports getStats;
 then it sends the DTMF tones 1, 9, # (RTCDTMFSender) and hangs up (DELETE).
 
-Prints one JSON object: the echo's energy-envelope correlation with the sent speech
-(best lag), levels, getStats figures, the DELETE status. Exit code 0 when it ran (the
-caller judges the figures), 2 when Chromium or Playwright is missing.
+Prints one JSON object: the echo's energy-envelope correlation with the sent speech,
+segment by segment (`segmentEnvelopeCorrelation`, the median of 1 s segments each at
+its own lag, with every segment's score and lag) and whole (`envelopeCorrelation`, one
+lag: a figure for information, it falls when the jitter buffer stretches time), how much
+was recorded (`recordedSeconds`, the samples the page's recorder delivered, against
+`recorderWallSeconds`, the time it ran), levels, PESQ-WB (information), getStats
+figures, the DELETE status. Exit code 0 when it ran (the caller judges the figures), 2
+when Chromium or Playwright is missing.
 
 Usage: chromium_whip.py BASE_URL WAV SECONDS [TOKEN]
+(CHROMIUM_WHIP_SAVE=FILE.wav keeps the recording.)
 """
 import base64
 import json
@@ -84,6 +90,69 @@ def best_envelope_correlation(ref_env, echo_env, max_lag):
     return best
 
 
+def window_correlations(ref_env, e):
+    """Correlation of `e` with every window of its length of the looped reference
+    envelope, one per starting frame of the reference (the fake microphone loops it)."""
+    seg = len(e)
+    looped = np.tile(ref_env, int(np.ceil(seg / len(ref_env))) + 1)
+    w = np.lib.stride_tricks.sliding_window_view(looped, seg)[: len(ref_env)]
+    wc = w - w.mean(axis=1, keepdims=True)
+    ec = e - e.mean()
+    den = np.sqrt((wc**2).sum(axis=1) * (ec**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(den > 0, (wc @ ec) / np.where(den > 0, den, 1.0), -1.0)
+    return c
+
+
+SEGMENT = 50  # envelope frames of 20 ms: 1 s
+QUIET_DB = 40.0  # a frame this far below the reference's loudest is silence
+
+
+def segment_correlation(ref_env, echo_env, seg=SEGMENT):
+    """The echo's envelope cut into 1 s segments, each aligned on its own against the
+    looped reference envelope (robust to the jitter buffer stretching or shrinking time,
+    and to a gap in the recording); returns the median score and every segment's
+    {startS, score, lagMs} (lagMs: where in the reference the segment matched).
+
+    Skipped: the echo before its first sound and its first second of sound (the call
+    coming up: the first packets sent, the jitter buffer starting), and a last segment
+    shorter than 1 s. A silent echo segment is skipped only when the reference is silent
+    there too (at the lag of the nearest segment that was scored, +-200 ms); otherwise
+    it scores 0, so a silent or broken echo cannot pass. No scored segment: -1."""
+    quiet = float(np.max(ref_env)) - QUIET_DB
+    loud = np.nonzero(echo_env > quiet)[0]
+    first = int(loud[0]) + seg if len(loud) else len(echo_env)
+    segs = []
+    for start in range(first, len(echo_env) - seg + 1, seg):
+        e = echo_env[start : start + seg]
+        seg_info = {"startS": round(start * 0.02, 2)}
+        if np.max(e) > quiet:
+            c = window_correlations(ref_env, e)
+            lag = int(np.argmax(c))
+            seg_info.update(score=round(float(c[lag]), 3), lagMs=lag * 20)
+        segs.append(seg_info)
+    scored = [i for i, s in enumerate(segs) if "score" in s]
+    looped = np.tile(ref_env, int(np.ceil(seg / len(ref_env))) + 2)
+    for i, s in enumerate(segs):
+        if "score" in s:
+            continue
+        if not scored:
+            s.update(score=0.0, silent="echo silent, no segment to align it")
+            continue
+        near = min(scored, key=lambda j: abs(j - i))
+        lag = segs[near]["lagMs"] // 20
+        ref_silent = any(
+            np.max(looped[(lag + d) % len(ref_env) :][:seg]) <= quiet for d in range(-10, 11)
+        )
+        if ref_silent:
+            s.update(skipped="silent in the echo and the reference")
+        else:
+            s.update(score=0.0, silent="echo silent where the reference speaks", lagMs=lag * 20)
+    scores = sorted(s["score"] for s in segs if "score" in s)
+    median = round(float(np.median(scores)), 3) if scores else -1.0
+    return median, segs, first
+
+
 def main():
     base, wav, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     token = sys.argv[4] if len(sys.argv) > 4 else ""
@@ -116,30 +185,45 @@ def main():
         page.wait_for_timeout(800)
         deleted = page.evaluate("() => whip.stop()")
         browser.close()
-    echo = np.frombuffer(base64.b64decode(rec["pcm"]), dtype="<i2").astype(np.float64)
+    pcm = base64.b64decode(rec["pcm"])
+    echo = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     rate = int(rec["rate"])
-    # Compare at the reference's rate: decimate the 48 kHz recording by averaging.
+    if os.environ.get("CHROMIUM_WHIP_SAVE"):  # the recording, to listen to or study
+        with wave.open(os.environ["CHROMIUM_WHIP_SAVE"], "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate), w.writeframes(pcm)
+    recorded_seconds = len(echo) / rate if rate else 0.0
+    # Compare at the reference's rate (linear interpolation: enough for envelopes).
     if rate != ref_rate:
         idx = np.arange(0, len(echo) * ref_rate // rate) * rate / ref_rate
         echo = np.interp(idx, np.arange(len(echo)), echo)
-    # Skip the first second (connection set-up, jitter buffer start).
-    echo = echo[ref_rate:]
     ref_env = envelope_db(ref, ref_rate)
     echo_env = envelope_db(echo, ref_rate)
-    corr, lag = best_envelope_correlation(ref_env, echo_env, len(ref_env))
+    seg_corr, segments, first = segment_correlation(ref_env, echo_env)
+    # The whole-echo figure and PESQ (information) on the same part of the echo.
+    echo = echo[first * ref_rate // 50 :]
+    echo_env = echo_env[first:]
+    corr, lag = best_envelope_correlation(ref_env, echo_env, len(ref_env)) if len(echo_env) else (-1.0, 0)
     rms = lambda x: float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
     scored = pesq_wb(
         resample(ref, ref_rate, 16000), resample(echo, ref_rate, 16000), lag * 320
-    )
+    ) if len(echo) > ref_rate else None
     print(
         json.dumps(
             {
                 "location": location,
                 "deleteStatus": deleted,
                 "stats": stats,
-                "recordedSeconds": len(echo) / ref_rate + 1.0,
+                "recorder": rec.get("recorder"),
+                "recordedSeconds": recorded_seconds,
+                "recorderWallSeconds": rec.get("wallSeconds"),
+                "recorderBlocks": rec.get("blocks"),
+                "workletSeconds": rec["workletFrames"] / rate if rec.get("workletFrames") else None,
+                "callSeconds": seconds,
+                "skippedSeconds": first * 0.02,  # before the first segment: see above
                 "echoRms": rms(echo),
                 "refRms": rms(ref),
+                "segmentEnvelopeCorrelation": seg_corr,
+                "segments": segments,
                 "envelopeCorrelation": corr,
                 "envelopeLagMs": lag * 20,
                 "pesqWb": scored[0] if scored else None,
