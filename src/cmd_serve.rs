@@ -307,8 +307,22 @@ fn devices_hook() -> SessionHook {
                 out.rate, out.channels, inp.rate, inp.channels
             );
         }
-        Ok(Box::new(bridge) as Box<dyn Send>)
+        Ok(Box::new(ReportedBridge(bridge)) as Box<dyn Send>)
     })
+}
+
+/// A session's device bridge; prints its statistics (slips, drops, underruns, levels)
+/// as one JSON line when the session releases it.
+struct ReportedBridge(devices::DeviceBridge);
+
+impl Drop for ReportedBridge {
+    fn drop(&mut self) {
+        let stats = self.0.stats();
+        match serde_json::to_string(&stats) {
+            Ok(json) => println!("devices stats: {json}"),
+            Err(e) => println!("devices stats: cannot be serialised: {e}"),
+        }
+    }
 }
 
 /// Forwards one session's call to the external bot until it ends; true if Ctrl-C or
