@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::peer::{Peer, PeerConfig, PeerSource, measuring_receive_config};
+use harness::peer::{measuring_receive_config, Peer, PeerConfig, PeerSource};
 use harness::signal::SignalGenerator;
 use media_blob::MediaSessionConfig;
 use platform::{CertFingerprint, Codec, ServerTrust};
@@ -83,6 +83,9 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     if let Some(pct) = summary.echo_segments_matched_pct {
         println!("echo segments:    {pct:.0} % of the non-silent 250 ms segments correlate >= 0.9");
     }
+    if let Some(m) = summary.echo_segment_envelope_median {
+        println!("echo envelope:    {m:.3} (median over 1 s segments)");
+    }
     println!("concealed:        {} samples", summary.concealed_samples);
     println!("time-stretched:   {} samples", summary.stretched_samples);
     println!(
@@ -136,6 +139,10 @@ pub struct PeerSummary {
     /// the share whose echo, aligned segment by segment, correlates ≥ 0.9 with what
     /// was sent (PCM), in percent.
     pub echo_segments_matched_pct: Option<f64>,
+    /// Median over the non-silent 1 s segments of each one's envelope correlation with
+    /// its echo, aligned segment by segment: holds through a device's drift-following
+    /// resampling and slips, where `echo_segments_matched_pct` does not.
+    pub echo_segment_envelope_median: Option<f64>,
     /// Samples the peer's jitter buffer inserted or removed to change its delay.
     pub stretched_samples: u64,
     /// Correlation of the per-20 ms envelopes (any codec).
@@ -180,6 +187,8 @@ pub fn run_peer(opts: PeerOptions) -> anyhow::Result<PeerSummary> {
         echo_latency_ms: delay.map(|d| d.as_secs_f64() * 1000.0),
         echo_correlation: delay.map(|d| report.echo_correlation(d, span)),
         echo_segments_matched_pct: delay.and_then(|d| report.voiced_segments_matched_pct(d, span)),
+        echo_segment_envelope_median: delay
+            .and_then(|d| report.echo_envelope_segments_median(d, span)),
         stretched_samples: report.stats.jitter.inserted_samples_for_deceleration
             + report.stats.jitter.removed_samples_for_acceleration,
         echo_envelope_correlation: delay.map(|d| report.echo_envelope_correlation(d, span)),

@@ -66,6 +66,12 @@ pub struct PeerConfig {
 /// Samples per segment of [`PeerReport::echo_segment_correlations`] (250 ms).
 pub const ECHO_SEGMENT: usize = 4_000;
 
+/// How far (samples, either way) [`PeerReport::echo_segment_correlations`] searches each
+/// segment around the lag followed (200 ms): beyond the largest single step a path
+/// makes by design, a device ring's one-time slip onto its target after a start (up to
+/// its 120 ms `max_excess`), so such a step does not lose the timeline.
+pub const ECHO_SEARCH: usize = 3_200;
+
 /// A receive configuration for measuring an echo: the jitter buffer holds a fixed
 /// `delay` and does not time-stretch (a long minimum-transit window, a large accelerate
 /// hysteresis, 40 ms of expand tolerance), so what the peer records stays
@@ -169,11 +175,17 @@ impl PeerReport {
     }
 
     /// Correlations of the echo per 250 ms segment, each segment aligned on its own
-    /// within ±100 ms of `delay` (see [`signal::segment_correlations`]), over the first
-    /// `span`.
+    /// within ±[`ECHO_SEARCH`] of the lag followed from `delay` (see
+    /// [`signal::segment_correlations`]), over the first `span`.
     pub fn echo_segment_correlations(&self, delay: Duration, span: Duration) -> Vec<f64> {
         let (lag, n) = self.lag_span(delay, span);
-        signal::segment_correlations(&self.sent[..n], &self.received, ECHO_SEGMENT, lag, 1_600)
+        signal::segment_correlations(
+            &self.sent[..n],
+            &self.received,
+            ECHO_SEGMENT,
+            lag,
+            ECHO_SEARCH,
+        )
     }
 
     /// Of the 250 ms segments where the sent signal is not silent (above −45 dBFS),
@@ -192,6 +204,22 @@ impl PeerReport {
         }
         let matched = voiced.iter().filter(|&&c| c >= 0.9).count();
         Some(100.0 * matched as f64 / voiced.len() as f64)
+    }
+
+    /// The median, over the 1 s segments where the sent signal is not silent, of each
+    /// segment's envelope correlation with its echo, each aligned on its own within
+    /// ±500 ms of the lag followed from `delay` (see
+    /// [`signal::segment_envelope_correlations`]), over the first `span`; `None` without
+    /// such segments. The measure for a path that resamples to follow a clock or slips
+    /// (audio devices), where the waveform of 250 ms segments cannot be expected to hold.
+    pub fn echo_envelope_segments_median(&self, delay: Duration, span: Duration) -> Option<f64> {
+        let (lag, n) = self.lag_span(delay, span);
+        signal::median(&signal::segment_envelope_correlations(
+            &self.sent[..n],
+            &self.received,
+            lag,
+            8_000,
+        ))
     }
 
     fn lag_span(&self, delay: Duration, span: Duration) -> (usize, usize) {

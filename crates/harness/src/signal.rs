@@ -124,7 +124,11 @@ fn dot_at(a: &[f64], b: &[f64], lag: usize, len: usize) -> f64 {
         ab += a[i] * b[lag + i];
         bb += b[lag + i] * b[lag + i];
     }
-    if bb == 0.0 { 0.0 } else { ab / bb.sqrt() }
+    if bb == 0.0 {
+        0.0
+    } else {
+        ab / bb.sqrt()
+    }
 }
 
 const DECIMATION: usize = 4;
@@ -140,6 +144,12 @@ fn decimate_by(x: &[i16], d: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The correlation from which [`segment_correlations`] takes a segment's lag as the
+/// timeline's: above what another talker's 250 ms reach at full rate (their mean stays
+/// below 0.3 in this module's tests), below what a segment with a time-stretch inside
+/// still reaches.
+pub const FOLLOW_CORRELATION: f64 = 0.6;
+
 /// Decimation of [`segment_correlations`] (16 kHz → 1 kHz).
 const SEGMENT_DECIMATION: usize = 16;
 
@@ -150,9 +160,13 @@ const SEGMENT_DECIMATION: usize = 16;
 /// lag and of the lag followed so far: a decimated comparison alone loses most of its
 /// correlation to a shift of half a millisecond (half a decimated sample), which a
 /// drift-following resampler or a time-stretch makes all the time. The search follows the timeline: after each segment
-/// that matches clearly (≥ 0.9) it is re-centred on that segment's lag, so the
-/// accumulated shifts a jitter buffer makes when it conceals or time-stretches do not
-/// push later segments out of reach.
+/// that matches recognisably (≥ [`FOLLOW_CORRELATION`]) it is re-centred on that
+/// segment's lag, so the accumulated shifts a jitter buffer makes when it conceals or
+/// time-stretches do not push later segments out of reach. A segment in which such a
+/// shift happens matches only in part (0.6–0.9), and a path whose latency converges
+/// after its start (a jitter buffer shrinking its start-up delay, a device ring slipping
+/// onto its target) makes several of them in a row: following only clear matches lost
+/// the timeline there, and every later segment was searched in the wrong place.
 pub fn segment_correlations(
     reference: &[i16],
     received: &[i16],
@@ -217,7 +231,7 @@ pub fn segment_correlations(
         }
         match fine {
             Some((c, l1)) => {
-                if c >= 0.9 {
+                if c >= FOLLOW_CORRELATION {
                     lag_d = (l1 + D / 2) / D;
                 }
                 out.push(c);
@@ -303,6 +317,89 @@ pub fn envelope_correlation(reference: &[i16], received: &[i16], lag: usize) -> 
     pearson(&a, &b)
 }
 
+/// The median of the segments that have a value (`None` if none has).
+pub fn median(segments: &[Option<f64>]) -> Option<f64> {
+    let mut v: Vec<f64> = segments.iter().flatten().copied().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// An envelope in dB (floored at −80 dBFS): pauses and onsets weigh as much as peaks.
+fn db(envelope: &[f64]) -> Vec<f64> {
+    envelope
+        .iter()
+        .map(|&e| 20.0 * e.max(1e-4).log10())
+        .collect()
+}
+
+/// Samples per segment of [`segment_envelope_correlations`] (1 s: 50 envelope frames).
+pub const ENVELOPE_SEGMENT: usize = 16_000;
+
+/// Step of [`segment_envelope_correlations`]'s lag search, samples (5 ms: a quarter of an
+/// envelope frame).
+const ENVELOPE_STEP: usize = 80;
+
+/// Splits `reference` into 1 s segments and correlates each one's per-20 ms RMS envelope
+/// (in dB) with the received one's, each segment aligned on its own within `lag ± search`
+/// samples of the lag followed so far (re-centred after every segment that matches
+/// recognisably, ≥ [`FOLLOW_CORRELATION`], as in [`segment_correlations`]). `None` for a
+/// segment whose reference is silent (every frame below −45 dBFS): nothing to compare.
+///
+/// Where the waveform measure of [`segment_correlations`] needs the echo's timeline to
+/// hold to a fraction of a pitch period within 250 ms, this one asks only that the
+/// syllables come back in order within each second: it stays near 1 through a
+/// drift-following resampler's ±1 % and through slips, and near 0 for another talker.
+pub fn segment_envelope_correlations(
+    reference: &[i16],
+    received: &[i16],
+    lag: usize,
+    search: usize,
+) -> Vec<Option<f64>> {
+    let quiet = 10f64.powf(-45.0 / 20.0);
+    let mut followed = lag;
+    let mut out = Vec::new();
+    for seg in reference.chunks_exact(ENVELOPE_SEGMENT) {
+        let start = out.len() * ENVELOPE_SEGMENT;
+        let a = frame_rms_envelope(seg);
+        if a.iter().all(|&e| e < quiet) {
+            out.push(None);
+            continue;
+        }
+        let a = db(&a);
+        let mut best: Option<(f64, usize)> = None;
+        let mut l = followed.saturating_sub(search);
+        while l <= followed + search {
+            let from = start + l;
+            if from + ENVELOPE_SEGMENT > received.len() {
+                break;
+            }
+            let c = pearson(
+                &a,
+                &db(&frame_rms_envelope(
+                    &received[from..from + ENVELOPE_SEGMENT],
+                )),
+            );
+            if best.is_none_or(|(bc, _)| c > bc) {
+                best = Some((c, l));
+            }
+            l += ENVELOPE_STEP;
+        }
+        match best {
+            Some((c, l)) => {
+                if c >= FOLLOW_CORRELATION {
+                    followed = l;
+                }
+                out.push(Some(c));
+            }
+            None => out.push(Some(0.0)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +431,47 @@ mod tests {
         let mean = crossed.iter().sum::<f64>() / crossed.len() as f64;
         let matched = crossed.iter().filter(|&&c| c >= 0.9).count();
         assert!(mean < 0.3 && matched <= 1, "{crossed:?}");
+    }
+
+    #[test]
+    fn segments_follow_a_latency_that_converges_in_steps() {
+        // The echo starts 400 ms late and sheds 45 ms four times, a quarter into four
+        // consecutive segments (as a jitter buffer's start-up accelerations and a device
+        // ring's slip do): 180 ms in all, more than the ±100 ms searched around the lag
+        // followed, and no segment in between matches clearly.
+        let sent = SignalGenerator::speech(5).take_seconds(6.0);
+        let mut echo = vec![0i16; 6_400];
+        let cuts = [5_000usize, 9_000, 13_000, 17_000];
+        let mut from = 0;
+        for &cut in &cuts {
+            echo.extend_from_slice(&sent[from..cut]);
+            from = cut + 720;
+        }
+        echo.extend_from_slice(&sent[from..]);
+        let own = segment_correlations(&sent, &echo, 4_000, 6_400, 1_600);
+        let after: Vec<f64> = own[5..].to_vec();
+        assert!(after.iter().all(|&c| c > 0.99), "{own:?}");
+    }
+
+    #[test]
+    fn envelope_segments_hold_through_a_stretched_echo_and_reject_another_signal() {
+        // The echo: 300 ms late, played 1 % slow (a drift-following resampler at its
+        // bound), with a 120 ms slip after 3 s: the waveform measure fails on most of
+        // its 250 ms segments, the envelope measure does not.
+        let sent = SignalGenerator::speech(5).take_seconds(6.0);
+        let mut echo = vec![0i16; 4_800];
+        let stretched: Vec<i16> = (0..(sent.len() as f64 * 1.01) as usize)
+            .map(|i| sent[((i as f64 / 1.01) as usize).min(sent.len() - 1)])
+            .collect();
+        echo.extend_from_slice(&stretched[..48_000]);
+        echo.extend_from_slice(&stretched[48_000 + 1_920..]);
+        let own = segment_envelope_correlations(&sent, &echo, 4_800, 8_000);
+        assert_eq!(own.len(), 6);
+        assert!(own.iter().flatten().all(|&c| c > 0.99), "{own:?}");
+        let other = SignalGenerator::speech(6).take_seconds(6.0);
+        let crossed = segment_envelope_correlations(&other, &echo, 4_800, 8_000);
+        // (The synthetic talker repeats its rhythm, so a rare segment can match.)
+        assert!(median(&crossed).is_some_and(|m| m < 0.8), "{crossed:?}");
     }
 
     #[test]
