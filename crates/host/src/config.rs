@@ -94,7 +94,7 @@ pub const KEYS: &[Key] = &[
         "callback",
         "public_url",
         Kind::Str,
-        "the callbackUri calls are placed with (default http://{bound address}/callback)",
+        "the shared callbackUri (the bot's registered one, for incoming calls; default http://{bound address}/callback); calls this instance creates get {it, a trailing /callback dropped}/callbacks/{routing.instance_id}",
     ),
     key(
         "callback",
@@ -192,6 +192,18 @@ pub const KEYS: &[Key] = &[
         Kind::Int,
         "after the last call ended, how long callbacks are still taken, in ms (default 2000)",
     ),
+    key(
+        "routing",
+        "instance_id",
+        Kind::Str,
+        "this instance's name in its calls' callbackUri {base}/callbacks/{instance_id}: letters, digits, '.', '_', '-', at most 63 (default: the host name, else \"host\")",
+    ),
+    key(
+        "routing",
+        "peers",
+        Kind::List,
+        "base URLs (http(s)://host:port) of the other instances' callback servers, to which notifications of calls this instance does not own are forwarded (default none)",
+    ),
 ];
 
 /// Environment variables of host sections that other commands read (ignored here).
@@ -231,6 +243,8 @@ struct RawConfig {
     calls: RawCalls,
     #[serde(default)]
     drain: RawDrain,
+    #[serde(default)]
+    routing: RawRouting,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +305,13 @@ struct RawDrain {
     linger_ms: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    instance_id: Option<String>,
+    peers: Option<Vec<String>>,
+}
+
 /// Where the host reaches Graph.
 #[derive(Debug, Clone)]
 pub struct GraphSettings {
@@ -311,10 +332,41 @@ pub struct GraphSettings {
 pub struct CallbackSettings {
     /// Where it listens.
     pub bind: SocketAddr,
-    /// The callbackUri calls are placed with (`None`: `http://{bound}/callback`).
+    /// The shared callbackUri (`None`: `http://{bound}/callback`); calls this instance
+    /// creates get `{it without a trailing /callback}/callbacks/{instance_id}`.
     pub public_url: Option<String>,
     /// OpenID configuration of the callbacks' signing keys (`None`: unauthenticated).
     pub openid_url: Option<String>,
+}
+
+/// Routing between instances behind one shared callback URL (see the `routing`
+/// module of the service for the rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingSettings {
+    /// This instance's name: calls it creates get the callbackUri
+    /// `{base}/callbacks/{instance_id}`.
+    pub instance_id: String,
+    /// Base URLs of the other instances' callback servers (no trailing `/`).
+    pub peers: Vec<String>,
+}
+
+/// The default instance id: the host name (a pod's name under Kubernetes), if it is
+/// a valid id, else `host`.
+fn default_instance_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| valid_instance_id(h))
+        .unwrap_or_else(|| "host".to_owned())
+}
+
+fn valid_instance_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The bot every call runs.
@@ -346,6 +398,8 @@ pub struct HostConfig {
     pub drain_deadline: Duration,
     /// How long callbacks are still taken after the last call ended.
     pub drain_linger: Duration,
+    /// Routing between instances.
+    pub routing: RoutingSettings,
 }
 
 impl HostConfig {
@@ -592,6 +646,34 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
     if drain_linger > Duration::from_secs(600) {
         return Err(err("drain.linger_ms", "more than 10 minutes"));
     }
+    let r = raw.routing;
+    let instance_id = match r.instance_id {
+        Some(id) if valid_instance_id(&id) => id,
+        Some(id) => {
+            return Err(err(
+                "routing.instance_id",
+                format!("not 1-63 letters, digits, '.', '_' or '-': {id:?}"),
+            ));
+        }
+        None => default_instance_id(),
+    };
+    let peers = r
+        .peers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let p = p.trim().trim_end_matches('/').to_owned();
+            url(&p, "routing.peers")?;
+            let rest = p.split_once("://").map_or("", |(_, r)| r);
+            if rest.is_empty() || rest.contains('/') || rest.contains('?') {
+                return Err(err(
+                    "routing.peers",
+                    format!("not a base URL like http://10.0.0.2:9442 (no path): {p:?}"),
+                ));
+            }
+            Ok(p)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HostConfig {
         graph,
         callback,
@@ -602,6 +684,7 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
         place,
         drain_deadline,
         drain_linger,
+        routing: RoutingSettings { instance_id, peers },
     })
 }
 
@@ -636,6 +719,31 @@ allow_unauthenticated = true
         assert_eq!(c.bot, BotKind::Echo);
         assert!(c.answer_incoming);
         assert!(c.place.is_empty());
+        assert!(valid_instance_id(&c.routing.instance_id));
+        assert!(c.routing.peers.is_empty());
+    }
+
+    #[test]
+    fn routing_from_the_file_and_the_environment() {
+        let c = load(
+            &format!(
+                "{MINIMAL}[routing]\ninstance_id = 'mp-0'\npeers = ['http://10.0.0.2:9442/']\n"
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(c.routing.instance_id, "mp-0");
+        assert_eq!(c.routing.peers, ["http://10.0.0.2:9442"]);
+        let c = load(
+            MINIMAL,
+            &[
+                ("MP_ROUTING_INSTANCE_ID", "mp-1"),
+                ("MP_ROUTING_PEERS", "http://a:1, https://b:2"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.routing.instance_id, "mp-1");
+        assert_eq!(c.routing.peers, ["http://a:1", "https://b:2"]);
     }
 
     #[test]
@@ -719,6 +827,26 @@ allow_unauthenticated = true
                 &format!("{MINIMAL}[media]\npublic_port = 70000\n"),
                 &[],
                 "media.public_port: not a port",
+            ),
+            (
+                MINIMAL,
+                &[("MP_ROUTING_INSTANCE_ID", "a/b")],
+                "routing.instance_id: not 1-63",
+            ),
+            (
+                MINIMAL,
+                &[("MP_ROUTING_PEERS", "10.0.0.2:9442")],
+                "routing.peers: not an http(s) URL",
+            ),
+            (
+                MINIMAL,
+                &[("MP_ROUTING_PEERS", "http://a:1/callback")],
+                "routing.peers: not a base URL",
+            ),
+            (
+                &format!("{MINIMAL}[routing]\npeer = []\n"),
+                &[],
+                "unknown field `peer`",
             ),
         ];
         for (text, env, want) in cases {

@@ -20,6 +20,10 @@
 //!                                                                    draining) ──> PlatformSessions
 //!  far end ══QUIC══> MediaPlatform ──> echo bot per call                  (refuses while Overloaded)
 //!
+//!  routing: /callback (shared) and /callbacks/{instance_id} (this instance's calls);
+//!           a notification of a call another instance owns is forwarded to the peers
+//!           (routing module); an offer at a draining instance goes to a ready peer
+//!
 //!  admin port: /metrics (text format) /healthz /readyz (503: draining, HeavilyLoaded, Overloaded)
 //!  SIGTERM ──> draining: readyz 503 at once, new calls refused, calls run to drain.deadline_s,
 //!              the rest hung up (DELETE), callbacks taken for drain.linger_ms, exit 0
@@ -57,6 +61,7 @@
 mod admin;
 pub mod config;
 pub mod metrics;
+pub mod routing;
 mod service;
 
 use std::path::Path;
@@ -95,6 +100,11 @@ pub fn run_blocking(path: &Path) -> Result<DrainReport, HostError> {
         let drain = drain_signal()?;
         let host = Host::start(config).await?;
         println!("callback server: {}", host.callback_url());
+        println!(
+            "instance {}: callbackUri {}",
+            host.instance_id(),
+            host.instance_callback_url()
+        );
         println!(
             "admin port: http://{}/metrics /healthz /readyz",
             host.admin_addr()

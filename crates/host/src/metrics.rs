@@ -74,6 +74,9 @@ struct Inner {
     loss: Histogram,
     conceal: Histogram,
     rtt: Histogram,
+    applied: u64,
+    forwarded: BTreeMap<&'static str, u64>,
+    peer_failures: u64,
 }
 
 /// The host's counters and histograms (gauges are read at scrape time: [`Gauges`]).
@@ -90,6 +93,9 @@ impl Default for Metrics {
             loss: Histogram::new(PERCENT),
             conceal: Histogram::new(PERCENT),
             rtt: Histogram::new(RTT_MS),
+            applied: 0,
+            forwarded: BTreeMap::new(),
+            peer_failures: 0,
         }))
     }
 }
@@ -113,6 +119,9 @@ pub struct Gauges {
     pub ticks: u64,
     /// Of which started late.
     pub late_ticks: u64,
+    /// Peers are configured: the routing families are written (a single instance
+    /// writes none of them).
+    pub routing: bool,
 }
 
 impl Metrics {
@@ -142,6 +151,31 @@ impl Metrics {
         m.loss.observe(q.loss_pct);
         m.conceal.observe(q.concealment_pct);
         m.rtt.observe(q.rtt_ms);
+    }
+
+    /// `n` notifications were handed to this instance's own call runtime (received
+    /// directly or forwarded by a peer) and accepted.
+    pub fn applied(&self, n: usize) {
+        self.inner().applied += n as u64;
+    }
+
+    /// A callback request for a call this instance does not own was forwarded, with
+    /// `outcome`: `owner` (a peer applied it), `refused` (the owner answered neither
+    /// 2xx nor 404, e.g. 401), `unowned` (no peer owns it: 404), `incoming_placed`
+    /// (an offered call handed to a ready peer while draining), `incoming_kept` (no
+    /// ready peer: handled here).
+    pub fn forwarded(&self, outcome: &'static str) {
+        *self.inner().forwarded.entry(outcome).or_default() += 1;
+    }
+
+    /// A peer could not be reached (or did not answer in time) with a forwarded request.
+    pub fn peer_failure(&self) {
+        self.inner().peer_failures += 1;
+    }
+
+    /// Callback requests forwarded with `outcome` so far.
+    pub fn forwarded_count(&self, outcome: &str) -> u64 {
+        self.inner().forwarded.get(outcome).copied().unwrap_or(0)
     }
 
     /// Calls refused for `reason` so far.
@@ -259,6 +293,35 @@ impl Metrics {
             "1 while new calls are taken (what /readyz says).",
             f64::from(u8::from(g.ready)),
         );
+        if g.routing {
+            counter(
+                &mut out,
+                "mp_notifications_applied_total",
+                "Notifications handed to this instance's calls (received or forwarded to it).",
+                m.applied,
+            );
+            labelled(
+                &mut out,
+                "mp_callbacks_forwarded_total",
+                "counter",
+                "Callback requests of calls this instance does not own, forwarded to the peers, by outcome.",
+                "outcome",
+                &m.forwarded,
+                &[
+                    "owner",
+                    "refused",
+                    "unowned",
+                    "incoming_placed",
+                    "incoming_kept",
+                ],
+            );
+            counter(
+                &mut out,
+                "mp_callback_peer_failures_total",
+                "Forwarded requests a peer did not answer (unreachable, timeout).",
+                m.peer_failures,
+            );
+        }
         out
     }
 }
@@ -571,6 +634,33 @@ mod tests {
         );
         assert_eq!(get("mp_call_jitter_buffer_delay_ms_sum", None), Some(745.0));
         assert_eq!(get("mp_call_rtt_ms_count", None), Some(1.0));
+    }
+
+    #[test]
+    fn routing_families_only_with_peers() {
+        let m = Metrics::default();
+        m.applied(3);
+        m.forwarded("owner");
+        m.forwarded("owner");
+        m.peer_failure();
+        let single = m.render(&Gauges::default());
+        assert!(!single.contains("mp_callbacks_forwarded_total"), "{single}");
+        let text = m.render(&Gauges {
+            routing: true,
+            ..Gauges::default()
+        });
+        let samples = parse::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let get = |name: &str, label: Option<(&str, &str)>| parse::value(&samples, name, label);
+        assert_eq!(get("mp_notifications_applied_total", None), Some(3.0));
+        assert_eq!(
+            get("mp_callbacks_forwarded_total", Some(("outcome", "owner"))),
+            Some(2.0)
+        );
+        assert_eq!(
+            get("mp_callbacks_forwarded_total", Some(("outcome", "unowned"))),
+            Some(0.0)
+        );
+        assert_eq!(get("mp_callback_peer_failures_total", None), Some(1.0));
     }
 
     #[test]

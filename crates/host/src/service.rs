@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::HostError;
 use crate::config::{BotKind, HostConfig};
 use crate::metrics::{CallQoe, Gauges, Metrics};
+use crate::routing::{Recent, Routing};
 
 /// What the admin port and the gate share.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub(crate) struct HostState {
     pub(crate) draining: AtomicBool,
     sessions: Arc<PlatformSessions>,
     runtime: Mutex<Option<CallRuntime>>,
+    /// Peers are configured (the routing metrics are written).
+    routing: bool,
 }
 
 impl HostState {
@@ -57,6 +60,7 @@ impl HostState {
             ready: self.ready(),
             ticks: ticks.ticks,
             late_ticks: ticks.late,
+            routing: self.routing,
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct Host {
     runtime: CallRuntime,
     calls: Arc<Calls>,
     callback_url: String,
+    instance_callback_url: String,
     admin_addr: SocketAddr,
     stop_servers: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -214,6 +219,7 @@ impl Host {
             draining: AtomicBool::new(false),
             sessions: sessions.clone(),
             runtime: Mutex::new(None),
+            routing: !config.routing.peers.is_empty(),
         });
         let g = &config.graph;
         let client = GraphClient::new(GraphConfig::new(
@@ -239,7 +245,19 @@ impl Host {
             Some(url) => CallbackConfig::new(AuthConfig::new(g.client_id.clone(), url.clone())),
             None => CallbackConfig::unauthenticated(),
         };
-        let router = runtime.callback_router(callbacks.path("/callback"));
+        let recent = Arc::new(Recent::default());
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| HostError::Start(format!("routing: no HTTP client: {e}")))?;
+        let router = crate::routing::router(Routing {
+            instance_id: config.routing.instance_id.clone(),
+            peers: config.routing.peers.clone(),
+            runtime: runtime.clone(),
+            state: state.clone(),
+            recent: recent.clone(),
+            local: runtime.callback_router(callbacks.path("/callback")),
+            http,
+        });
         let listener = bind(config.callback.bind, "callback.bind").await?;
         let callback_addr = local(&listener, "callback.bind")?;
         let http = http_guard::HttpServer::new(listener, http_guard::Limits::default(), "callback")
@@ -250,6 +268,8 @@ impl Host {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{callback_addr}/callback"));
+        let instance_callback_url =
+            crate::routing::instance_url(&callback_url, &config.routing.instance_id);
 
         let admin = bind(config.admin_bind, "admin.bind").await?;
         let admin_addr = local(&admin, "admin.bind")?;
@@ -269,6 +289,7 @@ impl Host {
             runtime.clone(),
             state.clone(),
             calls.clone(),
+            recent,
             sessions.clone(),
             config.answer_incoming,
         ));
@@ -278,6 +299,7 @@ impl Host {
             runtime,
             calls,
             callback_url,
+            instance_callback_url,
             admin_addr,
             stop_servers,
             servers,
@@ -289,9 +311,21 @@ impl Host {
         Ok(host)
     }
 
-    /// The callbackUri calls are placed with.
+    /// The shared callbackUri (`callback.public_url`): where the service offers
+    /// incoming calls; any instance behind it takes them.
     pub fn callback_url(&self) -> &str {
         &self.callback_url
+    }
+
+    /// The callbackUri calls this instance creates are placed with:
+    /// `{shared base}/callbacks/{routing.instance_id}`.
+    pub fn instance_callback_url(&self) -> &str {
+        &self.instance_callback_url
+    }
+
+    /// This instance's id (`routing.instance_id`).
+    pub fn instance_id(&self) -> &str {
+        &self.config.routing.instance_id
     }
 
     /// Where the admin port listens.
@@ -316,11 +350,12 @@ impl Host {
         )
     }
 
-    /// Places the seed example of `scenario` with this host's callbackUri; a refusal
+    /// Places the seed example of `scenario` with this instance's callbackUri
+    /// ([`Host::instance_callback_url`]); a refusal
     /// is logged and counted, never fatal.
     pub async fn place(&self, scenario: signaling::Scenario) {
         let mut call = scenario.seed_example(None);
-        call.callback_uri = Field::Value(self.callback_url.clone());
+        call.callback_uri = Field::Value(self.instance_callback_url.clone());
         match self.runtime.create_call(call).await {
             Ok(active) => {
                 // Unless it already ended (its removal came first).
@@ -423,6 +458,7 @@ async fn event_loop(
     runtime: CallRuntime,
     state: Arc<HostState>,
     calls: Arc<Calls>,
+    recent: Arc<Recent>,
     sessions: Arc<PlatformSessions>,
     answer_incoming: bool,
 ) {
@@ -485,6 +521,7 @@ async fn event_loop(
                 tracing::info!(%call_id, "media started");
             }
             RuntimeEventKind::Removed(reason) => {
+                recent.insert(&call_id);
                 let (session, drained) = calls.remove(&call_id).unwrap_or((None, false));
                 let why = ended_reason(&reason, drained);
                 state.metrics.ended(why);
