@@ -17,6 +17,7 @@ python_packages() {
   # pipecat-ai: the Pipecat bot (its Twilio serializer) of ws-link's bot-link test; held to
   #   1.14.x, the API the test was written against (Pipecat changes it between minors).
   # prometheus_client: its parser reads the host's /metrics in tests/host_drain.rs.
+  python3 -c 'import yaml, kubernetes_validate' 2>/dev/null || { echo "installing Python packages: pyyaml kubernetes-validate (tests/deploy_manifests.rs)"; python3 -m pip install -q pyyaml 'kubernetes-validate>=1.37,<1.40' 2>/dev/null || python3 -m pip install -q --break-system-packages pyyaml 'kubernetes-validate>=1.37,<1.40'; }
   python3 -c 'import numpy, pesq, websockets.asyncio.server, twilio.request_validator, playwright.sync_api, pipecat.serializers.twilio, prometheus_client.parser' 2>/dev/null && return 0
   echo "installing Python packages: numpy pesq websockets twilio playwright pipecat-ai prometheus_client"
   python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright 'pipecat-ai>=1.14,<1.15' prometheus_client 2>/dev/null \
