@@ -589,10 +589,12 @@ fn ignored(patterns: &[String], path: &str) -> bool {
     fn glob(p: &str, s: &str) -> bool {
         match p.split_once('*') {
             None => p == s,
-            Some((head, tail)) => {
-                s.starts_with(head)
-                    && (0..=s.len() - head.len()).any(|i| glob(tail, &s[head.len() + i..]))
-            }
+            Some((head, tail)) => s.strip_prefix(head).is_some_and(|rest| {
+                rest.char_indices()
+                    .map(|(i, _)| i)
+                    .chain([rest.len()])
+                    .any(|i| glob(tail, &rest[i..]))
+            }),
         }
     }
     patterns.iter().any(|p| {
