@@ -273,6 +273,11 @@ pub struct RuntimeConfig {
     /// How long notifications for a not-yet-registered call are held while a create is
     /// in flight (default 10 s).
     pub early_notification_ttl: Duration,
+    /// The `callbackUri` sent with [`CallRuntime::answer`] (default none: the service
+    /// keeps notifying the URI the call was offered at). A bot running as several
+    /// instances behind one registered URI sets its own instance's URI, so an answered
+    /// call's notifications go to the instance that follows it.
+    pub answer_callback_uri: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -282,6 +287,7 @@ impl Default for RuntimeConfig {
             accept_unknown_calls: false,
             event_capacity: 1024,
             early_notification_ttl: Duration::from_secs(10),
+            answer_callback_uri: None,
         }
     }
 }
@@ -296,6 +302,12 @@ impl RuntimeConfig {
     /// Process notifications of unknown calls.
     pub fn accept_unknown_calls(mut self, accept: bool) -> Self {
         self.accept_unknown_calls = accept;
+        self
+    }
+
+    /// Set the `callbackUri` answers carry ([`RuntimeConfig::answer_callback_uri`]).
+    pub fn answer_callback_uri(mut self, uri: Option<String>) -> Self {
+        self.answer_callback_uri = uri;
         self
     }
 }
@@ -662,10 +674,7 @@ impl CallRuntime {
             }
             AnswerMedia::ServiceHosted(m) => (None, MediaConfig::ServiceHosted(m)),
         };
-        let body = serde_json::json!({
-            "acceptedModalities": ["audio"],
-            "mediaConfig": media_config,
-        });
+        let body = answer_body(&media_config, shared.config.answer_callback_uri.as_deref());
         if let Err(e) = shared
             .client
             .call_action(call_id, Action::Answer, &body)
@@ -1008,6 +1017,18 @@ impl NotificationSink for CallRuntime {
     }
 }
 
+/// The body of an `answer`: audio, `media`, and `callbackUri` when given.
+fn answer_body(media: &MediaConfig, callback_uri: Option<&str>) -> Value {
+    let mut body = serde_json::json!({
+        "acceptedModalities": ["audio"],
+        "mediaConfig": media,
+    });
+    if let Some(uri) = callback_uri {
+        body["callbackUri"] = uri.into();
+    }
+    body
+}
+
 /// The offered call of an incoming-call notification: `created`, a call resource in
 /// state `incoming`.
 fn incoming_call(n: &CommsNotification) -> Option<Call> {
@@ -1277,5 +1298,34 @@ impl MediaReporter {
         };
         debug_assert_eq!(entry.session_id, Some(session_id));
         entry.tx.send(Input::MediaFailed(reason.into())).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_body_carries_the_callback_uri_when_configured() {
+        let media = MediaConfig::app_hosted("{}".to_owned());
+        let plain = answer_body(&media, None);
+        assert!(plain.get("callbackUri").is_none());
+        let routed = answer_body(&media, Some("https://bot.contoso.com/callbacks/mp-1"));
+        assert_eq!(
+            routed["callbackUri"],
+            "https://bot.contoso.com/callbacks/mp-1"
+        );
+        // Graph's checks take it (the placeholder blob is not this test's business).
+        let problems = Action::Answer.problems(&routed);
+        assert!(
+            problems.iter().all(|p| p.path != "callbackUri"),
+            "{problems:?}"
+        );
+        assert_eq!(
+            RuntimeConfig::default()
+                .answer_callback_uri(Some("https://x/callbacks/a".into()))
+                .answer_callback_uri,
+            Some("https://x/callbacks/a".to_owned())
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - `POST /callback`: the shared path (the bot's registered callbackUri, where the
 //!   service offers incoming calls; a load balancer in front picks any instance);
 //! - `POST /callbacks/{instance_id}`: the per-instance path, the callbackUri of the
-//!   calls this instance creates (`{base}/callbacks/{routing.instance_id}`).
+//!   calls this instance creates and of those it answers (the answer's `callbackUri`):
+//!   `{base}/callbacks/{routing.instance_id}`.
 //!
 //! A request is applied here (handed to this instance's own call runtime, which checks
 //! the JWT, parses and queues, as a single instance always did) when:

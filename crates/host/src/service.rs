@@ -232,10 +232,22 @@ impl Host {
             state: state.clone(),
             inner: sessions.clone(),
         });
+        let listener = bind(config.callback.bind, "callback.bind").await?;
+        let callback_addr = local(&listener, "callback.bind")?;
+        let callback_url = config
+            .callback
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{callback_addr}/callback"));
+        let instance_callback_url =
+            crate::routing::instance_url(&callback_url, &config.routing.instance_id);
+        // Answered calls, like placed ones, are notified at this instance's own path.
         let runtime = CallRuntime::new(
             client,
             gate,
-            RuntimeConfig::default().keep_alive_interval(g.keep_alive),
+            RuntimeConfig::default()
+                .keep_alive_interval(g.keep_alive)
+                .answer_callback_uri(Some(instance_callback_url.clone())),
         );
         sessions.attach(&runtime);
         *lock(&state.runtime) = Some(runtime.clone());
@@ -258,18 +270,9 @@ impl Host {
             local: runtime.callback_router(callbacks.path("/callback")),
             http,
         });
-        let listener = bind(config.callback.bind, "callback.bind").await?;
-        let callback_addr = local(&listener, "callback.bind")?;
         let http = http_guard::HttpServer::new(listener, http_guard::Limits::default(), "callback")
             .map_err(|e| HostError::Start(format!("callback server: {e}")))?;
         let mut servers = vec![tokio::spawn(http.serve(router, until(stopped.clone())))];
-        let callback_url = config
-            .callback
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{callback_addr}/callback"));
-        let instance_callback_url =
-            crate::routing::instance_url(&callback_url, &config.routing.instance_id);
 
         let admin = bind(config.admin_bind, "admin.bind").await?;
         let admin_addr = local(&admin, "admin.bind")?;
