@@ -28,6 +28,11 @@
 //! owner's create returned), only that nobody here knows it; neither makes the
 //! service retry.
 //!
+//! The forwarder itself does not check the JWT (the owner does, and its `401` is the
+//! answer): a request with a bad token costs at most one internal hop per peer; a
+//! request that already carries [`FORWARDED_BY`] is answered at once (`404` unless
+//! this instance owns the call, which only reveals whether it follows that call id).
+//!
 //! An incoming call offered to a draining instance with peers goes to the first
 //! peer that takes it (a peer answers a forwarded offer `503` unless it is ready, as
 //! its `/readyz` says); if none does, the draining instance rejects it (busy), as a
@@ -35,10 +40,11 @@
 //!
 //! ## Why internal forwarding
 //!
-//! - Not a `307` to the service: Graph's notifier does not follow redirects for
-//!   callbacks (a redirect is a failed delivery), and an instance could not name
-//!   the owner anyway without a shared call directory; each hop would also expose
-//!   instance addresses outside the cluster.
+//! - Not a `307` to the service: Graph documents no redirect handling for
+//!   notifications (a `3xx` is at best a failed delivery, retried at the same URL),
+//!   an instance could not name the owner to redirect to without a shared call
+//!   directory, and a redirect would have to expose each instance's own address
+//!   outside the cluster. Forwarding needs only the peers' internal addresses.
 //! - Not sticky sessions: the load balancer sees only the service's requests, which
 //!   carry the call id in the JSON body (not in a cookie, header or path it could hash
 //!   on) and come from Graph's pool of senders; incoming-call offers must go to any
