@@ -236,6 +236,11 @@ impl Routing {
                 }
             }
         }
+        // A call of this instance that ended while the peers were asked (its end is
+        // recorded by the event task, a moment after the runtime dropped it).
+        if self.owns(&seen.call_ids) {
+            return self.apply(parts, body).await;
+        }
         self.state.metrics.forwarded("unowned");
         tracing::info!(
             call_ids = ?seen.call_ids,

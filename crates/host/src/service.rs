@@ -192,6 +192,7 @@ pub struct Host {
     state: Arc<HostState>,
     runtime: CallRuntime,
     calls: Arc<Calls>,
+    recent: Arc<Recent>,
     callback_url: String,
     instance_callback_url: String,
     admin_addr: SocketAddr,
@@ -292,7 +293,7 @@ impl Host {
             runtime.clone(),
             state.clone(),
             calls.clone(),
-            recent,
+            recent.clone(),
             sessions.clone(),
             config.answer_incoming,
         ));
@@ -301,6 +302,7 @@ impl Host {
             state,
             runtime,
             calls,
+            recent,
             callback_url,
             instance_callback_url,
             admin_addr,
@@ -396,6 +398,9 @@ impl Host {
         let mut hang_ups = tokio::task::JoinSet::new();
         for call_id in left {
             self.calls.mark_drained(&call_id);
+            // Its `terminated` may come (at the shared path) before the event task
+            // records the end: it is still this instance's to answer.
+            self.recent.insert(&call_id);
             let runtime = self.runtime.clone();
             hang_ups.spawn(async move {
                 let r = runtime.hang_up(&call_id).await;
