@@ -153,6 +153,10 @@ pub struct EmulatorConfig {
     /// it from [`EmulatorHandle::control_token`](crate::EmulatorHandle::control_token)).
     /// At least [`MIN_CONTROL_TOKEN_LEN`] characters.
     pub control_token: Option<String>,
+    /// Extra certificate authorities (PEM, one or more certificates) the notification
+    /// client trusts besides the public roots, for bots whose callback server uses a
+    /// private CA (tests). Graph itself trusts public CAs only.
+    pub notification_root_ca_pem: Option<String>,
 }
 
 /// Shortest control token accepted.
@@ -174,6 +178,7 @@ impl Default for EmulatorConfig {
             signing_key: None,
             http_limits: http_guard::Limits::default(),
             control_token: None,
+            notification_root_ca_pem: None,
         }
     }
 }
@@ -195,6 +200,10 @@ impl fmt::Debug for EmulatorConfig {
             .field(
                 "control_token",
                 &self.control_token.as_ref().map(|_| "(set)"),
+            )
+            .field(
+                "notification_root_ca_pem",
+                &self.notification_root_ca_pem.as_ref().map(|_| "(set)"),
             )
             .finish_non_exhaustive()
     }

@@ -53,8 +53,23 @@ impl Emulator {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{addr}"));
-        let http = reqwest::Client::builder()
-            .timeout(config.delivery.request_timeout)
+        let mut http = reqwest::Client::builder().timeout(config.delivery.request_timeout);
+        if let Some(pem) = &config.notification_root_ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                EmulatorError::Http(format!(
+                    "notification_root_ca_pem: not PEM certificates: {e}"
+                ))
+            })?;
+            if roots.is_empty() {
+                return Err(EmulatorError::Http(
+                    "notification_root_ca_pem: no certificate in it".into(),
+                ));
+            }
+            for root in roots {
+                http = http.add_root_certificate(root);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| EmulatorError::Http(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);

@@ -98,6 +98,18 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "callback",
+        "tls_cert_file",
+        Kind::Str,
+        "PEM certificate chain (leaf first) of the callback server: it then serves HTTPS only (with tls_key_file; default: plain HTTP)",
+    ),
+    key(
+        "callback",
+        "tls_key_file",
+        Kind::Str,
+        "PEM private key of tls_cert_file's certificate (with tls_cert_file)",
+    ),
+    key(
+        "callback",
         "openid_url",
         Kind::Str,
         "OpenID configuration whose keys sign the service's callbacks (required unless allow_unauthenticated)",
@@ -262,6 +274,8 @@ struct RawGraph {
 struct RawCallback {
     bind: Option<String>,
     public_url: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     openid_url: Option<String>,
     allow_unauthenticated: Option<bool>,
 }
@@ -337,6 +351,20 @@ pub struct CallbackSettings {
     pub public_url: Option<String>,
     /// OpenID configuration of the callbacks' signing keys (`None`: unauthenticated).
     pub openid_url: Option<String>,
+    /// HTTPS (`callback.tls_cert_file` and `callback.tls_key_file`); `None`: plain HTTP.
+    pub tls: Option<CallbackTls>,
+}
+
+/// The callback server's TLS identity, loaded and checked (the key matches the
+/// certificate) when the configuration is.
+#[derive(Debug, Clone)]
+pub struct CallbackTls {
+    /// The PEM certificate chain file.
+    pub cert_file: PathBuf,
+    /// The PEM private key file.
+    pub key_file: PathBuf,
+    /// The TLS server configuration made of them.
+    pub(crate) server: std::sync::Arc<rustls::ServerConfig>,
 }
 
 /// Routing between instances behind one shared callback URL (see the `routing`
@@ -536,6 +564,45 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
     if let Some(u) = &c.openid_url {
         url(u, "callback.openid_url")?;
     }
+    let tls = match (c.tls_cert_file, c.tls_key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let server = crate::tls::server_config(
+                &cert_file,
+                &key_file,
+                "callback.tls_cert_file",
+                "callback.tls_key_file",
+            )?;
+            Some(CallbackTls {
+                cert_file,
+                key_file,
+                server,
+            })
+        }
+        (Some(_), None) => {
+            return Err(err(
+                "callback.tls_key_file",
+                "missing (tls_cert_file needs it)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "callback.tls_cert_file",
+                "missing (tls_key_file needs it)",
+            ));
+        }
+        (None, None) => None,
+    };
+    if tls.is_some()
+        && let Some(u) = &c.public_url
+        && !u.starts_with("https://")
+    {
+        return Err(err(
+            "callback.public_url",
+            format!(
+                "must be https:// when the callback server serves TLS (callback.tls_cert_file): {u:?}"
+            ),
+        ));
+    }
     let unauthenticated = c.allow_unauthenticated.unwrap_or(false);
     if c.openid_url.is_none() && !unauthenticated {
         return Err(err(
@@ -547,6 +614,7 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
         bind: addr(c.bind, "callback.bind", "127.0.0.1:9442")?,
         public_url: c.public_url,
         openid_url: c.openid_url,
+        tls,
     };
 
     let m = raw.media;

@@ -63,11 +63,12 @@ pub mod config;
 pub mod metrics;
 pub mod routing;
 mod service;
+mod tls;
 
 use std::path::Path;
 
 pub use admin::probe as admin_get;
-pub use config::{ConfigError, HostConfig, KEYS};
+pub use config::{CallbackTls, ConfigError, HostConfig, KEYS};
 pub use service::{DrainReport, Host};
 
 /// Why the host could not run.

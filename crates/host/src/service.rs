@@ -235,11 +235,14 @@ impl Host {
         });
         let listener = bind(config.callback.bind, "callback.bind").await?;
         let callback_addr = local(&listener, "callback.bind")?;
-        let callback_url = config
-            .callback
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{callback_addr}/callback"));
+        let callback_url = config.callback.public_url.clone().unwrap_or_else(|| {
+            let scheme = if config.callback.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{callback_addr}/callback")
+        });
         let instance_callback_url =
             crate::routing::instance_url(&callback_url, &config.routing.instance_id);
         // Answered calls, like placed ones, are notified at this instance's own path.
@@ -271,9 +274,24 @@ impl Host {
             local: runtime.callback_router(callbacks.path("/callback")),
             http,
         });
-        let http = http_guard::HttpServer::new(listener, http_guard::Limits::default(), "callback")
-            .map_err(|e| HostError::Start(format!("callback server: {e}")))?;
-        let mut servers = vec![tokio::spawn(http.serve(router, until(stopped.clone())))];
+        let mut servers = match &config.callback.tls {
+            Some(tls) => vec![tokio::spawn(crate::tls::serve(
+                listener,
+                router,
+                tls.server.clone(),
+                http_guard::Limits::default(),
+                until(stopped.clone()),
+            ))],
+            None => {
+                let http = http_guard::HttpServer::new(
+                    listener,
+                    http_guard::Limits::default(),
+                    "callback",
+                )
+                .map_err(|e| HostError::Start(format!("callback server: {e}")))?;
+                vec![tokio::spawn(http.serve(router, until(stopped.clone())))]
+            }
+        };
 
         let admin = bind(config.admin_bind, "admin.bind").await?;
         let admin_addr = local(&admin, "admin.bind")?;
