@@ -27,6 +27,9 @@ pub struct RegisteredApp {
     /// Application permissions granted (the token's `roles`); create-call requests
     /// needing more get 403.
     pub permissions: Vec<Permission>,
+    /// The app's certificate credential (PEM; RSA key): token requests may then
+    /// authenticate with a client assertion signed with its key instead of the secret.
+    pub certificate_pem: Option<String>,
 }
 
 impl RegisteredApp {
@@ -42,7 +45,14 @@ impl RegisteredApp {
             client_secret: client_secret.into(),
             display_name: "Calling Bot".into(),
             permissions: Permission::ALL.to_vec(),
+            certificate_pem: None,
         }
+    }
+
+    /// Registers a certificate credential (PEM) for the app.
+    pub fn certificate(mut self, pem: impl Into<String>) -> Self {
+        self.certificate_pem = Some(pem.into());
+        self
     }
 
     /// The demo app: the seed's tenant and "Calling Bot" application id, secret

@@ -1,7 +1,7 @@
 //! Starting, observing, driving and stopping an emulator.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_guard::{HttpServer, Stats, StatsSnapshot};
@@ -90,6 +90,7 @@ impl Emulator {
             faults: Default::default(),
             shutdown,
             tasks: TaskSet::default(),
+            assertion_jtis: Mutex::default(),
             http,
         });
         let router = server::router(shared.clone());

@@ -36,7 +36,7 @@
 //!
 //! | Method and path | What |
 //! |---|---|
-//! | `POST /{tenant}/oauth2/v2.0/token` | client credentials → `{"token_type":"Bearer","expires_in","access_token"}`; wrong secret 401 `invalid_client` |
+//! | `POST /{tenant}/oauth2/v2.0/token` | client credentials (secret, or a certificate's client assertion for apps registered with [`RegisteredApp::certificate`]) → `{"token_type":"Bearer","expires_in","access_token"}`; wrong secret or refused assertion 401 `invalid_client` (AADSTS description; see the `assertion` module) |
 //! | `GET /v1/.well-known/openidconfiguration` | `issuer`, `jwks_uri`, `id_token_signing_alg_values_supported` |
 //! | `GET /v1/.well-known/keys` | JWKS (`kty`, `use`, `kid`, `n`, `e`, `alg`) |
 //! | `POST /{v}/communications/calls`, `POST /{v}/app/calls` | create a call (`v` = `v1.0` or `beta`): 201 / 400 / 401 / 403 / 413 |
@@ -130,6 +130,7 @@
 //! ```
 
 mod actions;
+mod assertion;
 mod call;
 mod config;
 mod driver;

@@ -347,7 +347,34 @@ async fn token(
             ),
         );
     }
-    if field("client_secret") != app.client_secret {
+    if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
+        if field("client_assertion_type") != crate::assertion::ASSERTION_TYPE {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                &format!(
+                    "client_assertion_type must be '{}'.",
+                    crate::assertion::ASSERTION_TYPE
+                ),
+            );
+        }
+        let token_url = format!("{}/{tenant}/oauth2/v2.0/token", s.base_url);
+        if let Err((code, description)) = crate::assertion::verify(
+            app,
+            field("client_assertion"),
+            &token_url,
+            unix_now(),
+            &s.assertion_jtis,
+        ) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                code,
+                &description,
+            );
+        }
+    } else if field("client_secret") != app.client_secret {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

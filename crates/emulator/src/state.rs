@@ -390,6 +390,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) tasks: TaskSet,
     pub(crate) http: reqwest::Client,
+    /// `jti`s of client assertions taken (→ their `exp`), to refuse replays.
+    pub(crate) assertion_jtis: Mutex<HashMap<String, u64>>,
 }
 
 impl Shared {

@@ -40,8 +40,11 @@ pub struct GraphConfig {
     pub token_url: String,
     /// The bot's application (client) id.
     pub client_id: String,
-    /// The application's client secret.
+    /// The application's client secret (unused when `client_certificate` is set).
     pub client_secret: String,
+    /// The application's certificate credential: when set, token requests carry a
+    /// client assertion signed with it instead of the secret.
+    pub client_certificate: Option<crate::assertion::ClientCertificate>,
     /// Token scope (default [`GRAPH_SCOPE`]).
     pub scope: String,
     /// Create calls with the deprecated `POST /app/calls` instead of
@@ -76,6 +79,7 @@ impl GraphConfig {
             token_url: token_url.into(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
+            client_certificate: None,
             scope: GRAPH_SCOPE.to_owned(),
             legacy_app_calls: false,
             max_attempts: 4,
@@ -86,6 +90,12 @@ impl GraphConfig {
             connect_timeout: Duration::from_secs(10),
             token_refresh_margin: Duration::from_secs(300),
         }
+    }
+
+    /// Authenticate with a certificate (a client assertion) instead of the secret.
+    pub fn client_certificate(mut self, certificate: crate::assertion::ClientCertificate) -> Self {
+        self.client_certificate = Some(certificate);
+        self
     }
 
     /// Use the deprecated `POST /app/calls` path to create calls.
@@ -237,12 +247,22 @@ impl GraphClient {
 
     async fn fetch_token(&self) -> Result<CachedToken, GraphError> {
         let c = &self.inner.config;
-        let form = [
+        let assertion = match &c.client_certificate {
+            Some(cert) => Some(cert.assertion(&c.client_id, &c.token_url)?),
+            None => None,
+        };
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", c.client_id.as_str()),
-            ("client_secret", c.client_secret.as_str()),
-            ("scope", c.scope.as_str()),
         ];
+        match &assertion {
+            Some(a) => {
+                form.push(("client_assertion_type", crate::assertion::ASSERTION_TYPE));
+                form.push(("client_assertion", a.as_str()));
+            }
+            None => form.push(("client_secret", c.client_secret.as_str())),
+        }
+        form.push(("scope", c.scope.as_str()));
         let started = Instant::now();
         let response = self
             .inner

@@ -92,12 +92,14 @@
 //! # }
 //! ```
 
+pub mod assertion;
 pub mod auth;
 pub mod callback;
 pub mod client;
 mod error;
 pub mod runtime;
 
+pub use assertion::ClientCertificate;
 pub use auth::{AuthConfig, AuthError, JwtValidator, VerifiedCaller};
 pub use callback::{CallbackConfig, Delivery, InboundAuth, NotificationSink};
 pub use client::{GraphClient, GraphConfig};

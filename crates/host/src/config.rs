@@ -76,7 +76,19 @@ pub const KEYS: &[Key] = &[
         "graph",
         "client_secret",
         Kind::Str,
-        "its client secret (required; better from MP_GRAPH_CLIENT_SECRET)",
+        "its client secret (this or client_certificate_file; better from MP_GRAPH_CLIENT_SECRET)",
+    ),
+    key(
+        "graph",
+        "client_certificate_file",
+        Kind::Str,
+        "PEM certificate registered for the app: tokens are requested with a client assertion signed with client_key_file (instead of client_secret)",
+    ),
+    key(
+        "graph",
+        "client_key_file",
+        Kind::Str,
+        "PEM RSA private key of client_certificate_file (with it)",
     ),
     key(
         "graph",
@@ -266,6 +278,8 @@ struct RawGraph {
     token_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_certificate_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
     keep_alive_s: Option<u64>,
 }
 
@@ -335,8 +349,11 @@ pub struct GraphSettings {
     pub token_url: String,
     /// The bot's application (client) id.
     pub client_id: String,
-    /// Its client secret.
+    /// Its client secret (empty when `client_certificate` is set).
     pub client_secret: String,
+    /// Its certificate credential (`graph.client_certificate_file` and
+    /// `graph.client_key_file`), used instead of the secret.
+    pub client_certificate: Option<graph::ClientCertificate>,
     /// keepAlive interval per call.
     pub keep_alive: Duration,
 }
@@ -545,9 +562,67 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
         base_url: required(g.base_url, "graph.base_url")?,
         token_url: required(g.token_url, "graph.token_url")?,
         client_id: required(g.client_id, "graph.client_id")?,
-        client_secret: required(g.client_secret, "graph.client_secret")?,
+        client_secret: String::new(),
+        client_certificate: None,
         keep_alive: Duration::from_secs(g.keep_alive_s.unwrap_or(900)),
     };
+    let mut graph = graph;
+    match (
+        g.client_secret,
+        g.client_certificate_file,
+        g.client_key_file,
+    ) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(err(
+                "graph.client_secret",
+                "set together with graph.client_certificate_file/client_key_file: use exactly one kind of credential",
+            ));
+        }
+        (Some(secret), None, None) => {
+            graph.client_secret = required(Some(secret), "graph.client_secret")?
+        }
+        (None, Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read_to_string(&cert).map_err(|e| {
+                err(
+                    "graph.client_certificate_file",
+                    format!("{}: cannot read: {e}", cert.display()),
+                )
+            })?;
+            let key_pem = std::fs::read_to_string(&key).map_err(|e| {
+                err(
+                    "graph.client_key_file",
+                    format!("{}: cannot read: {e}", key.display()),
+                )
+            })?;
+            if graph::assertion::certificate_der(&cert_pem).is_none() {
+                return Err(err(
+                    "graph.client_certificate_file",
+                    format!("{}: not PEM: no CERTIFICATE block in it", cert.display()),
+                ));
+            }
+            let certificate = graph::ClientCertificate::from_pem(&cert_pem, &key_pem)
+                .map_err(|e| err("graph.client_key_file", format!("{}: {e}", key.display())))?;
+            graph.client_certificate = Some(certificate);
+        }
+        (None, Some(_), None) => {
+            return Err(err(
+                "graph.client_key_file",
+                "missing (client_certificate_file needs it)",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(err(
+                "graph.client_certificate_file",
+                "missing (client_key_file needs it)",
+            ));
+        }
+        (None, None, None) => {
+            return Err(err(
+                "graph.client_secret",
+                "missing (required, or graph.client_certificate_file and graph.client_key_file)",
+            ));
+        }
+    }
     url(&graph.base_url, "graph.base_url")?;
     url(&graph.token_url, "graph.token_url")?;
     if graph.keep_alive.is_zero() || graph.keep_alive > Duration::from_secs(45 * 60) {

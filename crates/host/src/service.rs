@@ -223,12 +223,16 @@ impl Host {
             routing: !config.routing.peers.is_empty(),
         });
         let g = &config.graph;
-        let client = GraphClient::new(GraphConfig::new(
+        let mut graph_config = GraphConfig::new(
             g.base_url.clone(),
             g.token_url.clone(),
             g.client_id.clone(),
             g.client_secret.clone(),
-        ))?;
+        );
+        if let Some(cert) = &g.client_certificate {
+            graph_config = graph_config.client_certificate(cert.clone());
+        }
+        let client = GraphClient::new(graph_config)?;
         let gate = Arc::new(Gate {
             state: state.clone(),
             inner: sessions.clone(),
