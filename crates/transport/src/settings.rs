@@ -53,7 +53,8 @@ pub struct TransportSettings {
     /// source cannot), and only then gets connection state; a Retry is smaller than
     /// the Initial it answers, so nothing is amplified. Below the threshold a
     /// connection saves that round trip. A handshake is in flight from its first
-    /// Initial until its join is admitted or refused (or the connection is gone).
+    /// Initial until its join is admitted or its connection state is gone (a
+    /// refused or timed-out attempt counts until QUIC has drained it).
     /// Default 16; 0 sends a Retry to every new connection.
     pub retry_threshold: usize,
     /// Server side: the most handshakes in flight per reactor thread, validated or

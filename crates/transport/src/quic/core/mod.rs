@@ -740,13 +740,12 @@ impl Core {
                 }
             }
             let drained = e.conn.is_drained();
-            if e.handshake_from.is_some()
-                && (drained
-                    || !matches!(
-                        e.phase,
-                        Phase::AwaitJoin { .. } | Phase::AwaitVerdict { .. }
-                    ))
-            {
+            // A handshake counts until its call is admitted or its connection state
+            // is gone: one that failed (rejected, timed out) still holds that state
+            // while QUIC drains it, so it keeps its place under `retry_threshold`
+            // and `max_handshakes` until then (otherwise a flood that outlasts the
+            // join timeout would pile up draining connections past the caps).
+            if e.handshake_from.is_some() && (drained || matches!(e.phase, Phase::Live(_))) {
                 self.end_handshake(index);
             }
             let Some(e) = self.conns.get_mut(index).and_then(Option::as_mut) else {
