@@ -33,6 +33,11 @@ async fn fifty_concurrent_calls_all_round_trip() {
     let mut s = settings();
     s.receive = deep;
     s.pacer.prebuffer_frames = 6;
+    // Admission by measured load is proven in calls.rs with injected load. Here the
+    // load is the shared machine's (other test binaries beside this one), so it must
+    // not refuse the calls this test is about: a measured overload marks health only.
+    s.health.overload = f64::INFINITY;
+    s.health.overload_late_pct = f64::INFINITY;
     let platform = platform::MediaPlatform::start(s).unwrap();
     let mut peers = Vec::new();
     let mut bots = Vec::new();
