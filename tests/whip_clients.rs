@@ -218,27 +218,55 @@ fn chromium_hears_itself_through_serve_echo_whip() {
     assert!(n(&["stats", "packetsReceived"]) >= 250.0, "{report}");
     let rtt = n(&["stats", "remoteRttMs"]);
     assert!((0.0..50.0).contains(&rtt), "RTCP round trip {rtt} ms");
-    // The page's recorder (an AudioWorklet) must have kept up: a recording with holes
-    // cannot be judged, and that is the browser's starved recorder, not the echo.
-    let recorded = n(&["recordedSeconds"]);
-    assert!(
-        recorded >= 0.8 * seconds,
-        "the page recorded {recorded:.2} s of a {seconds} s call (the recorder was starved: \
-         recorder {}, it ran {:.2} s): {report}",
-        report["recorder"],
-        n(&["recorderWallSeconds"])
+    // What came back over the call (the wire recording: every Opus frame received,
+    // decoded and placed by its RTP timestamp) is the echo of what was sent, segment by
+    // segment (1 s each at its own lag: the server's jitter buffer may stretch time).
+    // It does not depend on the browser's audio rendering keeping pace.
+    let wire = &report["wire"];
+    let w = |p: &str| num(wire, &[p]);
+    assert_eq!(
+        w("errors"),
+        0.0,
+        "Opus frames the browser could not decode: {wire}"
     );
-    // Segment by segment (1 s each at its own lag): the jitter buffer may stretch time
-    // when the machine is busy.
-    let corr = n(&["segmentEnvelopeCorrelation"]);
+    assert!(
+        w("recordedSeconds") >= 0.8 * seconds,
+        "the browser received {:.2} s of audio in a {seconds} s call: {report}",
+        w("recordedSeconds")
+    );
+    let corr = w("segmentEnvelopeCorrelation");
     assert!(
         corr >= 0.8,
-        "echo envelope correlation (median of 1 s segments) {corr:.3}: {report}"
+        "echo (as received) envelope correlation, median of 1 s segments {corr:.3}: {report}"
     );
-    let level = n(&["echoRms"]) / n(&["refRms"]);
+    let level = w("echoRms") / n(&["refRms"]);
     assert!(
         level > 0.5,
         "the echo comes back at {level:.2} of the level sent"
+    );
+    // And the browser plays it: the page's AudioWorklet records the played echo. Its
+    // clock is the browser's audio rendering, which loses time when the machine starves
+    // the browser (a CI run recorded 6.2 s of an 8 s call, segments lagging by up to
+    // 4 s with Chromium's jitter buffer at 820 ms, median 0.77; six busy loops beside
+    // the test: 6.7 s, 0.70, while the wire recording had 8.1 s, 0.94). So it is judged
+    // for being the echo at all (noise or silence scores about 0), level included; the
+    // strict judgement is the wire recording's above.
+    let played = n(&["recordedSeconds"]);
+    assert!(
+        played >= 0.5 * seconds,
+        "the page played {played:.2} s of a {seconds} s call (recorder {}, it ran {:.2} s): {report}",
+        report["recorder"],
+        n(&["recorderWallSeconds"])
+    );
+    let played_level = n(&["echoRms"]) / n(&["refRms"]);
+    assert!(
+        played_level > 0.5,
+        "the page plays the echo at {played_level:.2} of the level sent"
+    );
+    let played_corr = n(&["segmentEnvelopeCorrelation"]);
+    assert!(
+        played_corr >= 0.5,
+        "echo (as played) envelope correlation, median of 1 s segments {played_corr:.3}: {report}"
     );
     let lines = served
         .until_ended_by_delete()

@@ -3,6 +3,11 @@
 fake microphone, looped) through WHIP, records what comes back, and reports getStats;
 then it sends the DTMF tones 1, 9, # (RTCDTMFSender) and hangs up (DELETE).
 
+The echo is recorded twice: as played (an AudioWorklet on the page's audio rendering
+clock) and as received (`wire`: every Opus frame that arrived, decoded with WebCodecs
+and placed by its RTP timestamp, so it does not lose time when the browser's audio
+rendering is starved). Each gets the figures below.
+
 Prints one JSON object: the echo's energy-envelope correlation with the sent speech,
 segment by segment (`segmentEnvelopeCorrelation`, the median of 1 s segments each at
 its own lag, with every segment's score and lag) and whole (`envelopeCorrelation`, one
@@ -176,7 +181,7 @@ def main():
         )
         page = browser.new_page()
         page.goto(base)
-        location = page.evaluate("(t) => whip.start(t)", token)
+        location = page.evaluate("(t) => whip.start(t, { wire: true })", token)
         page.wait_for_timeout(int(seconds * 1000))
         stats = page.evaluate("() => whip.stats()")
         rec = page.evaluate("() => whip.recording()")
@@ -185,12 +190,48 @@ def main():
         page.wait_for_timeout(800)
         deleted = page.evaluate("() => whip.stop()")
         browser.close()
-    pcm = base64.b64decode(rec["pcm"])
-    echo = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    if os.environ.get("CHROMIUM_WHIP_SAVE"):  # the recordings, to listen to or study
+        save(os.environ["CHROMIUM_WHIP_SAVE"], rec)
+        if rec.get("wire"):
+            save(os.environ["CHROMIUM_WHIP_SAVE"].replace(".wav", "") + "-wire.wav", rec["wire"])
+    playout = analyse(rec, ref, ref_rate)
+    wire = rec.get("wire")
+    if wire:
+        decoded = {k: wire.get(k) for k in ("frames", "skipped", "errors", "lastError")}
+        wire = {**decoded, **analyse(wire, ref, ref_rate, pesq=False)}
+    print(
+        json.dumps(
+            {
+                "location": location,
+                "deleteStatus": deleted,
+                "stats": stats,
+                "callSeconds": seconds,
+                "recorder": rec.get("recorder"),
+                "recorderWallSeconds": rec.get("wallSeconds"),
+                "recorderBlocks": rec.get("blocks"),
+                "workletSeconds": rec["workletFrames"] / rec["rate"] if rec.get("workletFrames") else None,
+                **playout,
+                "refRms": rms(ref),
+                "wire": wire,
+            }
+        )
+    )
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+
+
+def save(path, rec):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(int(rec["rate"]))
+        w.writeframes(base64.b64decode(rec["pcm"]))
+
+
+def analyse(rec, ref, ref_rate, pesq=True):
+    """One recording (`pcm` base64 16-bit at `rate`) scored against the reference."""
+    echo = np.frombuffer(base64.b64decode(rec["pcm"]), dtype="<i2").astype(np.float64)
     rate = int(rec["rate"])
-    if os.environ.get("CHROMIUM_WHIP_SAVE"):  # the recording, to listen to or study
-        with wave.open(os.environ["CHROMIUM_WHIP_SAVE"], "wb") as w:
-            w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate), w.writeframes(pcm)
     recorded_seconds = len(echo) / rate if rate else 0.0
     # Compare at the reference's rate (linear interpolation: enough for envelopes).
     if rate != ref_rate:
@@ -203,34 +244,20 @@ def main():
     echo = echo[first * ref_rate // 50 :]
     echo_env = echo_env[first:]
     corr, lag = best_envelope_correlation(ref_env, echo_env, len(ref_env)) if len(echo_env) else (-1.0, 0)
-    rms = lambda x: float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
     scored = pesq_wb(
         resample(ref, ref_rate, 16000), resample(echo, ref_rate, 16000), lag * 320
-    ) if len(echo) > ref_rate else None
-    print(
-        json.dumps(
-            {
-                "location": location,
-                "deleteStatus": deleted,
-                "stats": stats,
-                "recorder": rec.get("recorder"),
-                "recordedSeconds": recorded_seconds,
-                "recorderWallSeconds": rec.get("wallSeconds"),
-                "recorderBlocks": rec.get("blocks"),
-                "workletSeconds": rec["workletFrames"] / rate if rec.get("workletFrames") else None,
-                "callSeconds": seconds,
-                "skippedSeconds": first * 0.02,  # before the first segment: see above
-                "echoRms": rms(echo),
-                "refRms": rms(ref),
-                "segmentEnvelopeCorrelation": seg_corr,
-                "segments": segments,
-                "envelopeCorrelation": corr,
-                "envelopeLagMs": lag * 20,
-                "pesqWb": scored[0] if scored else None,
-                "waveformCorrelation": scored[1] if scored else None,
-            }
-        )
-    )
+    ) if pesq and len(echo) > ref_rate else None
+    return {
+        "recordedSeconds": recorded_seconds,
+        "skippedSeconds": first * 0.02,  # before the first segment: see segment_correlation
+        "echoRms": rms(echo),
+        "segmentEnvelopeCorrelation": seg_corr,
+        "segments": segments,
+        "envelopeCorrelation": corr,
+        "envelopeLagMs": lag * 20,
+        "pesqWb": scored[0] if scored else None,
+        "waveformCorrelation": scored[1] if scored else None,
+    }
 
 
 if __name__ == "__main__":
