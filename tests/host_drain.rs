@@ -307,10 +307,20 @@ linger_ms = 500
         jb_ms > 0.0 && jb_ms < 500.0,
         "mean jitter-buffer delay {jb_ms} ms"
     );
+    // Its media's share of a core and its late ticks: measured, finite.
+    assert_eq!(value(&m, "mp_call_cpu_percent_count", None), 1.0);
+    assert_eq!(value(&m, "mp_call_late_ticks_percent_count", None), 1.0);
+    let cpu = value(&m, "mp_call_cpu_percent_sum", None);
+    assert!(
+        cpu > 0.0 && cpu < 100.0,
+        "the call's media took {cpu} % of a core"
+    );
+    let late = value(&m, "mp_call_late_ticks_percent_sum", None);
+    assert!((0.0..=100.0).contains(&late), "late ticks {late} %");
     // Clean loopback: nothing lost.
     assert_eq!(value(&m, "mp_call_loss_percent_sum", None), 0.0);
     assert_eq!(value(&m, "mp_calls_active", None), 2.0);
-    // The reference parser reads the same text: all 15 families, each of its type,
+    // The reference parser reads the same text: all 17 families, each of its type,
     // histograms with their buckets, +Inf, _sum and _count.
     let families = prometheus_client_families(&get(admin, "/metrics").1);
     for want in [
@@ -321,6 +331,8 @@ linger_ms = 500
         "mp_call_loss_percent histogram 12",
         "mp_call_concealment_percent histogram 12",
         "mp_call_rtt_ms histogram 11",
+        "mp_call_late_ticks_percent histogram 12",
+        "mp_call_cpu_percent histogram 11",
         "mp_health gauge 3",
         "mp_ready gauge 1",
     ] {
@@ -329,7 +341,7 @@ linger_ms = 500
             "{want:?} not in:\n{families}"
         );
     }
-    assert_eq!(families.lines().count(), 15, "{families}");
+    assert_eq!(families.lines().count(), 17, "{families}");
 
     // SIGTERM in the middle of the other two calls.
     let pid = host.child.id().to_string();

@@ -49,6 +49,8 @@ const DELAY_MS: &[f64] = &[
 ];
 /// Percent buckets (loss, concealment).
 const PERCENT: &[f64] = &[0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+/// CPU buckets: percent of one core a call's media took.
+const CPU_PERCENT: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
 /// Round-trip buckets, ms.
 const RTT_MS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0];
 
@@ -63,6 +65,11 @@ pub struct CallQoe {
     pub concealment_pct: f64,
     /// Smoothed round-trip time at the end, ms.
     pub rtt_ms: f64,
+    /// Media ticks that started late (more than 5 ms), percent of the call's ticks.
+    pub late_ticks_pct: f64,
+    /// Reactor time the call's media took over the media time it ran, percent of one
+    /// core.
+    pub cpu_pct: f64,
 }
 
 #[derive(Debug)]
@@ -74,6 +81,8 @@ struct Inner {
     loss: Histogram,
     conceal: Histogram,
     rtt: Histogram,
+    late_ticks: Histogram,
+    cpu: Histogram,
     applied: u64,
     forwarded: BTreeMap<&'static str, u64>,
     peer_failures: u64,
@@ -93,6 +102,8 @@ impl Default for Metrics {
             loss: Histogram::new(PERCENT),
             conceal: Histogram::new(PERCENT),
             rtt: Histogram::new(RTT_MS),
+            late_ticks: Histogram::new(PERCENT),
+            cpu: Histogram::new(CPU_PERCENT),
             applied: 0,
             forwarded: BTreeMap::new(),
             peer_failures: 0,
@@ -151,6 +162,8 @@ impl Metrics {
         m.loss.observe(q.loss_pct);
         m.conceal.observe(q.concealment_pct);
         m.rtt.observe(q.rtt_ms);
+        m.late_ticks.observe(q.late_ticks_pct);
+        m.cpu.observe(q.cpu_pct);
     }
 
     /// `n` notifications were handed to this instance's own call runtime (received
@@ -249,6 +262,18 @@ impl Metrics {
             "mp_call_rtt_ms",
             "Per ended call: round-trip time at the end, ms.",
             &m.rtt,
+        );
+        histogram(
+            &mut out,
+            "mp_call_late_ticks_percent",
+            "Per ended call: media ticks that started more than 5 ms late, percent.",
+            &m.late_ticks,
+        );
+        histogram(
+            &mut out,
+            "mp_call_cpu_percent",
+            "Per ended call: reactor time its media took over the media time it ran, percent of one core.",
+            &m.cpu,
         );
         counter(
             &mut out,
@@ -588,12 +613,16 @@ mod tests {
             loss_pct: 0.0,
             concealment_pct: 1.5,
             rtt_ms: 0.3,
+            late_ticks_pct: 0.0,
+            cpu_pct: 0.4,
         });
         m.observe(CallQoe {
             jitter_buffer_delay_ms: 700.0,
             loss_pct: 3.0,
             concealment_pct: 0.0,
             rtt_ms: f64::NAN,
+            late_ticks_pct: 12.0,
+            cpu_pct: 1.2,
         });
         let text = m.render(&Gauges {
             calls_active: 2,
@@ -633,6 +662,19 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(get("mp_call_jitter_buffer_delay_ms_sum", None), Some(745.0));
+        assert_eq!(
+            get("mp_call_late_ticks_percent_bucket", Some(("le", "10"))),
+            Some(1.0)
+        );
+        assert_eq!(
+            get("mp_call_late_ticks_percent_bucket", Some(("le", "20"))),
+            Some(2.0)
+        );
+        assert_eq!(
+            get("mp_call_cpu_percent_bucket", Some(("le", "0.5"))),
+            Some(1.0)
+        );
+        assert_eq!(get("mp_call_cpu_percent_count", None), Some(2.0));
         assert_eq!(get("mp_call_rtt_ms_count", None), Some(1.0));
     }
 

@@ -152,6 +152,7 @@ fn ended_reason(reason: &TeardownReason, drained: bool) -> &'static str {
 fn qoe_of(report: &SessionReport) -> CallQoe {
     let jb = report.last.jitter;
     let c = report.last.counters;
+    let q = report.last.qoe;
     CallQoe {
         jitter_buffer_delay_ms: if jb.jitter_buffer_emitted_count > 0 {
             jb.jitter_buffer_delay / jb.jitter_buffer_emitted_count as f64 * 1000.0
@@ -166,6 +167,17 @@ fn qoe_of(report: &SessionReport) -> CallQoe {
         },
         rtt_ms: if report.last.qoe.rtt_ms > 0.0 {
             report.last.qoe.rtt_ms
+        } else {
+            f64::NAN
+        },
+        late_ticks_pct: if q.ticks > 0 {
+            100.0 * q.late_ticks as f64 / q.ticks as f64
+        } else {
+            f64::NAN
+        },
+        // Its media's reactor time over the media time it ran (20 ms a tick).
+        cpu_pct: if q.ticks > 0 {
+            100.0 * q.busy_us as f64 / (q.ticks as f64 * 20_000.0)
         } else {
             f64::NAN
         },

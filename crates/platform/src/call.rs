@@ -19,7 +19,7 @@
 //! a mutex once a second.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use media_core::call::{
     AudioEvent, AudioFrame, AudioSender, AudioStreams, CallConfig, CallMedia, CallStats, Output,
@@ -110,6 +110,8 @@ pub(crate) struct PlatformCall {
     table: Arc<SessionTable>,
     /// The playout clock's counters at the last load report.
     reported: GridStats,
+    /// Reactor time spent in this call's ticks so far.
+    busy: Duration,
 }
 
 impl PlatformCall {
@@ -169,6 +171,7 @@ impl PlatformCall {
             load: ctx.load.clone(),
             table: ctx.table.clone(),
             reported: GridStats::default(),
+            busy: Duration::ZERO,
         })
     }
 
@@ -178,7 +181,13 @@ impl PlatformCall {
         let Some(stats) = self.bot.stats.take() else {
             return;
         };
-        let qoe = QoeStats::of(&stats, &link.stats(), self.bot.delivered, self.bot.dropped);
+        let qoe = QoeStats::of(
+            &stats,
+            &link.stats(),
+            self.bot.delivered,
+            self.bot.dropped,
+            self.busy,
+        );
         self.bot.shared.store_qoe(qoe);
         let grid = stats.playout;
         self.load.record_ticks(
@@ -208,7 +217,9 @@ impl CallHandler for PlatformCall {
         let start = Instant::now();
         let bot = &mut self.bot;
         self.media.run_due(now, link, |o| bot.take(o));
-        self.load.record_busy(start.elapsed());
+        let spent = start.elapsed();
+        self.load.record_busy(spent);
+        self.busy += spent;
         self.publish(link);
     }
 

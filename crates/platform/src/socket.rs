@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use media_core::call::{AudioEvent, AudioFrame, AudioSender, CallStats, EnqueueError};
 use media_core::control::{Control, DtmfTone, SendStatus};
@@ -62,6 +63,13 @@ pub struct QoeStats {
     pub send_underruns: u64,
     /// Datagrams the transport dropped (malformed, unknown stream, flood, ...).
     pub inbound_dropped: u64,
+    /// Media ticks (20 ms each) the call has run.
+    pub ticks: u64,
+    /// Of which started more than [`LATE_TICK`](media_core::tick::LATE_TICK) late.
+    pub late_ticks: u64,
+    /// Time the reactor thread spent running the call's ticks (its media's CPU
+    /// time: codecs, jitter buffer, pacing), µs.
+    pub busy_us: u64,
     /// Jitter buffer statistics (W3C names).
     #[serde(skip)]
     pub jitter_buffer: JitterStats,
@@ -69,8 +77,14 @@ pub struct QoeStats {
 
 impl QoeStats {
     /// The bot's view of a call: what its media measured, what its link measured, and
-    /// how its frames were delivered.
-    pub(crate) fn of(call: &CallStats, link: &LinkStats, delivered: u64, dropped: u64) -> Self {
+    /// how its frames were delivered, and `busy`: the reactor time its ticks took.
+    pub(crate) fn of(
+        call: &CallStats,
+        link: &LinkStats,
+        delivered: u64,
+        dropped: u64,
+        busy: Duration,
+    ) -> Self {
         QoeStats {
             inbound_jitter_ms: call.inbound_jitter_ms,
             max_inbound_jitter_ms: call.max_inbound_jitter_ms,
@@ -83,6 +97,9 @@ impl QoeStats {
             frames_dropped: dropped,
             send_underruns: call.send_underruns,
             inbound_dropped: link.inbound_dropped(),
+            ticks: call.playout.ticks,
+            late_ticks: call.playout.late,
+            busy_us: u64::try_from(busy.as_micros()).unwrap_or(u64::MAX),
             jitter_buffer: call.jitter_buffer,
         }
     }
@@ -391,7 +408,7 @@ impl Drop for AudioSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use media_core::tick::GridStats;
 
     #[test]
     fn qoe_merges_the_call_the_link_and_the_delivery() {
@@ -401,6 +418,11 @@ mod tests {
             packets_lost: 2,
             packets_sent: 100,
             send_underruns: 3,
+            playout: GridStats {
+                ticks: 50,
+                late: 2,
+                ..GridStats::default()
+            },
             ..CallStats::default()
         };
         let link = LinkStats {
@@ -409,7 +431,7 @@ mod tests {
             flood_dropped: 1,
             ..LinkStats::default()
         };
-        let q = QoeStats::of(&call, &link, 97, 1);
+        let q = QoeStats::of(&call, &link, 97, 1, Duration::from_micros(2_500));
         assert_eq!(
             (q.packets_received, q.packets_lost, q.packets_sent),
             (98, 2, 100)
@@ -419,6 +441,7 @@ mod tests {
             (97, 1, 3)
         );
         assert_eq!(q.inbound_dropped, 5);
+        assert_eq!((q.ticks, q.late_ticks, q.busy_us), (50, 2, 2_500));
         assert!((q.rtt_ms - 1.5).abs() < 1e-9);
         assert!((q.loss_pct - 2.0).abs() < 1e-9);
     }
