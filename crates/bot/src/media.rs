@@ -392,7 +392,7 @@ impl Inner {
 /// graph's [`MediaSessions`] on a [`MediaPlatform`]: one platform media session per
 /// app-hosted call, driven by a [`MediaBot`]. Share it as `Arc<PlatformSessions>`.
 pub struct PlatformSessions {
-    platform: MediaPlatform,
+    platform: Arc<MediaPlatform>,
     bot: Arc<dyn MediaBot>,
     options: SessionOptions,
     inner: Arc<Inner>,
@@ -433,7 +433,7 @@ impl PlatformSessions {
             keep_reports: options.keep_reports,
         });
         Arc::new(Self {
-            platform,
+            platform: Arc::new(platform),
             bot,
             options,
             inner,
@@ -450,6 +450,31 @@ impl PlatformSessions {
     /// The platform.
     pub fn platform(&self) -> &MediaPlatform {
         &self.platform
+    }
+
+    /// The platform, shared: for the links other drivers run on it (a WHIP endpoint's
+    /// `webrtc_link::PlatformCalls`, a media WebSocket endpoint's
+    /// `ws_link::PlatformStreams`), whose calls [`PlatformSessions::start_linked`]
+    /// serves with this bot.
+    pub fn shared_platform(&self) -> Arc<MediaPlatform> {
+        self.platform.clone()
+    }
+
+    /// Runs this bot on a call another link's driver started
+    /// (`MediaPlatform::start_linked_call`; its frames delivered by channel), named
+    /// `call_id` in the bot's calls and logs: a session like an app-hosted call's
+    /// (counters, [`PlatformSessions::snapshot`], [`PlatformSessions::stop`] hangs it
+    /// up, [`PlatformSessions::wait_report`] once it ended), without Graph's roster or
+    /// events. Returns the session's id. Must run inside a tokio runtime.
+    pub fn start_linked(&self, socket: AudioSocket, call_id: &str) -> Uuid {
+        let session_id = socket.session_id();
+        let live = Arc::new(Live {
+            counters: LiveCounters::default(),
+            socket_view: Mutex::new(None),
+        });
+        lock(&self.inner.slots).insert(session_id, Slot::Waiting(Box::new(socket), live));
+        self.start(session_id, call_id);
+        session_id
     }
 
     /// The certificate fingerprint far ends pin.
