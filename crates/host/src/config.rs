@@ -4,7 +4,7 @@
 //! variable of a host section is refused by name.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -228,6 +228,72 @@ pub const KEYS: &[Key] = &[
         Kind::List,
         "base URLs (http(s)://host:port) of the other instances' callback servers, to which notifications of calls this instance does not own are forwarded (default none)",
     ),
+    key(
+        "whip",
+        "bind",
+        Kind::Str,
+        "TCP address of the WHIP endpoint (POST /whip: WebRTC calls, each served by the bot; required in [whip]; no [whip] section: no WHIP)",
+    ),
+    key(
+        "whip",
+        "token",
+        Kind::Str,
+        "bearer token every WHIP POST and DELETE must carry (default none: open; better from MP_WHIP_TOKEN)",
+    ),
+    key(
+        "whip",
+        "candidate_ip",
+        Kind::Str,
+        "address of the WebRTC calls' ICE host candidates (default: the bind IP, or for 0.0.0.0 the local address of the route to each client)",
+    ),
+    key(
+        "ws",
+        "bind",
+        Kind::Str,
+        "TCP address of the platforms' media WebSockets /acs, /twilio, /vonage (each stream a call served by the bot; required in [ws]; no [ws] section: none)",
+    ),
+    key(
+        "ws",
+        "twilio_auth_token",
+        Kind::Str,
+        "Twilio auth token: /twilio handshakes must carry its X-Twilio-Signature (default none: open; better from MP_WS_TWILIO_AUTH_TOKEN)",
+    ),
+    key(
+        "ws",
+        "twilio_public_url",
+        Kind::Str,
+        "public URL base Twilio connects to (ws:// or wss://, e.g. wss://media.example.com), for the signature behind a proxy (default: the request's Host)",
+    ),
+    key(
+        "ws",
+        "vonage_token",
+        Kind::Str,
+        "bearer token /vonage handshakes must carry (the NCCO's headers; default none: open; better from MP_WS_VONAGE_TOKEN)",
+    ),
+    key(
+        "ws",
+        "acs_audience",
+        Kind::Str,
+        "ACS resource id: /acs handshakes must carry a JWT with this audience (with acs_jwks_url; default none: open)",
+    ),
+    key(
+        "ws",
+        "acs_jwks_url",
+        Kind::Str,
+        "http(s) URL of the key set (JWKS) ACS signs its streaming tokens with (with acs_audience)",
+    ),
+    key(
+        "ws",
+        "acs_issuer",
+        Kind::Str,
+        "issuer the ACS tokens must name (default https://acscallautomation.communication.azure.com)",
+    ),
+    key(
+        "ws",
+        "acs_audio",
+        Kind::Str,
+        "what /acs streams carry, as the ACS subscription's audioChannelType: mixed or unmixed (each participant's own stream besides the mix, up to 4; default mixed)",
+    ),
 ];
 
 /// Environment variables of host sections that other commands read (ignored here).
@@ -269,6 +335,8 @@ struct RawConfig {
     drain: RawDrain,
     #[serde(default)]
     routing: RawRouting,
+    whip: Option<RawWhip>,
+    ws: Option<RawWs>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +406,27 @@ struct RawDrain {
 struct RawRouting {
     instance_id: Option<String>,
     peers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhip {
+    bind: Option<String>,
+    token: Option<String>,
+    candidate_ip: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWs {
+    bind: Option<String>,
+    twilio_auth_token: Option<String>,
+    twilio_public_url: Option<String>,
+    vonage_token: Option<String>,
+    acs_audience: Option<String>,
+    acs_jwks_url: Option<String>,
+    acs_issuer: Option<String>,
+    acs_audio: Option<String>,
 }
 
 /// Where the host reaches Graph.
@@ -414,6 +503,53 @@ fn valid_instance_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The WHIP endpoint (`[whip]`): WebRTC calls, each served by the host's bot.
+#[derive(Clone)]
+pub struct WhipSettings {
+    /// Where it listens (`whip.bind`).
+    pub bind: SocketAddr,
+    /// Bearer token offers and DELETEs must carry (`whip.token`; `None`: open).
+    pub token: Option<String>,
+    /// Address of the calls' ICE host candidates (`whip.candidate_ip`; `None`: the
+    /// bind IP, or per client for an unspecified bind).
+    pub candidate_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for WhipSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhipSettings")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("candidate_ip", &self.candidate_ip)
+            .finish()
+    }
+}
+
+/// The platforms' media WebSockets (`[ws]`): ACS, Twilio and Vonage streams, each a
+/// call served by the host's bot.
+#[derive(Clone)]
+pub struct WsSettings {
+    /// Where they listen (`ws.bind`).
+    pub bind: SocketAddr,
+    /// Credentials per dialect (a dialect without any is served unauthenticated).
+    pub auth: ws_link::WsAuthConfig,
+    /// What `/acs` streams carry (`ws.acs_audio`).
+    pub acs_audio: platform::AudioStreams,
+}
+
+impl std::fmt::Debug for WsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: bool| if o { "<open>" } else { "<set>" };
+        f.debug_struct("WsSettings")
+            .field("bind", &self.bind)
+            .field("acs", &set(self.auth.is_open(ws_link::Dialect::Acs)))
+            .field("twilio", &set(self.auth.is_open(ws_link::Dialect::Twilio)))
+            .field("vonage", &set(self.auth.is_open(ws_link::Dialect::Vonage)))
+            .field("acs_audio", &self.acs_audio)
+            .finish()
+    }
+}
+
 /// The bot every call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -445,6 +581,10 @@ pub struct HostConfig {
     pub drain_linger: Duration,
     /// Routing between instances.
     pub routing: RoutingSettings,
+    /// The WHIP endpoint (`None`: no `[whip]` section, no WHIP).
+    pub whip: Option<WhipSettings>,
+    /// The media WebSockets (`None`: no `[ws]` section, none).
+    pub ws: Option<WsSettings>,
 }
 
 impl HostConfig {
@@ -828,6 +968,119 @@ fn check(raw: RawConfig) -> Result<HostConfig, ConfigError> {
         drain_deadline,
         drain_linger,
         routing: RoutingSettings { instance_id, peers },
+        whip: raw.whip.map(check_whip).transpose()?,
+        ws: raw.ws.map(check_ws).transpose()?,
+    })
+}
+
+/// A secret that, when given, is not empty.
+fn secret(value: Option<String>, key: &str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(err(key, "empty (leave it out for none)")),
+        v => Ok(v),
+    }
+}
+
+fn check_whip(w: RawWhip) -> Result<WhipSettings, ConfigError> {
+    let bind = w.bind.ok_or_else(|| {
+        err(
+            "whip.bind",
+            "missing (required in [whip]; leave the section out to serve no WHIP)",
+        )
+    })?;
+    let candidate_ip = match w.candidate_ip {
+        Some(text) => {
+            let ip: IpAddr = text.trim().parse().map_err(|_| {
+                err(
+                    "whip.candidate_ip",
+                    format!("not an IP address like 192.0.2.10: {text:?}"),
+                )
+            })?;
+            if ip.is_unspecified() {
+                return Err(err(
+                    "whip.candidate_ip",
+                    format!("{ip} is no address a client can reach"),
+                ));
+            }
+            Some(ip)
+        }
+        None => None,
+    };
+    Ok(WhipSettings {
+        bind: addr(Some(bind), "whip.bind", "")?,
+        token: secret(w.token, "whip.token")?,
+        candidate_ip,
+    })
+}
+
+fn check_ws(w: RawWs) -> Result<WsSettings, ConfigError> {
+    let bind = w.bind.ok_or_else(|| {
+        err(
+            "ws.bind",
+            "missing (required in [ws]; leave the section out to serve no media WebSockets)",
+        )
+    })?;
+    let bind = addr(Some(bind), "ws.bind", "")?;
+    let twilio_auth_token = secret(w.twilio_auth_token, "ws.twilio_auth_token")?;
+    if let Some(u) = &w.twilio_public_url {
+        if twilio_auth_token.is_none() {
+            return Err(err(
+                "ws.twilio_public_url",
+                "set without ws.twilio_auth_token (it is only used to check Twilio's signature)",
+            ));
+        }
+        if !(u.starts_with("ws://") || u.starts_with("wss://")) {
+            return Err(err(
+                "ws.twilio_public_url",
+                format!("not a ws:// or wss:// URL: {u:?}"),
+            ));
+        }
+    }
+    let acs = match (secret(w.acs_audience, "ws.acs_audience")?, w.acs_jwks_url) {
+        (Some(audience), Some(jwks)) => {
+            url(&jwks, "ws.acs_jwks_url")?;
+            let issuer = match w.acs_issuer {
+                Some(i) if i.trim().is_empty() => return Err(err("ws.acs_issuer", "empty")),
+                Some(i) => i,
+                None => ws_link::ACS_ISSUER.to_owned(),
+            };
+            Some(graph::AuthConfig::for_jwks(audience, jwks, issuer))
+        }
+        (Some(_), None) => {
+            return Err(err("ws.acs_jwks_url", "missing (ws.acs_audience needs it)"));
+        }
+        (None, Some(_)) => {
+            return Err(err("ws.acs_audience", "missing (ws.acs_jwks_url needs it)"));
+        }
+        (None, None) => {
+            if w.acs_issuer.is_some() {
+                return Err(err(
+                    "ws.acs_issuer",
+                    "set without ws.acs_audience and ws.acs_jwks_url",
+                ));
+            }
+            None
+        }
+    };
+    let acs_audio = match w.acs_audio.as_deref().unwrap_or("mixed") {
+        "mixed" => platform::AudioStreams::MIXED,
+        "unmixed" => platform::AudioStreams::mixed_and_unmixed(4),
+        other => {
+            return Err(err(
+                "ws.acs_audio",
+                format!("{other:?}: one of mixed, unmixed"),
+            ));
+        }
+    };
+    Ok(WsSettings {
+        bind,
+        auth: ws_link::WsAuthConfig {
+            acs,
+            twilio_auth_token,
+            twilio_public_url: w.twilio_public_url,
+            vonage_token: secret(w.vonage_token, "ws.vonage_token")?,
+        },
+        acs_audio,
     })
 }
 
@@ -991,11 +1244,83 @@ allow_unauthenticated = true
                 &[],
                 "unknown field `peer`",
             ),
+            (
+                &format!("{MINIMAL}[whip]\ntoken = 't'\n"),
+                &[],
+                "whip.bind: missing",
+            ),
+            (
+                MINIMAL,
+                &[
+                    ("MP_WHIP_BIND", "127.0.0.1:0"),
+                    ("MP_WHIP_CANDIDATE_IP", "0.0.0.0"),
+                ],
+                "whip.candidate_ip: 0.0.0.0 is no address",
+            ),
+            (
+                &format!("{MINIMAL}[whip]\nbind = '127.0.0.1:0'\ntoken = ''\n"),
+                &[],
+                "whip.token: empty",
+            ),
+            (&format!("{MINIMAL}[ws]\n"), &[], "ws.bind: missing"),
+            (
+                &format!("{MINIMAL}[ws]\nbind = '127.0.0.1:0'\nacs_audience = 'r'\n"),
+                &[],
+                "ws.acs_jwks_url: missing",
+            ),
+            (
+                &format!("{MINIMAL}[ws]\nbind = '127.0.0.1:0'\nacs_audio = 'stereo'\n"),
+                &[],
+                "ws.acs_audio: \"stereo\"",
+            ),
+            (
+                &format!("{MINIMAL}[ws]\nbind = '127.0.0.1:0'\ntwilio_public_url = 'wss://a'\n"),
+                &[],
+                "ws.twilio_public_url: set without ws.twilio_auth_token",
+            ),
+            (
+                &format!("{MINIMAL}[ws]\nbind = '127.0.0.1:0'\nvonage = 'x'\n"),
+                &[],
+                "unknown field `vonage`",
+            ),
         ];
         for (text, env, want) in cases {
             let e = load(text, env).expect_err(want).to_string();
             assert!(e.contains(want), "{want:?} not in {e:?}");
         }
+    }
+
+    #[test]
+    fn links_are_off_without_their_sections_and_read_from_file_and_environment() {
+        let c = load(MINIMAL, &[]).expect("valid");
+        assert!(c.whip.is_none() && c.ws.is_none());
+        let c = load(
+            &format!(
+                "{MINIMAL}[whip]\nbind = '127.0.0.1:8080'\ncandidate_ip = '192.0.2.10'\n\
+                 [ws]\nbind = '127.0.0.1:8081'\nacs_audience = 'res'\n\
+                 acs_jwks_url = 'https://keys.example/jwks'\nacs_audio = 'unmixed'\n"
+            ),
+            &[
+                ("MP_WHIP_TOKEN", "whip-secret"),
+                ("MP_WS_VONAGE_TOKEN", "vonage-secret"),
+            ],
+        )
+        .expect("valid");
+        let whip = c.whip.expect("whip");
+        assert_eq!(whip.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(whip.token.as_deref(), Some("whip-secret"));
+        assert_eq!(whip.candidate_ip, Some("192.0.2.10".parse().expect("ip")));
+        assert!(!format!("{whip:?}").contains("whip-secret"));
+        let ws = c.ws.expect("ws");
+        assert_eq!(ws.bind.to_string(), "127.0.0.1:8081");
+        assert_eq!(ws.auth.vonage_token.as_deref(), Some("vonage-secret"));
+        assert!(!ws.auth.is_open(ws_link::Dialect::Acs));
+        assert!(ws.auth.is_open(ws_link::Dialect::Twilio));
+        assert_eq!(ws.acs_audio, platform::AudioStreams::mixed_and_unmixed(4));
+        assert!(!format!("{ws:?}").contains("vonage-secret"));
+        // The environment alone turns a link on.
+        let c = load(MINIMAL, &[("MP_WS_BIND", "127.0.0.1:0")]).expect("valid");
+        assert!(c.ws.expect("ws").auth.is_open(ws_link::Dialect::Vonage));
     }
 
     #[test]
