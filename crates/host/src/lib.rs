@@ -4,7 +4,10 @@
 //! configuration file: the Graph client and callback server (`graph::CallRuntime`),
 //! the media platform (QUIC) with a bot on every call (`bot::PlatformSessions`,
 //! echo), an admin port with Prometheus metrics and probes, and a graceful drain on
-//! SIGTERM. `media-processor host --config FILE.toml` parses its arguments and calls
+//! SIGTERM. Optionally (`[whip]`, `[ws]`) the same platform and bot also serve WebRTC
+//! calls signalled by WHIP (`webrtc-link`) and the platforms' media WebSockets
+//! (`ws-link`: ACS, Twilio, Vonage), admitted, counted and drained like Graph calls.
+//! `media-processor host --config FILE.toml` parses its arguments and calls
 //! [`run_blocking`]; everything else lives here.
 //!
 //! ## Data flow
@@ -19,6 +22,8 @@
 //!            overloaded) ; Removed: ended{reason}, QoE histograms    Gate (refuses while
 //!                                                                    draining) ──> PlatformSessions
 //!  far end ══QUIC══> MediaPlatform ──> echo bot per call                  (refuses while Overloaded)
+//!  WHIP offer / media WebSocket stream ──> admission (refused while draining or
+//!            Overloaded: 503 / close 1013) ──> a call of the same platform ──> echo bot
 //!
 //!  routing: /callback (shared) and /callbacks/{instance_id} (this instance's calls);
 //!           a notification of a call another instance owns is forwarded to the peers
@@ -26,7 +31,8 @@
 //!
 //!  admin port: /metrics (text format) /healthz /readyz (503: draining, HeavilyLoaded, Overloaded)
 //!  SIGTERM ──> draining: readyz 503 at once, new calls refused, calls run to drain.deadline_s,
-//!              the rest hung up (DELETE), callbacks taken for drain.linger_ms, exit 0
+//!              the rest hung up (DELETE; WHIP/WebSocket calls by the bot), the WHIP and
+//!              WebSocket endpoints stopped, callbacks taken for drain.linger_ms, exit 0
 //! ```
 //!
 //! ## Example
@@ -60,6 +66,7 @@
 
 mod admin;
 pub mod config;
+mod links;
 pub mod metrics;
 pub mod routing;
 mod service;
@@ -111,6 +118,9 @@ pub fn run_blocking(path: &Path) -> Result<DrainReport, HostError> {
             host.admin_addr()
         );
         println!("media processor: {}", host.media_summary());
+        for line in host.link_summary() {
+            println!("{line}");
+        }
         println!("ready");
         Ok(host.run(drain).await)
     })

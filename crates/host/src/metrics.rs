@@ -140,7 +140,7 @@ impl Metrics {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A call was admitted (`placed` or `answered`).
+    /// A call was admitted (`placed`, `answered`, `whip` or `ws`).
     pub fn admitted(&self, direction: &'static str) {
         *self.inner().admitted.entry(direction).or_default() += 1;
     }
@@ -189,6 +189,21 @@ impl Metrics {
     /// Callback requests forwarded with `outcome` so far.
     pub fn forwarded_count(&self, outcome: &str) -> u64 {
         self.inner().forwarded.get(outcome).copied().unwrap_or(0)
+    }
+
+    /// Calls admitted with `direction` so far.
+    pub fn admitted_count(&self, direction: &str) -> u64 {
+        self.inner().admitted.get(direction).copied().unwrap_or(0)
+    }
+
+    /// Calls ended for `reason` so far.
+    pub fn ended_count(&self, reason: &str) -> u64 {
+        self.inner().ended.get(reason).copied().unwrap_or(0)
+    }
+
+    /// Per-call QoE observations so far (ended calls whose report arrived).
+    pub fn observed_count(&self) -> u64 {
+        self.inner().late_ticks.count()
     }
 
     /// Calls refused for `reason` so far.

@@ -20,18 +20,21 @@ use uuid::Uuid;
 
 use crate::HostError;
 use crate::config::{BotKind, HostConfig};
+use crate::links::{LinkedCalls, Links};
 use crate::metrics::{CallQoe, Gauges, Metrics};
 use crate::routing::{Recent, Routing};
 
 /// What the admin port and the gate share.
 #[derive(Debug)]
 pub(crate) struct HostState {
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) draining: AtomicBool,
     sessions: Arc<PlatformSessions>,
     runtime: Mutex<Option<CallRuntime>>,
     /// Peers are configured (the routing metrics are written).
     routing: bool,
+    /// The WHIP and media WebSocket calls running.
+    pub(crate) linked: LinkedCalls,
 }
 
 impl HostState {
@@ -50,7 +53,8 @@ impl HostState {
         let ticks = p.tick_totals();
         let calls_active = lock(&self.runtime)
             .as_ref()
-            .map_or(0, CallRuntime::live_calls);
+            .map_or(0, CallRuntime::live_calls)
+            + self.linked.live();
         Gauges {
             calls_active,
             media_sessions: self.sessions.session_count(),
@@ -65,7 +69,7 @@ impl HostState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -149,7 +153,7 @@ fn ended_reason(reason: &TeardownReason, drained: bool) -> &'static str {
     }
 }
 
-fn qoe_of(report: &SessionReport) -> CallQoe {
+pub(crate) fn qoe_of(report: &SessionReport) -> CallQoe {
     let jb = report.last.jitter;
     let c = report.last.counters;
     let q = report.last.qoe;
@@ -187,7 +191,7 @@ fn qoe_of(report: &SessionReport) -> CallQoe {
 /// What [`Host::run`] ends with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DrainReport {
-    /// Calls live when the drain began.
+    /// Calls live when the drain began (Graph, WHIP and media WebSocket calls).
     pub calls_at_drain: usize,
     /// Calls that ended on their own before the deadline.
     pub ended_in_time: usize,
@@ -211,6 +215,7 @@ pub struct Host {
     stop_servers: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
     events: tokio::task::JoinHandle<()>,
+    links: Links,
 }
 
 impl Host {
@@ -226,13 +231,15 @@ impl Host {
             keep_reports: 4096,
             ..SessionOptions::default()
         };
+        let frame_channel = options.frame_channel;
         let sessions = PlatformSessions::start(config.media.clone(), bot, options)?;
         let state = Arc::new(HostState {
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             draining: AtomicBool::new(false),
             sessions: sessions.clone(),
             runtime: Mutex::new(None),
             routing: !config.routing.peers.is_empty(),
+            linked: LinkedCalls::default(),
         });
         let g = &config.graph;
         let mut graph_config = GraphConfig::new(
@@ -322,6 +329,18 @@ impl Host {
             }
         }));
 
+        let links = Links::start(
+            config.whip.as_ref(),
+            config.ws.as_ref(),
+            &sessions,
+            &state,
+            frame_channel,
+        )
+        .await?;
+        for line in links.summary() {
+            tracing::info!("{line}");
+        }
+
         let calls = Arc::new(Calls::default());
         let events = tokio::spawn(event_loop(
             runtime.clone(),
@@ -343,6 +362,7 @@ impl Host {
             stop_servers,
             servers,
             events,
+            links,
         };
         for scenario in host.config.place.clone() {
             host.place(scenario).await;
@@ -370,6 +390,28 @@ impl Host {
     /// Where the admin port listens.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The WHIP endpoint's URL (`[whip]`; `None`: not served).
+    pub fn whip_url(&self) -> Option<String> {
+        self.links.whip_url()
+    }
+
+    /// The media WebSocket URL of `dialect` (`[ws]`; `None`: not served).
+    pub fn ws_url(&self, dialect: ws_link::Dialect) -> Option<String> {
+        self.links.ws_url(dialect)
+    }
+
+    /// One line per WHIP and media WebSocket endpoint served (its URL, and whether
+    /// it is open), for the log.
+    pub fn link_summary(&self) -> Vec<String> {
+        self.links.summary()
+    }
+
+    /// The host's counters and histograms (what `/metrics` writes, without the
+    /// gauges); they stay readable after [`Host::run`].
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
     }
 
     /// The media sessions and their platform (health, load, and drills such as
@@ -413,19 +455,26 @@ impl Host {
 
     /// Serves until `drain` resolves (SIGTERM), then drains: readiness false at once,
     /// new calls refused, calls run until they end or the drain deadline, the rest
-    /// hung up (Graph `DELETE`), callbacks still taken for the linger time, servers
-    /// stopped.
+    /// hung up (Graph `DELETE`; WHIP and media WebSocket calls by the bot),
+    /// callbacks still taken for the linger time, servers stopped.
     pub async fn run(self, drain: impl Future<Output = ()>) -> DrainReport {
         drain.await;
         self.state.draining.store(true, Ordering::SeqCst);
-        let at_drain = self.runtime.live_calls();
+        let linked = &self.state.linked;
+        let live = || self.runtime.live_calls() + linked.live();
+        let at_drain = live();
         println!(
             "draining: {at_drain} call(s) may run up to {} s; new calls are refused",
             self.config.drain_deadline.as_secs()
         );
         let deadline = tokio::time::Instant::now() + self.config.drain_deadline;
-        while self.runtime.live_calls() > 0 && tokio::time::Instant::now() < deadline {
+        while live() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // WHIP and media WebSocket calls: the bot hangs up (ended: drain_deadline).
+        let linked_hung = linked.hang_up_all(&self.state.sessions);
+        for call_id in &linked_hung {
+            println!("call {call_id}: drain deadline reached, hung up");
         }
         let left = self.calls.ids();
         let mut hung = 0;
@@ -451,14 +500,16 @@ impl Host {
                 Err(e) => eprintln!("hang-up task failed: {e}"),
             }
         }
+        hung += linked_hung.len();
         let wait = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.runtime.live_calls() > 0 && tokio::time::Instant::now() < wait {
+        while live() > 0 && tokio::time::Instant::now() < wait {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The service's last notifications (the `terminated` after a hang-up) still
         // find the callback server.
         tokio::time::sleep(self.config.drain_linger).await;
-        let left = self.runtime.live_calls();
+        let left = live();
+        self.links.shutdown().await;
         self.runtime.shutdown();
         self.stop_servers.send_replace(true);
         for s in self.servers {
