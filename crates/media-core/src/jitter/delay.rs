@@ -16,6 +16,15 @@
 //! replaced by the first measured interval) and old observations lose weight later:
 //! after a delay spike the target comes back down instead of getting stuck high.
 //!
+//! # Clock drift
+//! The smallest transit of each interval (the lower envelope, which jitter only ever
+//! raises) is kept for the last [`DRIFT_POINTS`] intervals (10 s); the drift is the
+//! median of the slopes between each point and the one half the window later (robust
+//! to a delay spike covering less than half of the window), or zero unless at least
+//! 80 % of those slopes have its sign (jitter that wanders, as on a mobile path,
+//! scatters them around zero). A sender whose clock runs slow makes the transit grow
+//! (positive drift, µs per second), a fast one shrink.
+//!
 //! # Realtime safety
 //! All storage (the transit window and the histogram) is allocated by [`DelayManager::new`];
 //! updates never allocate.
@@ -54,9 +63,17 @@ pub(crate) struct DelayManager {
     interval_max_us: i64,
     target_us: i64,
     last_relative_us: i64,
+    interval_min_transit_us: i64,
+    /// (interval start, smallest transit of the interval), oldest first from `drift_head`.
+    drift_points: [(i64, i64); DRIFT_POINTS],
+    drift_head: usize,
+    drift_len: usize,
+    drift_us_per_s: Option<f64>,
 }
 
 const RING: usize = 512;
+/// Intervals the drift estimate looks back over (10 s of 200 ms intervals).
+pub(crate) const DRIFT_POINTS: usize = 50;
 
 impl DelayManager {
     pub(crate) fn new(p: DelayParams) -> Self {
@@ -72,7 +89,52 @@ impl DelayManager {
             interval_max_us: 0,
             target_us: p.start_us.clamp(p.min_us, p.max_us),
             last_relative_us: 0,
+            interval_min_transit_us: 0,
+            drift_points: [(0, 0); DRIFT_POINTS],
+            drift_head: 0,
+            drift_len: 0,
+            drift_us_per_s: None,
         }
+    }
+
+    /// The sender's clock drift against ours: how fast the transit grows, µs per
+    /// second (positive: the sender's clock runs slow and the margin of the packets
+    /// shrinks). None until the window is full.
+    pub(crate) fn drift_us_per_s(&self) -> Option<f64> {
+        self.drift_us_per_s
+    }
+
+    fn add_drift_point(&mut self, at_us: i64, min_transit_us: i64) {
+        let idx = (self.drift_head + self.drift_len) % DRIFT_POINTS;
+        self.drift_points[idx] = (at_us, min_transit_us);
+        if self.drift_len == DRIFT_POINTS {
+            self.drift_head = (self.drift_head + 1) % DRIFT_POINTS;
+        } else {
+            self.drift_len += 1;
+        }
+        if self.drift_len < DRIFT_POINTS {
+            return;
+        }
+        const HALF: usize = DRIFT_POINTS / 2;
+        let mut slopes = [0.0f64; HALF];
+        let mut n = 0;
+        for i in 0..HALF {
+            let (x0, y0) = self.drift_points[(self.drift_head + i) % DRIFT_POINTS];
+            let (x1, y1) = self.drift_points[(self.drift_head + i + HALF) % DRIFT_POINTS];
+            if x1 > x0 {
+                slopes[n] = (y1 - y0) as f64 * 1e6 / (x1 - x0) as f64;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        let slopes = &mut slopes[..n];
+        slopes.sort_unstable_by(f64::total_cmp);
+        // Drift only when at least 80 % of the slopes agree on its sign: wandering
+        // jitter (a mobile path) scatters them around zero.
+        let (low, median, high) = (slopes[n / 5], slopes[n / 2], slopes[n - 1 - n / 5]);
+        self.drift_us_per_s = Some(if low > 0.0 || high < 0.0 { median } else { 0.0 });
     }
 
     /// Current target delay in microseconds.
@@ -96,6 +158,9 @@ impl DelayManager {
         self.len = 0;
         self.interval_start_us = None;
         self.interval_max_us = 0;
+        self.drift_head = 0;
+        self.drift_len = 0;
+        self.drift_us_per_s = None;
     }
 
     fn back_index(&self) -> usize {
@@ -133,14 +198,20 @@ impl DelayManager {
             None => {
                 self.interval_start_us = Some(arrival_us);
                 self.interval_max_us = relative;
+                self.interval_min_transit_us = transit_us;
             }
             Some(start) if arrival_us - start >= self.p.interval_us => {
                 let peak = self.interval_max_us;
                 self.add_to_histogram(peak);
+                self.add_drift_point(start, self.interval_min_transit_us);
                 self.interval_start_us = Some(arrival_us);
                 self.interval_max_us = relative;
+                self.interval_min_transit_us = transit_us;
             }
-            Some(_) => self.interval_max_us = self.interval_max_us.max(relative),
+            Some(_) => {
+                self.interval_max_us = self.interval_max_us.max(relative);
+                self.interval_min_transit_us = self.interval_min_transit_us.min(transit_us);
+            }
         }
     }
 
@@ -199,6 +270,51 @@ mod tests {
             d.update(k * 20_000 + 40_000, k * 20_000);
         }
         assert_eq!(d.target_us(), 0);
+    }
+
+    /// 20 s of packets from a sender whose clock runs `ppm` slow, with a jitter of
+    /// about `sigma_us` (a sum of uniforms) and a 150 ms spike; returns the drift
+    /// estimate.
+    fn drift_of(ppm: i64, sigma_us: i64) -> Option<f64> {
+        let mut p = params();
+        p.interval_us = 200_000;
+        let mut d = DelayManager::new(p);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut uniform = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for k in 0..1000i64 {
+            let send = k * 20_000 + k * 20_000 * ppm / 1_000_000;
+            // Twelve uniforms: variance 1 around 6.
+            let normal: f64 = (0..12).map(|_| uniform()).sum::<f64>() - 6.0;
+            let jitter = 3 * sigma_us + (normal * sigma_us as f64) as i64;
+            let spike = if (400..410).contains(&k) { 150_000 } else { 0 };
+            d.update(send + 40_000 + jitter + spike, k * 20_000);
+        }
+        d.drift_us_per_s()
+    }
+
+    #[test]
+    fn drift_is_the_transit_slope_despite_jitter_and_a_spike() {
+        for ppm in [5_000i64, -5_000, 1_000] {
+            let got = drift_of(ppm, 2_000).expect("10 s of intervals");
+            assert!(
+                (got - ppm as f64).abs() < 250.0,
+                "{ppm} ppm estimated as {got:.0} us/s"
+            );
+        }
+        // No drift, or jitter that drowns a small one (the cellular profile's 12 ms).
+        assert_eq!(drift_of(0, 2_000), Some(0.0));
+        assert_eq!(drift_of(0, 12_000), Some(0.0));
+        assert_eq!(drift_of(300, 12_000), Some(0.0));
+        let mut d = DelayManager::new(params());
+        for k in 0..100i64 {
+            d.update(k * 20_000 + 40_000, k * 20_000);
+        }
+        assert_eq!(d.drift_us_per_s(), None, "2 s are not enough");
     }
 
     #[test]

@@ -28,6 +28,12 @@
 //!   malformed.
 //! * **Clock drift** (sender ±0.5 %): the playout point is measured against the arrival
 //!   times every packet, so the buffer stretches continuously to follow the sender.
+//!   A sender whose clock runs slow (at least [`DRIFT_MIN_US_PER_S`], measured over
+//!   10 s, see [`delay`]) takes 20 ms of margin every few seconds; once that is
+//!   measured it is anticipated [`DRIFT_LOOKAHEAD_S`] ahead: the room it will need is
+//!   made in a pause before it is urgent (otherwise the expansion falls wherever the
+//!   margin runs out, mostly inside speech), and no delay is given back that the drift
+//!   would take again.
 //! * **Bounded memory**: a fixed number of packet slots (the maximum delay / 20 ms);
 //!   overflow drops the oldest packet and counts it.
 //!
@@ -126,6 +132,13 @@ const LATE_BUDGET_PER_MILLE: usize = 8;
 /// Decoded frames (2 s) a one-step excess of delay waits for a pause before a clean
 /// cut in speech will do (a signal without pauses: music, a tone).
 pub const PAUSE_WAIT: u32 = 100;
+/// Sender clock drift (µs of transit per second, see [`delay`]) from which the playout
+/// anticipates it: 500 ppm, far above real clocks' 10-100 ppm, where the 20 ms steps
+/// come seldom enough for the plain rules.
+const DRIFT_MIN_US_PER_S: f64 = 500.0;
+/// How far ahead a slow sender's drift is anticipated: time enough for a speech pause
+/// (one comes every few seconds) to take the stretch.
+const DRIFT_LOOKAHEAD_S: f64 = 3.0;
 /// Largest sequence-number distance accepted as the same stream.
 const SEQ_WINDOW: i64 = 16_384;
 
@@ -597,6 +610,18 @@ impl JitterBuffer {
         late * 1000 <= budget * self.recent_len
     }
 
+    /// How much margin a slow sender's clock will have taken within
+    /// [`DRIFT_LOOKAHEAD_S`], µs (0 unless the drift is at least [`DRIFT_MIN_US_PER_S`],
+    /// or on a reliable link).
+    fn drift_fall_us(&self) -> i64 {
+        match self.delay.drift_us_per_s() {
+            Some(d) if d >= DRIFT_MIN_US_PER_S && !self.reliable() => {
+                (d * DRIFT_LOOKAHEAD_S) as i64
+            }
+            _ => 0,
+        }
+    }
+
     fn decide(&mut self, margin_us: i64, pending: usize) -> Stretch {
         let target = self.target_us();
         if self.reliable() && margin_us - target > self.excess_us {
@@ -610,7 +635,10 @@ impl JitterBuffer {
         // One 20 ms step lower is still safe: by the target, or because the recent
         // packets would (almost) all have made it (the target is a quantile estimate;
         // when it sits just above a 20 ms step, this avoids paying the whole step).
-        let lower = margin_us - FRAME_US;
+        // A slow sender takes `fall` of the margin within the look-ahead: both the step
+        // lower and the margin are judged as they will be then.
+        let fall = self.drift_fall_us();
+        let lower = margin_us - FRAME_US - fall;
         if lower >= target + self.hyst_us || (lower < target && self.recent_late_ok(lower)) {
             // Less delay is only a saving: within one step of the target it waits for
             // a pause; further above, a clean pitch period in speech will do.
@@ -627,15 +655,26 @@ impl JitterBuffer {
                 max_samples: FRAME_SAMPLES,
                 urgency,
             }
-        } else if margin_us >= target - self.tol_us || self.recent_late_ok(margin_us) {
+        } else if margin_us - fall >= target - self.tol_us || self.recent_late_ok(margin_us - fall)
+        {
             self.accel_waited = 0;
-            if pending >= stretch::MIN_PERIOD {
+            // Under a slow sender the pending audio is kept: it is margin to come.
+            if pending >= stretch::MIN_PERIOD && fall == 0 {
                 Stretch::Accelerate {
                     max_samples: pending,
                     urgency: Urgency::QuietOnly,
                 }
             } else {
                 Stretch::None
+            }
+        } else if fall > 0 && (margin_us >= target - self.tol_us || self.recent_late_ok(margin_us))
+        {
+            // Enough margin now, too little once the slow sender has taken `fall`: make
+            // room in a pause (extending a pause is inaudible), before it is urgent.
+            self.accel_waited = 0;
+            Stretch::Expand {
+                max_samples: FRAME_SAMPLES.saturating_sub(pending).max(1),
+                urgency: Urgency::QuietOnly,
             }
         } else {
             // Too little margin risks late packets: stretch wherever it is clean
