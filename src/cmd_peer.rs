@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::peer::{measuring_receive_config, Peer, PeerConfig, PeerSource};
+use harness::peer::{Peer, PeerConfig, PeerSource, measuring_receive_config};
 use harness::signal::SignalGenerator;
 use media_blob::MediaSessionConfig;
 use platform::{CertFingerprint, Codec, ServerTrust};

@@ -124,11 +124,7 @@ fn dot_at(a: &[f64], b: &[f64], lag: usize, len: usize) -> f64 {
         ab += a[i] * b[lag + i];
         bb += b[lag + i] * b[lag + i];
     }
-    if bb == 0.0 {
-        0.0
-    } else {
-        ab / bb.sqrt()
-    }
+    if bb == 0.0 { 0.0 } else { ab / bb.sqrt() }
 }
 
 const DECIMATION: usize = 4;
