@@ -68,6 +68,7 @@ pub(crate) enum Command {
 pub struct PlaybackParts {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) sent: Arc<AtomicU64>,
+    pub(crate) turns: Arc<AtomicU64>,
     pub(crate) events: mpsc::UnboundedReceiver<MarkEvent>,
 }
 
@@ -78,6 +79,8 @@ pub(crate) struct PlaybackTask {
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) events: mpsc::UnboundedSender<MarkEvent>,
     pub(crate) sent: Arc<AtomicU64>,
+    /// Odd while the call handler runs a turn (see [`PlaybackTask::turn`]).
+    turns: Arc<AtomicU64>,
     /// Marks waiting for the link to send their audio: (packets, name).
     pending: VecDeque<(u64, String)>,
     /// Twilio marks sent to the platform, waiting for its echo.
@@ -86,10 +89,24 @@ pub(crate) struct PlaybackTask {
     cleared: VecDeque<String>,
 }
 
+/// Reads [`Playback::mark`] tries between the stream task's turns (each a few µs)
+/// before it counts a frame that may be on its way.
+const MARK_READ_TRIES: usize = 64;
 /// Most marks on their way at once; older ones are ended as cleared beyond it.
 const MAX_MARKS: usize = 1024;
 
 impl PlaybackTask {
+    /// Runs `f`, one turn of the call handler (a tick, a wake, an inbound event: any
+    /// of them may take a frame from the send queue and send it), marked in `turns`
+    /// so that [`Playback::mark`] never reads the queue and the sent count with a
+    /// frame between the two (taken from the queue, not yet counted as sent).
+    pub(crate) fn turn<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.turns.fetch_add(1, Ordering::AcqRel);
+        let r = f();
+        self.turns.fetch_add(1, Ordering::AcqRel);
+        r
+    }
+
     /// A command of the bot.
     pub(crate) fn on_command(&mut self, command: Command, dialect: Dialect, link: &mut WsLink) {
         match command {
@@ -171,16 +188,19 @@ pub(crate) fn channel() -> (PlaybackParts, PlaybackTask) {
     let (ctx, crx) = mpsc::unbounded_channel();
     let (etx, erx) = mpsc::unbounded_channel();
     let sent = Arc::new(AtomicU64::new(0));
+    let turns = Arc::new(AtomicU64::new(0));
     (
         PlaybackParts {
             commands: ctx,
             sent: sent.clone(),
+            turns: turns.clone(),
             events: erx,
         },
         PlaybackTask {
             commands: crx,
             events: etx,
             sent,
+            turns,
             pending: VecDeque::new(),
             awaiting: VecDeque::new(),
             cleared: VecDeque::new(),
@@ -195,6 +215,7 @@ pub struct Playback {
     sender: AudioSender,
     commands: mpsc::UnboundedSender<Command>,
     sent: Arc<AtomicU64>,
+    turns: Arc<AtomicU64>,
     events: mpsc::UnboundedReceiver<MarkEvent>,
 }
 
@@ -205,6 +226,7 @@ impl Playback {
             sender,
             commands: parts.commands,
             sent: parts.sent,
+            turns: parts.turns,
             events: parts.events,
         }
     }
@@ -218,18 +240,37 @@ impl Playback {
     }
 
     /// Places the mark `name` after the audio queued so far; a [`MarkEvent`] follows
-    /// once it has played (or was cleared). At most one frame late, never early.
+    /// once it has played (or was cleared). Never early; one frame late at most, and
+    /// only when the stream task was held inside a turn while the mark was placed.
     pub fn mark(&self, name: &str) -> Result<(), PlaybackError> {
-        // Queued first, then sent: a frame dequeued in between is counted in both
-        // (the mark comes one frame late), never in neither.
-        let queued = self.sender.queued() as u64;
-        let sent = self.sent.load(Ordering::Acquire);
         self.commands
             .send(Command::Mark {
                 name: name.to_owned(),
-                target: sent + queued,
+                target: self.packets_before_mark(),
             })
             .map_err(|_| PlaybackError::Ended)
+    }
+
+    /// Packets the link will have sent once the audio queued now has gone: the sent
+    /// count plus the queue, read between two turns of the stream task (a seqlock on
+    /// `turns`: a frame the task took from the queue is counted as sent before the turn
+    /// ends). If the task stays inside a turn (a descheduled thread), the queue is read
+    /// first and one frame added for the one that may be on its way.
+    fn packets_before_mark(&self) -> u64 {
+        for _ in 0..MARK_READ_TRIES {
+            let before = self.turns.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                let queued = self.sender.queued() as u64;
+                let sent = self.sent.load(Ordering::Acquire);
+                std::sync::atomic::fence(Ordering::Acquire);
+                if self.turns.load(Ordering::Acquire) == before {
+                    return sent + queued;
+                }
+            }
+            std::thread::yield_now();
+        }
+        let queued = self.sender.queued() as u64;
+        self.sent.load(Ordering::Acquire) + queued + 1
     }
 
     /// The next mark event; `None` once the stream has ended and all were read.
@@ -245,5 +286,37 @@ impl Playback {
     /// The send queue this control clears.
     pub fn sender(&self) -> &AudioSender {
         &self.sender
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_core::call::{AudioSender, FrameSource};
+    use media_core::frame::Pcm16kFrame;
+
+    #[test]
+    fn a_mark_placed_while_a_frame_is_on_its_way_is_never_early() {
+        let (parts, task) = channel();
+        let (sender, mut queue) = AudioSender::new(8);
+        let playback = Playback::new(parts, sender.clone());
+        for _ in 0..3 {
+            sender.enqueue(&Pcm16kFrame::silent()).expect("queued");
+        }
+        // The stream task's turn takes a frame and has not counted it as sent yet.
+        let mut frame = Pcm16kFrame::silent();
+        task.turns.fetch_add(1, Ordering::AcqRel);
+        assert!(queue.next_frame(&mut frame));
+        // The three frames queued before the mark end at packet 3, not 2.
+        assert_eq!(playback.packets_before_mark(), 3);
+        task.sent.fetch_add(1, Ordering::AcqRel);
+        task.turns.fetch_add(1, Ordering::AcqRel);
+        // Between turns the read is exact.
+        assert_eq!(playback.packets_before_mark(), 3);
+        task.turn(|| {
+            assert!(queue.next_frame(&mut frame));
+            task.sent.fetch_add(1, Ordering::AcqRel);
+        });
+        assert_eq!(playback.packets_before_mark(), 3);
     }
 }

@@ -409,7 +409,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
-            () = notify.notified() => handler.handle_wake(Instant::now(), &mut link),
+            () = notify.notified() => playback.turn(|| handler.handle_wake(Instant::now(), &mut link)),
             () = tokio::time::sleep_until(tick) => {
                 // Messages that came in while this task did not run (a busy machine)
                 // go to the call before the ticks that were due meanwhile, or those
@@ -429,7 +429,7 @@ async fn run_stream(socket: WebSocket, dialect: Dialect, peer: SocketAddr, share
                 if let Some(end) = ended {
                     break end;
                 }
-                handler.handle_timeout(Instant::now(), &mut link);
+                playback.turn(|| handler.handle_timeout(Instant::now(), &mut link));
                 playback.poll(dialect, &mut link);
             }
             Some(command) = playback.commands.recv() => playback.on_command(command, dialect, &mut link),
@@ -514,7 +514,7 @@ fn on_message(
             let mut frames = 0u64;
             let result = inbound.push(&chunk, |packet| {
                 frames += 1;
-                handler.handle_event(now, LinkEvent::Packet(packet), link);
+                playback.turn(|| handler.handle_event(now, LinkEvent::Packet(packet), link));
             });
             let stats = link.stats_mut();
             stats.packets_received += frames;
@@ -527,11 +527,13 @@ fn on_message(
         }
         Inbound::Dtmf { tone, duration_ms } => {
             link.stats_mut().control_received += 1;
-            handler.handle_event(
-                now,
-                LinkEvent::Control(Control::Dtmf { tone, duration_ms }),
-                link,
-            );
+            playback.turn(|| {
+                handler.handle_event(
+                    now,
+                    LinkEvent::Control(Control::Dtmf { tone, duration_ms }),
+                    link,
+                )
+            });
             None
         }
         Inbound::Stop => Some(End::Close(
