@@ -529,16 +529,17 @@ impl BotSession {
             }
             Dialect::Acs => {
                 let m: AcsBotMessage = serde_json::from_str(text).map_err(parse_err)?;
-                match m.kind.as_str() {
-                    "AudioData" => {
-                        let data = m
-                            .audio_data
-                            .ok_or_else(|| invalid("AudioData without AudioData".into()))?
-                            .data;
-                        self.audio_base64(&data)
-                    }
-                    "StopAudio" => Ok(BotCommand::Clear),
-                    _ => Ok(BotCommand::Ignored("an ACS message of another kind")),
+                // The .NET SDK writes `AudioData`/`StopAudio`, the JS SDK `audioData`/`stopAudio`.
+                if m.kind.eq_ignore_ascii_case("AudioData") {
+                    let data = m
+                        .audio_data
+                        .ok_or_else(|| invalid("AudioData without AudioData".into()))?
+                        .data;
+                    self.audio_base64(&data)
+                } else if m.kind.eq_ignore_ascii_case("StopAudio") {
+                    Ok(BotCommand::Clear)
+                } else {
+                    Ok(BotCommand::Ignored("an ACS message of another kind"))
                 }
             }
             Dialect::Vonage => {
@@ -733,8 +734,9 @@ struct TwilioBotMark {
     name: String,
 }
 
-/// ACS's outbound data, as its SDKs write it (`Kind`, `AudioData.Data`); camelCase
-/// is taken too.
+/// ACS's outbound data, as its SDKs write it: the .NET SDK's `Kind`, `AudioData.Data`,
+/// kinds `AudioData`/`StopAudio`, and the JS SDK's camelCase (`kind`, `audioData.data`,
+/// kinds `audioData`/`stopAudio`, from `createOutboundAudioData`/`createOutboundStopAudioData`).
 #[derive(Deserialize)]
 struct AcsBotMessage {
     #[serde(alias = "kind", rename = "Kind")]

@@ -66,6 +66,20 @@ fn acs_and_vonage_bots_are_read_in_their_dialects_and_bad_input_is_named() {
         acs.handle_text(r#"{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}"#),
         Ok(BotCommand::Clear)
     );
+    // The JS SDK's builders (@azure/communication-call-automation 1.6.0) write camelCase
+    // kinds and fields, exactly these strings.
+    let js = format!(
+        r#"{{"kind":"audioData","audioData":{{"data":"{pcm}","isSilent":false}},"stopAudio":{{}}}}"#
+    );
+    assert_eq!(acs.handle_text(&js), Ok(BotCommand::Audio { frames: 1 }));
+    assert_eq!(
+        acs.handle_text(r#"{"kind":"stopAudio","stopAudio":{}}"#),
+        Ok(BotCommand::Clear)
+    );
+    assert_eq!(
+        acs.handle_text(r#"{"kind":"transcriptionData"}"#),
+        Ok(BotCommand::Ignored("an ACS message of another kind"))
+    );
     let e = acs.handle_text(r#"{"Kind":"AudioData","AudioData":{"Data":"%%"}}"#);
     assert!(e.is_err_and(|e| e.detail.contains("base64")));
     let e = acs.handle_binary(&[0; 4]).expect_err("binary on ACS");
