@@ -7,8 +7,12 @@
 #   chromium + pip playwright; gstreamer (webrtcbin, nice, opus) + python3-gi and libnice's bindings (gir1.2-nice-0.1), openssl (an
 #     ECDSA certificate for webrtcbin) - the WebRTC clients of the WHIP tests
 #     (crates/webrtc-link/tests/clients)
+#   nodejs, npm (unless node brings its own, as NodeSource's does) - the ACS bot on
+#     Microsoft's JS SDK of ws-link's bot-link test (crates/ws-link/tests/bots/acs_bot)
 set -euo pipefail
-packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng chromium gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-nice-0.1 openssl)
+root="$(cd "$(dirname "$0")/.." && pwd)"
+packages=(cmake pkg-config gcc libasound2-dev pulseaudio libasound2-plugins fonts-dejavu-core espeak-ng chromium gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-tools python3-gi gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-nice-0.1 openssl nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 # PyPI packages for the PESQ-WB scorer (scripts/pesq_score.py), if missing.
 python_packages() {
   command -v python3 >/dev/null 2>&1 || { echo "warning: python3 not found: jb-eval --pesq will not work" >&2; return 0; }
@@ -23,6 +27,14 @@ python_packages() {
   python3 -m pip install -q numpy pesq 'websockets>=13' twilio playwright 'pipecat-ai>=1.14,<1.15' prometheus_client 2>/dev/null \
     || python3 -m pip install -q --break-system-packages numpy pesq 'websockets>=13' twilio playwright 'pipecat-ai>=1.14,<1.15' prometheus_client
 }
+# npm packages of the ACS bot (its package-lock.json), if not installed yet.
+node_packages() {
+  local dir="$root/crates/ws-link/tests/bots/acs_bot"
+  [ -d "$dir/node_modules" ] && return 0
+  command -v npm >/dev/null 2>&1 || { echo "warning: npm not found: ws-link's ACS bot test needs it" >&2; return 0; }
+  echo "installing npm packages: @azure/communication-call-automation ws (crates/ws-link/tests/bots/acs_bot)"
+  (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,7 +43,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
-if [ ${#missing[@]} -eq 0 ]; then python_packages; exit 0; fi
+if [ ${#missing[@]} -eq 0 ]; then python_packages; node_packages; exit 0; fi
 if [ "$(id -u)" -eq 0 ]; then
   echo "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -47,3 +59,4 @@ else
   exit 1
 fi
 python_packages
+node_packages
