@@ -1,12 +1,17 @@
 //! The outbound bot link against bots whose protocol side this project did not
 //! write: `tests/bots/twilio_bot.py`, a Twilio Media Streams bot on PyPI `websockets`
-//! whose handshake check is the `twilio` package's `RequestValidator`, and
-//! `tests/bots/pipecat_bot.py`, a Pipecat pipeline (PyPI `pipecat-ai`: its
-//! WebSocket server transport and `TwilioFrameSerializer` or `VonageFrameSerializer`). A call comes in as a
-//! Vonage stream (a tokio-tungstenite client playing the platform), is forwarded to
-//! the bot in Twilio's dialect (µ-law 8 kHz), and the bot's audio comes back through
-//! the call's paced send queue: its echo, a tone burst with a mark, and a barge-in
-//! (`clear`) that also reaches the platform as `{"action":"clear"}`.
+//! whose handshake check is the `twilio` package's `RequestValidator`;
+//! `tests/bots/pipecat_bot.py`, a Pipecat pipeline (PyPI `pipecat-ai`: its WebSocket
+//! server transport and `TwilioFrameSerializer` or `VonageFrameSerializer`); and
+//! `tests/bots/acs_bot/acs_bot.js`, an ACS audio streaming bot on Microsoft's JS SDK
+//! (npm `@azure/communication-call-automation`: `StreamingData.parse` reads what we
+//! send, `createOutboundAudioData`/`createOutboundStopAudioData` write its answers).
+//! A call comes in as a Vonage stream (a tokio-tungstenite client playing the
+//! platform), is forwarded to the bot in its dialect (Twilio µ-law 8 kHz, ACS PCM
+//! 24 kHz, Vonage L16), and the bot's audio comes back through the call's paced send
+//! queue: its echo, a tone burst (with a mark on Twilio), and a barge-in (`clear`,
+//! `StopAudio`) that also reaches the platform as `{"action":"clear"}`. Missing
+//! interpreters or packages skip a test, or fail it where `CI` is set.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,38 +31,63 @@ use ws_link::{
 
 const TOKEN: &str = "twilio-auth-token-of-the-bot";
 
-/// The Python bot, killed on drop; its `EVENT` lines collected.
-struct PyBot {
+/// A bot in another language (`tests/bots/…`), killed on drop; its `EVENT` lines
+/// collected.
+struct Bot {
     child: Child,
     port: u16,
     events: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
-impl PyBot {
-    /// Starts `tests/bots/<script>` with `args` once `imports` import, or `None`
-    /// where Python or its packages are missing outside CI (in CI that is a failure:
-    /// scripts/install-deps.sh installs them).
-    fn start(script: &str, args: &[&str], imports: &str) -> Option<PyBot> {
-        let ok = Command::new("python3")
-            .args(["-c", &format!("import {imports}")])
+impl Bot {
+    /// Starts the Python bot `tests/bots/<script>` with `args` once `imports` import.
+    fn python(script: &str, args: &[&str], imports: &str) -> Option<Bot> {
+        let check = format!("import {imports}");
+        Bot::start("python3", &["-c", &check], script, args)
+    }
+
+    /// Starts the Node bot `tests/bots/<script>` once `modules` load from its folder's
+    /// node_modules.
+    fn node(script: &str, modules: &[&str]) -> Option<Bot> {
+        let check: String = modules.iter().map(|m| format!("require({m:?});")).collect();
+        Bot::start("node", &["-e", &check], script, &[])
+    }
+
+    /// Starts `program tests/bots/<script> args` in the script's folder once `program
+    /// check` succeeds there, or `None` where the interpreter or the bot's packages
+    /// are missing outside CI (in CI that is a failure: scripts/install-deps.sh
+    /// installs them).
+    fn start(program: &str, check: &[&str], script: &str, args: &[&str]) -> Option<Bot> {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/bots")
+            .join(script);
+        let dir = script.parent().expect("the bot's folder").to_owned();
+        let ok = Command::new(program)
+            .args(check)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "python3 with {imports} is needed (scripts/install-deps.sh)"
+                "{program} with what `{}` needs is missing (scripts/install-deps.sh)",
+                check.join(" ")
             );
-            eprintln!("skipped: python3 with {imports} is not installed");
+            eprintln!(
+                "skipped: {program} with what `{}` needs is not installed",
+                check.join(" ")
+            );
             return None;
         }
-        let script = format!("{}/tests/bots/{script}", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("python3")
-            .arg(script)
+        let mut child = Command::new(program)
+            .arg(&script)
             .args(args)
+            .current_dir(&dir)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start the Python bot");
+            .unwrap_or_else(|e| panic!("start {}: {e}", script.display()));
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let first = lines
             .next()
@@ -77,7 +107,7 @@ impl PyBot {
                 }
             }
         });
-        Some(PyBot {
+        Some(Bot {
             child,
             port,
             events,
@@ -116,7 +146,7 @@ impl PyBot {
     }
 }
 
-impl Drop for PyBot {
+impl Drop for Bot {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -165,11 +195,30 @@ fn loud_runs(audio: &[i16]) -> Vec<(usize, usize)> {
     merged.into_iter().filter(|r| r.1 >= 3).collect()
 }
 
+/// The first of `runs` is the echo of the call's 100 frames of a 1 kHz tone: `frames`
+/// long, at the level it was sent (within 2 dB).
+fn assert_echo(audio: &[i16], runs: &[(usize, usize)], frames: std::ops::RangeInclusive<usize>) {
+    let Some(&(start, len)) = runs.first() else {
+        panic!("no echo of the tone came back");
+    };
+    assert!(
+        frames.contains(&len),
+        "the echo of 100 tone frames: {runs:?}"
+    );
+    let echo = &audio[(start + 20) * FRAME_SAMPLES..(start + 80) * FRAME_SAMPLES];
+    let level = rms_dbfs(echo);
+    let sent = rms_dbfs(&tone_frame(0, 1000.0, 8000.0));
+    assert!(
+        (level - sent).abs() < 2.0,
+        "echo at {level:.1} dBFS, sent {sent:.1}"
+    );
+}
+
 type Results = Arc<Mutex<Vec<Result<BotLinkReport, BotLinkError>>>>;
 
-/// A platform whose streams are each forwarded to the bot at `url` speaking
-/// `dialect`; the first with the right auth token, later ones with a wrong one.
-async fn setup(url: String, dialect: Dialect) -> (WsServer, Results, Arc<MediaPlatform>) {
+/// A platform whose streams are each forwarded to a bot as `bot` says; the first
+/// with the right auth token, later ones with a wrong one.
+async fn setup(bot: BotLinkConfig) -> (WsServer, Results, Arc<MediaPlatform>) {
     let (server, mut incoming, platform) =
         common::endpoint(WsConfig::default(), |_| FrameDelivery::Channel(50)).await;
     let results: Results = Arc::default();
@@ -177,7 +226,7 @@ async fn setup(url: String, dialect: Dialect) -> (WsServer, Results, Arc<MediaPl
     let calls = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
-            let mut config = BotLinkConfig::new(url.clone(), dialect);
+            let mut config = bot.clone();
             let n = calls.fetch_add(1, Ordering::SeqCst);
             config.auth_token = Some(if n == 0 { TOKEN } else { "not-the-token" }.into());
             let done = done.clone();
@@ -270,6 +319,26 @@ impl VonageClient {
         }
     }
 
+    /// Plays silence, a frame at a time, until `done`; fails after 15 s saying
+    /// `what`, with the bot's events.
+    async fn play_until(&mut self, bot: &Bot, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}; loud runs back {:?}; bot events: {:?}",
+                loud_runs(&self.audio()),
+                bot.events.lock().expect("events")
+            );
+            self.play(1, &[]).await;
+        }
+    }
+
+    /// The audio the endpoint sent so far.
+    fn audio(&self) -> Vec<i16> {
+        self.received.lock().expect("received").0.clone()
+    }
+
     /// Whether the endpoint sent this text message.
     fn got_text(&self, text: &str) -> bool {
         self.received
@@ -310,11 +379,12 @@ async fn result_of(results: &Results, n: usize) -> Result<BotLinkReport, BotLink
 #[test]
 fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
     let imports = "websockets.asyncio.server, twilio.request_validator";
-    let Some(bot) = PyBot::start("twilio_bot.py", &[TOKEN], imports) else {
+    let Some(bot) = Bot::python("twilio_bot.py", &[TOKEN], imports) else {
         return;
     };
     common::rt().block_on(async {
-        let (server, results, _platform) = setup(bot.url(), Dialect::Twilio).await;
+        let (server, results, _platform) =
+            setup(BotLinkConfig::new(bot.url(), Dialect::Twilio)).await;
         // 9 s of frames (TCP timing): 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s
         // (short tone + mark), DTMF 1 at 5.5 s (the bot clears the echo queued, sends a
         // 4 s tone and clears it after 1 s).
@@ -373,17 +443,7 @@ fn a_call_is_forwarded_to_a_twilio_bot_paced_with_dtmf_marks_and_barge_in() {
         let runs = loud_runs(&audio);
         eprintln!("loud runs (frame, frames): {runs:?}; texts from the endpoint: {texts:?}");
         assert_eq!(runs.len(), 3, "echo, short tone, cut long tone: {runs:?}");
-        assert!(
-            (90..=110).contains(&runs[0].1),
-            "the echo of 100 tone frames: {runs:?}"
-        );
-        let echo = &audio[(runs[0].0 + 20) * FRAME_SAMPLES..(runs[0].0 + 80) * FRAME_SAMPLES];
-        let level = rms_dbfs(echo);
-        let sent = rms_dbfs(&tone_frame(0, 1000.0, 8000.0));
-        assert!(
-            (level - sent).abs() < 2.0,
-            "echo at {level:.1} dBFS, sent {sent:.1}"
-        );
+        assert_echo(&audio, &runs, 90..=110);
         assert!(
             (23..=28).contains(&runs[1].1),
             "the 500 ms tone plays whole: {runs:?}"
@@ -466,24 +526,20 @@ fn pipecat_bot(dialect: Dialect) {
         .port()
         .to_string();
     let imports = "pipecat.serializers.twilio, pipecat.serializers.vonage, pipecat.transports.websocket.server";
-    let Some(bot) = PyBot::start("pipecat_bot.py", &[&port, dialect.name()], imports) else {
+    let Some(bot) = Bot::python("pipecat_bot.py", &[&port, dialect.name()], imports) else {
         return;
     };
     common::rt().block_on(async {
-        let (server, results, _platform) = setup(format!("ws://127.0.0.1:{port}/"), dialect).await;
+        let url = format!("ws://127.0.0.1:{port}/");
+        let (server, results, _platform) = setup(BotLinkConfig::new(url, dialect)).await;
         // 2 s of a 1 kHz tone, then silence; DTMF 2 at 3 s; the call goes on (silence)
         // until the interruption reached the platform.
         let mut client = VonageClient::connect(&server).await;
         client.play(200, &[(150, "2")]).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !client.got_text(r#"{"action":"clear"}"#) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no clear reached the platform; bot events: {:?}",
-                bot.events.lock().expect("events")
-            );
-            client.play(1, &[]).await;
-        }
+        let cleared = |c: &VonageClient| c.got_text(r#"{"action":"clear"}"#);
+        client
+            .play_until(&bot, "no clear reached the platform", cleared)
+            .await;
         let (audio, texts) = client.close().await;
 
         let first = &bot.wait_for("first_audio", 1).await[0];
@@ -496,23 +552,164 @@ fn pipecat_bot(dialect: Dialect) {
         let runs = loud_runs(&audio);
         eprintln!("Pipecat {dialect}: loud runs (frame, frames): {runs:?}; texts: {texts:?}");
         assert_eq!(runs.len(), 1, "the echo of the tone: {runs:?}");
-        assert!(
-            (85..=115).contains(&runs[0].1),
-            "the echo of 100 tone frames: {runs:?}"
-        );
-        let echo = &audio[(runs[0].0 + 20) * FRAME_SAMPLES..(runs[0].0 + 80) * FRAME_SAMPLES];
-        let level = rms_dbfs(echo);
-        let sent = rms_dbfs(&tone_frame(0, 1000.0, 8000.0));
-        assert!(
-            (level - sent).abs() < 2.0,
-            "echo at {level:.1} dBFS, sent {sent:.1}"
-        );
+        assert_echo(&audio, &runs, 85..=115);
         let report = result_of(&results, 0)
             .await
             .expect("the forwarded call ends cleanly");
         eprintln!("{report:?}");
         assert!(report.call_ended);
         assert_eq!((report.stats.clears, report.stats.dtmf_to_bot), (1, 1));
+    });
+}
+
+/// Zero crossings per 20 ms frame of `audio`: twice the tone's frequency over 50.
+fn crossings_per_frame(audio: &[i16]) -> f64 {
+    let n = audio
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    n as f64 * FRAME_SAMPLES as f64 / audio.len().max(1) as f64
+}
+
+/// An ACS bot on Microsoft's JS SDK (`tests/bots/acs_bot`, npm
+/// `@azure/communication-call-automation`): the call is forwarded in ACS's dialect at
+/// 24 kHz and every message is read by the SDK's own parser; the bot's echo and tone,
+/// written by the SDK's builders, play into the call, and its StopAudio cuts the tone
+/// and reaches the platform as `{"action":"clear"}`.
+#[test]
+fn a_call_is_forwarded_to_an_acs_bot_on_microsofts_js_sdk_that_echoes_and_barges_in() {
+    let Some(bot) = Bot::node(
+        "acs_bot/acs_bot.js",
+        &["@azure/communication-call-automation", "ws"],
+    ) else {
+        return;
+    };
+    common::rt().block_on(async {
+        let mut config = BotLinkConfig::new(bot.url(), Dialect::Acs);
+        config.acs_rate = 24_000;
+        let (server, results, _platform) = setup(config).await;
+        // 2 s of a 1 kHz tone, then silence; DTMF 1 at 3 s: the bot sends 4 s of a
+        // 440 Hz tone at once. Once 500 ms of that tone came back, DTMF 2: the bot's
+        // StopAudio. The call goes on (silence) until the clear reached the platform.
+        let mut client = VonageClient::connect(&server).await;
+        client.play(150, &[(149, "1")]).await;
+        let tone_heard = |client: &VonageClient| {
+            let runs = loud_runs(&client.audio());
+            runs.len() >= 2 && runs[1].1 >= 25
+        };
+        client
+            .play_until(&bot, "the bot's tone never came back", tone_heard)
+            .await;
+        let barge_in = client.sent;
+        client.play(1, &[(barge_in, "2")]).await;
+        let cleared = |c: &VonageClient| c.got_text(r#"{"action":"clear"}"#);
+        client
+            .play_until(&bot, "no clear reached the platform", cleared)
+            .await;
+        let sent = client.sent;
+        let (audio, texts) = client.close().await;
+        let report = result_of(&results, 0)
+            .await
+            .expect("the forwarded call ends cleanly");
+        let closed = bot.wait_for("closed", 1).await.remove(0);
+        eprintln!("ACS bot (JS SDK): {closed}");
+        eprintln!("{report:?}");
+
+        // The SDK's parser took every message, in ACS's order and shapes.
+        for bad in ["parse_error", "builder_error", "unexpected_kind"] {
+            assert!(
+                bot.events(bad).is_empty(),
+                "{bad}: {:?}",
+                bot.events.lock().expect("events")
+            );
+        }
+        let connected = &bot.wait_for("connected", 1).await[0];
+        assert_eq!(connected["authorization"], format!("Bearer {TOKEN}"));
+        let meta = &bot.wait_for("audio_metadata", 1).await[0];
+        assert_eq!(meta["index"], 0, "AudioMetadata comes first: {meta}");
+        assert!(
+            meta["subscriptionId"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{meta}"
+        );
+        assert_eq!(
+            (&meta["encoding"], &meta["sampleRate"], &meta["channels"]),
+            (&"PCM".into(), &24_000.into(), &1.into()),
+            "{meta}"
+        );
+        let first = &bot.wait_for("first_audio", 1).await[0];
+        assert_eq!((&first["index"], &first["bytes"]), (&1.into(), &960.into()));
+        // `participantRawID` through the SDK's createIdentifierFromRawId: our
+        // `8:media-processor:…` is no ACS identifier shape, so it is kept as an
+        // identifier of kind `unknown` with the raw id.
+        let participant = &first["participant"];
+        assert_eq!(participant["kind"], "unknown", "{first}");
+        assert!(
+            participant["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("8:media-processor:CA")),
+            "{first}"
+        );
+        let dtmf = bot.wait_for("dtmf", 2).await;
+        let digits: Vec<_> = dtmf.iter().map(|d| d["digit"].as_str()).collect();
+        assert_eq!(digits, [Some("1"), Some("2")]);
+        let a = &closed["audio"];
+        let parsed = a["messages"].as_u64().expect("messages");
+        assert_eq!(
+            parsed,
+            report.stats.frames_to_bot - report.stats.frames_to_bot_dropped,
+            "every AudioData sent was parsed: {closed}"
+        );
+        assert_eq!(
+            a["lengths"],
+            serde_json::json!({"960": parsed}),
+            "every AudioData carries 20 ms of 24 kHz PCM16: {closed}"
+        );
+        assert_eq!(a["badTimestamps"], 0, "{closed}");
+        assert_eq!(
+            closed["messages"],
+            parsed + 3,
+            "AudioMetadata, audio, 2 DTMF"
+        );
+        assert!(
+            parsed + 50 >= sent as u64,
+            "{parsed} of {sent} frames reached the bot"
+        );
+
+        // What the platform got back: the echo of its 1 kHz tone, then the bot's
+        // 440 Hz tone cut by StopAudio, and the clear.
+        let runs = loud_runs(&audio);
+        eprintln!("ACS: loud runs (frame, frames): {runs:?}; DTMF 2 after frame {barge_in}");
+        eprintln!("ACS: texts from the endpoint: {texts:?}");
+        assert_eq!(runs.len(), 2, "the echo, the cut tone: {runs:?}");
+        assert_echo(&audio, &runs, 85..=115);
+        // 440 Hz: 17.6 zero crossings a frame, 1 kHz: 40.
+        let crossings = |r: (usize, usize)| {
+            crossings_per_frame(&audio[(r.0 + 5) * FRAME_SAMPLES..(r.0 + 20) * FRAME_SAMPLES])
+        };
+        let (echo_zc, tone_zc) = (crossings(runs[0]), crossings(runs[1]));
+        eprintln!("zero crossings a frame: echo {echo_zc:.1}, tone {tone_zc:.1}");
+        assert!((38.0..42.0).contains(&echo_zc), "echo not 1 kHz: {echo_zc}");
+        assert!(
+            (16.0..19.5).contains(&tone_zc),
+            "tone not 440 Hz: {tone_zc}"
+        );
+        assert!(
+            (25..190).contains(&runs[1].1),
+            "the 4 s tone (200 frames) is cut by StopAudio after at least 500 ms: {runs:?}"
+        );
+        assert!(
+            texts.iter().any(|t| t == r#"{"action":"clear"}"#),
+            "the platform was told to clear: {texts:?}"
+        );
+        assert!(report.call_ended);
+        let s = report.stats;
+        assert_eq!((s.clears, s.dtmf_to_bot), (1, 2), "{s:?}");
+        assert!(
+            s.frames_cleared + runs[1].1 as u64 >= 195,
+            "what of the tone did not play was cleared: {s:?}"
+        );
     });
 }
 
