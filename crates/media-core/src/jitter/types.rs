@@ -43,10 +43,25 @@ pub struct JitterConfig {
     /// Extra margin above target + 20 ms before accelerating (default 0); avoids
     /// flapping when the target moves slightly.
     pub accelerate_hysteresis: Duration,
+    /// Hysteresis as a fraction of the target delay (default 0.15), used where it is
+    /// larger than [`accelerate_hysteresis`](Self::accelerate_hysteresis). The target
+    /// is a quantile estimate whose noise grows with the jitter: under 12 ms of normal
+    /// jitter (target ≈ 80 ms) it wanders by ±10 ms, and a buffer that accelerates
+    /// whenever it dips and expands when it rises stretches the speech back and forth
+    /// (each stretch moves the rest of a word, which PESQ charges more than the delay
+    /// saved). Not applied while a sender's clock drift is measured: its stretches are
+    /// needed.
+    pub accelerate_hysteresis_fraction: f64,
     /// How far below the target the margin may be before expanding (default 0). A
     /// small tolerance stops flapping between two 20 ms steps when the target sits right
     /// on one, at the price of slightly more late packets.
     pub expand_tolerance: Duration,
+    /// Expand tolerance as a fraction of the target delay (default 0.15), used where it
+    /// is larger than [`expand_tolerance`](Self::expand_tolerance): the other half of
+    /// the hysteresis around a wandering target (under 12 ms of normal jitter it turns
+    /// every expansion inside speech into none, for 0.5 % late packets). Not applied
+    /// while a sender's clock drift is measured.
+    pub expand_tolerance_fraction: f64,
     /// On a reliable link ([`Delivery::ReliableOrdered`](crate::link::Delivery)), how
     /// far the margin may exceed the target before every decoded frame is accelerated
     /// urgently (default 200 ms): the bound of the delay a stall or a paused sender
@@ -66,7 +81,9 @@ impl Default for JitterConfig {
             peak_interval: Duration::from_millis(200),
             window: Duration::from_secs(2),
             accelerate_hysteresis: Duration::ZERO,
+            accelerate_hysteresis_fraction: 0.15,
             expand_tolerance: Duration::ZERO,
+            expand_tolerance_fraction: 0.15,
             reliable_max_excess: Duration::from_millis(200),
         }
     }
