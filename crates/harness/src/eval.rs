@@ -178,6 +178,21 @@ pub struct ProfileReport {
     pub stretch_ceiling_wav: Option<PathBuf>,
     /// PESQ-WB of the stretched ceiling, once scored.
     pub stretch_ceiling_pesq: Option<f64>,
+    /// The codec with perfect timing over the frames this run actually played decoded
+    /// (network and late losses both lost): what the run's losses alone cost. Its
+    /// score minus the output's is what the timing (stretching, the merge after a gap)
+    /// cost; the ceiling minus it is what the late losses cost.
+    pub played_ceiling_wav: Option<PathBuf>,
+    /// PESQ-WB of the played-frames ceiling, once scored.
+    pub played_ceiling_pesq: Option<f64>,
+    /// The oracle receiver: the codec with one fixed playout delay, the oracle delay
+    /// (so within the delay target), knowing the trace in advance: a frame later than
+    /// that delay is lost, every other one plays with perfect timing (no stretch).
+    /// On a jittery profile the perfect-timing ceiling is out of reach within the delay
+    /// target; this is a receiver that meets it.
+    pub oracle_ceiling_wav: Option<PathBuf>,
+    /// PESQ-WB of the oracle receiver, once scored.
+    pub oracle_ceiling_pesq: Option<f64>,
 }
 
 impl ProfileReport {
@@ -265,6 +280,16 @@ pub fn run(cfg: &EvalConfig) -> Result<EvalReport, EvalError> {
                 let path = dir.join(format!("{}.stretch-ceiling.wav", p.name));
                 media_core::wav::write_mono_16k(&path, &stretched)?;
                 rep.stretch_ceiling_wav = Some(path);
+            }
+            if let Some(dir) = &cfg.out_dir {
+                let played = codec_ceiling(cfg, &input, &trace.played, &trace.expected_loss)?;
+                let path = dir.join(format!("{}.played-ceiling.wav", p.name));
+                media_core::wav::write_mono_16k(&path, &played)?;
+                rep.played_ceiling_wav = Some(path);
+                let oracle = codec_ceiling(cfg, &input, &trace.on_time, &trace.expected_loss)?;
+                let path = dir.join(format!("{}.oracle-ceiling.wav", p.name));
+                media_core::wav::write_mono_16k(&path, &oracle)?;
+                rep.oracle_ceiling_wav = Some(path);
             }
         }
         reports.push(rep);
@@ -432,6 +457,10 @@ struct Trace {
     arrived: Vec<bool>,
     /// The encoder's expected-loss setting for each frame.
     expected_loss: Vec<u8>,
+    /// Which frames the receiver played decoded (not concealed).
+    played: Vec<bool>,
+    /// Which frames arrived within the oracle delay.
+    on_time: Vec<bool>,
 }
 
 /// [`run_profile`], also returning the trace the codec ceiling replays.
@@ -628,10 +657,29 @@ fn run_profile_traced(
         ceiling_pesq: None,
         stretch_ceiling_wav: None,
         stretch_ceiling_pesq: None,
+        played_ceiling_wav: None,
+        played_ceiling_pesq: None,
+        oracle_ceiling_wav: None,
+        oracle_ceiling_pesq: None,
     };
+    let mut played = vec![false; frames];
+    for &(_, media, decoded) in &delivered {
+        let idx = (media / FRAME_SAMPLES as f64).round();
+        if decoded && idx >= 0.0 && (idx as usize) < frames {
+            played[idx as usize] = true;
+        }
+    }
     let trace = Trace {
         arrived: arrival.iter().map(Option::is_some).collect(),
         expected_loss,
+        played,
+        on_time: arrival
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.is_some_and(|a| next_tick(a) - send_s(i as u64) - d_min <= oracle + 1e-9)
+            })
+            .collect(),
     };
     Ok((rep, out, trace))
 }
@@ -649,8 +697,8 @@ pub fn format_pesq_table(r: &EvalReport) -> String {
         crate::pesq::SKIP_S
     );
     s.push_str(&format!(
-        "{:<15} {:>6} {:>8} {:>6} {:>8} {:>8}\n",
-        "profile", "PESQ", "ceiling", "gap", "mean ms", "oracle"
+        "{:<15} {:>6} {:>8} {:>6} {:>7} {:>8} {:>8}\n",
+        "profile", "PESQ", "ceiling", "gap", "played", "mean ms", "oracle"
     ));
     for p in &r.profiles {
         let mark = if p.stretch_ceiling_pesq.is_some() {
@@ -659,18 +707,20 @@ pub fn format_pesq_table(r: &EvalReport) -> String {
             ""
         };
         s.push_str(&format!(
-            "{:<15} {:>6} {:>8} {:>6} {:>8.1} {:>8.1}\n",
+            "{:<15} {:>6} {:>8} {:>6} {:>7} {:>8.1} {:>8.1}\n",
             p.profile,
             f(p.pesq),
             format!("{}{mark}", f(p.reference_ceiling_pesq())),
             f(p.gap()),
+            f(p.played_ceiling_pesq),
             p.mean_added_delay_ms,
             p.oracle_delay_ms
         ));
     }
     s.push_str(
         "ceiling = the same codec over the same network loss trace with perfect timing; \
-         gap = ceiling - PESQ\n",
+         gap = ceiling - PESQ; played = the codec with perfect timing over the frames \
+         this run played (its network and late losses): played - PESQ is what the timing cost\n",
     );
     if let Some(p) = r.profiles.iter().find(|p| p.stretch_ceiling_pesq.is_some()) {
         s.push_str(&format!(

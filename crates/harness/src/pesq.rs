@@ -109,7 +109,7 @@ pub fn score(reference: &Path, degraded: &[PathBuf]) -> Result<Vec<Option<f64>>,
 
 /// Scores every profile's output and codec ceiling of an evaluation that wrote its
 /// WAV files ([`crate::eval::EvalConfig::out_dir`]), filling
-/// [`crate::eval::ProfileReport::pesq`], `ceiling_pesq` and `stretch_ceiling_pesq`. Nothing to do without a
+/// [`crate::eval::ProfileReport::pesq`], `ceiling_pesq`, `stretch_ceiling_pesq`, `played_ceiling_pesq` and `oracle_ceiling_pesq`. Nothing to do without a
 /// reference file.
 pub fn score_report(report: &mut EvalReport) -> Result<(), PesqError> {
     let Some(reference) = report.reference_wav.clone() else {
@@ -120,6 +120,8 @@ pub fn score_report(report: &mut EvalReport) -> Result<(), PesqError> {
         files.extend(p.wav.iter().cloned());
         files.extend(p.ceiling_wav.iter().cloned());
         files.extend(p.stretch_ceiling_wav.iter().cloned());
+        files.extend(p.played_ceiling_wav.iter().cloned());
+        files.extend(p.oracle_ceiling_wav.iter().cloned());
     }
     let mut scores = score(&reference, &files)?.into_iter();
     for p in &mut report.profiles {
@@ -131,6 +133,12 @@ pub fn score_report(report: &mut EvalReport) -> Result<(), PesqError> {
         }
         if p.stretch_ceiling_wav.is_some() {
             p.stretch_ceiling_pesq = scores.next().flatten();
+        }
+        if p.played_ceiling_wav.is_some() {
+            p.played_ceiling_pesq = scores.next().flatten();
+        }
+        if p.oracle_ceiling_wav.is_some() {
+            p.oracle_ceiling_pesq = scores.next().flatten();
         }
     }
     Ok(())
