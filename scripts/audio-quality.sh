@@ -9,7 +9,9 @@
 #   silero  - the first 30 s of silero-vad 6.2.3's tests/data/test.wav (real speech,
 #             16 kHz mono; the package is MIT licensed)
 # Prints one markdown
-# table per codec (PESQ now / codec ceiling per input, mean gap, delays), the table of
+# table per codec (PESQ now / codec ceiling per input, mean gap, the mean gap to the
+# oracle receiver: a fixed playout delay at the oracle delay knowing the trace, no
+# stretch; delays), the table of
 # BENCHMARKS.md's "Audio quality (PESQ-WB)".
 #
 #   scripts/audio-quality.sh [OUT_DIR]          (default out/audio-quality)
@@ -88,10 +90,11 @@ inputs = sys.argv[2:]
 for codec in ["pcm", "opus"]:
     reps = {i: json.load(open(f"{out}/{codec}-{i}.json")) for i in inputs}
     print(f"\n{codec}: PESQ-WB now / codec ceiling")
-    print("| profile | " + " | ".join(inputs) + " | mean gap | mean delay ms | oracle ms |")
-    print("|---|" + "---:|" * (len(inputs) + 3))
+    print("| profile | " + " | ".join(inputs)
+          + " | mean gap | gap to oracle receiver | mean delay ms | oracle ms |")
+    print("|---|" + "---:|" * (len(inputs) + 4))
     for k, p in enumerate(reps[inputs[0]]["profiles"]):
-        cells, gaps, delays, oracles = [], [], [], []
+        cells, gaps, delays, oracles, rx_gaps = [], [], [], [], []
         for i in inputs:
             q = reps[i]["profiles"][k]
             # A drifting sender's profile is judged against the stretched ceiling (*).
@@ -102,11 +105,18 @@ for codec in ["pcm", "opus"]:
             cells.append(f"{now:.2f} / {ceil:.2f}{mark}" if now is not None and ceil is not None else "-")
             if now is not None and ceil is not None:
                 gaps.append(ceil - now)
+            # The oracle receiver (a fixed playout delay at the oracle delay, knowing
+            # the trace) cannot follow a drifting sender: not shown for those.
+            rx = q.get("oracle_ceiling_pesq")
+            if now is not None and rx is not None and stretched is None:
+                rx_gaps.append(rx - now)
             delays.append(q["mean_added_delay_ms"])
             oracles.append(q["oracle_delay_ms"])
         gap = f"{sum(gaps) / len(gaps):.2f}" if gaps else "-"
+        rx_gap = f"{sum(rx_gaps) / len(rx_gaps):.2f}" if rx_gaps else "-"
         print(f"| {p['profile']} | " + " | ".join(cells)
-              + f" | {gap} | {sum(delays) / len(delays):.0f} | {sum(oracles) / len(oracles):.0f} |")
+              + f" | {gap} | {rx_gap} | {sum(delays) / len(delays):.0f}"
+              + f" | {sum(oracles) / len(oracles):.0f} |")
     plain = []
     for k, p in enumerate(reps[inputs[0]]["profiles"]):
         if p.get("stretch_ceiling_pesq") is not None:
