@@ -181,7 +181,9 @@ pub struct ProfileReport {
     /// The codec with perfect timing over the frames this run actually played decoded
     /// (network and late losses both lost): what the run's losses alone cost. Its
     /// score minus the output's is what the timing (stretching, the merge after a gap)
-    /// cost; the ceiling minus it is what the late losses cost.
+    /// cost; the ceiling minus it is what the late losses cost. Approximate: a frame
+    /// rebuilt from the next packet's FEC counts as played (so with Opus it can score
+    /// above the ceiling), and a quiet frame removed whole by an acceleration as lost.
     pub played_ceiling_wav: Option<PathBuf>,
     /// PESQ-WB of the played-frames ceiling, once scored.
     pub played_ceiling_pesq: Option<f64>,
